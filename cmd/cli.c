@@ -1,0 +1,136 @@
+/* cmd/cli.c — argument and error helpers for the subcommands (see cli.h). */
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cli_exit_error(const mp_error *err) {
+    fprintf(stderr, "monet-probe: %s\n", err->msg[0] ? err->msg : "unknown error");
+    return mp_exit_code(err->code);
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "monet-probe: %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, " (see: monet-probe %s --help)\n", cmd);
+    return 2;
+}
+
+int cli_is_help(const char *s) { return !strcmp(s, "-h") || !strcmp(s, "--help"); }
+
+int cli_parse_long(const char *s, long lo, long hi, long *out) {
+    if (!s || !*s) return -1;
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end != '\0' || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}
+
+int cli_parse_double(const char *s, double lo, double hi, double *out) {
+    if (!s || !*s) return -1;
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || *end != '\0' || !isfinite(v) || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}
+
+int cli_parse_ids(const char *s, int32_t **ids, size_t *n, mp_error *err) {
+    size_t cap = 16, cnt = 0;
+    int32_t *v = malloc(cap * sizeof *v);
+    if (!v) return mp_fail(err, MP_ENOMEM, "out of memory");
+    const char *p = s;
+    while (*p) {
+        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == ',') p++;
+        if (!*p) break;
+        char *end = NULL;
+        errno = 0;
+        long x = strtol(p, &end, 10);
+        if (end == p || errno || x < 0 || x > INT32_MAX) {
+            free(v);
+            return mp_fail(err, MP_EINPUT, "--ids: '%.40s' is not a non-negative token id", p);
+        }
+        if (cnt == cap) {
+            cap *= 2;
+            int32_t *nv = realloc(v, cap * sizeof *nv);
+            if (!nv) { free(v); return mp_fail(err, MP_ENOMEM, "out of memory"); }
+            v = nv;
+        }
+        v[cnt++] = (int32_t)x;
+        p = end;
+        if (*p && *p != ',' && *p != ' ' && *p != '\t' && *p != '\n') {
+            free(v);
+            return mp_fail(err, MP_EINPUT, "--ids: unexpected character '%c' (expected comma-separated ids)", *p);
+        }
+    }
+    if (cnt == 0) { free(v); return mp_fail(err, MP_EINPUT, "--ids: no token ids given"); }
+    *ids = v;
+    *n = cnt;
+    return 0;
+}
+
+int cli_read_all(const char *path, char **buf, size_t *len, mp_error *err) {
+    int is_stdin = !strcmp(path, "-");
+    FILE *f = is_stdin ? stdin : fopen(path, "rb");
+    if (!f) return mp_fail(err, MP_EIO, "%s: cannot open: %s", path, strerror(errno));
+    size_t cap = 1 << 16, n = 0;
+    char *b = malloc(cap + 1);
+    if (!b) { if (!is_stdin) fclose(f); return mp_fail(err, MP_ENOMEM, "out of memory"); }
+    for (;;) {
+        if (n == cap) {
+            cap *= 2;
+            char *nb = realloc(b, cap + 1);
+            if (!nb) { free(b); if (!is_stdin) fclose(f); return mp_fail(err, MP_ENOMEM, "out of memory"); }
+            b = nb;
+        }
+        size_t r = fread(b + n, 1, cap - n, f);
+        n += r;
+        if (r == 0) break;
+    }
+    int bad = ferror(f);
+    if (!is_stdin) fclose(f);
+    if (bad) { free(b); return mp_fail(err, MP_EIO, "%s: read error", path); }
+    b[n] = '\0';
+    *buf = b;
+    *len = n;
+    return 0;
+}
+
+const char *cli_opt_value(const char *cmd, int argc, char **argv, int *i) {
+    if (*i + 1 >= argc) {
+        cli_usage_error(cmd, "option %s needs a value", argv[*i]);
+        return NULL;
+    }
+    *i += 1;
+    return argv[*i];
+}
+
+int cli_load_tokenizer(const char *model_dir, mp_tokenizer **tok, mp_error *err) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tokenizer.model", model_dir);
+    return mp_tokenizer_load(path, tok, err);
+}
+
+int cli_get_ids(const char *model_dir, const char *ids_arg, const char *text_arg, int bos, int32_t **ids,
+                size_t *n, mp_error *err) {
+    if (ids_arg) return cli_parse_ids(ids_arg, ids, n, err);
+    mp_tokenizer *tok = NULL;
+    MP_TRY(cli_load_tokenizer(model_dir, &tok, err));
+    int rc = mp_tokenizer_encode(tok, text_arg, strlen(text_arg), bos, ids, n, err);
+    mp_tokenizer_free(tok);
+    if (rc == 0 && *n == 0) {
+        free(*ids);
+        return mp_fail(err, MP_EINPUT, "--text: the text encodes to no tokens");
+    }
+    return rc;
+}

@@ -1,0 +1,52 @@
+/* cmd/cli.h — helpers shared by the subcommands: the only place that prints
+ * errors and picks exit codes. Library calls fill an mp_error; cmd code calls
+ * cli_exit_error() to print "monet-probe: <message>" and get the exit status. */
+#ifndef MP_CLI_H
+#define MP_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+
+/* Print "monet-probe: <err->msg>" to stderr; return mp_exit_code(err->code). */
+int cli_exit_error(const mp_error *err);
+
+/* Print "monet-probe: <cmd>: <message>" and a hint to run --help; return 2. */
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* True when s is "-h" or "--help". */
+int cli_is_help(const char *s);
+
+/* Strict number parsing with range checks; 0 on success, -1 on bad input. */
+int cli_parse_long(const char *s, long lo, long hi, long *out);
+int cli_parse_double(const char *s, double lo, double hi, double *out);
+
+/* Parse a comma-separated list of token ids "1,450,29871" (whitespace allowed).
+ * On success *ids is malloc'ed (caller frees) and 0 returned; -1 on bad input
+ * with a message in err. */
+int cli_parse_ids(const char *s, int32_t **ids, size_t *n, mp_error *err);
+
+/* Read a whole file ("-" = stdin) into a NUL-terminated malloc'ed buffer. */
+int cli_read_all(const char *path, char **buf, size_t *len, mp_error *err);
+
+/* Take the value of option argv[*i] (advancing *i); NULL with a usage error
+ * printed when it is missing. */
+const char *cli_opt_value(const char *cmd, int argc, char **argv, int *i);
+
+
+#include "core/model.h"
+#include "core/tokenizer.h"
+
+/* Load DIR/tokenizer.model. */
+int cli_load_tokenizer(const char *model_dir, mp_tokenizer **tok, mp_error *err);
+
+/* Token ids from --ids, or --text encoded with the model's tokenizer (BOS
+ * prepended when bos is set). Exactly one of ids_arg/text_arg is non-NULL. */
+int cli_get_ids(const char *model_dir, const char *ids_arg, const char *text_arg, int bos, int32_t **ids,
+                size_t *n, mp_error *err);
+#endif

@@ -1,0 +1,141 @@
+/* cmd/cmd_generate.c — `monet-probe generate`: prefill the prompt once, then
+ * decode token by token with the KV cache, streaming text to stdout. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "core/forward.h"
+#include "core/progress.h"
+#include "core/sampling.h"
+
+static const char *USAGE =
+    "usage: monet-probe generate --model DIR --prompt TEXT [--max-tokens N] [--temperature T]\n"
+    "                            [--top-p P] [--seed S] [--no-bos] [--json]\n"
+    "  Continue TEXT with the model (KV-cached decoding), stopping at EOS or N tokens.\n"
+    "  --max-tokens N    new tokens (default 64)\n"
+    "  --temperature T   0 = greedy (default 0.8)\n"
+    "  --top-p P         nucleus sampling mass (default 0.95)\n"
+    "  --seed S          RNG seed (default 1); same seed, same output\n"
+    "  --no-bos          do not prepend BOS to the prompt\n"
+    "  --json            print {\"prompt_ids\", \"ids\", \"text\", \"tokens_per_s\"} instead of streaming\n";
+
+int cmd_generate(int argc, char **argv) {
+    const char *dir = NULL, *prompt = NULL;
+    long max_new = 64, seed = 1;
+    double temp = 0.8, top_p = 0.95;
+    int bos = 1, json = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        if (cli_is_help(a)) {
+            fputs(USAGE, stdout);
+            return 0;
+        } else if (!strcmp(a, "--model")) {
+            if (!(dir = cli_opt_value("generate", argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--prompt")) {
+            if (!(prompt = cli_opt_value("generate", argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--max-tokens")) {
+            if (!(v = cli_opt_value("generate", argc, argv, &i))) return 2;
+            if (cli_parse_long(v, 1, 1 << 20, &max_new)) return cli_usage_error("generate", "bad --max-tokens '%s'", v);
+        } else if (!strcmp(a, "--temperature")) {
+            if (!(v = cli_opt_value("generate", argc, argv, &i))) return 2;
+            if (cli_parse_double(v, 0, 100, &temp)) return cli_usage_error("generate", "bad --temperature '%s'", v);
+        } else if (!strcmp(a, "--top-p")) {
+            if (!(v = cli_opt_value("generate", argc, argv, &i))) return 2;
+            if (cli_parse_double(v, 1e-9, 1, &top_p)) return cli_usage_error("generate", "bad --top-p '%s' (0 < P <= 1)", v);
+        } else if (!strcmp(a, "--seed")) {
+            if (!(v = cli_opt_value("generate", argc, argv, &i))) return 2;
+            if (cli_parse_long(v, 0, 1L << 62, &seed)) return cli_usage_error("generate", "bad --seed '%s'", v);
+        } else if (!strcmp(a, "--no-bos")) {
+            bos = 0;
+        } else if (!strcmp(a, "--json")) {
+            json = 1;
+        } else {
+            return cli_usage_error("generate", "unknown argument '%s'", a);
+        }
+    }
+    if (!dir || !prompt) return cli_usage_error("generate", "--model DIR and --prompt TEXT are required");
+
+    mp_error err;
+    mp_error_clear(&err);
+    mp_tokenizer *tok = NULL;
+    mp_model *m = NULL;
+    mp_state *st = NULL;
+    mp_sampler sampler = {0};
+    int32_t *ids = NULL, *out_ids = NULL;
+    size_t n = 0, n_out = 0;
+    float *logits = NULL;
+    int rc = 0;
+    if ((rc = cli_load_tokenizer(dir, &tok, &err)) < 0) goto cleanup;
+    if ((rc = mp_tokenizer_encode(tok, prompt, strlen(prompt), bos, &ids, &n, &err)) < 0) goto cleanup;
+    if (n == 0) {
+        rc = mp_fail(&err, MP_EINPUT, "--prompt: empty prompt and --no-bos: nothing to condition on");
+        goto cleanup;
+    }
+    if ((rc = mp_model_load(dir, &m, &err)) < 0) goto cleanup;
+    if (mp_tokenizer_vocab_size(tok) > m->cfg.vocab_size) {
+        rc = mp_fail(&err, MP_EINPUT, "%s: tokenizer has %d pieces but config.json vocab_size is %d", dir,
+                     mp_tokenizer_vocab_size(tok), m->cfg.vocab_size);
+        goto cleanup;
+    }
+    if ((rc = mp_state_create(m, (int)(n + (size_t)max_new), 0, &st, &err)) < 0) goto cleanup;
+    if ((rc = mp_sampler_init(&sampler, m->cfg.vocab_size, temp, top_p, (uint64_t)seed, &err)) < 0) goto cleanup;
+    logits = malloc((size_t)m->cfg.vocab_size * sizeof *logits);
+    out_ids = malloc((size_t)max_new * sizeof *out_ids);
+    if (!logits || !out_ids) {
+        rc = mp_fail(&err, MP_ENOMEM, "out of memory");
+        goto cleanup;
+    }
+    double t0 = mp_now();
+    if ((rc = mp_forward(st, ids, n, logits, 1, NULL, &err)) < 0) goto cleanup;
+    double t_prefill = mp_now() - t0;
+    if (!json) fputs(prompt, stdout);
+    int prev = ids[n - 1];
+    for (long k = 0; k < max_new; k++) {
+        int next = mp_sampler_pick(&sampler, logits);
+        if (next == m->cfg.eos_token_id) break;
+        out_ids[n_out++] = next;
+        if (!json) {
+            char buf[256];
+            int len = mp_tokenizer_decode_piece(tok, prev, next, buf, sizeof buf);
+            if (len > 0) fwrite(buf, 1, (size_t)len, stdout);
+            fflush(stdout);
+        }
+        prev = next;
+        if (k + 1 == max_new) break;
+        if ((rc = mp_forward(st, &out_ids[n_out - 1], 1, logits, 1, NULL, &err)) < 0) goto cleanup;
+    }
+    double t_total = mp_now() - t0;
+    double tps = t_total > t_prefill && n_out > 1 ? (double)(n_out - 1) / (t_total - t_prefill) : 0;
+    if (json) {
+        char *text = NULL;
+        size_t tl = 0;
+        if ((rc = mp_tokenizer_decode(tok, out_ids, n_out, &text, &tl, &err)) < 0) goto cleanup;
+        printf("{\"prompt_ids\": [");
+        for (size_t i = 0; i < n; i++) printf("%s%d", i ? ", " : "", ids[i]);
+        printf("], \"ids\": [");
+        for (size_t i = 0; i < n_out; i++) printf("%s%d", i ? ", " : "", out_ids[i]);
+        printf("], \"text\": \"");
+        for (size_t i = 0; i < tl; i++) {
+            unsigned char ch = (unsigned char)text[i];
+            if (ch == '"' || ch == '\\') printf("\\%c", ch);
+            else if (ch < 0x20) printf("\\u%04x", ch);
+            else putchar(ch);
+        }
+        printf("\", \"prefill_s\": %.4f, \"decode_tokens_per_s\": %.2f}\n", t_prefill, tps);
+        free(text);
+    } else {
+        putchar('\n');
+        fprintf(stderr, "monet-probe: generated %zu tokens, prefill %zu tokens in %.3fs, decode %.1f tokens/s\n", n_out,
+                n, t_prefill, tps);
+    }
+cleanup:
+    free(logits);
+    free(out_ids);
+    mp_sampler_free(&sampler);
+    mp_state_free(st);
+    mp_model_free(m);
+    mp_tokenizer_free(tok);
+    free(ids);
+    return rc < 0 ? cli_exit_error(&err) : 0;
+}

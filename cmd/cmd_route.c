@@ -1,0 +1,132 @@
+/* cmd/cmd_route.c — `monet-probe route`: per token and router group, the
+ * active experts I,J with w_ij = sum_h g1[h,I] g2[h,J], sorted by weight. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "core/forward.h"
+
+static const char *USAGE =
+    "usage: monet-probe route --model DIR (--ids 1,450,... | --text TEXT [--bos]) [--json] [--top N]\n"
+    "  Print, per token and router group, the active experts I,J (flat id I*E+J) with\n"
+    "  their routing weight w_ij = sum_h g1[h,I]*g2[h,J], sorted by weight.\n"
+    "  --json     machine-readable: per token and group the per-head g1/g2 lists and all experts\n"
+    "  --top N    text output: show the N heaviest experts per token and group (the rest are\n"
+    "             counted, never dropped silently); default: all\n";
+
+static void print_head_lists(const mp_route_group *g, int t, int f) {
+    printf("[");
+    for (int h = 0; h < g->Hm; h++) {
+        const int32_t *idx;
+        const float *p;
+        int cnt = mp_route_get(g, t, f, h, &idx, &p);
+        printf("%s[", h ? ", " : "");
+        for (int a = 0; a < cnt; a++) printf("%s[%d, %.9g]", a ? ", " : "", idx[a], p[a]);
+        printf("]");
+    }
+    printf("]");
+}
+
+int cmd_route(int argc, char **argv) {
+    const char *dir = NULL, *ids_arg = NULL, *text = NULL;
+    int bos = 0, json = 0;
+    long top = -1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (cli_is_help(a)) {
+            fputs(USAGE, stdout);
+            return 0;
+        } else if (!strcmp(a, "--model")) {
+            if (!(dir = cli_opt_value("route", argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--ids")) {
+            if (!(ids_arg = cli_opt_value("route", argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--text")) {
+            if (!(text = cli_opt_value("route", argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--top")) {
+            const char *v = cli_opt_value("route", argc, argv, &i);
+            if (!v) return 2;
+            if (cli_parse_long(v, 1, 1L << 30, &top)) return cli_usage_error("route", "--top needs a positive integer");
+        } else if (!strcmp(a, "--bos")) {
+            bos = 1;
+        } else if (!strcmp(a, "--json")) {
+            json = 1;
+        } else {
+            return cli_usage_error("route", "unknown argument '%s'", a);
+        }
+    }
+    if (!dir) return cli_usage_error("route", "--model DIR is required");
+    if (!ids_arg == !text) return cli_usage_error("route", "give exactly one of --ids or --text");
+
+    mp_error err;
+    mp_error_clear(&err);
+    int32_t *ids = NULL;
+    size_t n = 0;
+    mp_model *m = NULL;
+    mp_state *st = NULL;
+    mp_tokenizer *tok = NULL;
+    mp_routing routing = {0};
+    int rc = 0;
+    if ((rc = cli_get_ids(dir, ids_arg, text, bos, &ids, &n, &err)) < 0) goto cleanup;
+    if ((rc = mp_model_load(dir, &m, &err)) < 0) goto cleanup;
+    const mp_config *c = &m->cfg;
+    if (text) { /* pieces make the text output readable; optional with --ids */
+        if ((rc = cli_load_tokenizer(dir, &tok, &err)) < 0) goto cleanup;
+    }
+    if ((rc = mp_state_create(m, (int)n, 0, &st, &err)) < 0) goto cleanup;
+    if ((rc = mp_routing_init(&routing, c, &err)) < 0) goto cleanup;
+    if ((rc = mp_forward(st, ids, n, NULL, 0, &routing, &err)) < 0) goto cleanup;
+
+    if (json) {
+        printf("{\"n_tokens\": %zu, \"n_groups\": %d, \"moe_experts\": %d, \"moe_heads\": %d, \"group_layers\": [",
+               n, c->n_router_groups, c->moe_experts, c->moe_heads);
+        for (int r = 0; r < c->n_router_groups; r++) {
+            int a, b;
+            mp_config_group_layers(c, r, &a, &b);
+            printf("%s[", r ? ", " : "");
+            for (int l = a; l <= b; l++) printf("%s%d", l > a ? ", " : "", l);
+            printf("]");
+        }
+        printf("], \"tokens\": [");
+    }
+    for (size_t t = 0; t < n && rc == 0; t++) {
+        const char *piece = tok ? mp_tokenizer_piece(tok, ids[t]) : NULL;
+        if (json) printf("%s\n {\"pos\": %zu, \"id\": %d, \"groups\": [", t ? "," : "", t, ids[t]);
+        else printf("token %zu id %d%s%s%s\n", t, ids[t], piece ? " '" : "", piece ? piece : "", piece ? "'" : "");
+        for (int r = 0; r < c->n_router_groups; r++) {
+            const mp_route_group *g = &routing.groups[r];
+            mp_expert_weight *pairs = NULL;
+            size_t np = 0;
+            if ((rc = mp_route_expert_pairs(g, (int)t, &pairs, &np, &err)) < 0) break;
+            int a, b;
+            mp_config_group_layers(c, r, &a, &b);
+            if (json) {
+                printf("%s{\"group\": %d, \"g1\": ", r ? ", " : "", r);
+                print_head_lists(g, (int)t, 0);
+                printf(", \"g2\": ");
+                print_head_lists(g, (int)t, 1);
+                printf(", \"experts\": [");
+                for (size_t k = 0; k < np; k++)
+                    printf("%s{\"i\": %d, \"j\": %d, \"w\": %.9g}", k ? ", " : "", pairs[k].i, pairs[k].j, pairs[k].w);
+                printf("]}");
+            } else {
+                size_t shown = top > 0 && (size_t)top < np ? (size_t)top : np;
+                printf("  group %d (layers %d-%d): %zu active experts\n", r, a, b, np);
+                for (size_t k = 0; k < shown; k++)
+                    printf("    %d,%d (id %lld)  %.2f%%\n", pairs[k].i, pairs[k].j,
+                           (long long)pairs[k].i * c->moe_experts + pairs[k].j, 100.0 * pairs[k].w);
+                if (shown < np) printf("    ... %zu more (use --top or --json to see all)\n", np - shown);
+            }
+            free(pairs);
+        }
+        if (json) printf("]}");
+    }
+    if (json && rc == 0) printf("\n]}\n");
+cleanup:
+    mp_routing_free(&routing);
+    mp_state_free(st);
+    mp_tokenizer_free(tok);
+    mp_model_free(m);
+    free(ids);
+    return rc < 0 ? cli_exit_error(&err) : 0;
+}
