@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "core/backend.h"
 #include "core/model.h"
 
 static const char *USAGE =
@@ -37,6 +38,8 @@ int cmd_info(int argc, char **argv) {
     const double f32_gib = (double)m->arena_floats * 4 / (1024.0 * 1024 * 1024);
     const double kv_mib_per_1k =
         2.0 * c->n_layers * c->n_kv_heads * c->head_dim * 4 * 1024 / (1024.0 * 1024);
+    char cuda_desc[256];
+    int n_cuda = mp_backend_cuda_devices(cuda_desc, sizeof cuda_desc);
     if (json) {
         printf("{\"model\": \"%s\", \"n_params\": %zu, \"vocab_size\": %d, \"hidden_size\": %d, "
                "\"num_hidden_layers\": %d, \"num_attention_heads\": %d, \"num_key_value_heads\": %d, "
@@ -52,9 +55,10 @@ int cmd_info(int argc, char **argv) {
             printf("%s[%d, %d]", r ? ", " : "", a, b);
         }
         printf("], \"tie_word_embeddings\": %s, \"dtype\": \"%s\", \"torch_dtype\": \"%s\", "
-               "\"file_bytes\": %zu, \"f32_weight_bytes\": %zu, \"kv_cache_bytes_per_token\": %lld}\n",
+               "\"file_bytes\": %zu, \"f32_weight_bytes\": %zu, \"kv_cache_bytes_per_token\": %lld, "
+               "\"cuda_devices\": %d}\n",
                c->tie_word_embeddings ? "true" : "false", m->weight_dtype, c->torch_dtype, m->file_bytes,
-               m->arena_floats * 4, 2LL * c->n_layers * c->n_kv_heads * c->head_dim * 4);
+               m->arena_floats * 4, 2LL * c->n_layers * c->n_kv_heads * c->head_dim * 4, n_cuda);
     } else {
         printf("model          %s\n", m->dir);
         printf("architecture   Monet-%s (moe_decompose \"%s\"), %d layers, d=%d, vocab %d\n",
@@ -77,6 +81,7 @@ int cmd_info(int argc, char **argv) {
         printf("dtype          %s on disk (torch_dtype %s), float32 in memory\n", m->weight_dtype, c->torch_dtype);
         printf("memory         %.1f MiB on disk, %.3f GiB float32 weights, KV cache %.1f MiB per 1k tokens\n",
                (double)m->file_bytes / (1024.0 * 1024), f32_gib, kv_mib_per_1k);
+        printf("backends       cpu (OpenBLAS); cuda: %s\n", cuda_desc);
     }
     mp_model_free(m);
     return 0;
