@@ -16,7 +16,10 @@ int main(int argc, char **argv) {
     mp_error err;
     mp_model *m = NULL;
     mp_state *st = NULL;
-    if (mp_model_load(argv[1], &m, &err) < 0 || mp_state_create(m, T, 0, &st, &err) < 0) {
+    double t_load = mp_now();
+    int rc = mp_model_load(argv[1], &m, &err);
+    t_load = mp_now() - t_load;
+    if (rc < 0 || mp_state_create(m, T, 0, &st, &err) < 0) {
         fprintf(stderr, "bench_forward: %s\n", err.msg);
         return 1;
     }
@@ -34,7 +37,8 @@ int main(int argc, char **argv) {
         double dt = mp_now() - t0;
         if (dt < best) best = dt;
     }
-    printf("{\"tokens\": %d, \"best_s\": %.4f, \"tokens_per_s\": %.1f}\n", T, best, T / best);
+    printf("{\"tokens\": %d, \"best_s\": %.4f, \"tokens_per_s\": %.1f, \"load_s\": %.3f, \"params\": %zu}\n", T,
+           best, T / best, t_load, m->n_params);
     free(ids);
     free(logits);
     mp_state_free(st);

@@ -22,7 +22,7 @@ for dec in vertical horizontal; do
   $py - "$dec" "$ours" "$theirs" <<'PY'
 import json, sys
 dec, a, b = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3].strip().splitlines()[-1])
-print(f"{dec:10s} monet-probe {a['tokens_per_s']:9.1f} tok/s   torch einsum {b['tokens_per_s']:9.1f} tok/s   ratio {a['tokens_per_s']/b['tokens_per_s']:.2f}x")
+print(f"{dec:10s} monet-probe {a['tokens_per_s']:9.1f} tok/s   torch einsum {b['tokens_per_s']:9.1f} tok/s   ratio {a['tokens_per_s']/b['tokens_per_s']:.2f}x   (load+bf16->f32 {a['load_s']:.2f}s, {a['params']/1e6:.1f}M params)")
 PY
 done
 if [[ -x bench/bench_tokenizer.sh ]]; then
