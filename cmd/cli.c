@@ -134,3 +134,10 @@ int cli_get_ids(const char *model_dir, const char *ids_arg, const char *text_arg
     }
     return rc;
 }
+
+int cli_apply_mask(const char *path, const mp_model *m, mp_state *st, mp_mask **mask, mp_error *err) {
+    *mask = NULL;
+    if (!path) return 0;
+    MP_TRY(mp_mask_load(path, &m->cfg, mask, err));
+    return mp_state_set_mask(st, *mask, err);
+}

@@ -49,4 +49,11 @@ int cli_load_tokenizer(const char *model_dir, mp_tokenizer **tok, mp_error *err)
  * prepended when bos is set). Exactly one of ids_arg/text_arg is non-NULL. */
 int cli_get_ids(const char *model_dir, const char *ids_arg, const char *text_arg, int bos, int32_t **ids,
                 size_t *n, mp_error *err);
+
+#include "core/forward.h"
+#include "core/mask.h"
+
+/* When path is non-NULL: load the mask file for model m and attach it to st.
+ * *mask receives the loaded mask (caller frees with mp_mask_free). */
+int cli_apply_mask(const char *path, const mp_model *m, mp_state *st, mp_mask **mask, mp_error *err);
 #endif

@@ -11,17 +11,18 @@
 
 static const char *USAGE =
     "usage: monet-probe generate --model DIR --prompt TEXT [--max-tokens N] [--temperature T]\n"
-    "                            [--top-p P] [--seed S] [--no-bos] [--json]\n"
+    "                            [--top-p P] [--seed S] [--no-bos] [--mask MASK] [--json]\n"
     "  Continue TEXT with the model (KV-cached decoding), stopping at EOS or N tokens.\n"
     "  --max-tokens N    new tokens (default 64)\n"
     "  --temperature T   0 = greedy (default 0.8)\n"
     "  --top-p P         nucleus sampling mass (default 0.95)\n"
     "  --seed S          RNG seed (default 1); same seed, same output\n"
     "  --no-bos          do not prepend BOS to the prompt\n"
+    "  --mask MASK       purge the experts listed in a mask file\n"
     "  --json            print {\"prompt_ids\", \"ids\", \"text\", \"tokens_per_s\"} instead of streaming\n";
 
 int cmd_generate(int argc, char **argv) {
-    const char *dir = NULL, *prompt = NULL;
+    const char *dir = NULL, *prompt = NULL, *mask_path = NULL;
     long max_new = 64, seed = 1;
     double temp = 0.8, top_p = 0.95;
     int bos = 1, json = 0;
@@ -46,6 +47,8 @@ int cmd_generate(int argc, char **argv) {
         } else if (!strcmp(a, "--seed")) {
             if (!(v = cli_opt_value("generate", argc, argv, &i))) return 2;
             if (cli_parse_long(v, 0, 1L << 62, &seed)) return cli_usage_error("generate", "bad --seed '%s'", v);
+        } else if (!strcmp(a, "--mask")) {
+            if (!(mask_path = cli_opt_value("generate", argc, argv, &i))) return 2;
         } else if (!strcmp(a, "--no-bos")) {
             bos = 0;
         } else if (!strcmp(a, "--json")) {
@@ -61,6 +64,7 @@ int cmd_generate(int argc, char **argv) {
     mp_tokenizer *tok = NULL;
     mp_model *m = NULL;
     mp_state *st = NULL;
+    mp_mask *mask = NULL;
     mp_sampler sampler = {0};
     int32_t *ids = NULL, *out_ids = NULL;
     size_t n = 0, n_out = 0;
@@ -79,6 +83,7 @@ int cmd_generate(int argc, char **argv) {
         goto cleanup;
     }
     if ((rc = mp_state_create(m, (int)(n + (size_t)max_new), 0, &st, &err)) < 0) goto cleanup;
+    if ((rc = cli_apply_mask(mask_path, m, st, &mask, &err)) < 0) goto cleanup;
     if ((rc = mp_sampler_init(&sampler, m->cfg.vocab_size, temp, top_p, (uint64_t)seed, &err)) < 0) goto cleanup;
     logits = malloc((size_t)m->cfg.vocab_size * sizeof *logits);
     out_ids = malloc((size_t)max_new * sizeof *out_ids);
@@ -134,6 +139,7 @@ cleanup:
     free(out_ids);
     mp_sampler_free(&sampler);
     mp_state_free(st);
+    mp_mask_free(mask);
     mp_model_free(m);
     mp_tokenizer_free(tok);
     free(ids);

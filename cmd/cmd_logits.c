@@ -9,14 +9,15 @@
 
 static const char *USAGE =
     "usage: monet-probe logits --model DIR (--ids 1,450,... | --text TEXT [--bos]) [--format raw|json]\n"
-    "                          [--out FILE] [--last]\n"
+    "                          [--out FILE] [--last] [--mask MASK]\n"
     "  Run one prefill and write the logits of every position.\n"
     "  --ids LIST      comma-separated token ids\n"
     "  --text TEXT     text encoded with DIR/tokenizer.model (--bos prepends BOS)\n"
     "  --format raw    T*vocab little-endian float32, row-major (default)\n"
     "  --format json   {\"n_tokens\": T, \"vocab_size\": V, \"logits\": [[...], ...]}\n"
     "  --out FILE      output file (default: stdout)\n"
-    "  --last          only the last position's logits (1 x vocab)\n";
+    "  --last          only the last position's logits (1 x vocab)\n"
+    "  --mask MASK     purge the experts listed in a mask file (w_ij = 0 in their group)\n";
 
 static int write_raw(FILE *f, const float *v, size_t n) {
     /* explicit little-endian bytes, independent of host byte order */
@@ -38,7 +39,7 @@ static int write_raw(FILE *f, const float *v, size_t n) {
 }
 
 int cmd_logits(int argc, char **argv) {
-    const char *dir = NULL, *ids_arg = NULL, *text = NULL, *format = "raw", *out_path = "-";
+    const char *dir = NULL, *ids_arg = NULL, *text = NULL, *format = "raw", *out_path = "-", *mask_path = NULL;
     int bos = 0, last = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -55,6 +56,8 @@ int cmd_logits(int argc, char **argv) {
             if (!(format = cli_opt_value("logits", argc, argv, &i))) return 2;
         } else if (!strcmp(a, "--out")) {
             if (!(out_path = cli_opt_value("logits", argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--mask")) {
+            if (!(mask_path = cli_opt_value("logits", argc, argv, &i))) return 2;
         } else if (!strcmp(a, "--bos")) {
             bos = 1;
         } else if (!strcmp(a, "--last")) {
@@ -74,12 +77,14 @@ int cmd_logits(int argc, char **argv) {
     size_t n = 0;
     mp_model *m = NULL;
     mp_state *st = NULL;
+    mp_mask *mask = NULL;
     float *logits = NULL;
     FILE *out = NULL;
     int rc = 0;
     if ((rc = cli_get_ids(dir, ids_arg, text, bos, &ids, &n, &err)) < 0) goto cleanup;
     if ((rc = mp_model_load(dir, &m, &err)) < 0) goto cleanup;
     if ((rc = mp_state_create(m, (int)n, 0, &st, &err)) < 0) goto cleanup;
+    if ((rc = cli_apply_mask(mask_path, m, st, &mask, &err)) < 0) goto cleanup;
     const size_t V = (size_t)m->cfg.vocab_size, rows = last ? 1 : n;
     logits = malloc(rows * V * sizeof *logits);
     if (!logits) {
@@ -110,6 +115,7 @@ cleanup:
     if (out && out != stdout && fclose(out) != 0 && rc == 0) rc = mp_fail(&err, MP_EIO, "%s: write failed", out_path);
     free(logits);
     mp_state_free(st);
+    mp_mask_free(mask);
     mp_model_free(m);
     free(ids);
     return rc < 0 ? cli_exit_error(&err) : 0;

@@ -15,13 +15,14 @@
 
 static const char *USAGE =
     "usage: monet-probe ppl --model DIR --corpus FILE [--context N] [--text-field F] [--label-field F]\n"
-    "                       [--max-docs N] [--strict] [--json] [--quiet]\n"
+    "                       [--max-docs N] [--mask MASK] [--strict] [--json] [--quiet]\n"
     "  Perplexity of a corpus: plain text (one document per line) or JSONL (*.jsonl).\n"
     "  Each document is BOS + its tokens, scored in non-overlapping windows of N tokens.\n"
     "  --context N       window length in tokens (default: min(512, max_position_embeddings))\n"
     "  --text-field F    JSONL text field (default \"text\")\n"
     "  --label-field F   JSONL field to break results down by (e.g. lang, domain)\n"
     "  --max-docs N      stop after N documents\n"
+    "  --mask MASK       purge the experts listed in a mask file\n"
     "  --strict          a malformed line is fatal (default: reported, skipped, counted)\n"
     "  --json            machine-readable summary on stdout\n";
 
@@ -78,7 +79,7 @@ static int score_doc(mp_state *st, const int32_t *ids, size_t n, int ctx, int vo
 }
 
 int cmd_ppl(int argc, char **argv) {
-    const char *dir = NULL, *corpus = NULL, *text_field = "text", *label_field = NULL;
+    const char *dir = NULL, *corpus = NULL, *text_field = "text", *label_field = NULL, *mask_path = NULL;
     long ctx = 0, max_docs = -1;
     int json = 0, strict = 0, quiet = 0;
     for (int i = 1; i < argc; i++) {
@@ -100,6 +101,8 @@ int cmd_ppl(int argc, char **argv) {
         } else if (!strcmp(a, "--max-docs")) {
             if (!(v = cli_opt_value("ppl", argc, argv, &i))) return 2;
             if (cli_parse_long(v, 1, 1L << 40, &max_docs)) return cli_usage_error("ppl", "bad --max-docs '%s'", v);
+        } else if (!strcmp(a, "--mask")) {
+            if (!(mask_path = cli_opt_value("ppl", argc, argv, &i))) return 2;
         } else if (!strcmp(a, "--json")) {
             json = 1;
         } else if (!strcmp(a, "--strict")) {
@@ -120,6 +123,7 @@ int cmd_ppl(int argc, char **argv) {
     mp_tokenizer *tok = NULL;
     mp_model *m = NULL;
     mp_state *st = NULL;
+    mp_mask *mask = NULL;
     float *logits = NULL;
     char *line = NULL;
     size_t line_cap = 0, lineno = 0, skipped = 0, docs = 0;
@@ -137,6 +141,7 @@ int cmd_ppl(int argc, char **argv) {
     if ((rc = mp_model_load(dir, &m, &err)) < 0) goto cleanup;
     if (!ctx) ctx = m->cfg.max_position_embeddings < 512 ? m->cfg.max_position_embeddings : 512;
     if ((rc = mp_state_create(m, (int)ctx, 0, &st, &err)) < 0) goto cleanup;
+    if ((rc = cli_apply_mask(mask_path, m, st, &mask, &err)) < 0) goto cleanup;
     const int V = m->cfg.vocab_size;
     logits = malloc((size_t)ctx * (size_t)V * sizeof *logits);
     if (!logits) {
@@ -241,6 +246,7 @@ cleanup:
     free(line);
     free(logits);
     mp_state_free(st);
+    mp_mask_free(mask);
     mp_model_free(m);
     mp_tokenizer_free(tok);
     return rc < 0 ? cli_exit_error(&err) : 0;

@@ -8,12 +8,14 @@
 #include "core/forward.h"
 
 static const char *USAGE =
-    "usage: monet-probe route --model DIR (--ids 1,450,... | --text TEXT [--bos]) [--json] [--top N]\n"
+    "usage: monet-probe route --model DIR (--ids 1,450,... | --text TEXT [--bos]) [--json] [--top N] [--mask MASK]\n"
     "  Print, per token and router group, the active experts I,J (flat id I*E+J) with\n"
     "  their routing weight w_ij = sum_h g1[h,I]*g2[h,J], sorted by weight.\n"
     "  --json     machine-readable: per token and group the per-head g1/g2 lists and all experts\n"
     "  --top N    text output: show the N heaviest experts per token and group (the rest are\n"
-    "             counted, never dropped silently); default: all\n";
+    "             counted, never dropped silently); default: all\n"
+    "  --mask MASK  purge the experts of a mask file: they get w_ij = 0 and are not listed\n"
+    "             (their count is reported); g1/g2 are unchanged (the router is not masked)\n";
 
 static void print_head_lists(const mp_route_group *g, int t, int f) {
     printf("[");
@@ -29,7 +31,7 @@ static void print_head_lists(const mp_route_group *g, int t, int f) {
 }
 
 int cmd_route(int argc, char **argv) {
-    const char *dir = NULL, *ids_arg = NULL, *text = NULL;
+    const char *dir = NULL, *ids_arg = NULL, *text = NULL, *mask_path = NULL;
     int bos = 0, json = 0;
     long top = -1;
     for (int i = 1; i < argc; i++) {
@@ -47,6 +49,8 @@ int cmd_route(int argc, char **argv) {
             const char *v = cli_opt_value("route", argc, argv, &i);
             if (!v) return 2;
             if (cli_parse_long(v, 1, 1L << 30, &top)) return cli_usage_error("route", "--top needs a positive integer");
+        } else if (!strcmp(a, "--mask")) {
+            if (!(mask_path = cli_opt_value("route", argc, argv, &i))) return 2;
         } else if (!strcmp(a, "--bos")) {
             bos = 1;
         } else if (!strcmp(a, "--json")) {
@@ -65,6 +69,7 @@ int cmd_route(int argc, char **argv) {
     mp_model *m = NULL;
     mp_state *st = NULL;
     mp_tokenizer *tok = NULL;
+    mp_mask *mask = NULL;
     mp_routing routing = {0};
     int rc = 0;
     if ((rc = cli_get_ids(dir, ids_arg, text, bos, &ids, &n, &err)) < 0) goto cleanup;
@@ -74,6 +79,7 @@ int cmd_route(int argc, char **argv) {
         if ((rc = cli_load_tokenizer(dir, &tok, &err)) < 0) goto cleanup;
     }
     if ((rc = mp_state_create(m, (int)n, 0, &st, &err)) < 0) goto cleanup;
+    if ((rc = cli_apply_mask(mask_path, m, st, &mask, &err)) < 0) goto cleanup;
     if ((rc = mp_routing_init(&routing, c, &err)) < 0) goto cleanup;
     if ((rc = mp_forward(st, ids, n, NULL, 0, &routing, &err)) < 0) goto cleanup;
 
@@ -98,6 +104,12 @@ int cmd_route(int argc, char **argv) {
             mp_expert_weight *pairs = NULL;
             size_t np = 0;
             if ((rc = mp_route_expert_pairs(g, (int)t, &pairs, &np, &err)) < 0) break;
+            size_t n_masked = 0, kept = 0;
+            for (size_t k = 0; k < np; k++) { /* masked experts have w_ij = 0 */
+                if (mask && mp_mask_contains(mask, r, pairs[k].i, pairs[k].j)) n_masked++;
+                else pairs[kept++] = pairs[k];
+            }
+            np = kept;
             int a, b;
             mp_config_group_layers(c, r, &a, &b);
             if (json) {
@@ -108,10 +120,12 @@ int cmd_route(int argc, char **argv) {
                 printf(", \"experts\": [");
                 for (size_t k = 0; k < np; k++)
                     printf("%s{\"i\": %d, \"j\": %d, \"w\": %.9g}", k ? ", " : "", pairs[k].i, pairs[k].j, pairs[k].w);
-                printf("]}");
+                printf("], \"masked\": %zu}", n_masked);
             } else {
                 size_t shown = top > 0 && (size_t)top < np ? (size_t)top : np;
-                printf("  group %d (layers %d-%d): %zu active experts\n", r, a, b, np);
+                printf("  group %d (layers %d-%d): %zu active experts", r, a, b, np);
+                if (mask) printf(" (%zu more masked)", n_masked);
+                printf("\n");
                 for (size_t k = 0; k < shown; k++)
                     printf("    %d,%d (id %lld)  %.2f%%\n", pairs[k].i, pairs[k].j,
                            (long long)pairs[k].i * c->moe_experts + pairs[k].j, 100.0 * pairs[k].w);
@@ -126,6 +140,7 @@ cleanup:
     mp_routing_free(&routing);
     mp_state_free(st);
     mp_tokenizer_free(tok);
+    mp_mask_free(mask);
     mp_model_free(m);
     free(ids);
     return rc < 0 ? cli_exit_error(&err) : 0;

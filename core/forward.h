@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "error.h"
+#include "mask.h"
 #include "model.h"
 #include "routing.h"
 
@@ -33,6 +34,10 @@ int mp_state_max_ctx(const mp_state *s);
 /* Truncate the cache back to pos tokens (pos <= current position), e.g. to
  * score several continuations after one shared prompt. */
 int mp_state_rewind(mp_state *s, int pos, mp_error *err);
+
+/* Mask experts in every following forward (NULL: none). The state borrows
+ * the mask. @return 0 or MP_EINPUT when the mask is for another shape. */
+int mp_state_set_mask(mp_state *s, const mp_mask *mask, mp_error *err);
 
 /* Run ids[0..n) at positions pos..pos+n-1 and append them to the cache.
  * logits: NULL, or [n][vocab] (last_only = 0), or [vocab] for the last token

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mask.h"
+
 struct mp_state {
     const mp_model *m;
     int max_ctx, chunk, pos;
@@ -28,6 +30,8 @@ struct mp_state {
     float *coef_a, *coef_d;    /* [C][E]: A_i = sum_h g1[h,i], D_j = sum_h g2[h,j] */
     float *alpha, *beta;       /* [m] per-head mixtures */
     mp_route_group cur;        /* routing of the current group for the chunk */
+    const mp_mask *mask;       /* borrowed; NULL = no experts masked */
+    int cur_group;             /* router group of the layer being computed */
 };
 
 static void *xcalloc(size_t n, size_t size, int *fail) {
@@ -106,6 +110,15 @@ void mp_state_free(mp_state *s) {
 }
 
 void mp_state_reset(mp_state *s) { s->pos = 0; }
+
+int mp_state_set_mask(mp_state *s, const mp_mask *mask, mp_error *err) {
+    const mp_config *c = &s->m->cfg;
+    MP_FAIL_IF(mask && (mask->E != c->moe_experts || mask->n_groups != c->n_router_groups), err, MP_EINPUT,
+               "mask is for E=%d with %d router groups, the model has E=%d with %d", mask->E, mask->n_groups,
+               c->moe_experts, c->n_router_groups);
+    s->mask = mask && mask->count ? mask : NULL;
+    return 0;
+}
 int mp_state_pos(const mp_state *s) { return s->pos; }
 int mp_state_max_ctx(const mp_state *s) { return s->max_ctx; }
 
@@ -203,6 +216,42 @@ static void head_mix(float *mix, const float *act, const int32_t *idx, const flo
     }
 }
 
+/* Masking as a correction over the masked *active* pairs of token t: for each
+ * head contribution c = g1[h,i] g2[h,j] of a masked expert (i,j), remove c
+ * from A_i and D_j and c*b_j / c*a_i from the mixed inputs. w'_ij = 0 then
+ * holds exactly as in the E x E expansion, at O(active pairs * m) cost.
+ * act_i / act_j: [E][ms] expert activations (a_i for factor 1, b_j for
+ * factor 2; HD passes act_j = NULL and y_i = NULL). */
+static void mask_correction(const mp_state *s, int t, const float *act_i, const float *act_j, int ms, float *ca,
+                            float *cd, float *y_i, float *y_j) {
+    const mp_mask *mk = s->mask;
+    const int r = s->cur_group, E = s->m->cfg.moe_experts;
+    const uint8_t *row_any = mk->row_any + (size_t)r * (size_t)E;
+    for (int h = 0; h < s->cur.Hm; h++) {
+        const int32_t *i1, *i2;
+        const float *p1, *p2;
+        int n1 = mp_route_get(&s->cur, t, 0, h, &i1, &p1);
+        int n2 = mp_route_get(&s->cur, t, 1, h, &i2, &p2);
+        for (int a = 0; a < n1; a++) {
+            if (!row_any[i1[a]]) continue;
+            for (int b = 0; b < n2; b++) {
+                if (!mp_mask_contains(mk, r, i1[a], i2[b])) continue;
+                float c = p1[a] * p2[b];
+                if (ca) ca[i1[a]] -= c;
+                cd[i2[b]] -= c;
+                if (y_i) {
+                    float *yr = y_i + (size_t)i1[a] * ms;
+                    const float *bj = act_j + (size_t)i2[b] * ms;
+                    for (int k = 0; k < ms; k++) yr[k] -= c * bj[k];
+                }
+                float *yr = y_j + (size_t)i2[b] * ms;
+                const float *ai = act_i + (size_t)i1[a] * ms;
+                for (int k = 0; k < ms; k++) yr[k] -= c * ai[k];
+            }
+        }
+    }
+}
+
 /* VD mixture for n tokens (DESIGN.md §2), output into s->tmp [n][d]. */
 static void mp_cpu_moe_vd(mp_state *s, const mp_layer *y, int n) {
     const mp_config *c = &s->m->cfg;
@@ -238,6 +287,7 @@ static void mp_cpu_moe_vd(mp_state *s, const mp_layer *y, int n) {
                 for (int k = 0; k < m2; k++) r[k] += p2[b] * s->alpha[k];
             }
         }
+        if (s->mask) mask_correction(s, t, a1, a2, m2, ca, cd, y12, y21);
         float *y11 = s->y11 + t * eu, *y22 = s->y22 + t * eu;
         for (int h = 0; h < Hm; h++) { /* A_i a_i and D_j b_j for the active experts */
             const int32_t *i1, *i2;
@@ -283,6 +333,7 @@ static void mp_cpu_moe_hd(mp_state *s, const mp_layer *y, int n) {
                 for (int k = 0; k < m; k++) r[k] += p2[b] * s->alpha[k];
             }
         }
+        if (s->mask) mask_correction(s, t, a, NULL, m, NULL, cd, NULL, yr);
     }
     const int K = (int)eu;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, d, K, 1.0f, s->y21, K, y->v, K, 0.0f, s->tmp, d);
@@ -318,6 +369,7 @@ static int forward_chunk(mp_state *s, const int32_t *ids, int n, float *logits, 
 
         mp_cpu_rmsnorm(s->xn, s->x, y->ffn_norm, n, d, c->rms_norm_eps);
         if (l % c->moe_groups == 0) {
+            s->cur_group = l / c->moe_groups;
             mp_cpu_linear(s->z1, s->xn, y->router_w1, n, d, Hm * E);
             mp_cpu_linear(s->z2, s->xn, y->router_w2, n, d, Hm * E);
             mp_route_group_clear(&s->cur, Hm);
