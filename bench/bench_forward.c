@@ -1,6 +1,7 @@
 /* bench/bench_forward.c — CPU prefill throughput of mp_forward on a
- * checkpoint (load time excluded): best of R repetitions of T tokens.
- * usage: bench_forward MODEL_DIR T R  -> prints one JSON line. */
+ * checkpoint (load time excluded): best of R repetitions of T tokens,
+ * optionally with an expert mask applied.
+ * usage: bench_forward MODEL_DIR T R [MASK.json]  -> prints one JSON line. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -8,8 +9,8 @@
 #include "core/progress.h"
 
 int main(int argc, char **argv) {
-    if (argc != 4) {
-        fprintf(stderr, "usage: bench_forward MODEL_DIR TOKENS REPS\n");
+    if (argc != 4 && argc != 5) {
+        fprintf(stderr, "usage: bench_forward MODEL_DIR TOKENS REPS [MASK]\n");
         return 2;
     }
     int T = atoi(argv[2]), R = atoi(argv[3]);
@@ -20,6 +21,11 @@ int main(int argc, char **argv) {
     int rc = mp_model_load(argv[1], &m, &err);
     t_load = mp_now() - t_load;
     if (rc < 0 || mp_state_create(m, T, 0, &st, &err) < 0) {
+        fprintf(stderr, "bench_forward: %s\n", err.msg);
+        return 1;
+    }
+    mp_mask *mask = NULL;
+    if (argc == 5 && (mp_mask_load(argv[4], &m->cfg, &mask, &err) < 0 || mp_state_set_mask(st, mask, &err) < 0)) {
         fprintf(stderr, "bench_forward: %s\n", err.msg);
         return 1;
     }
@@ -42,6 +48,7 @@ int main(int argc, char **argv) {
     free(ids);
     free(logits);
     mp_state_free(st);
+    mp_mask_free(mask);
     mp_model_free(m);
     return 0;
 }

@@ -25,6 +25,27 @@ dec, a, b = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3].strip()
 print(f"{dec:10s} monet-probe {a['tokens_per_s']:9.1f} tok/s   torch einsum {b['tokens_per_s']:9.1f} tok/s   ratio {a['tokens_per_s']/b['tokens_per_s']:.2f}x   (load+bf16->f32 {a['load_s']:.2f}s, {a['params']/1e6:.1f}M params)")
 PY
 done
+echo "== masked forward (vertical; random experts of every group masked) =="
+base=$(OPENBLAS_NUM_THREADS=$threads build/bench_forward "$tmp/vertical" "$T" 3)
+for pct in 1 5 15; do
+  $py - "$tmp/mask$pct.json" "$pct" <<'PY'
+import json, random, sys
+path, pct = sys.argv[1], float(sys.argv[2])
+E, R = 128, 2
+rng = random.Random(int(pct))
+allx = [(r, i, j) for r in range(R) for i in range(E) for j in range(E)]
+sel = rng.sample(allx, int(len(allx) * pct / 100))
+json.dump({"format": "monet-probe-mask", "version": 1, "model": {"moe_experts": E, "n_groups": R},
+           "groups": [{"group": r, "experts": [[i, j] for (g, i, j) in sel if g == r]} for r in range(R)]},
+          open(path, "w"))
+PY
+  masked=$(OPENBLAS_NUM_THREADS=$threads build/bench_forward "$tmp/vertical" "$T" 3 "$tmp/mask$pct.json")
+  $py - "$pct" "$base" "$masked" <<'PY'
+import json, sys
+a, b = json.loads(sys.argv[2]), json.loads(sys.argv[3])
+print(f"{sys.argv[1]:>3}% masked   {b['tokens_per_s']:9.1f} tok/s   unmasked {a['tokens_per_s']:9.1f} tok/s   masked/unmasked time {a['tokens_per_s']/b['tokens_per_s']:.3f}x")
+PY
+done
 if [[ -x bench/bench_tokenizer.sh ]]; then
   echo "== tokenizer =="
   bench/bench_tokenizer.sh "$bin"
