@@ -141,3 +141,76 @@ int cli_apply_mask(const char *path, const mp_model *m, mp_state *st, mp_mask **
     MP_TRY(mp_mask_load(path, &m->cfg, mask, err));
     return mp_state_set_mask(st, *mask, err);
 }
+
+int cli_parse_expert(const char *s, int E, int n_groups, int *group, int *i, int *j, mp_error *err) {
+    const char *p = s, *colon = strchr(s, ':');
+    long r = -1, a, b;
+    char *end;
+    if (colon) {
+        errno = 0;
+        r = strtol(p, &end, 10);
+        if (end != colon || errno || r < 0)
+            return mp_fail(err, MP_EINPUT, "expert '%s': router group must be a non-negative integer", s);
+        if (r >= n_groups)
+            return mp_fail(err, MP_EINPUT, "expert '%s': router group %ld does not exist (the model has %d groups)", s,
+                           r, n_groups);
+        p = colon + 1;
+    }
+    errno = 0;
+    a = strtol(p, &end, 10);
+    if (end == p || errno || a < 0) return mp_fail(err, MP_EINPUT, "expert '%s': expected [R:]I,J or [R:]ID", s);
+    if (*end == ',') {
+        const char *q = end + 1;
+        b = strtol(q, &end, 10);
+        if (end == q || *end || errno || b < 0) return mp_fail(err, MP_EINPUT, "expert '%s': expected [R:]I,J", s);
+        if (a >= E || b >= E)
+            return mp_fail(err, MP_EINPUT, "expert '%s': factor index out of range (E=%d: 0..%d)", s, E, E - 1);
+    } else {
+        if (*end) return mp_fail(err, MP_EINPUT, "expert '%s': expected [R:]I,J or [R:]ID", s);
+        if (a >= (long)E * E)
+            return mp_fail(err, MP_EINPUT, "expert '%s': flat id out of range (E^2 = %ld)", s, (long)E * E);
+        b = a % E;
+        a = a / E;
+    }
+    *group = (int)r;
+    *i = (int)a;
+    *j = (int)b;
+    return 0;
+}
+
+/* Parse the --expert list ("[R:]I,J[=S]") into a steering list on st and say
+ * exactly what is changed (stderr; in the JSON output's caller). */
+int cli_apply_steering(const mp_model *m, mp_state *st, const char **args, int n, int have_strength,
+                          double strength, int quiet, mp_error *err) {
+    const mp_config *c = &m->cfg;
+    mp_steer list[CLI_MAX_STEER * 8];
+    size_t cnt = 0;
+    for (int k = 0; k < n; k++) {
+        char addr[128];
+        snprintf(addr, sizeof addr, "%s", args[k]);
+        double s = strength;
+        char *eq = strchr(addr, '=');
+        if (eq) {
+            *eq = '\0';
+            char *end;
+            s = strtod(eq + 1, &end);
+            if (end == eq + 1 || *end) return mp_fail(err, MP_EINPUT, "--expert '%s': bad strength after '='", args[k]);
+        } else if (!have_strength) {
+            return mp_fail(err, MP_EINPUT, "--expert '%s': no strength (use --strength S or ADDR=S)", args[k]);
+        }
+        int r, i, j;
+        MP_TRY(cli_parse_expert(addr, c->moe_experts, c->n_router_groups, &r, &i, &j, err));
+        for (int g = 0; g < c->n_router_groups; g++) {
+            if (r >= 0 && g != r) continue;
+            if (cnt == sizeof list / sizeof list[0]) return mp_fail(err, MP_EINPUT, "too many steered experts");
+            list[cnt++] = (mp_steer){g, i, j, (float)s};
+            if (!quiet) {
+                int a, b;
+                mp_config_group_layers(c, g, &a, &b);
+                fprintf(stderr, "monet-probe: steering expert %d:%d,%d (flat %lld): w += %g at every token, layers %d-%d\n",
+                        g, i, j, (long long)i * c->moe_experts + j, s, a, b);
+            }
+        }
+    }
+    return mp_state_set_steering(st, list, cnt, err);
+}

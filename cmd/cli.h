@@ -53,6 +53,18 @@ int cli_get_ids(const char *model_dir, const char *ids_arg, const char *text_arg
 #include "core/forward.h"
 #include "core/mask.h"
 
+/* Parse an expert address "[R:]I,J" or "[R:]FLAT" (FLAT = I*E+J). *group is
+ * -1 when no group is given. @return 0 or MP_EINPUT naming the problem. */
+int cli_parse_expert(const char *s, int E, int n_groups, int *group, int *i, int *j, mp_error *err);
+
+#define CLI_MAX_STEER 64
+
+/* Steering from --expert "[R:]I,J[=S]" arguments (strength defaults to
+ * `strength` when have_strength): sets the list on st and, unless quiet, says
+ * on stderr exactly which weights change in which layers. */
+int cli_apply_steering(const mp_model *m, mp_state *st, const char **args, int n, int have_strength, double strength,
+                       int quiet, mp_error *err);
+
 /* When path is non-NULL: load the mask file for model m and attach it to st.
  * *mask receives the loaded mask (caller frees with mp_mask_free). */
 int cli_apply_mask(const char *path, const mp_model *m, mp_state *st, mp_mask **mask, mp_error *err);

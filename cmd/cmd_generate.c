@@ -1,5 +1,7 @@
 /* cmd/cmd_generate.c — `monet-probe generate`: prefill the prompt once, then
- * decode token by token with the KV cache, streaming text to stdout. */
+ * decode token by token with the KV cache, streaming text to stdout; and
+ * `monet-probe steer`, the same generation with chosen experts' routing
+ * weights forced up (w_ij += S at every token of their group). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +10,20 @@
 #include "core/forward.h"
 #include "core/progress.h"
 #include "core/sampling.h"
+
+#define MAX_STEER CLI_MAX_STEER
+
+static const char *STEER_USAGE =
+    "usage: monet-probe steer --model DIR --expert [R:]I,J[=S] [--expert ...] --strength S --prompt TEXT\n"
+    "                         [generate options]\n"
+    "  Generate with expert steering: for each chosen expert (I,J) of router group R, its\n"
+    "  routing weight becomes w_IJ + S at every token, in every layer of group R (so A_I, D_J\n"
+    "  and the expert mixtures change exactly as if the router had put that weight there;\n"
+    "  the router's own g1/g2 are unchanged). Without R: the expert in every group.\n"
+    "  --expert ADDR   [R:]I,J or [R:]FLAT (FLAT = I*E+J); '=S' sets this expert's strength\n"
+    "  --strength S    default strength for experts without '=S' (e.g. 1.0 = one full head's weight;\n"
+    "                  negative values suppress)\n"
+    "  generate options: --max-tokens N --temperature T --top-p P --seed S --no-bos --mask MASK --json\n";
 
 static const char *USAGE =
     "usage: monet-probe generate --model DIR --prompt TEXT [--max-tokens N] [--temperature T]\n"
@@ -21,43 +37,56 @@ static const char *USAGE =
     "  --mask MASK       purge the experts listed in a mask file\n"
     "  --json            print {\"prompt_ids\", \"ids\", \"text\", \"tokens_per_s\"} instead of streaming\n";
 
-int cmd_generate(int argc, char **argv) {
+static int generate_main(int argc, char **argv, int steer_mode) {
+    const char *cmd = steer_mode ? "steer" : "generate";
     const char *dir = NULL, *prompt = NULL, *mask_path = NULL;
+    const char *steer_arg[MAX_STEER];
+    int n_steer_arg = 0, have_strength = 0;
+    double strength = 0;
     long max_new = 64, seed = 1;
     double temp = 0.8, top_p = 0.95;
     int bos = 1, json = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         if (cli_is_help(a)) {
-            fputs(USAGE, stdout);
+            fputs(steer_mode ? STEER_USAGE : USAGE, stdout);
             return 0;
+        } else if (steer_mode && !strcmp(a, "--expert")) {
+            if (!(v = cli_opt_value(cmd, argc, argv, &i))) return 2;
+            if (n_steer_arg == MAX_STEER) return cli_usage_error(cmd, "at most %d --expert options", MAX_STEER);
+            steer_arg[n_steer_arg++] = v;
+        } else if (steer_mode && !strcmp(a, "--strength")) {
+            if (!(v = cli_opt_value(cmd, argc, argv, &i))) return 2;
+            if (cli_parse_double(v, -1e6, 1e6, &strength)) return cli_usage_error(cmd, "bad --strength '%s'", v);
+            have_strength = 1;
         } else if (!strcmp(a, "--model")) {
-            if (!(dir = cli_opt_value("generate", argc, argv, &i))) return 2;
+            if (!(dir = cli_opt_value(cmd, argc, argv, &i))) return 2;
         } else if (!strcmp(a, "--prompt")) {
-            if (!(prompt = cli_opt_value("generate", argc, argv, &i))) return 2;
+            if (!(prompt = cli_opt_value(cmd, argc, argv, &i))) return 2;
         } else if (!strcmp(a, "--max-tokens")) {
-            if (!(v = cli_opt_value("generate", argc, argv, &i))) return 2;
-            if (cli_parse_long(v, 1, 1 << 20, &max_new)) return cli_usage_error("generate", "bad --max-tokens '%s'", v);
+            if (!(v = cli_opt_value(cmd, argc, argv, &i))) return 2;
+            if (cli_parse_long(v, 1, 1 << 20, &max_new)) return cli_usage_error(cmd, "bad --max-tokens '%s'", v);
         } else if (!strcmp(a, "--temperature")) {
-            if (!(v = cli_opt_value("generate", argc, argv, &i))) return 2;
-            if (cli_parse_double(v, 0, 100, &temp)) return cli_usage_error("generate", "bad --temperature '%s'", v);
+            if (!(v = cli_opt_value(cmd, argc, argv, &i))) return 2;
+            if (cli_parse_double(v, 0, 100, &temp)) return cli_usage_error(cmd, "bad --temperature '%s'", v);
         } else if (!strcmp(a, "--top-p")) {
-            if (!(v = cli_opt_value("generate", argc, argv, &i))) return 2;
-            if (cli_parse_double(v, 1e-9, 1, &top_p)) return cli_usage_error("generate", "bad --top-p '%s' (0 < P <= 1)", v);
+            if (!(v = cli_opt_value(cmd, argc, argv, &i))) return 2;
+            if (cli_parse_double(v, 1e-9, 1, &top_p)) return cli_usage_error(cmd, "bad --top-p '%s' (0 < P <= 1)", v);
         } else if (!strcmp(a, "--seed")) {
-            if (!(v = cli_opt_value("generate", argc, argv, &i))) return 2;
-            if (cli_parse_long(v, 0, 1L << 62, &seed)) return cli_usage_error("generate", "bad --seed '%s'", v);
+            if (!(v = cli_opt_value(cmd, argc, argv, &i))) return 2;
+            if (cli_parse_long(v, 0, 1L << 62, &seed)) return cli_usage_error(cmd, "bad --seed '%s'", v);
         } else if (!strcmp(a, "--mask")) {
-            if (!(mask_path = cli_opt_value("generate", argc, argv, &i))) return 2;
+            if (!(mask_path = cli_opt_value(cmd, argc, argv, &i))) return 2;
         } else if (!strcmp(a, "--no-bos")) {
             bos = 0;
         } else if (!strcmp(a, "--json")) {
             json = 1;
         } else {
-            return cli_usage_error("generate", "unknown argument '%s'", a);
+            return cli_usage_error(cmd, "unknown argument '%s'", a);
         }
     }
-    if (!dir || !prompt) return cli_usage_error("generate", "--model DIR and --prompt TEXT are required");
+    if (!dir || !prompt) return cli_usage_error(cmd, "--model DIR and --prompt TEXT are required");
+    if (steer_mode && !n_steer_arg) return cli_usage_error(cmd, "give at least one --expert to steer");
 
     mp_error err;
     mp_error_clear(&err);
@@ -84,6 +113,8 @@ int cmd_generate(int argc, char **argv) {
     }
     if ((rc = mp_state_create(m, (int)(n + (size_t)max_new), 0, &st, &err)) < 0) goto cleanup;
     if ((rc = cli_apply_mask(mask_path, m, st, &mask, &err)) < 0) goto cleanup;
+    if (steer_mode && (rc = cli_apply_steering(m, st, steer_arg, n_steer_arg, have_strength, strength, json, &err)) < 0)
+        goto cleanup;
     if ((rc = mp_sampler_init(&sampler, m->cfg.vocab_size, temp, top_p, (uint64_t)seed, &err)) < 0) goto cleanup;
     logits = malloc((size_t)m->cfg.vocab_size * sizeof *logits);
     out_ids = malloc((size_t)max_new * sizeof *out_ids);
@@ -145,3 +176,6 @@ cleanup:
     free(ids);
     return rc < 0 ? cli_exit_error(&err) : 0;
 }
+
+int cmd_generate(int argc, char **argv) { return generate_main(argc, argv, 0); }
+int cmd_steer(int argc, char **argv) { return generate_main(argc, argv, 1); }

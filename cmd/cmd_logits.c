@@ -9,7 +9,7 @@
 
 static const char *USAGE =
     "usage: monet-probe logits --model DIR (--ids 1,450,... | --text TEXT [--bos]) [--format raw|json]\n"
-    "                          [--out FILE] [--last] [--mask MASK]\n"
+    "                          [--out FILE] [--last] [--mask MASK] [--steer [R:]I,J=S ...]\n"
     "  Run one prefill and write the logits of every position.\n"
     "  --ids LIST      comma-separated token ids\n"
     "  --text TEXT     text encoded with DIR/tokenizer.model (--bos prepends BOS)\n"
@@ -17,7 +17,8 @@ static const char *USAGE =
     "  --format json   {\"n_tokens\": T, \"vocab_size\": V, \"logits\": [[...], ...]}\n"
     "  --out FILE      output file (default: stdout)\n"
     "  --last          only the last position's logits (1 x vocab)\n"
-    "  --mask MASK     purge the experts listed in a mask file (w_ij = 0 in their group)\n";
+    "  --mask MASK     purge the experts listed in a mask file (w_ij = 0 in their group)\n"
+    "  --steer A=S     add S to expert A's routing weight at every token (see: monet-probe steer --help)\n";
 
 static int write_raw(FILE *f, const float *v, size_t n) {
     /* explicit little-endian bytes, independent of host byte order */
@@ -40,7 +41,8 @@ static int write_raw(FILE *f, const float *v, size_t n) {
 
 int cmd_logits(int argc, char **argv) {
     const char *dir = NULL, *ids_arg = NULL, *text = NULL, *format = "raw", *out_path = "-", *mask_path = NULL;
-    int bos = 0, last = 0;
+    int bos = 0, last = 0, n_steer = 0;
+    const char *steer[CLI_MAX_STEER];
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (cli_is_help(a)) {
@@ -56,6 +58,9 @@ int cmd_logits(int argc, char **argv) {
             if (!(format = cli_opt_value("logits", argc, argv, &i))) return 2;
         } else if (!strcmp(a, "--out")) {
             if (!(out_path = cli_opt_value("logits", argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--steer")) {
+            if (!(steer[n_steer] = cli_opt_value("logits", argc, argv, &i))) return 2;
+            if (++n_steer == CLI_MAX_STEER) return cli_usage_error("logits", "too many --steer options");
         } else if (!strcmp(a, "--mask")) {
             if (!(mask_path = cli_opt_value("logits", argc, argv, &i))) return 2;
         } else if (!strcmp(a, "--bos")) {
@@ -85,6 +90,7 @@ int cmd_logits(int argc, char **argv) {
     if ((rc = mp_model_load(dir, &m, &err)) < 0) goto cleanup;
     if ((rc = mp_state_create(m, (int)n, 0, &st, &err)) < 0) goto cleanup;
     if ((rc = cli_apply_mask(mask_path, m, st, &mask, &err)) < 0) goto cleanup;
+    if (n_steer && (rc = cli_apply_steering(m, st, steer, n_steer, 0, 0, 1, &err)) < 0) goto cleanup;
     const size_t V = (size_t)m->cfg.vocab_size, rows = last ? 1 : n;
     logits = malloc(rows * V * sizeof *logits);
     if (!logits) {

@@ -32,6 +32,8 @@
 
 #define MP_CORPUS_MAX_LABELS 8
 
+typedef struct mp_corpus mp_corpus;
+
 typedef void (*mp_corpus_skip_fn)(void *ctx, const char *file, size_t line, const char *reason);
 
 typedef struct mp_corpus_opts {
@@ -71,7 +73,5 @@ int mp_corpus_next(struct mp_corpus *c, mp_doc *doc, mp_error *err);
 size_t mp_corpus_skipped(const struct mp_corpus *c);
 
 void mp_corpus_close(struct mp_corpus *c);
-
-typedef struct mp_corpus mp_corpus;
 
 #endif

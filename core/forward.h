@@ -39,6 +39,18 @@ int mp_state_rewind(mp_state *s, int pos, mp_error *err);
  * the mask. @return 0 or MP_EINPUT when the mask is for another shape. */
 int mp_state_set_mask(mp_state *s, const mp_mask *mask, mp_error *err);
 
+/* Expert steering: w_ij of expert (group, i, j) gets + strength at every
+ * token (on top of the router's weight, after masking), so A_i, D_j and the
+ * mixed inputs change exactly as if the router had put that weight there. */
+typedef struct mp_steer {
+    int group, i, j;
+    float strength;
+} mp_steer;
+
+/* Steer the following forwards with n entries (copied); n = 0 clears.
+ * @return 0, MP_EINPUT (expert out of range) or MP_ENOMEM. */
+int mp_state_set_steering(mp_state *s, const mp_steer *list, size_t n, mp_error *err);
+
 /* Run ids[0..n) at positions pos..pos+n-1 and append them to the cache.
  * logits: NULL, or [n][vocab] (last_only = 0), or [vocab] for the last token
  * only (last_only = 1). routing: NULL, or an mp_routing made with

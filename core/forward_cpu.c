@@ -31,6 +31,8 @@ struct mp_state {
     float *alpha, *beta;       /* [m] per-head mixtures */
     mp_route_group cur;        /* routing of the current group for the chunk */
     const mp_mask *mask;       /* borrowed; NULL = no experts masked */
+    mp_steer *steer;           /* owned copy of the steering list */
+    size_t n_steer;
     int cur_group;             /* router group of the layer being computed */
 };
 
@@ -106,6 +108,7 @@ void mp_state_free(mp_state *s) {
                      s->y11,    s->y12,    s->y21,      s->y22,      s->coef_a, s->coef_d, s->alpha, s->beta};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     mp_route_group_free(&s->cur);
+    free(s->steer);
     free(s);
 }
 
@@ -126,6 +129,25 @@ int mp_state_rewind(mp_state *s, int pos, mp_error *err) {
     MP_FAIL_IF(pos < 0 || pos > s->pos, err, MP_EINPUT, "cannot rewind the KV cache to %d (holds %d tokens)", pos,
                s->pos);
     s->pos = pos;
+    return 0;
+}
+
+int mp_state_set_steering(mp_state *s, const mp_steer *list, size_t n, mp_error *err) {
+    const mp_config *c = &s->m->cfg;
+    for (size_t k = 0; k < n; k++)
+        MP_FAIL_IF(list[k].group < 0 || list[k].group >= c->n_router_groups || list[k].i < 0 ||
+                       list[k].i >= c->moe_experts || list[k].j < 0 || list[k].j >= c->moe_experts,
+                   err, MP_EINPUT, "steered expert %d:%d,%d is out of range (%d groups, E=%d)", list[k].group,
+                   list[k].i, list[k].j, c->n_router_groups, c->moe_experts);
+    mp_steer *copy = NULL;
+    if (n) {
+        copy = malloc(n * sizeof *copy);
+        if (!copy) return mp_fail(err, MP_ENOMEM, "out of memory");
+        memcpy(copy, list, n * sizeof *copy);
+    }
+    free(s->steer);
+    s->steer = copy;
+    s->n_steer = n;
     return 0;
 }
 
@@ -252,6 +274,23 @@ static void mask_correction(const mp_state *s, int t, const float *act_i, const 
     }
 }
 
+/* Steering: w_ij += S for each steered expert of the current group, the same
+ * update as mask_correction with c = -S. Steered experts need not be active,
+ * so the caller also writes their A_i a_i / D_j b_j inputs (VD). */
+static void steer_correction(const mp_state *s, const float *act_i, const float *act_j, int ms, float *ca, float *cd,
+                             float *y_i, float *y_j) {
+    for (size_t k = 0; k < s->n_steer; k++) {
+        const mp_steer *st = &s->steer[k];
+        if (st->group != s->cur_group) continue;
+        float c = st->strength;
+        if (ca) ca[st->i] += c;
+        cd[st->j] += c;
+        if (y_i)
+            for (int q = 0; q < ms; q++) y_i[(size_t)st->i * ms + q] += c * act_j[(size_t)st->j * ms + q];
+        for (int q = 0; q < ms; q++) y_j[(size_t)st->j * ms + q] += c * act_i[(size_t)st->i * ms + q];
+    }
+}
+
 /* VD mixture for n tokens (DESIGN.md §2), output into s->tmp [n][d]. */
 static void mp_cpu_moe_vd(mp_state *s, const mp_layer *y, int n) {
     const mp_config *c = &s->m->cfg;
@@ -288,7 +327,16 @@ static void mp_cpu_moe_vd(mp_state *s, const mp_layer *y, int n) {
             }
         }
         if (s->mask) mask_correction(s, t, a1, a2, m2, ca, cd, y12, y21);
+        if (s->n_steer) steer_correction(s, a1, a2, m2, ca, cd, y12, y21);
         float *y11 = s->y11 + t * eu, *y22 = s->y22 + t * eu;
+        for (size_t k = 0; k < s->n_steer; k++) { /* A_i a_i, D_j b_j of steered experts */
+            const mp_steer *st = &s->steer[k];
+            if (st->group != s->cur_group) continue;
+            for (int q = 0; q < m2; q++) {
+                y11[(size_t)st->i * m2 + q] = ca[st->i] * a1[(size_t)st->i * m2 + q];
+                y22[(size_t)st->j * m2 + q] = cd[st->j] * a2[(size_t)st->j * m2 + q];
+            }
+        }
         for (int h = 0; h < Hm; h++) { /* A_i a_i and D_j b_j for the active experts */
             const int32_t *i1, *i2;
             const float *p1, *p2;
@@ -334,6 +382,7 @@ static void mp_cpu_moe_hd(mp_state *s, const mp_layer *y, int n) {
             }
         }
         if (s->mask) mask_correction(s, t, a, NULL, m, NULL, cd, NULL, yr);
+        if (s->n_steer) steer_correction(s, a, NULL, m, NULL, cd, NULL, yr);
     }
     const int K = (int)eu;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, d, K, 1.0f, s->y21, K, y->v, K, 0.0f, s->tmp, d);

@@ -403,8 +403,10 @@ class Model:
 
     # -- whole model
 
-    def forward(self, ids, mask=None, router_hook=None):
+    def forward(self, ids, mask=None, router_hook=None, steer=None):
         """ids: list of token ids. mask: iterable of (group, i, j) to purge.
+        steer: iterable of (group, i, j, strength): w_ij += strength at every
+        token of the group (after masking).
         router_hook(group, layer, x) is called before routing at each router
         layer (used by make_checkpoint to calibrate BatchNorm statistics).
         Returns (logits [T, V], routing list)."""
@@ -431,6 +433,9 @@ class Model:
                 if r in masks:
                     ii, jj = zip(*masks[r])
                     W[:, list(ii), list(jj)] = 0.0
+                for (sr, si, sj, ss) in (steer or ()):
+                    if int(sr) == r:
+                        W[:, int(si), int(sj)] += float(ss)
             h = h + self.moe(l, x, W)
         h = rmsnorm(h, self.w("model.norm.weight"), self.eps)
         head = self.w("model.embed_tokens.weight" if self.tied else "lm_head.weight")
