@@ -1,0 +1,283 @@
+/* cmd/cmd_top_contexts.c — `monet-probe top-contexts`: an expert's top-K
+ * contexts from a collect store, highest activation first, with the
+ * document's labels and the detokenized window around the activating token. */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "core/collect.h"
+#include "core/store.h"
+#include "core/tokenizer.h"
+
+static const char *USAGE =
+    "usage: monet-probe top-contexts --store STORE.db --expert [R:]I,J|[R:]ID [--window W] [--limit N]\n"
+    "                                [--model DIR] [--json]\n"
+    "  An expert's top contexts, highest first: activation w_ij as a percentage (as the paper shows it;\n"
+    "  it can exceed 100%: it sums over heads), the document's labels, and the text around the token\n"
+    "  (bold on a terminal, [[token]] otherwise). Without R:, the expert in every router group.\n"
+    "  --window W   tokens shown on each side of the activating token (default 10)\n"
+    "  --limit N    contexts per group (default: all stored)\n"
+    "  --model DIR  check that the store was collected with this model (tokens are decoded with the\n"
+    "               tokenizer kept in the store)\n"
+    "  --json       machine-readable output\n";
+
+/* Parse "[R:]I,J" or "[R:]ID". group = -1 without R. */
+static int parse_expert(const char *s, int E, int n_groups, int *group, long *ei, long *ej, mp_error *err) {
+    const char *colon = strchr(s, ':'), *p = s;
+    *group = -1;
+    char *end;
+    if (colon) {
+        long g = strtol(s, &end, 10);
+        if (end != colon || end == s)
+            return mp_fail(err, MP_EINPUT, "--expert '%s': expected [R:]I,J or [R:]ID", s);
+        if (g < 0 || g >= n_groups)
+            return mp_fail(err, MP_EINPUT, "--expert '%s': unknown router group %ld (the store has groups 0..%d)", s,
+                           g, n_groups - 1);
+        *group = (int)g;
+        p = colon + 1;
+    }
+    long a = strtol(p, &end, 10);
+    if (end == p) return mp_fail(err, MP_EINPUT, "--expert '%s': expected [R:]I,J or [R:]ID", s);
+    if (*end == ',') {
+        const char *q = end + 1;
+        long b = strtol(q, &end, 10);
+        if (end == q || *end) return mp_fail(err, MP_EINPUT, "--expert '%s': expected [R:]I,J or [R:]ID", s);
+        if (a < 0 || a >= E || b < 0 || b >= E)
+            return mp_fail(err, MP_EINPUT, "--expert '%s': expert index out of range (I and J must be in 0..%d)", s,
+                           E - 1);
+        *ei = a;
+        *ej = b;
+        return 0;
+    }
+    if (*end) return mp_fail(err, MP_EINPUT, "--expert '%s': expected [R:]I,J or [R:]ID", s);
+    if (a < 0 || a >= (long)E * E)
+        return mp_fail(err, MP_EINPUT, "--expert '%s': expert id out of range (0..%ld)", s, (long)E * E - 1);
+    *ei = a / E;
+    *ej = a % E;
+    return 0;
+}
+
+/* Append the text of ids[from..to) to buf (escaped for one line when oneline). */
+static void append_text(const mp_tokenizer *tok, const int32_t *ids, size_t from, size_t to, int oneline, char **buf,
+                        size_t *len, size_t *cap) {
+    for (size_t k = from; k < to; k++) {
+        char piece[256];
+        int prev = k > 0 ? ids[k - 1] : -1;
+        int n = mp_tokenizer_decode_piece(tok, prev, ids[k], piece, sizeof piece);
+        if (n < 0) n = snprintf(piece, sizeof piece, "<%d>", ids[k]);
+        for (int c = 0; c < n; c++) {
+            char tmp[3] = {piece[c], 0, 0};
+            if (oneline && piece[c] == '\n') tmp[0] = '\\', tmp[1] = 'n';
+            else if (oneline && piece[c] == '\t') tmp[0] = '\\', tmp[1] = 't';
+            else if (oneline && piece[c] == '\r') tmp[0] = '\\', tmp[1] = 'r';
+            for (int t = 0; tmp[t]; t++) {
+                if (*len + 2 > *cap) {
+                    size_t nc = *cap ? *cap * 2 : 256;
+                    char *nb = realloc(*buf, nc);
+                    if (!nb) return;
+                    *buf = nb;
+                    *cap = nc;
+                }
+                (*buf)[(*len)++] = tmp[t];
+                (*buf)[*len] = '\0';
+            }
+        }
+    }
+}
+
+static void json_str(const char *s) {
+    putchar('"');
+    for (const unsigned char *p = (const unsigned char *)s; p && *p; p++) {
+        if (*p == '"' || *p == '\\') printf("\\%c", *p);
+        else if (*p == '\n') printf("\\n");
+        else if (*p < 0x20) printf("\\u%04x", *p);
+        else putchar(*p);
+    }
+    putchar('"');
+}
+
+typedef struct ctx_text {
+    char *left, *tok, *right;
+} ctx_text;
+
+static int context_of(mp_store *st, const mp_tokenizer *tok, int W, uint64_t doc, uint32_t pos, int show, int oneline,
+                      ctx_text *out, mp_error *err) {
+    int32_t *ids = NULL;
+    size_t n = 0;
+    memset(out, 0, sizeof *out);
+    uint32_t start = pos - pos % (uint32_t)W;
+    int r = mp_store_get_window(st, doc, start, &ids, &n, err);
+    if (r < 0) return r;
+    if (r == 0 || pos - start >= n) {
+        free(ids);
+        return mp_fail(err, MP_EINPUT, "%s: corrupt store: no window for document %llu position %u",
+                       mp_store_path(st), (unsigned long long)doc, pos);
+    }
+    size_t t = pos - start, from = t > (size_t)show ? t - (size_t)show : 0;
+    size_t to = t + 1 + (size_t)show < n ? t + 1 + (size_t)show : n;
+    size_t l1 = 0, c1 = 0, l2 = 0, c2 = 0, l3 = 0, c3 = 0;
+    append_text(tok, ids, from, t, oneline, &out->left, &l1, &c1);
+    append_text(tok, ids, t, t + 1, oneline, &out->tok, &l2, &c2);
+    append_text(tok, ids, t + 1, to, oneline, &out->right, &l3, &c3);
+    free(ids);
+    if (!out->left) out->left = strdup("");
+    if (!out->tok) out->tok = strdup("");
+    if (!out->right) out->right = strdup("");
+    if (!out->left || !out->tok || !out->right) return mp_fail(err, MP_ENOMEM, "out of memory");
+    return 0;
+}
+
+static int meta_int(mp_store *st, const char *key, long *v, mp_error *err) {
+    char *s = NULL;
+    int r = mp_store_meta_get(st, key, &s, err);
+    if (r < 0) return r;
+    if (r == 0 || cli_parse_long(s, 0, 1L << 40, v)) {
+        free(s);
+        return mp_fail(err, MP_EINPUT, "%s: corrupt store: bad metadata '%s'", mp_store_path(st), key);
+    }
+    free(s);
+    return 0;
+}
+
+int cmd_top_contexts(int argc, char **argv) {
+    const char *store = NULL, *expert = NULL, *model = NULL;
+    long show = 10, limit = -1;
+    int json = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        if (cli_is_help(a)) {
+            fputs(USAGE, stdout);
+            return 0;
+        } else if (!strcmp(a, "--store")) {
+            if (!(store = cli_opt_value("top-contexts", argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--expert")) {
+            if (!(expert = cli_opt_value("top-contexts", argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--model")) {
+            if (!(model = cli_opt_value("top-contexts", argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--window")) {
+            if (!(v = cli_opt_value("top-contexts", argc, argv, &i))) return 2;
+            if (cli_parse_long(v, 0, 1 << 20, &show)) return cli_usage_error("top-contexts", "bad --window '%s'", v);
+        } else if (!strcmp(a, "--limit")) {
+            if (!(v = cli_opt_value("top-contexts", argc, argv, &i))) return 2;
+            if (cli_parse_long(v, 1, 1 << 20, &limit)) return cli_usage_error("top-contexts", "bad --limit '%s'", v);
+        } else if (!strcmp(a, "--json")) {
+            json = 1;
+        } else {
+            return cli_usage_error("top-contexts", "unknown argument '%s'", a);
+        }
+    }
+    if (!store || !expert) return cli_usage_error("top-contexts", "--store STORE.db and --expert [R:]I,J are required");
+    mp_error err;
+    mp_error_clear(&err);
+    mp_store *st = NULL;
+    mp_tokenizer *tok = NULL;
+    void *tokbytes = NULL;
+    size_t toklen = 0;
+    char *hash = NULL;
+    mp_store_hit *hits = NULL;
+    int rc = 0, g0, g1, is_tty = !json && isatty(STDOUT_FILENO);
+    long E, n_groups, G, W, L, ei = 0, ej = 0;
+    if ((rc = mp_store_open(store, MP_STORE_READ, &st, &err)) < 0) goto cleanup;
+    if ((rc = meta_int(st, "moe_experts", &E, &err)) < 0 || (rc = meta_int(st, "n_groups", &n_groups, &err)) < 0 ||
+        (rc = meta_int(st, "moe_groups", &G, &err)) < 0 || (rc = meta_int(st, "window", &W, &err)) < 0 ||
+        (rc = meta_int(st, "n_layers", &L, &err)) < 0)
+        goto cleanup;
+    if (E < 1 || n_groups < 1 || W < 1) {
+        rc = mp_fail(&err, MP_EINPUT, "%s: corrupt store: bad shape metadata", store);
+        goto cleanup;
+    }
+    int grp;
+    if ((rc = parse_expert(expert, (int)E, (int)n_groups, &grp, &ei, &ej, &err)) < 0) goto cleanup;
+    if (model) {
+        char c1[65], t1[65], h1[65];
+        if ((rc = mp_model_fingerprint(model, c1, t1, h1, &err)) < 0) goto cleanup;
+        if ((rc = mp_store_meta_get(st, "model_hash", &hash, &err)) < 0) goto cleanup;
+        if (rc == 0 || strcmp(hash, h1)) {
+            rc = mp_fail(&err, MP_EINPUT, "%s: was collected with another model (model hash %.12s..., %s has %.12s...)",
+                         store, hash ? hash : "?", model, h1);
+            goto cleanup;
+        }
+    }
+    rc = mp_store_get_file(st, "tokenizer.model", &tokbytes, &toklen, &err);
+    if (rc == 0) rc = mp_fail(&err, MP_EINPUT, "%s: corrupt store: no tokenizer.model in table files", store);
+    if (rc < 0 || (rc = mp_tokenizer_load_from_memory(tokbytes, toklen, "tokenizer.model (in store)", &tok, &err)) < 0)
+        goto cleanup;
+    g0 = grp >= 0 ? grp : 0;
+    g1 = grp >= 0 ? grp : (int)n_groups - 1;
+    uint32_t e = (uint32_t)(ei * E + ej);
+    if (json) printf("{\"store\": \"%s\", \"expert\": {\"i\": %ld, \"j\": %ld, \"id\": %u}, \"groups\": [", store, ei, ej, e);
+    for (int g = g0; g <= g1; g++) {
+        mp_expert_stat es;
+        size_t n = 0;
+        int have = mp_store_expert_stat(st, g, e, &es, &err);
+        if ((rc = have) < 0 || (rc = mp_store_topk(st, g, e, &hits, &n, &err)) < 0) goto cleanup;
+        long first = g * G, last = first + G - 1 < L - 1 ? first + G - 1 : L - 1;
+        if (json) {
+            printf("%s{\"group\": %d, \"layers\": [%ld, %ld], \"n_active\": %llu, \"mean\": %.9g, \"max\": %.9g, "
+                   "\"contexts\": [",
+                   g > g0 ? ", " : "", g, first, last, (unsigned long long)es.n, es.n ? es.sum / (double)es.n : 0.0,
+                   (double)es.max);
+        } else {
+            printf("group %d (layers %ld-%ld) expert %ld,%ld (id %u): ", g, first, last, ei, ej, e);
+            if (es.n) printf("active on %llu tokens, mean %.2f%%, max %.2f%%\n", (unsigned long long)es.n,
+                             100.0 * es.sum / (double)es.n, 100.0 * es.max);
+            else printf("never active\n");
+        }
+        size_t shown = limit > 0 && (size_t)limit < n ? (size_t)limit : n;
+        for (size_t k = 0; k < shown; k++) {
+            ctx_text ct;
+            char *labels = NULL, *source = NULL;
+            int64_t line = 0;
+            rc = context_of(st, tok, (int)W, hits[k].doc, hits[k].pos, (int)show, !json, &ct, &err);
+            if (rc == 0 && mp_store_get_doc(st, hits[k].doc, &labels, &source, &line, &err) < 0) rc = -1;
+            if (rc < 0) {
+                free(ct.left), free(ct.tok), free(ct.right), free(labels), free(source);
+                rc = err.code ? err.code : MP_EINTERNAL;
+                goto cleanup;
+            }
+            cJSON *lj = labels ? cJSON_Parse(labels) : NULL;
+            if (json) {
+                printf("%s\n  {\"rank\": %d, \"w\": %.9g, \"percent\": \"%.2f%%\", \"doc\": %llu, \"pos\": %u, "
+                       "\"source\": ",
+                       k ? "," : "", hits[k].rank, hits[k].w, 100.0 * hits[k].w, (unsigned long long)hits[k].doc,
+                       hits[k].pos);
+                json_str(source ? source : "");
+                printf(", \"line\": %lld, \"labels\": %s, \"left\": ", (long long)line, labels ? labels : "{}");
+                json_str(ct.left);
+                printf(", \"token\": ");
+                json_str(ct.tok);
+                printf(", \"right\": ");
+                json_str(ct.right);
+                printf("}");
+            } else {
+                printf("  %7.2f%%  doc %llu pos %u", 100.0 * hits[k].w, (unsigned long long)hits[k].doc, hits[k].pos);
+                const cJSON *it;
+                int nl = 0;
+                cJSON_ArrayForEach(it, lj) {
+                    if (cJSON_IsString(it)) printf("%s%s=%s", nl++ ? " " : "  [", it->string, it->valuestring);
+                }
+                if (nl) printf("]");
+                printf("\n           %s%s%s%s%s\n", ct.left, is_tty ? "\033[1m" : "[[", ct.tok, is_tty ? "\033[0m" : "]]",
+                       ct.right);
+            }
+            cJSON_Delete(lj);
+            free(ct.left), free(ct.tok), free(ct.right), free(labels), free(source);
+        }
+        if (json) printf("]}");
+        else if (shown < n) printf("  ... %zu more (--limit)\n", n - shown);
+        free(hits);
+        hits = NULL;
+    }
+    if (json) printf("\n]}\n");
+    rc = 0;
+cleanup:
+    free(hits);
+    free(hash);
+    free(tokbytes);
+    mp_tokenizer_free(tok);
+    mp_store_close(st);
+    return rc < 0 ? cli_exit_error(&err) : 0;
+}
