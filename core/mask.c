@@ -202,10 +202,13 @@ typedef struct {
 } save_ctx;
 
 static void open_group(save_ctx *s, int r) {
-    int a = 0, b = 0;
-    if (s->cfg) mp_config_group_layers(s->cfg, r, &a, &b);
-    fprintf(s->f, "%s\n    {\"group\": %d, \"layers\": [%d, %d], \"experts\": [", s->cur_group >= 0 ? "]}," : "", r,
-            a, b);
+    fprintf(s->f, "%s\n    {\"group\": %d, ", s->cur_group >= 0 ? "]}," : "", r);
+    if (s->cfg) {
+        int a, b;
+        mp_config_group_layers(s->cfg, r, &a, &b);
+        fprintf(s->f, "\"layers\": [%d, %d], ", a, b);
+    }
+    fprintf(s->f, "\"experts\": [");
     s->cur_group = r;
     s->in_group = 0;
 }
