@@ -568,9 +568,20 @@ int mp_collect_run(const mp_collect_opts *o, mp_collect_summary *sum, mp_error *
             goto cleanup;
         sum->resumed = 1;
     } else {
-        if ((rc = mp_store_open(o->out, MP_STORE_CREATE, &r.st, err)) < 0 ||
+        /* initialize under a temporary name and rename: a crash never leaves
+         * a half-initialized store under the real name */
+        char tmp[4096];
+        snprintf(tmp, sizeof tmp, "%s.tmp-new", o->out);
+        if ((rc = remove_store(tmp, err)) < 0 || (rc = mp_store_open(tmp, MP_STORE_CREATE, &r.st, err)) < 0 ||
             (rc = write_meta(&r, m, &want, cfg_sha, tok_sha, err)) < 0)
             goto cleanup;
+        mp_store_close(r.st);
+        r.st = NULL;
+        if (rename(tmp, o->out) != 0) {
+            rc = mp_fail(err, MP_EIO, "%s: cannot create: %s", o->out, strerror(errno));
+            goto cleanup;
+        }
+        if ((rc = mp_store_open(o->out, MP_STORE_WRITE, &r.st, err)) < 0) goto cleanup;
     }
     if ((rc = acc_for(&want, &r.acc, err, c->n_router_groups, c->moe_experts, o->top_k > 0 ? o->top_k : 32)) < 0)
         goto cleanup;
@@ -641,5 +652,174 @@ cleanup:
     mp_state_free(state);
     mp_tokenizer_free(tok);
     mp_model_free(m);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- merge */
+
+static int attach_exec(mp_store *st, const char *path, const char *sql, mp_error *err) {
+    sqlite3 *db = mp_store_db(st);
+    sqlite3_stmt *a = NULL;
+    if (sqlite3_prepare_v2(db, "ATTACH DATABASE ? AS src", -1, &a, NULL) != SQLITE_OK)
+        return mp_fail(err, MP_EIO, "%s: %s", path, sqlite3_errmsg(db));
+    sqlite3_bind_text(a, 1, path, -1, SQLITE_STATIC);
+    int ok = sqlite3_step(a) == SQLITE_DONE;
+    sqlite3_finalize(a);
+    if (!ok) return mp_fail(err, MP_EIO, "%s: cannot attach: %s", path, sqlite3_errmsg(db));
+    int rc = mp_store_exec(st, sql, err);
+    sqlite3_exec(db, "DETACH DATABASE src", NULL, NULL, NULL);
+    return rc;
+}
+
+/* "0,2/3" -> bit set of shard indices (n <= 64 for merging) and n. */
+static int parse_shards(const char *s, uint64_t *set, int *n) {
+    const char *slash = strchr(s, '/');
+    if (!slash) return -1;
+    *n = atoi(slash + 1);
+    *set = 0;
+    if (*n < 1 || *n > 64) return -1;
+    for (const char *p = s; p < slash;) {
+        char *end;
+        long i = strtol(p, &end, 10);
+        if (end == p || i < 0 || i >= *n) return -1;
+        *set |= 1ULL << i;
+        p = *end == ',' ? end + 1 : end;
+        if (end == slash) break;
+    }
+    return 0;
+}
+
+int mp_collect_merge(const char *out, const char *const *inputs, int n_inputs, int force, mp_collect_summary *sum,
+                     mp_error *err) {
+    memset(sum, 0, sizeof *sum);
+    MP_FAIL_IF(n_inputs < 1, err, MP_EINPUT, "merge: no input stores");
+    settings first, cur;
+    mp_store *st = NULL, *o = NULL;
+    mp_acc *acc = NULL;
+    char *ev = NULL, tmp[4096];
+    int rc = 0, shard_n = 0;
+    uint64_t shard_set = 0, tot[4] = {0, 0, 0, 0}, skipped = 0, next_doc = 0;
+    long E = 0, K = 0, W = 0, G = 0;
+    snprintf(tmp, sizeof tmp, "%s.tmp-new", out);
+    struct stat sb;
+    if (stat(out, &sb) == 0 && !force) return mp_fail(err, MP_EINPUT, "%s: already exists (use --force)", out);
+    for (int i = 0; i < n_inputs; i++) {
+        if ((rc = mp_store_open(inputs[i], MP_STORE_READ, &st, err)) < 0) goto cleanup;
+        if ((rc = settings_read(st, i ? &cur : &first, err)) < 0) goto cleanup;
+        if (i) {
+            char save[1024];
+            memcpy(save, cur.kv[8][1], sizeof save);
+            memcpy(cur.kv[8][1], first.kv[8][1], sizeof save); /* shards differ by design */
+            if ((rc = compare_settings(inputs[i], &cur, &first, " (differs from the first store)", err)) < 0)
+                goto cleanup;
+            memcpy(cur.kv[8][1], save, sizeof save);
+        }
+        int64_t fin = 0, v;
+        if ((rc = mp_store_progress_get(st, "finished", &fin, err)) < 0) goto cleanup;
+        if (!fin) {
+            rc = mp_fail(err, MP_EINPUT, "%s: collection not finished (re-run its collect command to complete it)",
+                         inputs[i]);
+            goto cleanup;
+        }
+        uint64_t set;
+        int n;
+        if (parse_shards(i ? cur.kv[8][1] : first.kv[8][1], &set, &n) < 0) {
+            rc = mp_fail(err, MP_EINPUT, "%s: corrupt store: bad shard '%s'", inputs[i], i ? cur.kv[8][1] : first.kv[8][1]);
+            goto cleanup;
+        }
+        if (i && n != shard_n) {
+            rc = mp_fail(err, MP_EINPUT, "%s: shard of %d, the first store is a shard of %d", inputs[i], n, shard_n);
+            goto cleanup;
+        }
+        if (shard_set & set) {
+            rc = mp_fail(err, MP_EINPUT, "%s: overlaps shards already merged (%s)", inputs[i], i ? cur.kv[8][1] : "");
+            goto cleanup;
+        }
+        shard_n = n;
+        shard_set |= set;
+        if (i == 0) {
+            const char *keys[4] = {"moe_experts", "top_k", "window", "moe_groups"};
+            long *dst[4] = {&E, &K, &W, &G};
+            for (int k = 0; k < 4; k++) {
+                if ((rc = mp_store_meta_get(st, keys[k], &ev, err)) < 0) goto cleanup;
+                *dst[k] = rc ? atol(ev) : 0;
+                free(ev);
+                ev = NULL;
+            }
+            rc = 0;
+            if ((rc = acc_for(&first, &acc, err, atoi(first.kv[9][1]), (int)E, (int)K)) < 0) goto cleanup;
+        }
+        if ((rc = mp_store_load_acc(st, acc, err)) < 0) goto cleanup;
+        const char *pk[4] = {"documents", "tokens", "windows", "batches"};
+        for (int k = 0; k < 4; k++) {
+            if ((rc = mp_store_progress_get(st, pk[k], &v, err)) < 0) goto cleanup;
+            tot[k] += (uint64_t)v;
+        }
+        if ((rc = mp_store_progress_get(st, "skipped_lines", &v, err)) < 0) goto cleanup;
+        if ((uint64_t)v > skipped) skipped = (uint64_t)v; /* every shard reads the whole corpus */
+        if ((rc = mp_store_progress_get(st, "next_doc", &v, err)) < 0) goto cleanup;
+        if ((uint64_t)v > next_doc) next_doc = (uint64_t)v;
+        mp_store_close(st);
+        st = NULL;
+    }
+    char shard[1100] = "";
+    for (int i = 0; i < shard_n; i++)
+        if (shard_set >> i & 1) snprintf(shard + strlen(shard), sizeof shard - strlen(shard), "%s%d", shard[0] ? "," : "", i);
+    snprintf(shard + strlen(shard), sizeof shard - strlen(shard), "/%d", shard_n);
+
+    if ((rc = remove_store(tmp, err)) < 0 || (rc = mp_store_open(tmp, MP_STORE_CREATE, &o, err)) < 0) goto cleanup;
+    if ((rc = attach_exec(o, inputs[0],
+                          "BEGIN; INSERT OR REPLACE INTO meta SELECT * FROM src.meta;"
+                          " INSERT OR REPLACE INTO files SELECT * FROM src.files; COMMIT;",
+                          err)) < 0)
+        goto cleanup;
+    if ((rc = mp_store_begin(o, err)) < 0) goto cleanup;
+    if ((rc = mp_store_meta_set(o, "shard", shard, err)) < 0 || (rc = mp_store_save_acc(o, acc, 1, err)) < 0 ||
+        (rc = mp_store_commit(o, err)) < 0) {
+        mp_store_rollback(o);
+        goto cleanup;
+    }
+    for (int i = 0; i < n_inputs; i++)
+        if ((rc = attach_exec(o, inputs[i],
+                              "BEGIN; INSERT OR IGNORE INTO windows(doc, start, n_tokens, ids)"
+                              " SELECT doc, start, n_tokens, ids FROM src.windows ORDER BY doc, start;"
+                              " INSERT OR IGNORE INTO docs SELECT * FROM src.docs; COMMIT;",
+                              err)) < 0)
+            goto cleanup;
+    if ((rc = mp_store_begin(o, err)) < 0) goto cleanup;
+    const char *pk[4] = {"documents", "tokens", "windows", "batches"};
+    for (int k = 0; k < 4 && rc == 0; k++) rc = mp_store_progress_set(o, pk[k], (int64_t)tot[k], err);
+    if (rc == 0) rc = mp_store_progress_set(o, "skipped_lines", (int64_t)skipped, err);
+    if (rc == 0) rc = mp_store_progress_set(o, "next_doc", (int64_t)next_doc, err);
+    if (rc == 0) rc = mp_store_progress_set(o, "finished", 1, err);
+    if (rc == 0) rc = mp_store_gc_all(o, (int)W, err);
+    if (rc == 0) rc = mp_store_commit(o, err);
+    if (rc < 0) {
+        mp_store_rollback(o);
+        goto cleanup;
+    }
+    mp_store_close(o);
+    o = NULL;
+    if (force && (rc = remove_store(out, err)) < 0) goto cleanup;
+    if (rename(tmp, out) != 0) {
+        rc = mp_fail(err, MP_EIO, "%s: cannot create: %s", out, strerror(errno));
+        goto cleanup;
+    }
+    sum->n_groups = acc->n_groups;
+    sum->E = (int)E;
+    sum->K = (int)K;
+    sum->window = (int)W;
+    rc = mp_collect_store_summary(out, sum, err);
+cleanup:
+    if (rc < 0 && o) {
+        mp_store_close(o);
+        o = NULL;
+        remove_store(tmp, NULL);
+    }
+    (void)G;
+    free(ev);
+    mp_acc_free(acc);
+    mp_store_close(st);
+    mp_store_close(o);
     return rc;
 }

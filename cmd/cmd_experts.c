@@ -1,0 +1,171 @@
+/* cmd/cmd_experts.c — `monet-probe experts`: browse a collect store's experts
+ * by activation statistics, overall or restricted to one label value. */
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "core/store.h"
+
+static const char *USAGE =
+    "usage: monet-probe experts --store STORE.db [--group R] [--sort count|max|mean] [--label FIELD=VALUE]\n"
+    "                           [--limit N] [--json]\n"
+    "  List experts with their statistics, best first: count = tokens where the expert is active,\n"
+    "  mean = mean activation over those tokens, max = highest activation (w_ij, shown in %).\n"
+    "  --group R             only router group R (default: all)\n"
+    "  --sort KEY            count (default), max or mean\n"
+    "  --label F=V           only tokens of documents whose label F is V (e.g. lang=Python, or a score\n"
+    "                        bucket toxicity=0.8-0.9): count and mean are over those tokens; rate =\n"
+    "                        count / tokens with that label; share = count / the expert's count\n"
+    "  --limit N             rows to print (default 20)\n";
+
+int cmd_experts(int argc, char **argv) {
+    const char *store = NULL, *sort = "count", *label = NULL;
+    long group = -1, limit = 20;
+    int json = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        if (cli_is_help(a)) {
+            fputs(USAGE, stdout);
+            return 0;
+        } else if (!strcmp(a, "--store")) {
+            if (!(store = cli_opt_value("experts", argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--group")) {
+            if (!(v = cli_opt_value("experts", argc, argv, &i))) return 2;
+            if (cli_parse_long(v, 0, 255, &group)) return cli_usage_error("experts", "bad --group '%s'", v);
+        } else if (!strcmp(a, "--sort")) {
+            if (!(sort = cli_opt_value("experts", argc, argv, &i))) return 2;
+            if (strcmp(sort, "count") && strcmp(sort, "max") && strcmp(sort, "mean"))
+                return cli_usage_error("experts", "--sort takes count, max or mean, not '%s'", sort);
+        } else if (!strcmp(a, "--label")) {
+            if (!(label = cli_opt_value("experts", argc, argv, &i))) return 2;
+            if (!strchr(label, '=')) return cli_usage_error("experts", "--label needs FIELD=VALUE");
+        } else if (!strcmp(a, "--limit")) {
+            if (!(v = cli_opt_value("experts", argc, argv, &i))) return 2;
+            if (cli_parse_long(v, 1, 1L << 40, &limit)) return cli_usage_error("experts", "bad --limit '%s'", v);
+        } else if (!strcmp(a, "--json")) {
+            json = 1;
+        } else {
+            return cli_usage_error("experts", "unknown argument '%s'", a);
+        }
+    }
+    if (!store) return cli_usage_error("experts", "--store STORE.db is required");
+    mp_error err;
+    mp_error_clear(&err);
+    mp_store *st = NULL;
+    sqlite3_stmt *q = NULL;
+    char *field = NULL, *value = NULL, *ev = NULL;
+    int rc = 0;
+    long E = 0, n_groups = 0;
+    double label_tokens = 0;
+    if ((rc = mp_store_open(store, MP_STORE_READ, &st, &err)) < 0) goto cleanup;
+    sqlite3 *db = mp_store_db(st);
+    const char *keys[2] = {"moe_experts", "n_groups"};
+    long *dst[2] = {&E, &n_groups};
+    for (int k = 0; k < 2; k++) {
+        if ((rc = mp_store_meta_get(st, keys[k], &ev, &err)) < 0) goto cleanup;
+        if (rc == 0 || cli_parse_long(ev, 1, 1L << 30, dst[k])) {
+            rc = mp_fail(&err, MP_EINPUT, "%s: corrupt store: bad metadata '%s'", store, keys[k]);
+            goto cleanup;
+        }
+        free(ev);
+        ev = NULL;
+    }
+    if (group >= n_groups) {
+        rc = mp_fail(&err, MP_EINPUT, "%s: unknown router group %ld (the store has groups 0..%ld)", store, group,
+                     n_groups - 1);
+        goto cleanup;
+    }
+    if (label) {
+        const char *eq = strchr(label, '=');
+        field = strndup(label, (size_t)(eq - label));
+        value = strdup(eq + 1);
+        if (!field || !value) {
+            rc = mp_fail(&err, MP_ENOMEM, "out of memory");
+            goto cleanup;
+        }
+        if (sqlite3_prepare_v2(db, "SELECT n_tokens FROM label_totals WHERE field=? AND value=?", -1, &q, NULL) !=
+            SQLITE_OK) {
+            rc = mp_fail(&err, MP_EIO, "%s: %s", store, sqlite3_errmsg(db));
+            goto cleanup;
+        }
+        sqlite3_bind_text(q, 1, field, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 2, value, -1, SQLITE_STATIC);
+        if (sqlite3_step(q) != SQLITE_ROW) {
+            rc = mp_fail(&err, MP_EINPUT, "%s: no documents with label %s=%s (see: sqlite3 %s 'SELECT * FROM label_totals')",
+                         store, field, value, store);
+            goto cleanup;
+        }
+        label_tokens = (double)sqlite3_column_int64(q, 0);
+        sqlite3_finalize(q);
+        q = NULL;
+    }
+    char sql[1024];
+    const char *order = !strcmp(sort, "max") ? "max_w" : !strcmp(sort, "mean") ? "mean" : "cnt";
+    if (label)
+        snprintf(sql, sizeof sql,
+                 "SELECT l.grp, l.expert, l.n_active AS cnt, l.sum_w / l.n_active AS mean, e.max_w, e.n_active "
+                 "FROM label_stats l JOIN expert_stats e ON e.grp = l.grp AND e.expert = l.expert "
+                 "WHERE l.field = ?1 AND l.value = ?2 AND (?3 < 0 OR l.grp = ?3) AND l.n_active > 0 "
+                 "ORDER BY %s DESC, l.grp, l.expert LIMIT ?4",
+                 order);
+    else
+        snprintf(sql, sizeof sql,
+                 "SELECT grp, expert, n_active AS cnt, sum_w / n_active AS mean, max_w, n_active FROM expert_stats "
+                 "WHERE (?3 < 0 OR grp = ?3) AND n_active > 0 ORDER BY %s DESC, grp, expert LIMIT ?4",
+                 order);
+    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) {
+        rc = mp_fail(&err, MP_EIO, "%s: %s", store, sqlite3_errmsg(db));
+        goto cleanup;
+    }
+    if (label) {
+        sqlite3_bind_text(q, 1, field, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 2, value, -1, SQLITE_STATIC);
+    }
+    sqlite3_bind_int64(q, 3, group);
+    sqlite3_bind_int64(q, 4, limit);
+    if (json) printf("{\"store\": \"%s\", \"sort\": \"%s\", \"experts\": [", store, sort);
+    else if (label)
+        printf("%5s %12s %8s %10s %8s %8s %8s %8s\n", "group", "expert", "id", label, "mean", "max", "rate", "share");
+    else
+        printf("%5s %12s %8s %10s %8s %8s\n", "group", "expert", "id", "count", "mean", "max");
+    int step, k = 0;
+    while ((step = sqlite3_step(q)) == SQLITE_ROW) {
+        int g = sqlite3_column_int(q, 0);
+        long e = (long)sqlite3_column_int64(q, 1);
+        long long cnt = sqlite3_column_int64(q, 2), tot = sqlite3_column_int64(q, 5);
+        double mean = sqlite3_column_double(q, 3), mx = sqlite3_column_double(q, 4);
+        char ij[32];
+        snprintf(ij, sizeof ij, "%ld,%ld", e / E, e % E);
+        if (json) {
+            printf("%s\n {\"group\": %d, \"i\": %ld, \"j\": %ld, \"id\": %ld, \"count\": %lld, \"mean\": %.9g, "
+                   "\"max\": %.9g",
+                   k ? "," : "", g, e / E, e % E, e, cnt, mean, mx);
+            if (label)
+                printf(", \"expert_count\": %lld, \"rate\": %.9g, \"share\": %.9g", tot,
+                       label_tokens > 0 ? (double)cnt / label_tokens : 0.0, tot ? (double)cnt / (double)tot : 0.0);
+            printf("}");
+        } else if (label) {
+            printf("%5d %12s %8ld %10lld %7.2f%% %7.2f%% %7.2f%% %7.2f%%\n", g, ij, e, cnt, 100 * mean, 100 * mx,
+                   label_tokens > 0 ? 100.0 * (double)cnt / label_tokens : 0.0,
+                   tot ? 100.0 * (double)cnt / (double)tot : 0.0);
+        } else {
+            printf("%5d %12s %8ld %10lld %7.2f%% %7.2f%%\n", g, ij, e, cnt, 100 * mean, 100 * mx);
+        }
+        k++;
+    }
+    if (step != SQLITE_DONE) {
+        rc = mp_fail(&err, MP_EIO, "%s: %s", store, sqlite3_errmsg(db));
+        goto cleanup;
+    }
+    if (json) printf("\n]}\n");
+    rc = 0;
+cleanup:
+    sqlite3_finalize(q);
+    free(field);
+    free(value);
+    free(ev);
+    mp_store_close(st);
+    return rc < 0 ? cli_exit_error(&err) : 0;
+}

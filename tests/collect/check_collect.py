@@ -1,0 +1,470 @@
+#!/usr/bin/env python3
+"""tests/collect/check_collect.py — collect, top-contexts, experts and merge end
+to end on a tiny random checkpoint with the real LLaMA-2 tokenizer.
+
+usage: check_collect.py MODE MONET_PROBE MODEL_DIR SHARED_DIR TEST_SHA256
+MODE:
+  bruteforce  top-K rows, activation statistics, label and Pearson statistics of
+              the store == a brute-force recomputation from `route --json` over
+              the same windows (numpy for the Pearson r)
+  resume      kill -9 at random moments, re-run until done: store content
+              identical to an uninterrupted run's, bit for bit
+  shards      3 shards merged == one run over the whole corpus; merge refusals
+  errors      corrupt stores, wrong settings, bad corpora, bad expert ids
+  commands    top-contexts text/--json format, experts --sort/--label/--group
+  sha256      core/sha256 == coreutils sha256sum == hashlib
+"""
+import hashlib
+import json
+import os
+import random
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+MODE, BIN, MODEL, SHARED, SHA_BIN = sys.argv[1:6]
+OTHER = MODEL + "-other"
+failures = []
+W, K = 32, 5
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what, flush=True)
+    if not cond:
+        failures.append(what)
+
+
+def run(*args, ok=True, stdin=None):
+    p = subprocess.run([BIN, *args], capture_output=True, input=stdin)
+    if ok and p.returncode != 0:
+        failures.append(f"{' '.join(args)}: exit {p.returncode}: {p.stderr.decode(errors='replace')}")
+        print("FAIL", failures[-1], flush=True)
+    return p
+
+
+def one_line_error(p, code=2):
+    err = p.stderr.decode(errors="replace")
+    return p.returncode == code and err.count("\n") == 1 and err.startswith("monet-probe: ")
+
+
+def write_corpus(path, n, extra_bad=False):
+    """First n RosettaCode solutions, code cut to 500 chars, lang label and a
+    synthetic per-document score 'tox' in [0,1] (every 7th document has none)."""
+    rows = []
+    with open(os.path.join(SHARED, "data/rosettacode/solutions.jsonl")) as f:
+        for line in f:
+            rows.append(json.loads(line))
+            if len(rows) == n:
+                break
+    with open(path, "w") as f:
+        for k, r in enumerate(rows):
+            d = {"code": r["code"][:500], "lang": r["lang"]}
+            if k % 7 != 3:
+                d["tox"] = round(int(hashlib.md5(r["path"].encode()).hexdigest()[:6], 16) / 0xFFFFFF, 4)
+            f.write(json.dumps(d) + "\n")
+            if extra_bad and k == 4:
+                f.write("{not json\n")
+    return [json.loads(l) for l in open(path) if l.startswith("{\"")]
+
+
+def collect_args(corpus, out, *extra):
+    return ["collect", "--model", MODEL, "--corpus", corpus, "--out", out, "--text-field", "code", "--label", "lang",
+            "--score", "tox", "--context-window", str(W), "--top-k", str(K), "--quiet", *extra]
+
+
+DUMP = {
+    "topk": "SELECT grp, expert, rank, w, doc, pos FROM topk ORDER BY 1, 2, 3",
+    "expert_stats": "SELECT * FROM expert_stats ORDER BY 1, 2",
+    "windows": "SELECT doc, start, n_tokens, ids FROM windows ORDER BY 1, 2",
+    "docs": "SELECT * FROM docs ORDER BY 1",
+    "groups": "SELECT * FROM groups ORDER BY 1",
+    "label_totals": "SELECT * FROM label_totals ORDER BY 1, 2",
+    "label_stats": "SELECT * FROM label_stats ORDER BY 1, 2, 3, 4",
+    "score_totals": "SELECT * FROM score_totals ORDER BY 1",
+    "score_stats": "SELECT * FROM score_stats ORDER BY 1, 2, 3",
+    "progress": "SELECT * FROM progress WHERE key NOT IN ('batches') ORDER BY 1",
+}
+
+
+def dump(path):
+    db = sqlite3.connect(path)
+    out = {k: db.execute(q).fetchall() for k, q in DUMP.items()}
+    db.close()
+    return out
+
+
+def close_rows(a, b, rel=1e-9):
+    if len(a) != len(b):
+        return False
+    for ra, rb in zip(a, b):
+        for x, y in zip(ra, rb):
+            if isinstance(x, float) or isinstance(y, float):
+                if abs(x - y) > rel * max(1.0, abs(x), abs(y)):
+                    return False
+            elif x != y:
+                return False
+    return True
+
+
+def unreferenced_windows(path):
+    db = sqlite3.connect(path)
+    n = db.execute(f"SELECT count(*) FROM windows w WHERE NOT EXISTS (SELECT 1 FROM topk t WHERE t.doc = w.doc "
+                   f"AND t.pos >= w.start AND t.pos < w.start + {W})").fetchone()[0]
+    db.close()
+    return n
+
+
+# ------------------------------------------------------------------ bruteforce
+
+def brute_force(docs):
+    """Hits per (group, expert) from `route --json` over the same windows."""
+    hits, tok_x = {}, []  # tok_x: per token {(g,e): w}, with doc index
+    for d_idx, d in enumerate(docs):
+        p = run("tokenize", "--model", MODEL, "--json", "--bos", "--whole", "-", stdin=d["code"].encode())
+        ids = json.loads(p.stdout.decode().strip().splitlines()[0])["ids"]
+        for start in range(0, len(ids), W):
+            win = ids[start:start + W]
+            r = json.loads(run("route", "--model", MODEL, "--ids", ",".join(map(str, win)), "--json").stdout)
+            E = r["moe_experts"]
+            for t in r["tokens"]:
+                pos = start + t["pos"]
+                if pos == 0:
+                    continue  # BOS: fed to the model, never counted
+                x = {}
+                for g in t["groups"]:
+                    for e in g["experts"]:
+                        w = float(np.float32(e["w"]))
+                        key = (g["group"], e["i"] * E + e["j"])
+                        hits.setdefault(key, []).append((w, d_idx, pos))
+                        x[key] = w
+                tok_x.append((d_idx, x))
+    return hits, tok_x
+
+
+def mode_bruteforce(tmp):
+    corpus = os.path.join(tmp, "c.jsonl")
+    docs = write_corpus(corpus, 24)
+    store = os.path.join(tmp, "s.db")
+    run(*collect_args(corpus, store, "--batch", "3"))
+    hits, tok_x = brute_force(docs)
+    db = sqlite3.connect(store)
+    rows = {}
+    for g, e, rank, w, doc, pos in db.execute("SELECT grp, expert, rank, w, doc, pos FROM topk ORDER BY 1, 2, 3"):
+        rows.setdefault((g, e), []).append((w, doc, pos))
+    want = {k: sorted(v, key=lambda h: (-h[0], h[1], h[2]))[:K] for k, v in hits.items()}
+    check(set(rows) == set(want), f"same experts have top-K rows ({len(rows)} store, {len(want)} brute force)")
+    bad = [k for k in want if rows.get(k) != want[k]]
+    check(not bad, f"top-{K} of all {len(want)} experts == brute force over `route --json` (first bad: {bad[:3]})")
+    stats = {(g, e): (n, s, s2, mx) for g, e, n, s, s2, mx in db.execute("SELECT * FROM expert_stats")}
+    ok = True
+    for k, v in hits.items():
+        w = np.array([h[0] for h in v])
+        n, s, s2, mx = stats.get(k, (0, 0, 0, 0))
+        ok &= n == len(w) and abs(s - w.sum()) <= 1e-9 * w.sum() and abs(s2 - (w * w).sum()) <= 1e-9 * (w * w).sum() \
+            and mx == w.max()
+    check(ok and len(stats) == len(hits), "expert_stats (count, sum, sum of squares, max) == brute force")
+    ntok = len(tok_x)
+    check(db.execute("SELECT tokens FROM groups").fetchall() == [(ntok,), (ntok,)], f"groups.tokens == {ntok}")
+    # label statistics
+    lab = {}
+    for d_idx, x in tok_x:
+        for k, w in x.items():
+            c = lab.setdefault((k, docs[d_idx]["lang"]), [0, 0.0])
+            c[0] += 1
+            c[1] += w
+    got = {((g, e), v): (n, s) for g, e, f, v, n, s in db.execute("SELECT * FROM label_stats WHERE field='lang'")}
+    check(set(got) == set(lab) and all(got[k][0] == lab[k][0] and abs(got[k][1] - lab[k][1]) < 1e-9 for k in lab),
+          f"label_stats lang == brute force ({len(lab)} (expert, label) entries)")
+    tot = dict(((v), n) for f, v, n, nd in db.execute("SELECT * FROM label_totals WHERE field='lang'"))
+    per_lang = {}
+    for d_idx, _ in tok_x:
+        per_lang[docs[d_idx]["lang"]] = per_lang.get(docs[d_idx]["lang"], 0) + 1
+    check(tot == per_lang, "label_totals lang token counts == brute force")
+    buckets = dict((v, n) for f, v, n, nd in db.execute("SELECT * FROM label_totals WHERE field='tox'"))
+    want_b = {}
+    for d_idx, _ in tok_x:
+        if "tox" in docs[d_idx]:
+            b = min(9, int(docs[d_idx]["tox"] * 10))
+            name = f"{b / 10:.1f}-{(b + 1) / 10:.1f}"
+            want_b[name] = want_b.get(name, 0) + 1
+    check(buckets == want_b, "score buckets (10 on [0,1]) token counts == brute force")
+    # Pearson r from the sufficient statistics == numpy corrcoef over every token
+    n, sy, syy, dn, dsy, dsyy = db.execute("SELECT n, sum_y, sum_y2, n_docs, d_sum_y, d_sum_y2 FROM score_totals").fetchone()
+    ytok = np.array([docs[d]["tox"] for d, _ in tok_x if "tox" in docs[d]])
+    check(n == len(ytok) and abs(sy - ytok.sum()) < 1e-9 and abs(syy - (ytok ** 2).sum()) < 1e-9,
+          "score_totals per token (n, sum y, sum y^2) == numpy")
+    worst_tok = worst_doc = 0.0
+    checked = 0
+    doc_ids = sorted({d for d, _ in tok_x if "tox" in docs[d]})
+    ydoc = np.array([docs[d]["tox"] for d in doc_ids])
+    check(dn == len(doc_ids) and abs(dsy - ydoc.sum()) < 1e-9, "score_totals per document == numpy")
+    for g, e, sx, sxx, sxy, dsx, dsxx, dsxy in db.execute("SELECT grp, expert, sum_x, sum_x2, sum_xy, d_sum_x, "
+                                                           "d_sum_x2, d_sum_xy FROM score_stats ORDER BY 1, 2"):
+        xt = np.array([x.get((g, e), 0.0) for d, x in tok_x if "tox" in docs[d]])
+        r_np = np.corrcoef(xt, ytok)[0, 1]
+        r = (n * sxy - sx * sy) / np.sqrt((n * sxx - sx * sx) * (n * syy - sy * sy))
+        worst_tok = max(worst_tok, abs(r - r_np))
+        xd = np.array([np.mean([x.get((g, e), 0.0) for d2, x in tok_x if d2 == d]) for d in doc_ids])
+        rd_np = np.corrcoef(xd, ydoc)[0, 1]
+        rd = (dn * dsxy - dsx * dsy) / np.sqrt((dn * dsxx - dsx * dsx) * (dn * dsyy - dsy * dsy))
+        worst_doc = max(worst_doc, abs(rd - rd_np))
+        checked += 1
+        if checked >= 60:
+            break
+    check(checked > 0 and worst_tok < 1e-9, f"per-token Pearson r from the store == numpy ({checked} experts, "
+                                            f"max |diff| {worst_tok:.2e})")
+    check(worst_doc < 1e-9, f"per-document Pearson r from the store == numpy (max |diff| {worst_doc:.2e})")
+    check(unreferenced_windows(store) == 0, "no window without a top-K row pointing into it (GC)")
+    refs = db.execute(f"SELECT count(*) FROM topk t WHERE NOT EXISTS (SELECT 1 FROM windows w WHERE w.doc = t.doc "
+                      f"AND w.start = t.pos - t.pos % {W})").fetchone()[0]
+    check(refs == 0, "every top-K row has its window")
+    meta = dict(db.execute("SELECT key, value FROM meta"))
+    cfg = hashlib.sha256(open(os.path.join(MODEL, "config.json"), "rb").read()).hexdigest()
+    tk = hashlib.sha256(open(os.path.join(MODEL, "tokenizer.model"), "rb").read()).hexdigest()
+    check(meta["config_sha256"] == cfg and meta["tokenizer_sha256"] == tk and meta["top_k"] == str(K)
+          and meta["window"] == str(W) and meta["schema_version"] == "1" and meta["corpus"] == corpus
+          and meta["model_path"] == MODEL and "monet_probe_version" in meta,
+          "run metadata: hashes, K, window, corpus, schema and program version")
+    db.close()
+
+
+# ------------------------------------------------------------------ resume
+
+def mode_resume(tmp):
+    corpus = os.path.join(tmp, "c.jsonl")
+    write_corpus(corpus, 60)
+    ref = os.path.join(tmp, "ref.db")
+    t0 = time.time()
+    run(*collect_args(corpus, ref, "--batch", "2"))
+    full_s = time.time() - t0
+    store = os.path.join(tmp, "k.db")
+    rng = random.Random(int(os.environ.get("MP_TEST_SEED", "1234")))
+    kills = mid = 0
+    for attempt in range(40):
+        p = subprocess.Popen([BIN, *collect_args(corpus, store, "--batch", "2")], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)
+        time.sleep(rng.uniform(0.02, max(0.05, full_s * 0.6)))
+        if p.poll() is None:
+            p.kill()  # SIGKILL
+            p.wait()
+            kills += 1
+            if os.path.exists(store):
+                db = sqlite3.connect(store)
+                fin = db.execute("SELECT value FROM progress WHERE key='finished'").fetchone()
+                nd = db.execute("SELECT value FROM progress WHERE key='next_doc'").fetchone()
+                db.close()
+                mid += bool(fin and fin[0] == 0 and nd and nd[0] > 0)
+            continue
+        err = p.stderr.read().decode()
+        check(p.returncode == 0, f"run {attempt} after {kills} kills exits 0 ({err.strip()[:200]})")
+        break
+    else:
+        run(*collect_args(corpus, store, "--batch", "2"))
+    check(kills >= 2 and mid >= 1, f"killed {kills} times with SIGKILL, {mid} times mid-run after a commit")
+    p = run(*collect_args(corpus, store, "--batch", "2"))
+    check(b"complete" in p.stdout, "re-running a finished collection does nothing and says so")
+    a, b = dump(ref), dump(store)
+    for k in DUMP:
+        check(a[k] == b[k], f"resumed store == uninterrupted store, bit for bit: {k} ({len(a[k])} rows)")
+    # a different batch size changes nothing either (statistics in token order)
+    other = os.path.join(tmp, "b7.db")
+    run(*collect_args(corpus, other, "--batch", "7"))
+    c = dump(other)
+    check(all(a[k] == c[k] for k in DUMP), "--batch 7 store == --batch 2 store")
+
+
+# ------------------------------------------------------------------ shards
+
+def mode_shards(tmp):
+    corpus = os.path.join(tmp, "c.jsonl")
+    write_corpus(corpus, 45)
+    full = os.path.join(tmp, "full.db")
+    run(*collect_args(corpus, full, "--batch", "4"))
+    shards = []
+    for i in range(3):
+        s = os.path.join(tmp, f"s{i}.db")
+        run(*collect_args(corpus, s, "--batch", "4", "--shard", f"{i}/3"))
+        shards.append(s)
+    db = sqlite3.connect(shards[1])
+    docs1 = {d for (d,) in db.execute("SELECT DISTINCT doc FROM topk")}
+    db.close()
+    check(docs1 and all(d % 3 == 1 for d in docs1), "shard 1/3 holds only documents 1, 4, 7, ... (global indices)")
+    merged = os.path.join(tmp, "m.db")
+    run("merge", merged, *shards)
+    a, b = dump(full), dump(merged)
+    for k in ["topk", "windows", "docs", "groups", "label_totals"]:
+        check(a[k] == b[k], f"3 shards merged == one run: {k} ({len(a[k])} rows, exact)")
+    for k in ["expert_stats", "label_stats", "score_totals", "score_stats"]:
+        check(close_rows(a[k], b[k]), f"3 shards merged == one run: {k} ({len(a[k])} rows; counts exact, sums 1e-9)")
+    pa = dict(a["progress"])
+    pb = dict(b["progress"])
+    check(pa["documents"] == pb["documents"] and pa["tokens"] == pb["tokens"] and pb["finished"] == 1,
+          "merged progress: documents and tokens add up, finished")
+    check(unreferenced_windows(merged) == 0, "merged store keeps only referenced windows")
+    # refusals
+    p = run("merge", os.path.join(tmp, "x.db"), shards[0], shards[0], ok=False)
+    check(one_line_error(p) and b"overlaps" in p.stderr, "merge refuses overlapping shards")
+    k3 = os.path.join(tmp, "k3.db")
+    run("collect", "--model", MODEL, "--corpus", corpus, "--out", k3, "--text-field", "code", "--label", "lang",
+        "--score", "tox", "--context-window", str(W), "--top-k", "3", "--quiet", "--shard", "2/3")
+    p = run("merge", os.path.join(tmp, "y.db"), shards[0], k3, ok=False)
+    check(one_line_error(p) and b"other settings" in p.stderr and b"top_k" in p.stderr,
+          "merge refuses a store with another K, naming the setting")
+    om = os.path.join(tmp, "om.db")
+    run("collect", "--model", OTHER, "--corpus", corpus, "--out", om, "--text-field", "code", "--label", "lang",
+        "--score", "tox", "--context-window", str(W), "--top-k", str(K), "--quiet", "--shard", "2/3")
+    p = run("merge", os.path.join(tmp, "z.db"), shards[0], om, ok=False)
+    check(one_line_error(p) and b"model_hash" in p.stderr, "merge refuses a store of another model")
+    check(not os.path.exists(os.path.join(tmp, "z.db")), "a refused merge leaves no output")
+    p = run("merge", merged, *shards, ok=False)
+    check(one_line_error(p) and b"exists" in p.stderr, "merge does not overwrite without --force")
+
+
+# ------------------------------------------------------------------ errors
+
+def mode_errors(tmp):
+    corpus = os.path.join(tmp, "c.jsonl")
+    write_corpus(corpus, 8, extra_bad=True)
+    store = os.path.join(tmp, "s.db")
+    p = run(*collect_args(corpus, store)[:-1])  # not quiet: the skipped line is reported
+    err = p.stderr.decode()
+    check(":6: " in err and "(skipped)" in err, "malformed corpus line reported with file:line and skipped")
+    check(json.loads(run("collect", *collect_args(corpus, store)[1:], "--json").stdout)["skipped_lines"] == 1,
+          "skipped lines counted in the summary")
+    p = run(*collect_args(corpus, os.path.join(tmp, "strict.db"), "--strict"), ok=False)
+    check(one_line_error(p) and ":6:" in p.stderr.decode(), "--strict: malformed line is fatal, exit 2, file:line")
+    p = run(*collect_args(os.path.join(tmp, "missing.jsonl"), os.path.join(tmp, "m.db")), ok=False)
+    check(one_line_error(p) and b"missing.jsonl" in p.stderr, "missing corpus: one line naming it, exit 2")
+    p = run(*collect_args(corpus, store, "--top-k", "7"), ok=False)
+    check(one_line_error(p) and b"other settings" in p.stderr and b"--force-new" in p.stderr,
+          "re-run with other settings refused with a hint")
+    p = run(*collect_args(corpus, store, "--top-k", "7", "--force-new"))
+    check(p.returncode == 0, "--force-new starts over")
+    garbage = os.path.join(tmp, "garbage.db")
+    open(garbage, "wb").write(b"this is not a database at all" * 100)
+    for cmd in (["top-contexts", "--store", garbage, "--expert", "1,1"], ["experts", "--store", garbage]):
+        p = run(*cmd, ok=False)
+        check(one_line_error(p) and b"not a monet-probe store" in p.stderr, f"{cmd[0]} on a non-SQLite file: exit 2")
+    p = run(*collect_args(corpus, garbage), ok=False)
+    check(one_line_error(p) and b"force-new" in p.stderr, "collect will not resume a non-store file")
+    bad = os.path.join(tmp, "v99.db")
+    subprocess.run(["cp", store, bad])
+    db = sqlite3.connect(bad)
+    db.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
+    db.commit()
+    db.close()
+    p = run("top-contexts", "--store", bad, "--expert", "1,1", ok=False)
+    check(one_line_error(p) and b"schema version 99" in p.stderr, "wrong schema version: exit 2 with the version")
+    db = sqlite3.connect(bad)
+    db.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
+    db.execute("DROP TABLE topk")
+    db.commit()
+    db.close()
+    p = run("experts", "--store", bad, ok=False)
+    check(one_line_error(p) and b"'topk' missing" in p.stderr, "missing table: exit 2 naming it")
+    p = run("top-contexts", "--store", os.path.join(tmp, "nope.db"), "--expert", "1,1", ok=False)
+    check(one_line_error(p) and b"nope.db" in p.stderr, "missing store: exit 2")
+    for e, why in [("16,0", b"out of range"), ("0,16", b"out of range"), ("256", b"out of range"),
+                   ("2:1,1", b"unknown router group"), ("x", b"expected"), ("-1:3", b"unknown router group")]:
+        p = run("top-contexts", "--store", store, "--expert", e, ok=False)
+        check(one_line_error(p) and why in p.stderr, f"top-contexts --expert {e}: exit 2 ({why.decode()})")
+    p = run("top-contexts", "--store", store, "--expert", "1,1", "--model", OTHER, ok=False)
+    check(one_line_error(p) and b"another model" in p.stderr, "top-contexts --model of another model: exit 2")
+    p = run("experts", "--store", store, "--group", "5", ok=False)
+    check(one_line_error(p) and b"unknown router group" in p.stderr, "experts --group out of range: exit 2")
+    db = sqlite3.connect(store)
+    db.execute("UPDATE windows SET ids = x'28b52ffd0000'")
+    db.commit()
+    db.close()
+    p = run("top-contexts", "--store", store, "--expert", "0:1,1", ok=False)
+    check(one_line_error(p) and b"corrupt" in p.stderr, "corrupt window blob: exit 2")
+    for c in ["collect", "top-contexts", "experts", "merge"]:
+        p = run(c, "--help")
+        check(p.returncode == 0 and f"usage: monet-probe {c}".encode() in p.stdout, f"{c} --help")
+        p = run(c, "--bogus", ok=False)
+        check(one_line_error(p), f"{c} rejects an unknown flag with one line, exit 2")
+
+
+# ------------------------------------------------------------------ commands
+
+def mode_commands(tmp):
+    corpus = os.path.join(tmp, "c.jsonl")
+    write_corpus(corpus, 20)
+    store = os.path.join(tmp, "s.db")
+    run(*collect_args(corpus, store))
+    db = sqlite3.connect(store)
+    g, e, w, doc, pos = db.execute("SELECT grp, expert, w, doc, pos FROM topk WHERE rank = 0 ORDER BY w DESC").fetchone()
+    E = 16
+    out = run("top-contexts", "--store", store, "--expert", f"{g}:{e // E},{e % E}", "--window", "4").stdout.decode()
+    lines = out.splitlines()
+    check(lines[0].startswith(f"group {g} (layers ") and f"expert {e // E},{e % E} (id {e})" in lines[0],
+          "top-contexts header: group, layers, I,J and flat id")
+    check(f"{100 * w:.2f}%" in lines[1] and f"doc {doc} pos {pos}" in lines[1] and "[lang=" in lines[1],
+          f"first context: activation as a percentage ({100 * w:.2f}%), document, labels")
+    check("[[" in lines[2] and "]]" in lines[2], "activating token highlighted with [[...]] off a TTY")
+    flat = run("top-contexts", "--store", store, "--expert", f"{g}:{e}", "--window", "4").stdout.decode()
+    check(flat == out, "flat expert id == I,J")
+    allg = run("top-contexts", "--store", store, "--expert", f"{e // E},{e % E}", "--limit", "2").stdout.decode()
+    check(allg.count("group 0 (layers 0-1)") == 1 and allg.count("group 1 (layers 2-2)") == 1,
+          "without R: every router group, with the layers it covers")
+    j = json.loads(run("top-contexts", "--store", store, "--expert", f"{g}:{e}", "--json", "--window", "3").stdout)
+    c0 = j["groups"][0]["contexts"][0]
+    rows = db.execute("SELECT w, doc, pos FROM topk WHERE grp=? AND expert=? ORDER BY rank", (g, e)).fetchall()
+    check([(np.float32(c["w"]), c["doc"], c["pos"]) for c in j["groups"][0]["contexts"]] ==
+          [(np.float32(r[0]), r[1], r[2]) for r in rows],
+          "top-contexts --json: every stored context, best first")
+    check(c0["percent"] == f"{100 * w:.2f}%" and "lang" in c0["labels"] and isinstance(c0["token"], str),
+          "top-contexts --json fields: percent, labels, left/token/right")
+    # the decoded token is the stored id's text
+    ids_win = json.loads(run("tokenize", "--model", MODEL, "--json", "--bos", "--whole", "-",
+                             stdin=json.loads(open(corpus).readlines()[doc])["code"].encode()).stdout.splitlines()[0])["ids"]
+    tok_text = run("tokenize", "--model", MODEL, "--decode", str(ids_win[pos])).stdout.decode().rstrip("\n")
+    check(c0["token"].strip() == tok_text.strip(), f"highlighted token is the document's token at pos {pos}")
+    # experts
+    for key, col in [("count", 2), ("max", 4), ("mean", 3)]:
+        j = json.loads(run("experts", "--store", store, "--sort", key, "--limit", "10", "--json").stdout)
+        vals = [x[key] for x in j["experts"]]
+        check(len(vals) == 10 and vals == sorted(vals, reverse=True), f"experts --sort {key}: descending")
+    j = json.loads(run("experts", "--store", store, "--sort", "count", "--limit", "1", "--json").stdout)["experts"][0]
+    n, s, mx = db.execute("SELECT n_active, sum_w, max_w FROM expert_stats ORDER BY n_active DESC, grp, expert").fetchone()
+    check(j["count"] == n and abs(j["mean"] - s / n) < 1e-6 and abs(j["max"] - mx) < 1e-6,
+          "experts: count, mean, max match expert_stats")
+    j = json.loads(run("experts", "--store", store, "--label", "lang=Python", "--group", "1", "--limit", "5",
+                       "--json").stdout)["experts"]
+    want = db.execute("SELECT grp, expert, n_active FROM label_stats WHERE field='lang' AND value='Python' AND grp=1 "
+                      "ORDER BY n_active DESC, grp, expert LIMIT 5").fetchall()
+    check([(x["group"], x["id"], x["count"]) for x in j] == want, "experts --label lang=Python --group 1 == label_stats")
+    txt = run("experts", "--store", store, "--label", "lang=Python", "--limit", "3").stdout.decode()
+    check("lang=Python" in txt.splitlines()[0] and len(txt.splitlines()) == 4, "experts --label text table")
+    p = run("experts", "--store", store, "--label", "lang=Cobol", ok=False)
+    check(one_line_error(p) and b"lang=Cobol" in p.stderr, "experts --label with an unknown value: exit 2")
+    db.close()
+
+
+# ------------------------------------------------------------------ sha256
+
+def mode_sha256(tmp):
+    files = []
+    for n in [0, 1, 55, 56, 63, 64, 65, 1000, 100000]:
+        path = os.path.join(tmp, f"f{n}")
+        open(path, "wb").write(bytes((i * 7 + n) % 256 for i in range(n)))
+        files.append(path)
+    files.append(os.path.join(MODEL, "tokenizer.model"))
+    ours = subprocess.run([SHA_BIN, *files], capture_output=True).stdout.decode()
+    theirs = subprocess.run(["sha256sum", *files], capture_output=True).stdout.decode()
+    check(ours == theirs and ours.count("\n") == len(files), f"core/sha256 == sha256sum on {len(files)} files")
+    check(all(l.split()[0] == hashlib.sha256(open(f, "rb").read()).hexdigest()
+              for l, f in zip(ours.splitlines(), files)), "core/sha256 == hashlib")
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    t0 = time.time()
+    globals()["mode_" + MODE](tmp)
+    print(f"{MODE}: {time.time() - t0:.1f}s")
+if failures:
+    print(f"{len(failures)} failure(s)")
+    sys.exit(1)
