@@ -1,0 +1,172 @@
+/* cmd/cmd_specialize.c — `monet-probe specialize`: per label, how many
+ * experts of each router group are specialists (the paper's Tables 9/10
+ * layout) and the top specialists with their scores. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "analysis/analysis.h"
+#include "cli.h"
+
+static const char *USAGE =
+    "usage: monet-probe specialize --store STORE.db --label-field F [--measure mean|freq] [--ratio R]\n"
+    "                              [--min-count N] [--top N] [--json | --csv]\n"
+    "  Domain / language specialists (Monet paper, §5 and the knowledge-unlearning appendix): an\n"
+    "  expert is a specialist of label c when its routing probability for c is at least R times\n"
+    "  that of the second most activated label (R = 2 in the paper), per router group.\n"
+    "  --label-field F   label collected with `collect --label F` (lang, domain, ...)\n"
+    "  --measure mean    routing probability = mean routing score w over the label's tokens\n"
+    "                    (inactive tokens count 0); the paper's reading, default\n"
+    "  --measure freq    activation frequency: share of the label's tokens where the expert is active\n"
+    "  --ratio R         skew threshold (default 2)\n"
+    "  --min-count N     ignore experts active on fewer than N tokens in all (default 10)\n"
+    "  --top N           specialists listed per label (default 10; 0 = all)\n"
+    "  --json / --csv    machine-readable output (--csv: one row per specialist)\n";
+
+
+static int cmp_spec(const void *a, const void *b) {
+    const mp_spec_expert *x = *(const mp_spec_expert *const *)a, *y = *(const mp_spec_expert *const *)b;
+    if (x->skew != y->skew) return x->skew > y->skew ? -1 : 1; /* INFINITY first */
+    if (x->best != y->best) return x->best > y->best ? -1 : 1;
+    if (x->group != y->group) return x->group - y->group;
+    return (x->expert > y->expert) - (x->expert < y->expert);
+}
+
+static void json_skew(double s) {
+    if (isinf(s)) printf("null");
+    else printf("%.6g", s);
+}
+
+int cmd_specialize(int argc, char **argv) {
+    const char *store_path = NULL, *field = NULL;
+    mp_spec_opts o = {NULL, MP_MEASURE_MEAN_W, 2.0, 10};
+    long top = 10, min_count = 10;
+    int json = 0, csv = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        if (cli_is_help(a)) {
+            fputs(USAGE, stdout);
+            return 0;
+        } else if (!strcmp(a, "--store")) {
+            if (!(store_path = cli_opt_value("specialize", argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--label-field")) {
+            if (!(field = cli_opt_value("specialize", argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--measure")) {
+            if (!(v = cli_opt_value("specialize", argc, argv, &i))) return 2;
+            if (!strcmp(v, "mean")) o.measure = MP_MEASURE_MEAN_W;
+            else if (!strcmp(v, "freq")) o.measure = MP_MEASURE_FREQ;
+            else return cli_usage_error("specialize", "--measure must be mean or freq");
+        } else if (!strcmp(a, "--ratio")) {
+            if (!(v = cli_opt_value("specialize", argc, argv, &i))) return 2;
+            if (cli_parse_double(v, 1.0, 1e9, &o.ratio)) return cli_usage_error("specialize", "--ratio must be >= 1");
+        } else if (!strcmp(a, "--min-count")) {
+            if (!(v = cli_opt_value("specialize", argc, argv, &i))) return 2;
+            if (cli_parse_long(v, 0, 1L << 62, &min_count)) return cli_usage_error("specialize", "bad --min-count");
+        } else if (!strcmp(a, "--top")) {
+            if (!(v = cli_opt_value("specialize", argc, argv, &i))) return 2;
+            if (cli_parse_long(v, 0, 1L << 30, &top)) return cli_usage_error("specialize", "bad --top");
+        } else if (!strcmp(a, "--json")) {
+            json = 1;
+        } else if (!strcmp(a, "--csv")) {
+            csv = 1;
+        } else {
+            return cli_usage_error("specialize", "unknown argument '%s'", a);
+        }
+    }
+    if (!store_path || !field) return cli_usage_error("specialize", "--store STORE.db and --label-field F are required");
+    if (json && csv) return cli_usage_error("specialize", "choose one of --json and --csv");
+    o.field = field;
+    o.min_count = min_count;
+    mp_error err;
+    mp_store *st = NULL;
+    mp_spec_result r;
+    if (mp_store_open(store_path, MP_STORE_READ, &st, &err) < 0) return cli_exit_error(&err);
+    if (mp_specialize(st, &o, &r, &err) < 0) {
+        mp_store_close(st);
+        return cli_exit_error(&err);
+    }
+    /* specialists sorted per label */
+    const mp_spec_expert **list = malloc((r.n_experts ? r.n_experts : 1) * sizeof *list);
+    if (!list) {
+        mp_spec_result_free(&r);
+        mp_store_close(st);
+        return cli_exit_error(&(mp_error){.code = MP_ENOMEM, .msg = "out of memory"});
+    }
+    size_t n_spec = 0;
+    for (size_t k = 0; k < r.n_experts; k++)
+        if (r.experts[k].specialist) list[n_spec++] = &r.experts[k];
+    qsort(list, n_spec, sizeof *list, cmp_spec);
+    const double total = (double)r.n_groups * r.E * r.E;
+    const char *measure = o.measure == MP_MEASURE_FREQ ? "freq" : "mean";
+    if (csv) {
+        printf("label,group,expert_i,expert_j,flat_id,skew,p_label,p_second,n_active\n");
+        for (size_t k = 0; k < n_spec; k++) {
+            const mp_spec_expert *e = list[k];
+            printf("%s,%d,%u,%u,%u,%s%.6g,%.6g,%.6g,%lld\n", r.labels[e->label], e->group, e->expert / r.E,
+                   e->expert % r.E, e->expert, isinf(e->skew) ? "inf" : "", isinf(e->skew) ? 0.0 : e->skew, e->best,
+                   e->second, (long long)e->n_active);
+        }
+    } else if (json) {
+        printf("{\"store\": \"%s\", \"label_field\": \"%s\", \"measure\": \"%s\", \"ratio\": %g, \"min_count\": %ld, "
+               "\"n_groups\": %d, \"moe_experts\": %d, \"experts_with_stats\": %zu, \"specialists\": %zu, \"labels\": [",
+               store_path, field, measure, o.ratio, min_count, r.n_groups, r.E, r.n_experts, n_spec);
+        for (int c = 0; c < r.n_labels; c++) {
+            printf("%s\n {\"label\": \"%s\", \"tokens\": %lld, \"per_group\": [", c ? "," : "", r.labels[c],
+                   (long long)r.label_tokens[c]);
+            size_t tot = 0;
+            for (int g = 0; g < r.n_groups; g++) {
+                tot += r.specialists[(size_t)c * r.n_groups + g];
+                printf("%s%zu", g ? ", " : "", r.specialists[(size_t)c * r.n_groups + g]);
+            }
+            printf("], \"total\": %zu, \"ratio_of_experts\": %.8f, \"top\": [", tot, tot / total);
+            long shown = 0;
+            for (size_t k = 0; k < n_spec; k++) {
+                const mp_spec_expert *e = list[k];
+                if (e->label != c || (top && shown >= top)) continue;
+                printf("%s{\"group\": %d, \"i\": %u, \"j\": %u, \"skew\": ", shown ? ", " : "", e->group,
+                       e->expert / r.E, e->expert % r.E);
+                json_skew(e->skew);
+                printf(", \"p_label\": %.6g, \"p_second\": %.6g, \"n_active\": %lld}", e->best, e->second,
+                       (long long)e->n_active);
+                shown++;
+            }
+            printf("]}");
+        }
+        printf("\n]}\n");
+    } else {
+        printf("store %s: label field '%s', measure %s, specialist = p(best) >= %g x p(second), min %ld active tokens\n",
+               store_path, field, measure, o.ratio, min_count);
+        printf("%zu of %zu experts with statistics are specialists\n\n%-14s", n_spec, r.n_experts, "label");
+        for (int g = 0; g < r.n_groups; g++) printf(" %8s%-2d", "group ", g);
+        printf(" %8s %8s\n", "total", "ratio");
+        for (int c = 0; c < r.n_labels; c++) {
+            size_t tot = 0;
+            printf("%-14s", r.labels[c]);
+            for (int g = 0; g < r.n_groups; g++) {
+                tot += r.specialists[(size_t)c * r.n_groups + g];
+                printf(" %10zu", r.specialists[(size_t)c * r.n_groups + g]);
+            }
+            printf(" %8zu %7.3f%%\n", tot, 100.0 * tot / total);
+        }
+        for (int c = 0; c < r.n_labels; c++) {
+            printf("\ntop specialists of '%s' (%lld tokens):\n", r.labels[c], (long long)r.label_tokens[c]);
+            long shown = 0;
+            for (size_t k = 0; k < n_spec; k++) {
+                const mp_spec_expert *e = list[k];
+                if (e->label != c || (top && shown >= top)) continue;
+                char skew[32];
+                if (isinf(e->skew)) snprintf(skew, sizeof skew, "only here");
+                else snprintf(skew, sizeof skew, "%.2fx", e->skew);
+                printf("  %d:%u,%u  skew %-10s p=%.4g (second %.4g), active on %lld tokens\n", e->group,
+                       e->expert / r.E, e->expert % r.E, skew, e->best, e->second, (long long)e->n_active);
+                shown++;
+            }
+            if (!shown) printf("  (none)\n");
+        }
+    }
+    free(list);
+    mp_spec_result_free(&r);
+    mp_store_close(st);
+    return 0;
+}
