@@ -50,3 +50,4 @@ if [[ -x bench/bench_tokenizer.sh ]]; then
   echo "== tokenizer =="
   bench/bench_tokenizer.sh "$bin"
 fi
+if [[ -x bench/bench_collect.sh ]]; then echo "== collect =="; bench/bench_collect.sh "$bin"; fi

@@ -227,10 +227,12 @@ static int commit(run *r, int finished, mp_error *err) {
     mp_store *st = r->st;
     int rc = 0;
     MP_TRY(mp_store_begin(st, err));
-    if ((rc = mp_store_save_acc(st, a, 0, err)) < 0) goto fail;
+    uint64_t first_doc = r->b.nw ? r->b.first_doc : UINT64_MAX;
+    if ((rc = mp_store_save_acc(st, a, 0, first_doc, err)) < 0) goto fail;
     /* windows of this batch that a top-K slot points at */
     for (size_t i = 0; i < a->n_dirty; i++) {
         size_t x = a->dirty_list[i];
+        if (!(a->dirty[x] & MP_DIRTY_TOPK)) continue;
         const mp_topk_slot *h = a->slots + x * (size_t)a->K;
         for (int k = 0; k < a->count[x]; k++) {
             if (r->b.nw == 0 || h[k].doc < r->b.first_doc) continue;
@@ -774,7 +776,7 @@ int mp_collect_merge(const char *out, const char *const *inputs, int n_inputs, i
                           err)) < 0)
         goto cleanup;
     if ((rc = mp_store_begin(o, err)) < 0) goto cleanup;
-    if ((rc = mp_store_meta_set(o, "shard", shard, err)) < 0 || (rc = mp_store_save_acc(o, acc, 1, err)) < 0 ||
+    if ((rc = mp_store_meta_set(o, "shard", shard, err)) < 0 || (rc = mp_store_save_acc(o, acc, 1, 0, err)) < 0 ||
         (rc = mp_store_commit(o, err)) < 0) {
         mp_store_rollback(o);
         goto cleanup;

@@ -13,8 +13,11 @@
  *       windows, batches, skipped_lines, finished (0/1)
  *   groups(grp INTEGER PRIMARY KEY, tokens INTEGER, active_experts INTEGER)
  *   expert_stats(grp, expert, n_active, sum_w, sum_w2, max_w)   PK (grp, expert)
- *   topk(grp, expert, rank, w, doc, pos)                        PK (grp, expert, rank)
- *       rank 0 = best; w as REAL (the float32 value, exact); doc = global
+ *   topk(grp, expert, w, doc, pos)                              PK (grp, expert, doc, pos)
+ *       the K best hits of an expert, no order stored: best first is
+ *       ORDER BY w DESC, doc, pos (view topk_ranked adds rank, 0 = best), so a
+ *       commit only writes the hits that entered or left a top-K.
+ *       w as REAL (the float32 value, exact); doc = global
  *       corpus document index; pos = token position in the document (BOS = 0).
  *       The token lies in window start = pos - pos % window of that document.
  *   windows(id INTEGER PRIMARY KEY, doc, start, n_tokens, ids BLOB) UNIQUE (doc, start)
@@ -50,8 +53,10 @@ static const char *SCHEMA =
     "CREATE TABLE groups(grp INTEGER PRIMARY KEY, tokens INTEGER NOT NULL, active_experts INTEGER NOT NULL);"
     "CREATE TABLE expert_stats(grp INTEGER NOT NULL, expert INTEGER NOT NULL, n_active INTEGER NOT NULL,"
     " sum_w REAL NOT NULL, sum_w2 REAL NOT NULL, max_w REAL NOT NULL, PRIMARY KEY(grp, expert)) WITHOUT ROWID;"
-    "CREATE TABLE topk(grp INTEGER NOT NULL, expert INTEGER NOT NULL, rank INTEGER NOT NULL, w REAL NOT NULL,"
-    " doc INTEGER NOT NULL, pos INTEGER NOT NULL, PRIMARY KEY(grp, expert, rank)) WITHOUT ROWID;"
+    "CREATE TABLE topk(grp INTEGER NOT NULL, expert INTEGER NOT NULL, w REAL NOT NULL,"
+    " doc INTEGER NOT NULL, pos INTEGER NOT NULL, PRIMARY KEY(grp, expert, doc, pos)) WITHOUT ROWID;"
+    "CREATE VIEW topk_ranked AS SELECT grp, expert, row_number() OVER (PARTITION BY grp, expert"
+    " ORDER BY w DESC, doc, pos) - 1 AS rank, w, doc, pos FROM topk;"
     "CREATE INDEX topk_doc ON topk(doc, pos);"
     "CREATE TABLE windows(id INTEGER PRIMARY KEY, doc INTEGER NOT NULL, start INTEGER NOT NULL,"
     " n_tokens INTEGER NOT NULL, ids BLOB NOT NULL, UNIQUE(doc, start));"
@@ -447,28 +452,25 @@ int64_t mp_store_file_bytes(const char *path) {
 
 /* ---------------------------------------------------------------- accumulators */
 
-enum { S_DEL_TOPK, S_INS_TOPK, S_STAT, S_LABEL, S_SCORE, S_GROUP, S_LTOT, S_STOT, S_N };
+enum { S_DEL_HIT, S_INS_TOPK, S_STAT, S_LABEL, S_SCORE, S_GROUP, S_LTOT, S_STOT, S_N };
 
-static int save_expert(mp_store *st, const mp_acc *a, sqlite3_stmt **s, size_t x, mp_topk_slot *buf,
+static int save_expert(mp_store *st, const mp_acc *a, sqlite3_stmt **s, size_t x, int bits, uint64_t first_doc,
                        mp_error *err) {
     int g = (int)(x / a->n_experts);
     uint32_t e = (uint32_t)(x % a->n_experts);
-    sqlite3_reset(s[S_DEL_TOPK]);
-    sqlite3_bind_int(s[S_DEL_TOPK], 1, g);
-    sqlite3_bind_int64(s[S_DEL_TOPK], 2, e);
-    if (sqlite3_step(s[S_DEL_TOPK]) != SQLITE_DONE) return sqerr(st, err, "topk");
-    int n = mp_acc_sorted(a, g, e, buf);
-    for (int r = 0; r < n; r++) {
+    const mp_topk_slot *h = a->slots + x * (size_t)a->K;
+    for (int r = 0; (bits & MP_DIRTY_TOPK) && r < a->count[x]; r++) {
+        if (h[r].doc < first_doc) continue; /* written by an earlier commit */
         sqlite3_stmt *q = s[S_INS_TOPK];
         sqlite3_reset(q);
         sqlite3_bind_int(q, 1, g);
         sqlite3_bind_int64(q, 2, e);
-        sqlite3_bind_int(q, 3, r);
-        sqlite3_bind_double(q, 4, buf[r].w);
-        sqlite3_bind_int64(q, 5, (sqlite3_int64)buf[r].doc);
-        sqlite3_bind_int64(q, 6, buf[r].pos);
+        sqlite3_bind_double(q, 3, h[r].w);
+        sqlite3_bind_int64(q, 4, (sqlite3_int64)h[r].doc);
+        sqlite3_bind_int64(q, 5, h[r].pos);
         if (sqlite3_step(q) != SQLITE_DONE) return sqerr(st, err, "topk");
     }
+    if (!(bits & MP_DIRTY_STATS)) return 0;
     const mp_expert_stat *es = &a->stats[x];
     sqlite3_stmt *q = s[S_STAT];
     sqlite3_reset(q);
@@ -482,10 +484,10 @@ static int save_expert(mp_store *st, const mp_acc *a, sqlite3_stmt **s, size_t x
     return 0;
 }
 
-int mp_store_save_acc(mp_store *st, const mp_acc *a, int all, mp_error *err) {
+int mp_store_save_acc(mp_store *st, const mp_acc *a, int all, uint64_t first_doc, mp_error *err) {
     static const char *SQL[S_N] = {
-        "DELETE FROM topk WHERE grp=? AND expert=?",
-        "INSERT INTO topk VALUES(?, ?, ?, ?, ?, ?)",
+        "DELETE FROM topk WHERE grp=? AND expert=? AND doc=? AND pos=?",
+        "INSERT OR REPLACE INTO topk VALUES(?, ?, ?, ?, ?)",
         "INSERT OR REPLACE INTO expert_stats VALUES(?, ?, ?, ?, ?, ?)",
         "INSERT OR REPLACE INTO label_stats VALUES(?, ?, ?, ?, ?, ?)",
         "INSERT OR REPLACE INTO score_stats VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -494,18 +496,34 @@ int mp_store_save_acc(mp_store *st, const mp_acc *a, int all, mp_error *err) {
         "INSERT OR REPLACE INTO score_totals VALUES(?, ?, ?, ?, ?, ?, ?)",
     };
     sqlite3_stmt *s[S_N] = {0};
-    mp_topk_slot *buf = malloc((size_t)a->K * sizeof *buf);
     int rc = 0;
-    if (!buf) return mp_fail(err, MP_ENOMEM, "out of memory");
     for (int i = 0; i < S_N; i++)
         if ((rc = prep(st, SQL[i], &s[i], err)) < 0) goto cleanup;
     if (all) {
         size_t ne = (size_t)a->n_groups * a->n_experts;
         for (size_t x = 0; x < ne; x++)
-            if (a->stats[x].n > 0 && (rc = save_expert(st, a, s, x, buf, err)) < 0) goto cleanup;
+            if (a->stats[x].n > 0 && (rc = save_expert(st, a, s, x, MP_DIRTY_STATS | MP_DIRTY_TOPK, 0, err)) < 0)
+                goto cleanup;
     } else {
-        for (size_t i = 0; i < a->n_dirty; i++)
-            if ((rc = save_expert(st, a, s, a->dirty_list[i], buf, err)) < 0) goto cleanup;
+        /* hits that left a top-K since the last commit and had been written */
+        for (size_t i = 0; i < a->n_evicted; i++) {
+            const mp_topk_slot *ev = &a->evicted[i];
+            if (ev->doc >= first_doc) continue;
+            sqlite3_stmt *q = s[S_DEL_HIT];
+            sqlite3_reset(q);
+            sqlite3_bind_int64(q, 1, a->evicted_x[i] / a->n_experts);
+            sqlite3_bind_int64(q, 2, a->evicted_x[i] % a->n_experts);
+            sqlite3_bind_int64(q, 3, (sqlite3_int64)ev->doc);
+            sqlite3_bind_int64(q, 4, ev->pos);
+            if (sqlite3_step(q) != SQLITE_DONE) {
+                rc = sqerr(st, err, "topk");
+                goto cleanup;
+            }
+        }
+        for (size_t i = 0; i < a->n_dirty; i++) {
+            uint32_t x = a->dirty_list[i];
+            if ((rc = save_expert(st, a, s, x, a->dirty[x], first_doc, err)) < 0) goto cleanup;
+        }
     }
     for (size_t i = 0; i < a->label.cap; i++) {
         uint64_t k = a->label.keys[i];
@@ -583,7 +601,6 @@ int mp_store_save_acc(mp_store *st, const mp_acc *a, int all, mp_error *err) {
     }
 cleanup:
     for (int i = 0; i < S_N; i++) sqlite3_finalize(s[i]);
-    free(buf);
     return rc;
 }
 
@@ -747,7 +764,7 @@ int mp_store_topk(mp_store *st, int grp, uint32_t expert, mp_store_hit **hits, s
     size_t cnt = 0, cap = 0;
     *hits = NULL;
     *n = 0;
-    MP_TRY(prep(st, "SELECT rank, w, doc, pos FROM topk WHERE grp=? AND expert=? ORDER BY rank", &s, err));
+    MP_TRY(prep(st, "SELECT w, doc, pos FROM topk WHERE grp=? AND expert=? ORDER BY w DESC, doc, pos", &s, err));
     sqlite3_bind_int(s, 1, grp);
     sqlite3_bind_int64(s, 2, expert);
     int rc = 0, step;
@@ -761,10 +778,10 @@ int mp_store_topk(mp_store *st, int grp, uint32_t expert, mp_store_hit **hits, s
             }
             v = nv;
         }
-        v[cnt].rank = sqlite3_column_int(s, 0);
-        v[cnt].w = sqlite3_column_double(s, 1);
-        v[cnt].doc = (uint64_t)sqlite3_column_int64(s, 2);
-        v[cnt].pos = (uint32_t)sqlite3_column_int64(s, 3);
+        v[cnt].rank = (int)cnt;
+        v[cnt].w = sqlite3_column_double(s, 0);
+        v[cnt].doc = (uint64_t)sqlite3_column_int64(s, 1);
+        v[cnt].pos = (uint32_t)sqlite3_column_int64(s, 2);
         cnt++;
     }
     if (step != SQLITE_DONE) {

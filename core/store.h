@@ -71,10 +71,12 @@ int mp_store_gc_window(mp_store *st, uint64_t doc, uint32_t start, int window, m
 /* Drop every unreferenced window and document (merge; consistency repair). */
 int mp_store_gc_all(mp_store *st, int window, mp_error *err);
 
-/* Write the accumulators: the dirty experts' top-K rows and statistics, the
- * dirty label/score entries, every group and label total (all = 1: every
- * expert that has data). Does not clear the dirty marks. */
-int mp_store_save_acc(mp_store *st, const mp_acc *a, int all, mp_error *err);
+/* Write the accumulators: the dirty experts' statistics, the top-K hits that
+ * entered (doc >= first_doc: this batch) or left (evicted, doc < first_doc)
+ * a heap since the last save, the dirty label/score entries, every group and
+ * label total. all = 1: every expert that has data, all its hits (merge).
+ * Does not clear the dirty marks. */
+int mp_store_save_acc(mp_store *st, const mp_acc *a, int all, uint64_t first_doc, mp_error *err);
 /* Add the store's accumulators into a (heaps: offered; sums: added). Used to
  * resume (a empty) and to merge shards (a holding earlier shards). Nothing is
  * marked dirty. */

@@ -152,6 +152,7 @@ void mp_acc_free(mp_acc *a) {
     free(a->dirty);
     free(a->dirty_list);
     free(a->evicted);
+    free(a->evicted_x);
     free(a->group_tokens);
     free(a->group_active);
     for (int f = 0; f < a->n_fields; f++) {
@@ -201,24 +202,30 @@ int mp_acc_offer(mp_acc *a, int g, uint32_t e, mp_topk_slot hit, mp_error *err) 
         h[n] = hit;
         a->count[x] = (uint16_t)(n + 1);
         sift_up(h, n);
-        return 0;
+        return 1;
     }
     if (!mp_hit_better(&hit, &h[0])) return 0;
     if (a->n_evicted == a->cap_evicted) {
         size_t nc = a->cap_evicted ? a->cap_evicted * 2 : 1024;
         mp_topk_slot *nv = realloc(a->evicted, nc * sizeof *nv);
-        if (!nv) return mp_fail(err, MP_ENOMEM, "out of memory (evictions)");
-        a->evicted = nv;
+        if (nv) a->evicted = nv;
+        uint32_t *nx = realloc(a->evicted_x, nc * sizeof *nx);
+        if (nx) a->evicted_x = nx;
+        if (!nv || !nx) return mp_fail(err, MP_ENOMEM, "out of memory (evictions)");
         a->cap_evicted = nc;
     }
-    a->evicted[a->n_evicted++] = h[0];
+    a->evicted[a->n_evicted] = h[0];
+    a->evicted_x[a->n_evicted++] = (uint32_t)x;
     h[0] = hit;
     sift_down(h, n, 0);
-    return 0;
+    return 1;
 }
 
-static int mark_dirty(mp_acc *a, size_t x, mp_error *err) {
-    if (a->dirty[x]) return 0;
+static int mark_dirty(mp_acc *a, size_t x, int bits, mp_error *err) {
+    if (a->dirty[x]) {
+        a->dirty[x] |= (uint8_t)bits;
+        return 0;
+    }
     if (a->n_dirty == a->cap_dirty) {
         size_t nc = a->cap_dirty ? a->cap_dirty * 2 : 1024;
         uint32_t *nv = realloc(a->dirty_list, nc * sizeof *nv);
@@ -226,7 +233,7 @@ static int mark_dirty(mp_acc *a, size_t x, mp_error *err) {
         a->dirty_list = nv;
         a->cap_dirty = nc;
     }
-    a->dirty[x] = 1;
+    a->dirty[x] = (uint8_t)bits;
     a->dirty_list[a->n_dirty++] = (uint32_t)x;
     return 0;
 }
@@ -239,9 +246,10 @@ int mp_acc_hit(mp_acc *a, int g, uint32_t e, float w, uint64_t doc, uint32_t pos
     s->sum += w;
     s->sum2 += (double)w * w;
     if (w > s->max) s->max = w;
-    MP_TRY(mark_dirty(a, x, err));
     mp_topk_slot hit = {w, pos, doc};
-    MP_TRY(mp_acc_offer(a, g, e, hit, err));
+    int changed = mp_acc_offer(a, g, e, hit, err);
+    if (changed < 0) return changed;
+    MP_TRY(mark_dirty(a, x, changed ? MP_DIRTY_STATS | MP_DIRTY_TOPK : MP_DIRTY_STATS, err));
     if (a->n_fields > 0) {
         double *d = mp_smap_get(&a->docmap, (uint64_t)g << 32 | e, err);
         if (!d) return MP_ENOMEM;

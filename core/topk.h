@@ -82,10 +82,11 @@ typedef struct mp_acc {
     mp_expert_stat *stats;        /* [n_groups][n_experts] */
     uint64_t *group_tokens;       /* [n_groups] tokens processed */
     uint64_t *group_active;       /* [n_groups] experts with n > 0 */
-    uint8_t *dirty;               /* [n_groups*n_experts] changed since the last save */
+    uint8_t *dirty;               /* [n_groups*n_experts] MP_DIRTY_* bits: changed since the last save */
     uint32_t *dirty_list;         /* flat ids g*n_experts+e of dirty experts */
     size_t n_dirty, cap_dirty;
     mp_topk_slot *evicted;        /* hits pushed out of a heap since the last save */
+    uint32_t *evicted_x;          /* their flat expert ids g*n_experts+e */
     size_t n_evicted, cap_evicted;
     int n_fields;
     mp_field fields[MP_ACC_MAX_FIELDS];
@@ -102,8 +103,12 @@ int mp_acc_create(int n_groups, int E, int K, int n_fields, const char *const *f
                   mp_acc **out, mp_error *err);
 void mp_acc_free(mp_acc *a);
 
+#define MP_DIRTY_STATS 1  /* expert_stats row changed */
+#define MP_DIRTY_TOPK 2   /* top-K set changed */
+
 /* Offer one hit to expert e of group g (updates the heap only, not stats).
- * Cheap rejection against the current K-th best. Records evictions. */
+ * Cheap rejection against the current K-th best. Records evictions.
+ * @return 1 when the heap changed, 0 when not, MP_ENOMEM. */
 int mp_acc_offer(mp_acc *a, int g, uint32_t e, mp_topk_slot hit, mp_error *err);
 
 /* One active expert of one token: statistics, heap, document map. */

@@ -8,7 +8,7 @@ need=(cmake gcc make pkg-config libsqlite3-dev libzstd-dev libyaml-dev libcjson-
 case "${1:-build}" in
   build) ;;
   test)  need+=(python3 python3-numpy sentencepiece sqlite3) ;;
-  bench) need+=(python3 python3-numpy sentencepiece python3-torch) ;;
+  bench) need+=(python3 python3-numpy sentencepiece python3-torch time) ;;
   fuzz)  need+=(clang libclang-rt-14-dev) ;;
   *) echo "usage: $0 build|test|bench|fuzz" >&2; exit 2 ;;
 esac

@@ -77,7 +77,7 @@ def collect_args(corpus, out, *extra):
 
 
 DUMP = {
-    "topk": "SELECT grp, expert, rank, w, doc, pos FROM topk ORDER BY 1, 2, 3",
+    "topk": "SELECT grp, expert, rank, w, doc, pos FROM topk_ranked ORDER BY 1, 2, 3",
     "expert_stats": "SELECT * FROM expert_stats ORDER BY 1, 2",
     "windows": "SELECT doc, start, n_tokens, ids FROM windows ORDER BY 1, 2",
     "docs": "SELECT * FROM docs ORDER BY 1",
@@ -153,7 +153,7 @@ def mode_bruteforce(tmp):
     hits, tok_x = brute_force(docs)
     db = sqlite3.connect(store)
     rows = {}
-    for g, e, rank, w, doc, pos in db.execute("SELECT grp, expert, rank, w, doc, pos FROM topk ORDER BY 1, 2, 3"):
+    for g, e, rank, w, doc, pos in db.execute("SELECT grp, expert, rank, w, doc, pos FROM topk_ranked ORDER BY 1, 2, 3"):
         rows.setdefault((g, e), []).append((w, doc, pos))
     want = {k: sorted(v, key=lambda h: (-h[0], h[1], h[2]))[:K] for k, v in hits.items()}
     check(set(rows) == set(want), f"same experts have top-K rows ({len(rows)} store, {len(want)} brute force)")
@@ -397,7 +397,7 @@ def mode_commands(tmp):
     store = os.path.join(tmp, "s.db")
     run(*collect_args(corpus, store))
     db = sqlite3.connect(store)
-    g, e, w, doc, pos = db.execute("SELECT grp, expert, w, doc, pos FROM topk WHERE rank = 0 ORDER BY w DESC").fetchone()
+    g, e, w, doc, pos = db.execute("SELECT grp, expert, w, doc, pos FROM topk_ranked WHERE rank = 0 ORDER BY w DESC").fetchone()
     E = 16
     out = run("top-contexts", "--store", store, "--expert", f"{g}:{e // E},{e % E}", "--window", "4").stdout.decode()
     lines = out.splitlines()
@@ -413,7 +413,7 @@ def mode_commands(tmp):
           "without R: every router group, with the layers it covers")
     j = json.loads(run("top-contexts", "--store", store, "--expert", f"{g}:{e}", "--json", "--window", "3").stdout)
     c0 = j["groups"][0]["contexts"][0]
-    rows = db.execute("SELECT w, doc, pos FROM topk WHERE grp=? AND expert=? ORDER BY rank", (g, e)).fetchall()
+    rows = db.execute("SELECT w, doc, pos FROM topk_ranked WHERE grp=? AND expert=? ORDER BY rank", (g, e)).fetchall()
     check([(np.float32(c["w"]), c["doc"], c["pos"]) for c in j["groups"][0]["contexts"]] ==
           [(np.float32(r[0]), r[1], r[2]) for r in rows],
           "top-contexts --json: every stored context, best first")

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# bench/bench_collect.sh — collect throughput vs the forward pass alone on the
+# same model and window length, store size, bytes per context, peak RSS, and
+# the same figures extrapolated to the public 1.4B shape (6 groups x 262,144
+# experts, K = 32).
+#   forward-only baseline: build/bench_forward (mp_forward over WINDOW random
+#   tokens, no routing record, last-token logits only), best of 3.
+#   collect: monet-probe collect over RosettaCode solutions (code field, lang
+#   label), --max-tokens BENCH_COLLECT_TOKENS, K = 32, window WINDOW.
+# Medium random model as in bench/run.sh: d=512, 8 layers, E=128 (16,384 experts
+# per group, 2 groups), Hm=4, k=8, G=4, V=32000, LLaMA-2 tokenizer.
+# usage: bench/bench_collect.sh [build/monet-probe]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=${1:-build/monet-probe}
+bdir=$(dirname "$bin")
+py=/usr/bin/python3
+N=${BENCH_COLLECT_TOKENS:-16384}
+WIN=${BENCH_COLLECT_WINDOW:-512}
+threads=${BENCH_THREADS:-$(nproc)}
+shared=$(cd .. && pwd)/shared
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+$py tests/ref/make_checkpoint.py --out "$tmp/model" --dtype BF16 --layers 8 --groups 4 --hidden 512 --heads 8 \
+    --kv-heads 8 --experts 128 --moe-heads 4 --moe-dim 16 --topk 8 --vocab 32000 --seed 1 --quiet \
+    --tokenizer "$shared/data/llama2-tokenizer/tokenizer.model"
+head -2000 "$shared/data/rosettacode/solutions.jsonl" > "$tmp/corpus.jsonl"
+fwd=$(OPENBLAS_NUM_THREADS=$threads "$bdir/bench_forward" "$tmp/model" "$WIN" 3)
+timecmd=()
+[[ -x /usr/bin/time ]] && timecmd=(/usr/bin/time -v -o "$tmp/time.txt")
+OPENBLAS_NUM_THREADS=$threads "${timecmd[@]}" "$bin" collect --model "$tmp/model" --corpus "$tmp/corpus.jsonl" \
+    --out "$tmp/s.db" --text-field code --label lang --max-tokens "$N" --context-window "$WIN" --top-k 32 \
+    --quiet --json > "$tmp/collect.json"
+rss=$(grep -s "Maximum resident set size" "$tmp/time.txt" | awk '{print $NF}' || true)
+echo "== collect vs forward, ${N} tokens, window ${WIN}, ${threads} threads, E=128 x 2 groups, K=32 =="
+$py - "$fwd" "$tmp/collect.json" "$tmp/s.db" "${rss:-0}" <<'PY'
+import json, sqlite3, sys
+fwd, col = json.loads(sys.argv[1]), json.load(open(sys.argv[2]))
+db = sqlite3.connect(sys.argv[3])
+rss_kb = int(sys.argv[4] or 0)
+files = db.execute("SELECT sum(length(data)) FROM files").fetchone()[0]
+nwin, blob = db.execute("SELECT count(*), coalesce(sum(length(ids)), 0) FROM windows").fetchone()
+rows = db.execute("SELECT count(*) FROM topk").fetchone()[0]
+ntok = db.execute("SELECT coalesce(sum(n_tokens), 0) FROM windows").fetchone()[0]
+meta = dict(db.execute("SELECT key, value FROM meta"))
+E2 = int(meta["moe_experts"]) ** 2
+G = int(meta["n_groups"])
+K = int(meta["top_k"])
+size = col["store_bytes"]
+rowbytes = (size - files - blob) / max(1, rows)     # topk + stats + index overhead per top-K row
+per_tok_blob = blob / max(1, ntok)
+r = col["tokens_per_s"] / fwd["tokens_per_s"]
+print(f"forward only  {fwd['tokens_per_s']:9.1f} tok/s   collect {col['tokens_per_s']:9.1f} tok/s   ratio {r:.2f}")
+print(f"store         {size/1e6:.2f} MB ({files/1e6:.2f} MB tokenizer+config), {rows} top-K rows, {nwin} windows "
+      f"({ntok} tokens, {blob/max(1,nwin):.0f} zstd bytes/window = {per_tok_blob:.2f} B/token), "
+      f"{(size-files)/max(1,nwin):.0f} store bytes per stored context, {rowbytes:.1f} B per top-K row")
+if rss_kb:
+    print(f"peak RSS      {rss_kb/1024:.1f} MB (model {fwd['params']/1e6:.1f}M params as f32 = {fwd['params']*4/2**20:.0f} MB, "
+          f"top-K heaps {G*E2*K*16/2**20:.1f} MB, stats {G*E2*32/2**20:.1f} MB)")
+# extrapolation to the public 1.4B shape
+G1, E21, K1 = 6, 512 * 512, 32
+heaps, stats, flags = G1 * E21 * K1 * 16, G1 * E21 * 32, G1 * E21 * 3
+label = G1 * E21 * 20 * 25 / 0.7
+rows1 = G1 * E21 * K1
+print(f"1.4B shape    {G1} groups x {E21} experts, K={K1}: top-K heaps {heaps/2**30:.2f} GiB + stats "
+      f"{stats/2**30:.3f} GiB + flags {flags/2**20:.0f} MiB = {(heaps+stats+flags)/2**30:.2f} GiB host RAM "
+      f"(+ label maps <= {label/2**30:.2f} GiB at 20 values/field, sparse)")
+print(f"1.4B store    <= {rows1/1e6:.1f}M top-K rows x {rowbytes:.0f} B = {rows1*rowbytes/1e9:.1f} GB, and <= {rows1/1e6:.1f}M "
+      f"windows x 512 tokens x {per_tok_blob:.2f} B = {rows1*512*per_tok_blob/1e9:.1f} GB (every hit in its own window: "
+      f"worst case); bounded whatever the corpus size")
+PY
