@@ -221,11 +221,18 @@ typedef struct run {
     struct mp_corpus *corpus;
 } run;
 
+static int cmp_u32(const void *x, const void *y) {
+    uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
+    return a < b ? -1 : a > b;
+}
+
 /* Commit the batch: one transaction. */
 static int commit(run *r, int finished, mp_error *err) {
     mp_acc *a = r->acc;
     mp_store *st = r->st;
     int rc = 0;
+    /* expert order: B-tree inserts in key order */
+    qsort(a->dirty_list, a->n_dirty, sizeof *a->dirty_list, cmp_u32);
     MP_TRY(mp_store_begin(st, err));
     uint64_t first_doc = r->b.nw ? r->b.first_doc : UINT64_MAX;
     if ((rc = mp_store_save_acc(st, a, 0, first_doc, err)) < 0) goto fail;

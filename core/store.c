@@ -164,7 +164,8 @@ int mp_store_open(const char *path, int mode, mp_store **out, mp_error *err) {
     } else {
         if ((rc = validate(st, err)) < 0) goto fail;
         if (mode == MP_STORE_WRITE &&
-            (rc = mp_store_exec(st, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", err)) < 0)
+            (rc = mp_store_exec(st, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-131072;",
+                                err)) < 0)
             goto fail;
     }
     *out = st;
