@@ -8,7 +8,7 @@
 
 #include "cli.h"
 #include "core/forward.h"
-#include "core/progress.h"
+#include "core/generate.h"
 #include "core/sampling.h"
 
 #define MAX_STEER CLI_MAX_STEER
@@ -36,6 +36,12 @@ static const char *USAGE =
     "  --no-bos          do not prepend BOS to the prompt\n"
     "  --mask MASK       purge the experts listed in a mask file\n"
     "  --json            print {\"prompt_ids\", \"ids\", \"text\", \"tokens_per_s\"} instead of streaming\n";
+
+static void stream_text(void *ctx, const char *bytes, size_t n) {
+    (void)ctx;
+    fwrite(bytes, 1, n, stdout);
+    fflush(stdout);
+}
 
 static int generate_main(int argc, char **argv, int steer_mode) {
     const char *cmd = steer_mode ? "steer" : "generate";
@@ -95,9 +101,9 @@ static int generate_main(int argc, char **argv, int steer_mode) {
     mp_state *st = NULL;
     mp_mask *mask = NULL;
     mp_sampler sampler = {0};
-    int32_t *ids = NULL, *out_ids = NULL;
-    size_t n = 0, n_out = 0;
-    float *logits = NULL;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    mp_gen_result gen = {0};
     int rc = 0;
     if ((rc = cli_load_tokenizer(dir, &tok, &err)) < 0) goto cleanup;
     if ((rc = mp_tokenizer_encode(tok, prompt, strlen(prompt), bos, &ids, &n, &err)) < 0) goto cleanup;
@@ -116,37 +122,16 @@ static int generate_main(int argc, char **argv, int steer_mode) {
     if (steer_mode && (rc = cli_apply_steering(m, st, steer_arg, n_steer_arg, have_strength, strength, json, &err)) < 0)
         goto cleanup;
     if ((rc = mp_sampler_init(&sampler, m->cfg.vocab_size, temp, top_p, (uint64_t)seed, &err)) < 0) goto cleanup;
-    logits = malloc((size_t)m->cfg.vocab_size * sizeof *logits);
-    out_ids = malloc((size_t)max_new * sizeof *out_ids);
-    if (!logits || !out_ids) {
-        rc = mp_fail(&err, MP_ENOMEM, "out of memory");
-        goto cleanup;
-    }
-    double t0 = mp_now();
-    if ((rc = mp_forward(st, ids, n, logits, 1, NULL, &err)) < 0) goto cleanup;
-    double t_prefill = mp_now() - t0;
+    mp_gen_opts go = {.max_new_tokens = (int)max_new, .on_text = json ? NULL : stream_text};
     if (!json) fputs(prompt, stdout);
-    int prev = ids[n - 1];
-    for (long k = 0; k < max_new; k++) {
-        int next = mp_sampler_pick(&sampler, logits);
-        if (next == m->cfg.eos_token_id) break;
-        out_ids[n_out++] = next;
-        if (!json) {
-            char buf[256];
-            int len = mp_tokenizer_decode_piece(tok, prev, next, buf, sizeof buf);
-            if (len > 0) fwrite(buf, 1, (size_t)len, stdout);
-            fflush(stdout);
-        }
-        prev = next;
-        if (k + 1 == max_new) break;
-        if ((rc = mp_forward(st, &out_ids[n_out - 1], 1, logits, 1, NULL, &err)) < 0) goto cleanup;
-    }
-    double t_total = mp_now() - t0;
-    double tps = t_total > t_prefill && n_out > 1 ? (double)(n_out - 1) / (t_total - t_prefill) : 0;
+    if ((rc = mp_generate(st, tok, ids, n, &go, &sampler, &gen, &err)) < 0) goto cleanup;
+    size_t n_out = gen.n_ids;
+    const int32_t *out_ids = gen.ids;
+    double t_prefill = gen.prefill_s;
+    double tps = gen.decode_s > 0 && n_out > 1 ? (double)(n_out - 1) / gen.decode_s : 0;
     if (json) {
-        char *text = NULL;
-        size_t tl = 0;
-        if ((rc = mp_tokenizer_decode(tok, out_ids, n_out, &text, &tl, &err)) < 0) goto cleanup;
+        const char *text = gen.text;
+        size_t tl = gen.len;
         printf("{\"prompt_ids\": [");
         for (size_t i = 0; i < n; i++) printf("%s%d", i ? ", " : "", ids[i]);
         printf("], \"ids\": [");
@@ -159,15 +144,13 @@ static int generate_main(int argc, char **argv, int steer_mode) {
             else putchar(ch);
         }
         printf("\", \"prefill_s\": %.4f, \"decode_tokens_per_s\": %.2f}\n", t_prefill, tps);
-        free(text);
     } else {
         putchar('\n');
         fprintf(stderr, "monet-probe: generated %zu tokens, prefill %zu tokens in %.3fs, decode %.1f tokens/s\n", n_out,
                 n, t_prefill, tps);
     }
 cleanup:
-    free(logits);
-    free(out_ids);
+    mp_gen_result_free(&gen);
     mp_sampler_free(&sampler);
     mp_state_free(st);
     mp_mask_free(mask);

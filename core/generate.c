@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "progress.h"
+
 static int append(mp_gen_result *r, size_t *cap, const char *s, size_t n, mp_error *err) {
     if (r->len + n + 1 > *cap) {
         size_t nc = *cap ? *cap * 2 : 256;
@@ -52,7 +54,10 @@ int mp_generate(mp_state *st, const mp_tokenizer *tok, const int32_t *prompt, si
         goto cleanup;
     }
     mp_state_reset(st);
+    double t0 = mp_now();
     if ((rc = mp_forward(st, prompt, n_prompt, logits, 1, NULL, err)) < 0) goto cleanup;
+    double t1 = mp_now();
+    res->prefill_s = t1 - t0;
     int prev = prompt[n_prompt - 1];
     res->stop_reason = MP_GEN_STOP_LENGTH;
     for (int k = 0; k < opts->max_new_tokens; k++) {
@@ -66,6 +71,7 @@ int mp_generate(mp_state *st, const mp_tokenizer *tok, const int32_t *prompt, si
         int n = mp_tokenizer_decode_piece(tok, prev, next, buf, sizeof buf);
         size_t before = res->len;
         if (n > 0 && (rc = append(res, &cap, buf, (size_t)n, err)) < 0) goto cleanup;
+        if (n > 0 && opts->on_text) opts->on_text(opts->on_text_ctx, buf, (size_t)n);
         prev = next;
         long at = find_stop(res, opts, before);
         if (at >= 0) {
@@ -77,6 +83,7 @@ int mp_generate(mp_state *st, const mp_tokenizer *tok, const int32_t *prompt, si
         if (k + 1 == opts->max_new_tokens) break;
         if ((rc = mp_forward(st, &next, 1, logits, 1, NULL, err)) < 0) goto cleanup;
     }
+    res->decode_s = mp_now() - t1;
 cleanup:
     free(logits);
     if (rc < 0) mp_gen_result_free(res);

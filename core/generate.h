@@ -17,12 +17,19 @@
 #include "sampling.h"
 #include "tokenizer.h"
 
+/* Called with the bytes each new token adds to the continuation, as they are
+ * produced (streaming). With stop strings the streamed text may run past the
+ * final, cut text. */
+typedef void (*mp_gen_text_fn)(void *ctx, const char *bytes, size_t n);
+
 typedef struct mp_gen_opts {
     int max_new_tokens;
     const char *const *stop;  /* stop strings (may be NULL): generation ends as soon as the decoded
                                  continuation contains one; the text is cut before it */
     size_t n_stop;
     int ignore_eos;           /* 1: do not stop at the model's EOS */
+    mp_gen_text_fn on_text;   /* optional streaming callback */
+    void *on_text_ctx;
 } mp_gen_opts;
 
 enum { MP_GEN_STOP_LENGTH = 0, MP_GEN_STOP_EOS = 1, MP_GEN_STOP_STRING = 2 };
@@ -33,6 +40,8 @@ typedef struct mp_gen_result {
     int32_t *ids;             /* generated ids (including the tokens of a stop string) */
     size_t n_ids;
     int stop_reason;          /* MP_GEN_STOP_* */
+    double prefill_s;         /* wall time of the prompt prefill */
+    double decode_s;          /* wall time of the decoding steps after it */
 } mp_gen_result;
 
 /* Reset st, prefill prompt[0..n_prompt), then pick tokens with sampler.
