@@ -1,0 +1,222 @@
+/* cmd/eval_ppl.c — `monet-probe eval ppl`: perplexity per label (domain,
+ * language) over any corpus core/corpus.h reads (txt, jsonl, csv, .zst,
+ * directory trees), the fast unlearning signal; --json writes an eval result
+ * for `eval compare --target LABEL`. (`monet-probe ppl` is the older txt/JSONL
+ * command; this one streams every corpus format.) */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "core/corpus.h"
+#include "core/eval_result.h"
+#include "core/forward.h"
+#include "core/progress.h"
+#include "core/sampling.h"
+
+static const char *USAGE =
+    "usage: monet-probe eval ppl --model DIR --corpus SPEC [--label-field F] [--text-field F] [--mask MASK]\n"
+    "                            [--context N] [--max-docs N] [--json OUT] [--strict] [--quiet]\n"
+    "  Perplexity per label over a corpus (txt, jsonl, csv, *.zst, or a directory tree; see\n"
+    "  core/corpus.h). Each document is BOS + its tokens, scored in non-overlapping windows.\n"
+    "  --label-field F   JSONL field (dotted path) or CSV column to group by; for a directory:\n"
+    "                    ext, parent or stem (file extension, parent folder, file name)\n"
+    "  --text-field F    JSONL/CSV text field (default \"text\")\n"
+    "  --context N       window length in tokens (default: min(512, max_position_embeddings))\n"
+    "  --max-docs N      stop after N documents\n"
+    "  --mask MASK       purge the experts listed in a mask file\n"
+    "  --json OUT        write the result (for `eval compare --target LABEL`)\n"
+    "  --strict          a malformed record is fatal (default: reported, skipped, counted)\n";
+
+typedef struct {
+    char *label;
+    double nll;
+    size_t tokens, docs;
+} label_stat;
+
+static int score_doc(mp_state *st, const int32_t *ids, size_t n, int ctx, int vocab, float *logits, double *nll,
+                     size_t *count, mp_error *err) {
+    for (size_t start = 0; start + 1 < n; start += (size_t)ctx) {
+        size_t len = n - start < (size_t)ctx ? n - start : (size_t)ctx;
+        if (len < 2) break;
+        mp_state_reset(st);
+        MP_TRY(mp_forward(st, ids + start, len, logits, 0, NULL, err));
+        for (size_t t = 0; t + 1 < len; t++) {
+            *nll -= mp_logprob(logits + t * (size_t)vocab, vocab, ids[start + t + 1]);
+            (*count)++;
+        }
+    }
+    return 0;
+}
+
+static void on_skip(void *ctx, const char *file, size_t line, const char *reason) {
+    if (!*(int *)ctx) fprintf(stderr, "monet-probe: %s:%zu: %s (skipped)\n", file, line, reason);
+}
+
+int cmd_eval_ppl(int argc, char **argv) {
+    const char *cmd = "eval ppl";
+    const char *dir = NULL, *spec = NULL, *label_field = NULL, *text_field = NULL, *mask_path = NULL, *json = NULL;
+    long ctx = 0, max_docs = -1;
+    int strict = 0, quiet = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        if (cli_is_help(a)) {
+            fputs(USAGE, stdout);
+            return 0;
+        } else if (!strcmp(a, "--model")) {
+            if (!(dir = cli_opt_value(cmd, argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--corpus")) {
+            if (!(spec = cli_opt_value(cmd, argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--label-field")) {
+            if (!(label_field = cli_opt_value(cmd, argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--text-field")) {
+            if (!(text_field = cli_opt_value(cmd, argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--mask")) {
+            if (!(mask_path = cli_opt_value(cmd, argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--json")) {
+            if (!(json = cli_opt_value(cmd, argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--context")) {
+            if (!(v = cli_opt_value(cmd, argc, argv, &i))) return 2;
+            if (cli_parse_long(v, 2, 1 << 20, &ctx)) return cli_usage_error(cmd, "bad --context '%s'", v);
+        } else if (!strcmp(a, "--max-docs")) {
+            if (!(v = cli_opt_value(cmd, argc, argv, &i))) return 2;
+            if (cli_parse_long(v, 1, 1L << 40, &max_docs)) return cli_usage_error(cmd, "bad --max-docs '%s'", v);
+        } else if (!strcmp(a, "--strict")) {
+            strict = 1;
+        } else if (!strcmp(a, "--quiet")) {
+            quiet = 1;
+        } else {
+            return cli_usage_error(cmd, "unknown argument '%s'", a);
+        }
+    }
+    if (!dir || !spec) return cli_usage_error(cmd, "--model DIR and --corpus SPEC are required");
+    struct stat sb;
+    int is_dir = stat(spec, &sb) == 0 && S_ISDIR(sb.st_mode);
+    if (is_dir && label_field && strcmp(label_field, "ext") && strcmp(label_field, "parent") &&
+        strcmp(label_field, "stem"))
+        return cli_usage_error(cmd, "--label-field for a directory is ext, parent or stem, not '%s'", label_field);
+
+    mp_corpus_opts o;
+    memset(&o, 0, sizeof o);
+    o.text_field = text_field;
+    o.strict = strict;
+    o.on_skip = on_skip;
+    o.on_skip_ctx = &quiet;
+    if (is_dir) {
+        o.dir_label = label_field;
+    } else if (label_field) {
+        o.label_fields[0] = label_field;
+        o.n_label_fields = 1;
+    }
+    mp_error err;
+    mp_error_clear(&err);
+    mp_corpus *c = NULL;
+    mp_tokenizer *tok = NULL;
+    mp_model *m = NULL;
+    mp_state *st = NULL;
+    mp_mask *mask = NULL;
+    float *logits = NULL;
+    label_stat *labels = NULL;
+    size_t n_labels = 0, docs = 0, no_label = 0, total_tok = 0;
+    double total_nll = 0;
+    mp_eval_result res;
+    memset(&res, 0, sizeof res);
+    mp_progress prog;
+    int rc = 0;
+    double t0 = mp_now();
+    if ((rc = mp_corpus_open(spec, &o, &c, &err)) < 0) goto cleanup;
+    if ((rc = cli_load_tokenizer(dir, &tok, &err)) < 0) goto cleanup;
+    if ((rc = mp_model_load(dir, &m, &err)) < 0) goto cleanup;
+    if (!ctx) ctx = m->cfg.max_position_embeddings < 512 ? m->cfg.max_position_embeddings : 512;
+    if ((rc = mp_state_create(m, (int)ctx, 0, &st, &err)) < 0) goto cleanup;
+    if ((rc = cli_apply_mask(mask_path, m, st, &mask, &err)) < 0) goto cleanup;
+    const int V = m->cfg.vocab_size;
+    if (!(logits = malloc((size_t)ctx * (size_t)V * sizeof *logits))) {
+        rc = mp_fail(&err, MP_ENOMEM, "out of memory for %ld x %d logits", ctx, V);
+        goto cleanup;
+    }
+    mp_progress_start(&prog, quiet ? NULL : stderr, cmd, "tok", 0);
+    mp_doc doc;
+    while ((max_docs < 0 || (long)docs < max_docs) && (rc = mp_corpus_next(c, &doc, &err)) > 0) {
+        const char *label = "all";
+        if (label_field) {
+            label = is_dir ? (doc.n_labels ? doc.label_values[0] : NULL) : doc.label_values[0];
+            if (!label) {
+                no_label++;
+                label = "(none)";
+            }
+        }
+        int32_t *ids = NULL;
+        size_t n = 0, cnt = 0;
+        double nll = 0;
+        rc = mp_tokenizer_encode(tok, doc.text, doc.len, 1, &ids, &n, &err);
+        if (rc == 0) rc = score_doc(st, ids, n, (int)ctx, V, logits, &nll, &cnt, &err);
+        free(ids);
+        if (rc < 0) goto cleanup;
+        size_t k = 0;
+        while (k < n_labels && strcmp(labels[k].label, label)) k++;
+        if (k == n_labels) {
+            label_stat *nl = realloc(labels, (n_labels + 1) * sizeof *nl);
+            if (!nl || !(nl[n_labels].label = strdup(label))) {
+                if (nl) labels = nl;
+                rc = mp_fail(&err, MP_ENOMEM, "out of memory");
+                goto cleanup;
+            }
+            labels = nl;
+            labels[n_labels].nll = 0;
+            labels[n_labels].tokens = labels[n_labels].docs = 0;
+            n_labels++;
+        }
+        labels[k].nll += nll;
+        labels[k].tokens += cnt;
+        labels[k].docs++;
+        total_nll += nll;
+        total_tok += cnt;
+        docs++;
+        mp_progress_add(&prog, cnt);
+    }
+    if (rc < 0) goto cleanup;
+    mp_progress_finish(&prog);
+    if (total_tok == 0) {
+        rc = mp_fail(&err, MP_EINPUT, "%s: no tokens to score (%zu documents, %zu skipped records)", spec, docs,
+                     mp_corpus_skipped(c));
+        goto cleanup;
+    }
+    if ((rc = mp_eval_result_init(&res, "ppl", dir, mask_path, "perplexity", 0, &err)) < 0) goto cleanup;
+    char settings[512];
+    snprintf(settings, sizeof settings, "{\"context\": %ld, \"max_docs\": %ld, \"skipped\": %zu, \"label_field\": \"%s\"}",
+             ctx, max_docs, mp_corpus_skipped(c), label_field && !strpbrk(label_field, "\"\\") ? label_field : "");
+    if (!(res.settings_json = strdup(settings))) {
+        rc = mp_fail(&err, MP_ENOMEM, "out of memory");
+        goto cleanup;
+    }
+    printf("corpus %s: %zu documents, %zu tokens scored, %zu malformed records skipped, context %ld, mask %s\n",
+           spec, docs, total_tok, mp_corpus_skipped(c), ctx, mask_path ? mask_path : "none");
+    if (no_label) printf("%zu documents had no %s (grouped as \"(none)\")\n", no_label, label_field);
+    printf("\n%-24s %8s %10s %10s %12s\n", label_field ? label_field : "label", "docs", "tokens", "mean NLL",
+           "perplexity");
+    for (size_t k = 0; k < n_labels && rc == 0; k++) {
+        double mn = labels[k].tokens ? labels[k].nll / (double)labels[k].tokens : NAN;
+        printf("%-24s %8zu %10zu %10.4f %12.3f\n", labels[k].label, labels[k].docs, labels[k].tokens, mn, exp(mn));
+        rc = mp_eval_result_add(&res, "label", labels[k].label, labels[k].docs, exp(mn), NAN, NAN, mn, &err);
+    }
+    double mn = total_nll / (double)total_tok;
+    printf("%-24s %8zu %10zu %10.4f %12.3f\n", "(all)", docs, total_tok, mn, exp(mn));
+    double secs = mp_now() - t0;
+    printf("time %.1f s (%.0f tok/s)\n", secs, secs > 0 ? total_tok / secs : 0.0);
+    if (rc == 0) rc = mp_eval_result_add(&res, "average", "all", docs, exp(mn), NAN, NAN, mn, &err);
+    if (rc == 0 && json) rc = mp_eval_result_save(&res, json, &err);
+cleanup:
+    for (size_t k = 0; k < n_labels; k++) free(labels[k].label);
+    free(labels);
+    mp_eval_result_free(&res);
+    free(logits);
+    mp_state_free(st);
+    mp_mask_free(mask);
+    mp_model_free(m);
+    mp_tokenizer_free(tok);
+    mp_corpus_close(c);
+    return rc < 0 ? cli_exit_error(&err) : 0;
+}

@@ -1,0 +1,159 @@
+/* tests/eval_mc/test_mcq.c — core/mcq on a tiny checkpoint:
+ *  - each choice's log-likelihood equals a full forward of context +
+ *    continuation from an empty cache (tolerance: chunking changes float sums);
+ *  - scores are bit-identical whatever ran before (prefix reuse vs a fresh
+ *    scorer) and with a different chunk size is not required;
+ *  - writes the ids and log-likelihoods as JSON for check_eval_mc.py to compare
+ *    against the float64 reference (tests/ref/monet_ref.py).
+ * usage: test_mcq MODEL_DIR OUT_JSON */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/forward.h"
+#include "core/mcq.h"
+#include "core/sampling.h"
+#include "core/tokenizer.h"
+
+static int failures = 0;
+
+#define CHECK(cond, ...)                          \
+    do {                                          \
+        if (!(cond)) {                            \
+            failures++;                           \
+            fprintf(stderr, "FAIL: " __VA_ARGS__); \
+            fputc('\n', stderr);                  \
+        }                                         \
+    } while (0)
+
+typedef struct {
+    const char *ctx, *prefix;
+    const char *conts[4];
+    int n;
+} tcase;
+
+static const tcase CASES[] = {
+    {"The following are questions about biology.\n\nWhat is a cell?\nA. x\nB. y\nAnswer:",
+     "The following are questions about biology.\n\n", {" A", " B", " C", " D"}, 4},
+    {"The following are questions about biology.\n\nWhich organ pumps blood?\nA. x\nB. y\nAnswer:",
+     "The following are questions about biology.\n\n", {" A", " B", " C", " D"}, 4},
+    {"Question: Which is the most likely effect of this increase in rotation?\nAnswer:", "",
+     {" Planetary density will decrease.", " Planetary days will become shorter.", " Gravity.", " é ü"}, 4},
+    {"Sarah was a much better surgeon than Maria so Maria", "", {" always got the easier cases."}, 1},
+};
+
+int main(int argc, char **argv) {
+    if (argc != 3) return fprintf(stderr, "usage: test_mcq MODEL_DIR OUT_JSON\n"), 2;
+    mp_error err;
+    mp_model *m = NULL;
+    mp_tokenizer *tok = NULL;
+    mp_state *st = NULL, *st2 = NULL;
+    mp_mcq *q = NULL, *q2 = NULL;
+    char tp[4096];
+    snprintf(tp, sizeof tp, "%s/tokenizer.model", argv[1]);
+    if (mp_model_load(argv[1], &m, &err) || mp_tokenizer_load(tp, &tok, &err) || mp_state_create(m, 0, 0, &st, &err) ||
+        mp_state_create(m, 0, 0, &st2, &err) || mp_mcq_create(st, m->cfg.vocab_size, &q, &err))
+        return fprintf(stderr, "setup: %s\n", err.msg), 1;
+    const int V = m->cfg.vocab_size;
+    float *logits = malloc((size_t)512 * V * sizeof *logits);
+    FILE *out = fopen(argv[2], "w");
+    if (!logits || !out) return fprintf(stderr, "setup: out of memory or %s\n", argv[2]), 1;
+    fputs("[", out);
+    int first = 1;
+    for (int pass = 0; pass < 2; pass++) {
+        /* pass 0: cases in order with one scorer (prefix reuse across case 0 -> 1);
+         * pass 1: each case on a fresh scorer, in reverse order: must be bit-identical */
+        static double ll0[8][4];
+        for (int ci = 0; ci < (int)(sizeof CASES / sizeof CASES[0]); ci++) {
+            int k = pass ? (int)(sizeof CASES / sizeof CASES[0]) - 1 - ci : ci;
+            const tcase *c = &CASES[k];
+            int32_t *ctx_ids = NULL, *cont_ids[4] = {0};
+            size_t n_ctx = 0, n_cont[4] = {0};
+            for (int j = 0; j < c->n; j++) {
+                int32_t *x;
+                size_t nx;
+                if (mp_mcq_encode_pair(tok, 1, c->ctx, strlen(c->ctx), c->conts[j], strlen(c->conts[j]), &x, &nx,
+                                       &cont_ids[j], &n_cont[j], &err))
+                    return fprintf(stderr, "encode: %s\n", err.msg), 1;
+                if (j == 0) ctx_ids = x, n_ctx = nx;
+                else free(x);
+            }
+            size_t keep = 0;
+            if (*c->prefix) {
+                int32_t *p;
+                size_t np;
+                mp_tokenizer_encode(tok, c->prefix, strlen(c->prefix), 1, &p, &np, &err);
+                keep = mp_mcq_common_prefix(p, np, ctx_ids, n_ctx);
+                free(p);
+                CHECK(keep > 1, "case %d: prefix keeps %zu tokens", k, keep);
+            }
+            mp_mcq_result res[4];
+            mp_mcq *use = q;
+            if (pass) {
+                mp_mcq_free(q2);
+                q2 = NULL;
+                if (mp_mcq_create(st2, V, &q2, &err)) return 1;
+                use = q2;
+            }
+            if (mp_mcq_score(use, ctx_ids, n_ctx, keep, (const int32_t *const *)cont_ids, n_cont, (size_t)c->n, res,
+                             NULL, &err))
+                return fprintf(stderr, "score: %s\n", err.msg), 1;
+            for (int j = 0; j < c->n; j++) {
+                if (pass) {
+                    CHECK(memcmp(&res[j].loglik, &ll0[k][j], sizeof(double)) == 0,
+                          "case %d choice %d: %.17g with a fresh scorer vs %.17g after other items", k, j,
+                          res[j].loglik, ll0[k][j]);
+                    continue;
+                }
+                ll0[k][j] = res[j].loglik;
+                /* brute force: one forward over ctx + cont from an empty cache */
+                size_t T = n_ctx + n_cont[j];
+                int32_t *all = malloc(T * sizeof *all);
+                memcpy(all, ctx_ids, n_ctx * sizeof *all);
+                memcpy(all + n_ctx, cont_ids[j], n_cont[j] * sizeof *all);
+                mp_state_reset(st2);
+                if (mp_forward(st2, all, T - 1, logits, 0, NULL, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
+                double lp = 0;
+                int greedy = 1;
+                for (size_t t = n_ctx - 1; t + 1 < T; t++) {
+                    const float *row = logits + t * (size_t)V;
+                    lp += mp_logprob(row, V, all[t + 1]);
+                    int am = 0;
+                    for (int v = 1; v < V; v++)
+                        if (row[v] > row[am]) am = v;
+                    greedy &= am == all[t + 1];
+                }
+                CHECK(fabs(lp - res[j].loglik) <= 1e-4 * (1 + fabs(lp)), "case %d choice %d: %.9g vs full forward %.9g",
+                      k, j, res[j].loglik, lp);
+                CHECK(res[j].n_tokens == (int)n_cont[j], "case %d: token count", k);
+                CHECK(res[j].is_greedy == greedy, "case %d choice %d: is_greedy %d vs %d", k, j, res[j].is_greedy,
+                      greedy);
+                fprintf(out, "%s\n {\"ids\": [", first ? "" : ",");
+                first = 0;
+                for (size_t t = 0; t < T; t++) fprintf(out, "%s%d", t ? ", " : "", all[t]);
+                fprintf(out, "], \"n_ctx\": %zu, \"loglik\": %.17g}", n_ctx, res[j].loglik);
+                free(all);
+            }
+            free(ctx_ids);
+            for (int j = 0; j < c->n; j++) free(cont_ids[j]);
+        }
+    }
+    fputs("\n]\n", out);
+    fclose(out);
+    /* errors: empty continuation, too long */
+    int32_t one = 1, *pc = &one;
+    size_t zero = 0;
+    mp_mcq_result r;
+    CHECK(mp_mcq_score(q, &one, 1, 0, (const int32_t *const *)&pc, &zero, 1, &r, NULL, &err) == MP_EINPUT,
+          "empty continuation accepted");
+    free(logits);
+    mp_mcq_free(q);
+    mp_mcq_free(q2);
+    mp_state_free(st);
+    mp_state_free(st2);
+    mp_tokenizer_free(tok);
+    mp_model_free(m);
+    printf("test_mcq: %d failures\n", failures);
+    return failures ? 1 : 0;
+}
