@@ -595,6 +595,19 @@ static int remove_tree(const char *dir) {
     return access(dir, F_OK) == 0 ? -1 : 0;
 }
 
+/* 1 when every directory from / down to dir is searchable by others: the
+ * unprivileged sandbox uid must reach its dir. */
+static int others_can_reach(const char *dir) {
+    char p[4096];
+    snprintf(p, sizeof p, "%s", dir);
+    for (char *q = p + strlen(p); q > p; q = strrchr(p, '/')) {
+        *q = '\0';
+        struct stat sb;
+        if (stat(*p ? p : "/", &sb) < 0 || !(sb.st_mode & S_IXOTH)) return 0;
+    }
+    return 1;
+}
+
 int mp_sandbox_run(const mp_sbx_job *job, mp_sbx_result *res, mp_error *err) {
     memset(res, 0, sizeof *res);
     res->exit_code = -1;
@@ -602,6 +615,9 @@ int mp_sandbox_run(const mp_sbx_job *job, mp_sbx_result *res, mp_error *err) {
     const char *tmp = getenv("TMPDIR");
     char dir[4096];
     if (!tmp || !*tmp || strlen(tmp) > 3000) tmp = "/tmp";
+    char probe[4096];
+    snprintf(probe, sizeof probe, "%s/x", tmp);
+    if (g_iso.drop_uid && !others_can_reach(probe)) tmp = "/tmp"; /* e.g. a private 0700 TMPDIR */
     snprintf(dir, sizeof dir, "%s/mp-sbx-XXXXXX", tmp);
     if (!mkdtemp(dir)) return mp_fail(err, MP_EIO, "sandbox: mkdtemp %s: %s", dir, strerror(errno));
     int rc = 0;
