@@ -7,7 +7,7 @@ set -euo pipefail
 need=(cmake gcc make pkg-config libsqlite3-dev libzstd-dev libyaml-dev libcjson-dev libopenblas-dev)
 case "${1:-build}" in
   build) ;;
-  test)  need+=(python3 python3-numpy sentencepiece sqlite3) ;;
+  test)  need+=(python3 python3-numpy sentencepiece sqlite3 chromium) ;;
   bench) need+=(python3 python3-numpy sentencepiece python3-torch time) ;;
   fuzz)  need+=(clang libclang-rt-14-dev) ;;
   *) echo "usage: $0 build|test|bench|fuzz" >&2; exit 2 ;;

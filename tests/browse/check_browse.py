@@ -1,0 +1,227 @@
+#!/usr/bin/env python3
+"""tests/browse/check_browse.py — `monet-probe browse` end to end.
+
+site:     tiny random checkpoint (real LLaMA-2 tokenizer), a labelled corpus
+          (RosettaCode solutions: lang; RealToxicityPrompts prompts: toxicity;
+          one hostile document whose text and label are HTML/JS injections),
+          collect, specialize/correlate --json, browse; checks the files, that
+          every expert linked from the index has a page and every link in the
+          site resolves, HTML escaping of the hostile context and label, no
+          external URLs, --experts N bounds the pages, --rank, rewriting a
+          previous site, refusing a foreign non-empty directory, and that the
+          computed annotations equal the ones read from the JSON files.
+chromium: headless Chromium renders the index and one expert page (with the
+          hostile context): screenshots into WORKDIR, the pages' #selftest
+          (search and sort driven by the page's own script; result in the
+          title / <pre id=selftest>, read with --dump-dom) must PASS, and the
+          browser log (--enable-logging=stderr) must show no console error.
+          Exit 77 (skipped) when chromium is not installed.
+usage: check_browse.py site|chromium MONET_PROBE TESTS_REF_DIR SHARED_DIR WORKDIR"""
+import glob
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+MODE, BIN, REF, SHARED, WORK = sys.argv[1:6]
+SITE = os.path.join(WORK, "site")
+HOSTILE = "<script>alert(1)</script>"
+# no '"' or '\\' in the label: `specialize --json` prints labels unescaped (cmd_specialize.c)
+HOSTILE_LABEL = "<img src=x onerror=alert(2)>'&"
+failures = []
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what, flush=True)
+    if not cond:
+        failures.append(what)
+
+
+def run(*args, ok=True):
+    p = subprocess.run([BIN, *args], capture_output=True, text=True)
+    if ok and p.returncode:
+        raise SystemExit(f"{args}: exit {p.returncode}: {p.stderr}")
+    return p
+
+
+def index_rows(site):
+    rows = []
+    for f in sorted(glob.glob(os.path.join(site, "data", "experts-*.js"))):
+        text = open(f, encoding="utf-8").read()
+        body = text[text.index("MP_ROWS.push(") + len("MP_ROWS.push("):text.rindex(");")]
+        rows += json.loads("[" + body + "]")  # Python's json accepts Infinity
+    return rows
+
+
+def pages(site):
+    return sorted(os.path.relpath(p, site) for p in glob.glob(os.path.join(site, "experts", "g*", "*.html")))
+
+
+def site_mode():
+    shutil.rmtree(WORK, ignore_errors=True)
+    os.makedirs(WORK)
+    model = os.path.join(WORK, "model")
+    subprocess.run([sys.executable, os.path.join(REF, "make_checkpoint.py"), "--out", model, "--dtype", "BF16",
+                    "--layers", "4", "--groups", "2", "--hidden", "32", "--heads", "4", "--experts", "16",
+                    "--moe-dim", "8", "--moe-heads", "2", "--topk", "4", "--seed", "23", "--quiet", "--tokenizer",
+                    os.path.join(SHARED, "data", "llama2-tokenizer", "tokenizer.model")], check=True)
+    docs, per_lang = [], {"Python": 0, "C": 0, "Lua": 0}
+    for line in open(os.path.join(SHARED, "data", "rosettacode", "solutions.jsonl")):
+        d = json.loads(line)
+        if d["lang"] in per_lang and per_lang[d["lang"]] < 10 and 40 < len(d["code"]) < 500:
+            per_lang[d["lang"]] += 1
+            docs.append({"code": d["code"], "lang": d["lang"]})
+    for name in ("toxic.jsonl", "nontoxic.jsonl"):
+        for line in open(os.path.join(SHARED, "data", "realtoxicityprompts", name)).readlines()[:6]:
+            d = json.loads(line)
+            if d["prompt"]["toxicity"] is not None:
+                docs.append({"code": d["prompt"]["text"], "toxicity": str(d["prompt"]["toxicity"])})
+    docs.append({"code": f"{HOSTILE} & {HOSTILE}", "lang": HOSTILE_LABEL, "toxicity": "0.5"})
+    corpus = os.path.join(WORK, "corpus.jsonl")
+    with open(corpus, "w") as f:
+        for d in docs:
+            f.write(json.dumps(d) + "\n")
+    store = os.path.join(WORK, "store.db")
+    run("collect", "--model", model, "--corpus", corpus, "--text-field", "code", "--label", "lang", "--score",
+        "toxicity", "--top-k", "8", "--out", store, "--quiet")
+    spec, corr = os.path.join(WORK, "spec.json"), os.path.join(WORK, "corr.json")
+    with open(spec, "w") as f:
+        f.write(run("specialize", "--store", store, "--label-field", "lang", "--top", "0", "--json").stdout)
+    with open(corr, "w") as f:
+        f.write(run("correlate", "--store", store, "--score-field", "toxicity", "--top", "0", "--json").stdout)
+
+    p = run("browse", "--store", store, "--specialization", spec, "--correlation", corr, "--out", SITE,
+            "--experts", "0", "--quiet")
+    print(p.stdout, end="")
+    check(p.stderr == "", "browse --quiet writes nothing to stderr")
+    active = int(subprocess.run(["sqlite3", store, "SELECT COUNT(*) FROM expert_stats WHERE n_active > 0"],
+                                capture_output=True, text=True, check=True).stdout)
+    rows = index_rows(SITE)
+    pg = pages(SITE)
+    check(os.path.isfile(os.path.join(SITE, "index.html")), "index.html written")
+    check(len(rows) == active and len(pg) == active, f"--experts 0: {len(rows)} index rows, {len(pg)} pages, "
+          f"{active} active experts")
+    want = {f"experts/g{r[0]}/{r[1]}_{r[2]}.html" for r in rows}
+    check(want == set(pg), "every expert listed in the index has its page, and no other page exists")
+    check([r[4] for r in rows] == sorted((r[4] for r in rows), reverse=True), "default ranking: active tokens")
+    check(re.search(r"experts 0?[0-9]* listed|listed with a page", p.stdout) is not None and "per 1,000 experts"
+          in p.stdout, "summary reports pages, size per 1,000 experts and time")
+
+    # every href / src in the site resolves to a file of the site; nothing external
+    html_files = [os.path.join(SITE, "index.html")] + [os.path.join(SITE, x) for x in pg]
+    bad_links, external = [], []
+    for f in html_files:
+        text = open(f, encoding="utf-8").read()
+        for m in re.finditer(r'(?:href|src)\s*=\s*"([^"]*)"', text):
+            u = m.group(1)
+            if re.match(r"^([a-z]+:|//)", u, re.I):
+                external.append((f, u))
+            elif not os.path.isfile(os.path.normpath(os.path.join(os.path.dirname(f), u.split("#")[0]))):
+                bad_links.append((f, u))
+    check(not bad_links, f"every link and script src resolves ({bad_links[:3]})")
+    all_text = "".join(open(f, encoding="utf-8").read() for f in
+                       html_files + glob.glob(os.path.join(SITE, "data", "*.js")))
+    for pat in ("http://", "https://", "url(", "@import", '="//'):
+        external += [pat] if pat in all_text else []
+    check(not external, f"no external URLs, url() or @import ({external[:3]})")
+
+    # escaping: the hostile text is in some top context; it must only appear escaped
+    hostile_doc = len(docs) - 1
+    hits = subprocess.run(["sqlite3", store, f"SELECT grp, expert FROM topk WHERE doc = {hostile_doc} LIMIT 1"],
+                          capture_output=True, text=True, check=True).stdout.split()
+    check(bool(hits), "the hostile document is in some expert's top-K")
+    g, e = hits[0].split("|")
+    hostile_page = os.path.join(SITE, "experts", f"g{g}", f"{int(e) // 16}_{int(e) % 16}.html")
+    hp = open(hostile_page, encoding="utf-8").read()
+    check("&lt;script&gt;" in hp or "&lt;/script&gt;" in hp, f"hostile context shown escaped in {hostile_page}")
+    check(HOSTILE not in all_text and "<img src=x" not in all_text, "no raw hostile markup anywhere in the site")
+    check("&lt;img src=x onerror=alert(2)&gt;&#39;&amp;" in hp, "hostile label escaped in the page")
+    check(hp.count("<script>") == 1, "expert page has exactly its own script element")
+    with open(os.path.join(WORK, "hostile_page.txt"), "w") as f:
+        f.write(os.path.relpath(hostile_page, SITE))
+    check(re.search(r'<td class="num pct">\d+\.\d\d%</td>', hp) is not None, "activation shown as the paper does")
+    check("<svg class=\"profile\"" in hp and "<rect" in hp, "per-label activation profile as inline SVG")
+    check("Co-activating experts" in hp, "co-activating experts section")
+    check(re.search(r"Group \d+ / Expert [\d,]+", hp) is not None, "page titled like the paper (Group R / Expert N)")
+
+    # annotations computed from the store == read from the JSON files
+    auto = os.path.join(WORK, "site_auto")
+    run("browse", "--store", store, "--out", auto, "--experts", "0", "--quiet")
+    ra = index_rows(auto)
+    check(ra == rows, "computed specialization / correlation == the JSON files' (same index rows)")
+    check(any(r[7] is not None for r in rows) and any(r[9] is not None for r in rows),
+          "index carries specialization labels and toxicity r")
+    noan = os.path.join(WORK, "site_noan")
+    run("browse", "--store", store, "--out", noan, "--experts", "3", "--no-analysis", "--quiet")
+    check(all(r[7] is None and r[9] is None for r in index_rows(noan)), "--no-analysis: no annotations")
+
+    # --experts N bounds the site; --rank; rewriting a previous site
+    small = os.path.join(WORK, "site_small")
+    run("browse", "--store", store, "--out", small, "--experts", "5", "--rank", "max", "--quiet")
+    rs = index_rows(small)
+    check(len(rs) == 5 and len(pages(small)) == 5, f"--experts 5: 5 rows, {len(pages(small))} pages")
+    check([r[6] for r in rs] == sorted((r[6] for r in rs), reverse=True), "--rank max orders by max activation")
+    check(max(r[6] for r in rows) == rs[0][6], "--rank max lists the expert with the highest max first")
+    run("browse", "--store", store, "--out", small, "--experts", "3", "--rank", "skew", "--quiet")
+    rs = index_rows(small)
+    check(len(pages(small)) == len(rs) <= 3 and all(r[7] is not None for r in rs),
+          f"rewritten with --experts 3 --rank skew: {len(rs)} specialist page(s), old pages removed")
+    foreign = os.path.join(WORK, "foreign")
+    os.makedirs(foreign)
+    open(os.path.join(foreign, "notes.txt"), "w").write("mine")
+    p = run("browse", "--store", store, "--out", foreign, ok=False)
+    check(p.returncode == 2 and "not empty" in p.stderr, f"foreign non-empty --out refused: {p.stderr.strip()}")
+    p = run("browse", "--store", store, "--out", os.path.join(WORK, "x"), "--specialization", corr, ok=False)
+    check(p.returncode == 2 and "specialize --json" in p.stderr, f"wrong JSON refused: {p.stderr.strip()}")
+    p = run("browse", "--store", store, ok=False)
+    check(p.returncode == 2 and "--out" in p.stderr, "missing --out is a usage error")
+
+
+def chromium_mode():
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not exe:
+        print("skipped: chromium not installed (apt-get install chromium)")
+        sys.exit(77)
+    hostile = open(os.path.join(WORK, "hostile_page.txt")).read().strip()
+
+    def browse(url, *extra):
+        with tempfile.TemporaryDirectory() as prof:
+            p = subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                                "--enable-logging=stderr", "--v=0", f"--user-data-dir={prof}", *extra, url],
+                               capture_output=True, text=True, timeout=60)
+        # the pages log nothing: any console message (console.error shows as INFO:CONSOLE too) is a failure
+        errors = [l for l in p.stderr.splitlines() if "CONSOLE" in l or "Uncaught" in l]
+        return p, errors
+
+    for name, rel in (("index", "index.html"), ("expert", hostile)):
+        url = "file://" + os.path.abspath(os.path.join(SITE, rel))
+        p, errors = browse(url + "#selftest", "--dump-dom")
+        m = re.search(r'<pre id="selftest">(.*?)</pre>', p.stdout, re.S)
+        report = (m.group(1) if m else "").replace("&quot;", '"')
+        print(report)
+        check(p.returncode == 0 and "<title>SELFTEST PASS</title>" in p.stdout,
+              f"{name} page self-test in Chromium (search, sort, DOM checks)")
+        check(not errors, f"{name}: no console errors ({errors[:2]})")
+        shot = os.path.join(WORK, f"screenshot-{name}.png")
+        if os.path.exists(shot):
+            os.remove(shot)
+        p, errors = browse(url, f"--screenshot={shot}", "--window-size=1280,900", "--hide-scrollbars")
+        ok = os.path.isfile(shot) and open(shot, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+        check(ok and os.path.getsize(shot) > 10000, f"{name}: screenshot {shot} ({os.path.getsize(shot) if ok else 0} bytes)")
+        check(not errors, f"{name} (screenshot run): no console errors ({errors[:2]})")
+
+
+if MODE == "site":
+    site_mode()
+elif MODE == "chromium":
+    chromium_mode()
+else:
+    raise SystemExit(__doc__)
+if failures:
+    print(f"{len(failures)} check(s) failed", file=sys.stderr)
+    sys.exit(1)
+print("all checks passed")
