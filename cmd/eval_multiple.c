@@ -309,7 +309,7 @@ int cmd_eval_multiple(int argc, char **argv) {
             fputs(USAGE, stdout);
             return 0;
         }
-#define OPT(flag) (!strcmp(a, flag) && ((v = cli_opt_value(CMD, argc, argv, &i)) || (bad = 1)))
+#define OPT(flag) (!strcmp(a, flag) && ((v = cli_opt_value(CMD, argc, argv, &i)) != NULL || (bad = 1) == 0))
         if (!strcmp(a, "--quiet")) quiet = 1;
         else if (OPT("--model")) dir = v;
         else if (OPT("--lang")) lang_name = v;
@@ -334,12 +334,9 @@ int cmd_eval_multiple(int argc, char **argv) {
             if (cli_parse_double(v, 1e-9, 1, &top_p)) return cli_usage_error(CMD, "bad --top-p '%s' (0 < P <= 1)", v);
         } else if (OPT("--timeout")) {
             if (cli_parse_double(v, 0.1, 3600, &timeout)) return cli_usage_error(CMD, "bad --timeout '%s'", v);
-        } else if (!strncmp(a, "--", 2) && i + 1 >= argc && strcmp(a, "--quiet"))
-            return 2; /* cli_opt_value printed the missing-value error */
-        else
-            return cli_usage_error(CMD, "unknown argument '%s'", a);
+        } else /* a missing value was already reported by cli_opt_value */
+            return bad ? 2 : cli_usage_error(CMD, "unknown argument '%s'", a);
 #undef OPT
-        if (bad) return 2; /* cli_opt_value printed the missing-value error */
     }
     if (!lang_name) return cli_usage_error(CMD, "--lang is required (py, cpp, java, js, lua, php)");
     const lang_spec *L = find_lang(lang_name);
@@ -573,9 +570,11 @@ int cmd_eval_multiple(int argc, char **argv) {
         cJSON_Delete(o);
     }
     const char *src = dir ? dir : completions ? completions : canonical;
-    printf("multipl-e %s: %zu problems, %s %s, %ld samples per problem%s\n", L->name, n_prob,
-           dir ? "model" : completions ? "completions" : "canonical solutions", src, dir ? n_samples : 0L,
-           dir ? (temp == 0 ? " (greedy)" : "") : " (given)");
+    if (dir)
+        printf("multipl-e %s: %zu problems, model %s, %ld samples per problem%s\n", L->name, n_prob, src, n_samples,
+               temp == 0 ? " (greedy)" : "");
+    else
+        printf("multipl-e %s: %zu problems, %zu given completions from %s\n", L->name, n_prob, n_jobs, src);
     if (dir) printf("sampling: temperature %g, top-p %g, seed %ld, max new tokens %ld, mask %s\n", temp, top_p, seed,
                     max_new, mask_path ? mask_path : "none");
     static const int KS[] = {1, 10, 100};
