@@ -670,7 +670,11 @@ static void write_chart(wr *w, const char *field, prow *rows, size_t n) {
         w_htmls(w, r->value);
         w_printf(w, ": %lld of %lld tokens active; sum w %.6g</title><text x=\"%d\" y=\"%d\" text-anchor=\"end\">",
                  (long long)r->nact, (long long)r->ntok, r->sumw, LW - 6, y + 13);
-        w_htmls(w, r->value);
+        size_t vl = strlen(r->value), cut = vl;
+        if (vl > 26) /* shorten at a UTF-8 boundary; the full value is in <title> */
+            for (cut = 24; cut > 0 && ((unsigned char)r->value[cut] & 0xc0) == 0x80; cut--) {}
+        w_html(w, r->value, cut, 0);
+        if (cut < vl) w_puts(w, "\xe2\x80\xa6");
         w_printf(w, "</text><rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"#3d7cc9\"></rect>"
                     "<text x=\"%d\" y=\"%d\">%.3f%% per token \xc2\xb7 active on %.1f%%</text></g>",
                  LW, y + 2, bw > 0 ? bw : 1, RH - 5, LW + bw + 6, y + 13, 100.0 * r->p, 100.0 * freq);
