@@ -9,6 +9,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <cblas.h>
+
 #include "cli.h"
 #include "core/corpus.h"
 #include "core/eval_result.h"
@@ -126,6 +128,11 @@ int cmd_eval_ppl(int argc, char **argv) {
     mp_progress prog;
     int rc = 0;
     double t0 = mp_now();
+    /* OpenBLAS splits sgemm/sgemv differently per thread count and the float
+     * results then differ in the last bits (measured: ~1e-6 in log-likelihoods
+     * at OPENBLAS_NUM_THREADS=1 vs 2), so evaluations run BLAS on one thread:
+     * every score is bit-identical whatever the environment says. */
+    openblas_set_num_threads(1);
     if ((rc = mp_corpus_open(spec, &o, &c, &err)) < 0) goto cleanup;
     if ((rc = cli_load_tokenizer(dir, &tok, &err)) < 0) goto cleanup;
     if ((rc = mp_model_load(dir, &m, &err)) < 0) goto cleanup;

@@ -189,10 +189,39 @@ def e2e(bin_, model, data, work):
     print(f"e2e: general average {rows(g, 'average')['general']['value']:.4f} on the random model")
 
 
+def threads(bin_, model, data, work):
+    """OPENBLAS_NUM_THREADS=1 vs 2 on a model big enough for OpenBLAS to split its
+    calls (before the eval pinned BLAS to one thread, ~1e-6 differences showed up)."""
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    out = []
+    for th in ("1", "2"):
+        f = os.path.join(work, f"t{th}.jsonl")
+        run([bin_, "eval", "mmlu", "--model", model, "--data", data, "--subjects",
+             "astronomy,college_biology,college_chemistry", "--limit", "4", "--shots", "2", "--items", f, "--quiet"],
+            {"OPENBLAS_NUM_THREADS": th})
+        out.append(open(f).read())
+    check(out[0] == out[1] and out[0].count("\n") == 12, "scores differ between OPENBLAS_NUM_THREADS=1 and 2")
+    f = os.path.join(work, "ppl.jsonl")
+    with open(f, "w") as fh:
+        for k in range(4):
+            fh.write(json.dumps({"text": "The following are multiple choice questions " * (k + 3), "l": str(k % 2)}) + "\n")
+    res = []
+    for th in ("1", "2"):
+        j = os.path.join(work, f"p{th}.json")
+        run([bin_, "eval", "ppl", "--model", model, "--corpus", f, "--label-field", "l", "--json", j, "--quiet"],
+            {"OPENBLAS_NUM_THREADS": th})
+        res.append(load(j)["rows"])
+    check(res[0] == res[1], "ppl differs between OPENBLAS_NUM_THREADS=1 and 2")
+    print("threads: identical at 1 and 2 OpenBLAS threads")
+
+
 def main():
     mode = sys.argv[1]
     if mode == "mcq":
         mcq(*sys.argv[2:6])
+    elif mode == "threads":
+        threads(*sys.argv[2:6])
     else:
         e2e(*sys.argv[2:6])
     if FAIL:
