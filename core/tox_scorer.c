@@ -614,12 +614,52 @@ cleanup:
 
 /* ---- JSON strings ---------------------------------------------------------------------------- */
 
+/* Length of the valid UTF-8 sequence at s[i] (1..4), or 0 when invalid. */
+static size_t utf8_seq(const unsigned char *s, size_t len, size_t i) {
+    unsigned c = s[i];
+    if (c < 0x80) return 1;
+    size_t need = (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    if (!need || i + need > len) return 0;
+    uint32_t cp = c & (0x7F >> need);
+    for (size_t k = 1; k < need; k++) {
+        if ((s[i + k] & 0xC0) != 0x80) return 0;
+        cp = cp << 6 | (s[i + k] & 0x3F);
+    }
+    static const uint32_t min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < min_cp[need] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+    return need;
+}
+
+int mp_tox_utf8_sanitize(const char *text, size_t len, char **out, size_t *out_len, mp_error *err) {
+    const unsigned char *s = (const unsigned char *)text;
+    char *o = malloc(len * 3 + 1);
+    if (!o) return mp_fail(err, MP_ENOMEM, "out of memory");
+    size_t w = 0;
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_seq(s, len, i);
+        if (n) {
+            memcpy(o + w, s + i, n);
+            w += n;
+            i += n;
+        } else {
+            memcpy(o + w, "\xEF\xBF\xBD", 3);
+            w += 3;
+            i++;
+        }
+    }
+    o[w] = '\0';
+    *out = o;
+    *out_len = w;
+    return 0;
+}
+
 void mp_tox_json_string(FILE *f, const char *text, size_t len) {
     const unsigned char *s = (const unsigned char *)text;
     fputc('"', f);
     for (size_t i = 0; i < len;) {
         unsigned c = s[i];
-        if (c < 0x80) {
+        size_t n = utf8_seq(s, len, i);
+        if (n == 1) {
             if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
             else if (c == '\n') fputs("\\n", f);
             else if (c == '\t') fputs("\\t", f);
@@ -627,20 +667,9 @@ void mp_tox_json_string(FILE *f, const char *text, size_t len) {
             else if (c < 0x20 || c == 0x7F) fprintf(f, "\\u%04x", c);
             else fputc((int)c, f);
             i++;
-            continue;
-        }
-        size_t need = (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-        int ok = need && i + need <= len;
-        uint32_t cp = c & (0x7F >> need);
-        for (size_t k = 1; ok && k < need; k++) {
-            if ((s[i + k] & 0xC0) != 0x80) ok = 0;
-            cp = cp << 6 | (s[i + k] & 0x3F);
-        }
-        static const uint32_t min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
-        if (ok && (cp < min_cp[need] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))) ok = 0;
-        if (ok) {
-            fwrite(s + i, 1, need, f);
-            i += need;
+        } else if (n) {
+            fwrite(s + i, 1, n, f);
+            i += n;
         } else {
             fputs("\xEF\xBF\xBD", f);
             i++;

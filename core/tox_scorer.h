@@ -138,6 +138,11 @@ const char *mp_tox_scorer_kind(const mp_tox_scorer *s);
 int mp_tox_scorer_score(mp_tox_scorer *s, const char *const *texts, const size_t *lens, size_t n, double *scores,
                         mp_progress *progress, mp_error *err);
 
+/* Copy of text with every invalid UTF-8 byte replaced by U+FFFD (what JSON
+ * output carries), so every scorer and the per-continuation file see the same
+ * text. *out malloc'ed, NUL-terminated. @return 0 or MP_ENOMEM. */
+int mp_tox_utf8_sanitize(const char *text, size_t len, char **out, size_t *out_len, mp_error *err);
+
 /* Write text as a JSON string literal (quotes included) to f: ", \, control
  * characters escaped, invalid UTF-8 bytes replaced by U+FFFD. */
 void mp_tox_json_string(FILE *f, const char *text, size_t len);
