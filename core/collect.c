@@ -226,6 +226,12 @@ static int cmp_u32(const void *x, const void *y) {
     return a < b ? -1 : a > b;
 }
 
+static int cmp_window(const void *x, const void *y) {
+    const mp_topk_slot *a = x, *b = y;
+    if (a->doc != b->doc) return a->doc < b->doc ? -1 : 1;
+    return a->pos < b->pos ? -1 : a->pos > b->pos;
+}
+
 /* Commit the batch: one transaction. */
 static int commit(run *r, int finished, mp_error *err) {
     mp_acc *a = r->acc;
@@ -257,11 +263,20 @@ static int commit(run *r, int finished, mp_error *err) {
             w->stored = d->stored = 1;
         }
     }
-    /* GC: windows of earlier batches that lost a top-K reference */
+    /* GC: windows of earlier batches that lost a top-K reference, each window once */
+    size_t ng = 0;
     for (size_t i = 0; i < a->n_evicted; i++) {
+        mp_topk_slot e = a->evicted[i];
+        if (r->b.nw > 0 && e.doc >= r->b.first_doc) continue;
+        e.pos -= e.pos % (uint32_t)r->W;
+        e.w = 0;
+        a->evicted[ng++] = e; /* reuses the eviction list: cleared after the commit */
+    }
+    qsort(a->evicted, ng, sizeof *a->evicted, cmp_window);
+    for (size_t i = 0; i < ng; i++) {
         const mp_topk_slot *e = &a->evicted[i];
-        if (r->b.nw > 0 && e->doc >= r->b.first_doc) continue;
-        if ((rc = mp_store_gc_window(st, e->doc, e->pos - e->pos % (uint32_t)r->W, r->W, err)) < 0) goto fail;
+        if (i > 0 && e->doc == e[-1].doc && e->pos == e[-1].pos) continue;
+        if ((rc = mp_store_gc_window(st, e->doc, e->pos, r->W, err)) < 0) goto fail;
     }
     r->batches++;
     struct { const char *k; uint64_t v; } pv[] = {
