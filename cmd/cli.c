@@ -178,12 +178,11 @@ int cli_parse_expert(const char *s, int E, int n_groups, int *group, int *i, int
     return 0;
 }
 
-/* Parse the --expert list ("[R:]I,J[=S]") into a steering list on st and say
- * exactly what is changed (stderr; in the JSON output's caller). */
-int cli_apply_steering(const mp_model *m, mp_state *st, const char **args, int n, int have_strength,
-                          double strength, int quiet, mp_error *err) {
+/* Parse the --expert list ("[R:]I,J[=S]") into list[0..*cnt) (capacity
+ * CLI_MAX_STEER * 8) and say exactly what is changed (stderr, unless quiet). */
+static int build_steering(const mp_model *m, const char **args, int n, int have_strength, double strength, int quiet,
+                          mp_steer *list, size_t *cnt_out, mp_error *err) {
     const mp_config *c = &m->cfg;
-    mp_steer list[CLI_MAX_STEER * 8];
     size_t cnt = 0;
     for (int k = 0; k < n; k++) {
         char addr[128];
@@ -202,7 +201,7 @@ int cli_apply_steering(const mp_model *m, mp_state *st, const char **args, int n
         MP_TRY(cli_parse_expert(addr, c->moe_experts, c->n_router_groups, &r, &i, &j, err));
         for (int g = 0; g < c->n_router_groups; g++) {
             if (r >= 0 && g != r) continue;
-            if (cnt == sizeof list / sizeof list[0]) return mp_fail(err, MP_EINPUT, "too many steered experts");
+            if (cnt == CLI_MAX_STEER * 8) return mp_fail(err, MP_EINPUT, "too many steered experts");
             list[cnt++] = (mp_steer){g, i, j, (float)s};
             if (!quiet) {
                 int a, b;
@@ -212,5 +211,48 @@ int cli_apply_steering(const mp_model *m, mp_state *st, const char **args, int n
             }
         }
     }
+    *cnt_out = cnt;
+    return 0;
+}
+
+/* Parse the --expert list into a steering list on st (see cli.h). */
+int cli_apply_steering(const mp_model *m, mp_state *st, const char **args, int n, int have_strength,
+                          double strength, int quiet, mp_error *err) {
+    mp_steer list[CLI_MAX_STEER * 8];
+    size_t cnt = 0;
+    MP_TRY(build_steering(m, args, n, have_strength, strength, quiet, list, &cnt, err));
     return mp_state_set_steering(st, list, cnt, err);
+}
+
+int cli_engine_apply_steering(const mp_model *m, mp_engine *e, const char **args, int n, int have_strength,
+                              double strength, int quiet, mp_error *err) {
+    mp_steer list[CLI_MAX_STEER * 8];
+    size_t cnt = 0;
+    MP_TRY(build_steering(m, args, n, have_strength, strength, quiet, list, &cnt, err));
+    return mp_engine_set_steering(e, list, cnt, err);
+}
+
+int cli_engine_apply_mask(const char *path, const mp_model *m, mp_engine *e, mp_mask **mask, mp_error *err) {
+    *mask = NULL;
+    if (!path) return 0;
+    MP_TRY(mp_mask_load(path, &m->cfg, mask, err));
+    return mp_engine_set_mask(e, *mask, err);
+}
+
+int cli_parse_device(const char *cmd, const char *s, mp_device *out) {
+    mp_error err;
+    mp_error_clear(&err);
+    if (mp_device_parse(s, out, &err) < 0) return cli_usage_error(cmd, "--device must be cpu, cuda or auto, not '%s'", s);
+    return 0;
+}
+
+void cli_json_str(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; s && *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+        else if (c < 0x20) fprintf(f, "\\u%04x", c);
+        else fputc(c, f);
+    }
+    fputc('"', f);
 }

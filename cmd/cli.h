@@ -5,6 +5,7 @@
 #define MP_CLI_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "core/error.h"
@@ -57,6 +58,9 @@ int cli_get_ids(const char *model_dir, const char *ids_arg, const char *text_arg
  * -1 when no group is given. @return 0 or MP_EINPUT naming the problem. */
 int cli_parse_expert(const char *s, int E, int n_groups, int *group, int *i, int *j, mp_error *err);
 
+/* Write s as a JSON string literal (quotes, escapes) to f. */
+void cli_json_str(FILE *f, const char *s);
+
 #define CLI_MAX_STEER 64
 
 /* Steering from --expert "[R:]I,J[=S]" arguments (strength defaults to
@@ -68,4 +72,19 @@ int cli_apply_steering(const mp_model *m, mp_state *st, const char **args, int n
 /* When path is non-NULL: load the mask file for model m and attach it to st.
  * *mask receives the loaded mask (caller frees with mp_mask_free). */
 int cli_apply_mask(const char *path, const mp_model *m, mp_state *st, mp_mask **mask, mp_error *err);
+
+#include "core/backend.h"
+
+/* Usage text for the option, shared by the commands that take it. */
+#define CLI_DEVICE_HELP \
+    "  --device D      cpu | cuda | auto (default: auto = cuda when a GPU is visible; env MP_DEVICE)\n"
+
+/* Parse a --device value (cpu|cuda|auto). @return 0, or 2 after printing a
+ * usage error. */
+int cli_parse_device(const char *cmd, const char *s, mp_device *out);
+
+/* cli_apply_mask / cli_apply_steering for a backend engine (core/backend.h). */
+int cli_engine_apply_mask(const char *path, const mp_model *m, mp_engine *e, mp_mask **mask, mp_error *err);
+int cli_engine_apply_steering(const mp_model *m, mp_engine *e, const char **args, int n, int have_strength,
+                              double strength, int quiet, mp_error *err);
 #endif

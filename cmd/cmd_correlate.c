@@ -60,9 +60,13 @@ int cmd_correlate(int argc, char **argv) {
     size_t defined = 0;
     for (size_t k = 0; k < r.n_experts; k++) defined += !isnan(r.experts[k].r);
     if (json) {
-        printf("{\"store\": \"%s\", \"score_field\": \"%s\", \"per\": \"%s\", \"samples\": %.0f, \"mean\": %.6g, "
-               "\"sd\": %.6g, \"experts_with_stats\": %zu, \"experts_defined\": %zu, \"experts\": [",
-               store_path, field, per_doc ? "doc" : "token", r.n, r.mean_y, r.sd_y, r.n_experts, defined);
+        printf("{\"store\": ");
+        cli_json_str(stdout, store_path);
+        printf(", \"score_field\": ");
+        cli_json_str(stdout, field);
+        printf(", \"per\": \"%s\", \"samples\": %.0f, \"mean\": %.6g, \"sd\": %.6g, \"experts_with_stats\": %zu, "
+               "\"experts_defined\": %zu, \"experts\": [",
+               per_doc ? "doc" : "token", r.n, r.mean_y, r.sd_y, r.n_experts, defined);
         long shown = 0;
         for (size_t k = 0; k < r.n_experts; k++) {
             const mp_corr_expert *e = &r.experts[k];

@@ -16,6 +16,7 @@
 static const char *USAGE =
     "usage: monet-probe ppl --model DIR --corpus FILE [--context N] [--text-field F] [--label-field F]\n"
     "                       [--max-docs N] [--mask MASK] [--strict] [--json] [--quiet]\n"
+    "                       [--device D]\n"
     "  Perplexity of a corpus: plain text (one document per line) or JSONL (*.jsonl).\n"
     "  Each document is BOS + its tokens, scored in non-overlapping windows of N tokens.\n"
     "  --context N       window length in tokens (default: min(512, max_position_embeddings))\n"
@@ -24,7 +25,8 @@ static const char *USAGE =
     "  --max-docs N      stop after N documents\n"
     "  --mask MASK       purge the experts listed in a mask file\n"
     "  --strict          a malformed line is fatal (default: reported, skipped, counted)\n"
-    "  --json            machine-readable summary on stdout\n";
+    "  --json            machine-readable summary on stdout\n"
+    CLI_DEVICE_HELP;
 
 typedef struct {
     char *label;
@@ -51,25 +53,14 @@ static label_stat *label_get(label_table *t, const char *label) {
     return s;
 }
 
-static void json_str(FILE *f, const char *s) {
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
-        else if (c < 0x20) fprintf(f, "\\u%04x", c);
-        else fputc(c, f);
-    }
-    fputc('"', f);
-}
-
 /* Score one document's ids (BOS included) window by window. */
-static int score_doc(mp_state *st, const int32_t *ids, size_t n, int ctx, int vocab, float *logits, double *nll,
+static int score_doc(mp_engine *st, const int32_t *ids, size_t n, int ctx, int vocab, float *logits, double *nll,
                      size_t *count, mp_error *err) {
     for (size_t start = 0; start + 1 < n; start += (size_t)ctx) {
         size_t len = n - start < (size_t)ctx ? n - start : (size_t)ctx;
         if (len < 2) break;
-        mp_state_reset(st);
-        MP_TRY(mp_forward(st, ids + start, len, logits, 0, NULL, err));
+        mp_engine_reset(st);
+        MP_TRY(mp_engine_forward(st, ids + start, len, logits, 0, NULL, err));
         for (size_t t = 0; t + 1 < len; t++) {
             *nll -= mp_logprob(logits + t * (size_t)vocab, vocab, ids[start + t + 1]);
             (*count)++;
@@ -82,6 +73,7 @@ int cmd_ppl(int argc, char **argv) {
     const char *dir = NULL, *corpus = NULL, *text_field = "text", *label_field = NULL, *mask_path = NULL;
     long ctx = 0, max_docs = -1;
     int json = 0, strict = 0, quiet = 0;
+    mp_device dev = MP_DEVICE_AUTO;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         if (cli_is_help(a)) {
@@ -103,6 +95,8 @@ int cmd_ppl(int argc, char **argv) {
             if (cli_parse_long(v, 1, 1L << 40, &max_docs)) return cli_usage_error("ppl", "bad --max-docs '%s'", v);
         } else if (!strcmp(a, "--mask")) {
             if (!(mask_path = cli_opt_value("ppl", argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--device")) {
+            if (!(v = cli_opt_value("ppl", argc, argv, &i)) || cli_parse_device("ppl", v, &dev)) return 2;
         } else if (!strcmp(a, "--json")) {
             json = 1;
         } else if (!strcmp(a, "--strict")) {
@@ -122,7 +116,7 @@ int cmd_ppl(int argc, char **argv) {
     mp_error_clear(&err);
     mp_tokenizer *tok = NULL;
     mp_model *m = NULL;
-    mp_state *st = NULL;
+    mp_engine *st = NULL;
     mp_mask *mask = NULL;
     float *logits = NULL;
     char *line = NULL;
@@ -140,8 +134,8 @@ int cmd_ppl(int argc, char **argv) {
     if ((rc = cli_load_tokenizer(dir, &tok, &err)) < 0) goto cleanup;
     if ((rc = mp_model_load(dir, &m, &err)) < 0) goto cleanup;
     if (!ctx) ctx = m->cfg.max_position_embeddings < 512 ? m->cfg.max_position_embeddings : 512;
-    if ((rc = mp_state_create(m, (int)ctx, 0, &st, &err)) < 0) goto cleanup;
-    if ((rc = cli_apply_mask(mask_path, m, st, &mask, &err)) < 0) goto cleanup;
+    if ((rc = mp_engine_create(m, dev, (int)ctx, 0, &st, &err)) < 0) goto cleanup;
+    if ((rc = cli_engine_apply_mask(mask_path, m, st, &mask, &err)) < 0) goto cleanup;
     const int V = m->cfg.vocab_size;
     logits = malloc((size_t)ctx * (size_t)V * sizeof *logits);
     if (!logits) {
@@ -206,18 +200,18 @@ int cmd_ppl(int argc, char **argv) {
     double rate = mp_progress_rate(&prog);
     if (json) {
         printf("{\"corpus\": ");
-        json_str(stdout, corpus);
+        cli_json_str(stdout, corpus);
         printf(", \"documents\": %zu, \"skipped_lines\": %zu, \"tokens\": %zu, \"mean_nll\": %.6f, "
                "\"perplexity\": %.4f, \"context\": %ld, \"tokens_per_s\": %.1f",
                docs, skipped, total_tok, total_nll / total_tok, exp(total_nll / total_tok), ctx, rate);
         if (label_field) {
             printf(", \"label_field\": ");
-            json_str(stdout, label_field);
+            cli_json_str(stdout, label_field);
             printf(", \"labels\": {");
             for (size_t i = 0; i < labels.n; i++) {
                 label_stat *s = &labels.v[i];
                 printf("%s", i ? ", " : "");
-                json_str(stdout, s->label);
+                cli_json_str(stdout, s->label);
                 double mn = s->tokens ? s->nll / s->tokens : NAN;
                 printf(": {\"documents\": %zu, \"tokens\": %zu, \"mean_nll\": %.6f, \"perplexity\": %.4f}", s->docs,
                        s->tokens, mn, exp(mn));
@@ -245,7 +239,7 @@ cleanup:
     free(labels.v);
     free(line);
     free(logits);
-    mp_state_free(st);
+    mp_engine_free(st);
     mp_mask_free(mask);
     mp_model_free(m);
     mp_tokenizer_free(tok);

@@ -108,12 +108,17 @@ int cmd_specialize(int argc, char **argv) {
                    e->second, (long long)e->n_active);
         }
     } else if (json) {
-        printf("{\"store\": \"%s\", \"label_field\": \"%s\", \"measure\": \"%s\", \"ratio\": %g, \"min_count\": %ld, "
-               "\"n_groups\": %d, \"moe_experts\": %d, \"experts_with_stats\": %zu, \"specialists\": %zu, \"labels\": [",
-               store_path, field, measure, o.ratio, min_count, r.n_groups, r.E, r.n_experts, n_spec);
+        printf("{\"store\": ");
+        cli_json_str(stdout, store_path);
+        printf(", \"label_field\": ");
+        cli_json_str(stdout, field);
+        printf(", \"measure\": \"%s\", \"ratio\": %g, \"min_count\": %ld, \"n_groups\": %d, \"moe_experts\": %d, "
+               "\"experts_with_stats\": %zu, \"specialists\": %zu, \"labels\": [",
+               measure, o.ratio, min_count, r.n_groups, r.E, r.n_experts, n_spec);
         for (int c = 0; c < r.n_labels; c++) {
-            printf("%s\n {\"label\": \"%s\", \"tokens\": %lld, \"per_group\": [", c ? "," : "", r.labels[c],
-                   (long long)r.label_tokens[c]);
+            printf("%s\n {\"label\": ", c ? "," : "");
+            cli_json_str(stdout, r.labels[c]);
+            printf(", \"tokens\": %lld, \"per_group\": [", (long long)r.label_tokens[c]);
             size_t tot = 0;
             for (int g = 0; g < r.n_groups; g++) {
                 tot += r.specialists[(size_t)c * r.n_groups + g];

@@ -69,13 +69,22 @@ int mp_sampler_pick(mp_sampler *s, const float *logits) {
         }
         return best;
     }
-    /* nucleus: smallest prefix of ids by descending probability with mass >= top_p */
-    int n = 0;
-    /* pre-filter: ids below (1-top_p)/V hold less than 1-top_p in all, so the
-     * nucleus is always inside the kept set */
-    double cutoff = (1.0 - s->top_p) / s->vocab;
+    /* nucleus: smallest prefix of ids by descending probability with mass >= top_p.
+     * Bisect a probability floor whose kept mass still reaches top_p, so only
+     * the few ids above it are sorted (not the whole vocabulary per token). */
+    double lo = 0, hi = 0;
     for (int i = 0; i < s->vocab; i++)
-        if (s->probs[i] >= cutoff) s->order[n++] = i;
+        if (s->probs[i] > hi) hi = s->probs[i];
+    for (int it = 0; it < 40; it++) {
+        double mid = 0.5 * (lo + hi), m = 0;
+        for (int i = 0; i < s->vocab; i++)
+            if (s->probs[i] >= mid) m += s->probs[i];
+        if (m >= s->top_p) lo = mid;
+        else hi = mid;
+    }
+    int n = 0;
+    for (int i = 0; i < s->vocab; i++)
+        if (s->probs[i] >= lo) s->order[n++] = i;
     g_sort_probs = s->probs;
     qsort(s->order, (size_t)n, sizeof *s->order, cmp_prob_desc);
     double mass = 0;

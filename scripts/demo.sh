@@ -1,24 +1,63 @@
 #!/usr/bin/env bash
 # scripts/demo.sh — `make demo`: the main job on the embedded default model
-# (data/monet-tiny, a Monet-VD trained here) and its labelled held-out corpus.
-# Today: describe the model, show which experts a Python line and an English
-# line route to, generate, and per-language perplexity on the held-out slice.
-# (collect / top-contexts / purge join this script when those commands land.)
+# (data/monet-tiny, a Monet-VD trained here; data/README.md) and its labelled
+# corpora (data/corpus/): collect a labelled probe slice into a store, find the
+# Python specialists, read the top contexts of the most Python-specialized
+# expert, purge Python and compare per-language held-out perplexity before and
+# after (Δ target vs Δ others, the paper's Table 3 shape).
+# Outputs go to build/demo/. Runs in a few minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${1:-build/monet-probe}
-model=data/monet-tiny
-corpus=data/corpus/valid.jsonl
+py=/usr/bin/python3
+model=${MONET_DEMO_MODEL:-data/monet-tiny}
+probe=data/corpus/probe.jsonl
+valid=data/corpus/valid.jsonl
+out=build/demo
 if [[ ! -f $model/model.safetensors ]]; then
   echo "monet-probe demo: $model/model.safetensors is missing (see data/README.md to retrain it)" >&2
   exit 1
 fi
+mkdir -p "$out"
 step() { printf '\n\033[1m== %s ==\033[0m\n' "$*"; }
-step "monet-probe info --model $model"
+t0=$(date +%s)
+
+step "1. the model: monet-probe info --model $model"
 $bin info --model $model
-step "monet-probe route: the heaviest experts of each token of a Python line (group 0)"
-$bin route --model $model --text 'def fib(n): return n if n < 2 else fib(n-1) + fib(n-2)' --top 3 | head -24
-step "monet-probe generate --model $model --prompt 'import os' --temperature 0"
-$bin generate --model $model --prompt 'import os' --max-tokens 40 --temperature 0
-step "monet-probe ppl --model $model --corpus $corpus --label-field lang (held-out, per language)"
-$bin ppl --model $model --corpus $corpus --label-field lang --context 256
+
+step "2. collect top-activating contexts over the labelled probe slice ($probe)"
+$bin collect --model $model --corpus $probe --label lang --label domain --out "$out/probe.db" --force-new
+
+step "3. language specialists per router group (paper's rule: p(lang) >= 2 x p(second))"
+$bin specialize --store "$out/probe.db" --label-field lang --top 3
+# --ratio 1 ranks every expert under its favourite language (by skew): the demo reads the
+# most Python-skewed one even if the model had no 2x specialist
+$bin specialize --store "$out/probe.db" --label-field lang --top 1 --ratio 1 --json > "$out/python-skew.json"
+
+step "4. the most Python-specialized expert and its top contexts"
+expert=$($py - "$out/python-skew.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+lab = next((l for l in d["labels"] if l["label"] == "python"), None)
+if not lab or not lab["top"]:
+    sys.exit("monet-probe demo: no expert prefers python")
+e = lab["top"][0]
+skew = "only python" if e["skew"] is None else f'{e["skew"]:.2f}x'
+print(f'{e["group"]}:{e["i"]},{e["j"]}', file=sys.stdout)
+print(f'most Python-skewed expert: group {e["group"]}, expert {e["i"]},{e["j"]} (skew {skew})', file=sys.stderr)
+PY
+)
+echo "expert $expert"
+$bin top-contexts --store "$out/probe.db" --expert "$expert" --limit 5
+
+step "5. purge Python: mask every Python specialist"
+$bin purge --store "$out/probe.db" --lang python --out "$out/purge-python.json"
+
+step "6. held-out perplexity per language, before and after the purge ($valid)"
+$bin eval ppl --model $model --corpus $valid --label-field lang --json "$out/ppl-base.json" --quiet
+$bin eval ppl --model $model --corpus $valid --label-field lang --mask "$out/purge-python.json" \
+    --json "$out/ppl-purged.json" --quiet
+$bin eval compare "$out/ppl-base.json" "$out/ppl-purged.json" --target python
+
+echo
+echo "demo finished in $(( $(date +%s) - t0 ))s; store, specialists, mask and results in $out/"
