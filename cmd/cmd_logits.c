@@ -9,7 +9,7 @@
 
 static const char *USAGE =
     "usage: monet-probe logits --model DIR (--ids 1,450,... | --text TEXT [--bos]) [--format raw|json]\n"
-    "                          [--out FILE] [--last] [--mask MASK] [--steer [R:]I,J=S ...]\n"
+    "                          [--out FILE] [--last] [--mask MASK] [--steer [R:]I,J=S ...] [--device D]\n"
     "  Run one prefill and write the logits of every position.\n"
     "  --ids LIST      comma-separated token ids\n"
     "  --text TEXT     text encoded with DIR/tokenizer.model (--bos prepends BOS)\n"
@@ -18,7 +18,8 @@ static const char *USAGE =
     "  --out FILE      output file (default: stdout)\n"
     "  --last          only the last position's logits (1 x vocab)\n"
     "  --mask MASK     purge the experts listed in a mask file (w_ij = 0 in their group)\n"
-    "  --steer A=S     add S to expert A's routing weight at every token (see: monet-probe steer --help)\n";
+    "  --steer A=S     add S to expert A's routing weight at every token (see: monet-probe steer --help)\n"
+    CLI_DEVICE_HELP;
 
 static int write_raw(FILE *f, const float *v, size_t n) {
     /* explicit little-endian bytes, independent of host byte order */
@@ -42,6 +43,7 @@ static int write_raw(FILE *f, const float *v, size_t n) {
 int cmd_logits(int argc, char **argv) {
     const char *dir = NULL, *ids_arg = NULL, *text = NULL, *format = "raw", *out_path = "-", *mask_path = NULL;
     int bos = 0, last = 0, n_steer = 0;
+    mp_device dev = MP_DEVICE_AUTO;
     const char *steer[CLI_MAX_STEER];
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -63,6 +65,9 @@ int cmd_logits(int argc, char **argv) {
             if (++n_steer == CLI_MAX_STEER) return cli_usage_error("logits", "too many --steer options");
         } else if (!strcmp(a, "--mask")) {
             if (!(mask_path = cli_opt_value("logits", argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--device")) {
+            const char *v = cli_opt_value("logits", argc, argv, &i);
+            if (!v || cli_parse_device("logits", v, &dev)) return 2;
         } else if (!strcmp(a, "--bos")) {
             bos = 1;
         } else if (!strcmp(a, "--last")) {
@@ -81,23 +86,23 @@ int cmd_logits(int argc, char **argv) {
     int32_t *ids = NULL;
     size_t n = 0;
     mp_model *m = NULL;
-    mp_state *st = NULL;
+    mp_engine *st = NULL;
     mp_mask *mask = NULL;
     float *logits = NULL;
     FILE *out = NULL;
     int rc = 0;
     if ((rc = cli_get_ids(dir, ids_arg, text, bos, &ids, &n, &err)) < 0) goto cleanup;
     if ((rc = mp_model_load(dir, &m, &err)) < 0) goto cleanup;
-    if ((rc = mp_state_create(m, (int)n, 0, &st, &err)) < 0) goto cleanup;
-    if ((rc = cli_apply_mask(mask_path, m, st, &mask, &err)) < 0) goto cleanup;
-    if (n_steer && (rc = cli_apply_steering(m, st, steer, n_steer, 0, 0, 1, &err)) < 0) goto cleanup;
+    if ((rc = mp_engine_create(m, dev, (int)n, 0, &st, &err)) < 0) goto cleanup;
+    if ((rc = cli_engine_apply_mask(mask_path, m, st, &mask, &err)) < 0) goto cleanup;
+    if (n_steer && (rc = cli_engine_apply_steering(m, st, steer, n_steer, 0, 0, 1, &err)) < 0) goto cleanup;
     const size_t V = (size_t)m->cfg.vocab_size, rows = last ? 1 : n;
     logits = malloc(rows * V * sizeof *logits);
     if (!logits) {
         rc = mp_fail(&err, MP_ENOMEM, "out of memory for %zu x %zu logits", rows, V);
         goto cleanup;
     }
-    if ((rc = mp_forward(st, ids, n, logits, last, NULL, &err)) < 0) goto cleanup;
+    if ((rc = mp_engine_forward(st, ids, n, logits, last, NULL, &err)) < 0) goto cleanup;
     out = strcmp(out_path, "-") ? fopen(out_path, "wb") : stdout;
     if (!out) {
         rc = mp_fail(&err, MP_EIO, "%s: cannot open for writing", out_path);
@@ -120,7 +125,7 @@ int cmd_logits(int argc, char **argv) {
 cleanup:
     if (out && out != stdout && fclose(out) != 0 && rc == 0) rc = mp_fail(&err, MP_EIO, "%s: write failed", out_path);
     free(logits);
-    mp_state_free(st);
+    mp_engine_free(st);
     mp_mask_free(mask);
     mp_model_free(m);
     free(ids);

@@ -9,13 +9,15 @@
 
 static const char *USAGE =
     "usage: monet-probe route --model DIR (--ids 1,450,... | --text TEXT [--bos]) [--json] [--top N] [--mask MASK]\n"
+    "                         [--device D]\n"
     "  Print, per token and router group, the active experts I,J (flat id I*E+J) with\n"
     "  their routing weight w_ij = sum_h g1[h,I]*g2[h,J], sorted by weight.\n"
     "  --json     machine-readable: per token and group the per-head g1/g2 lists and all experts\n"
     "  --top N    text output: show the N heaviest experts per token and group (the rest are\n"
     "             counted, never dropped silently); default: all\n"
     "  --mask MASK  purge the experts of a mask file: they get w_ij = 0 and are not listed\n"
-    "             (their count is reported); g1/g2 are unchanged (the router is not masked)\n";
+    "             (their count is reported); g1/g2 are unchanged (the router is not masked)\n"
+    CLI_DEVICE_HELP;
 
 static void print_head_lists(const mp_route_group *g, int t, int f) {
     printf("[");
@@ -33,6 +35,7 @@ static void print_head_lists(const mp_route_group *g, int t, int f) {
 int cmd_route(int argc, char **argv) {
     const char *dir = NULL, *ids_arg = NULL, *text = NULL, *mask_path = NULL;
     int bos = 0, json = 0;
+    mp_device dev = MP_DEVICE_AUTO;
     long top = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -51,6 +54,9 @@ int cmd_route(int argc, char **argv) {
             if (cli_parse_long(v, 1, 1L << 30, &top)) return cli_usage_error("route", "--top needs a positive integer");
         } else if (!strcmp(a, "--mask")) {
             if (!(mask_path = cli_opt_value("route", argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--device")) {
+            const char *v = cli_opt_value("route", argc, argv, &i);
+            if (!v || cli_parse_device("route", v, &dev)) return 2;
         } else if (!strcmp(a, "--bos")) {
             bos = 1;
         } else if (!strcmp(a, "--json")) {
@@ -67,7 +73,7 @@ int cmd_route(int argc, char **argv) {
     int32_t *ids = NULL;
     size_t n = 0;
     mp_model *m = NULL;
-    mp_state *st = NULL;
+    mp_engine *st = NULL;
     mp_tokenizer *tok = NULL;
     mp_mask *mask = NULL;
     mp_routing routing = {0};
@@ -78,10 +84,10 @@ int cmd_route(int argc, char **argv) {
     if (text) { /* pieces make the text output readable; optional with --ids */
         if ((rc = cli_load_tokenizer(dir, &tok, &err)) < 0) goto cleanup;
     }
-    if ((rc = mp_state_create(m, (int)n, 0, &st, &err)) < 0) goto cleanup;
-    if ((rc = cli_apply_mask(mask_path, m, st, &mask, &err)) < 0) goto cleanup;
+    if ((rc = mp_engine_create(m, dev, (int)n, 0, &st, &err)) < 0) goto cleanup;
+    if ((rc = cli_engine_apply_mask(mask_path, m, st, &mask, &err)) < 0) goto cleanup;
     if ((rc = mp_routing_init(&routing, c, &err)) < 0) goto cleanup;
-    if ((rc = mp_forward(st, ids, n, NULL, 0, &routing, &err)) < 0) goto cleanup;
+    if ((rc = mp_engine_forward(st, ids, n, NULL, 0, &routing, &err)) < 0) goto cleanup;
 
     if (json) {
         printf("{\"n_tokens\": %zu, \"n_groups\": %d, \"moe_experts\": %d, \"moe_heads\": %d, \"group_layers\": [",
@@ -138,7 +144,7 @@ int cmd_route(int argc, char **argv) {
     if (json && rc == 0) printf("\n]}\n");
 cleanup:
     mp_routing_free(&routing);
-    mp_state_free(st);
+    mp_engine_free(st);
     mp_tokenizer_free(tok);
     mp_mask_free(mask);
     mp_model_free(m);
