@@ -3,13 +3,14 @@
 #   make test     install missing Debian packages (as root), build, run the whole suite
 #   make asan     ASan+UBSan build in build-asan/ and the suite under it
 #   make demo     build and run the main job on the embedded default model (data/monet-tiny)
-#   make bench    CPU prefill vs PyTorch, tokenizer vs spm_encode
+#   make bench    CPU prefill vs PyTorch, tokenizer vs spm_encode, collect vs forward
+#   make bench-gpu  CUDA forward vs PyTorch einsum on the GPU (docs/cuda.md)
 #   make fuzz     libFuzzer targets, FUZZ_SECONDS each (needs clang)
 JOBS ?= 2
 FUZZ_SECONDS ?= 30
 CMAKE_FLAGS ?=
 
-.PHONY: all build test asan demo bench fuzz clean deps-build deps-test deps-bench deps-fuzz
+.PHONY: all build test asan demo bench bench-gpu fuzz clean deps-build deps-test deps-bench deps-fuzz
 
 all: build
 
@@ -26,8 +27,11 @@ build: deps-build
 	@cmake -S . -B build -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null
 	@cmake --build build -j$(JOBS)
 
+# The suite compares against float64 references: model commands run on the CPU
+# (MP_DEVICE=cpu replaces the "cuda when present" default); the GPU tests in
+# tests/cuda ask for the CUDA backend explicitly.
 test: deps-test build
-	cd build && ctest --output-on-failure -j$(JOBS)
+	cd build && MP_DEVICE=cpu ctest --output-on-failure -j$(JOBS)
 
 asan: deps-test
 	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DMP_SANITIZE=ON $(CMAKE_FLAGS) >/dev/null
@@ -40,6 +44,10 @@ demo: deps-test build
 
 bench: deps-bench build
 	@bench/run.sh build/monet-probe
+
+# on a machine with an NVIDIA GPU (prints "skipped: no GPU" elsewhere)
+bench-gpu: build
+	@bench/bench_gpu.sh build
 
 fuzz: deps-fuzz
 	@fuzz/run.sh $(FUZZ_SECONDS)
