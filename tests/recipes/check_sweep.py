@@ -1,0 +1,228 @@
+#!/usr/bin/env python3
+"""tests/recipes/check_sweep.py — `monet-probe sweep` on a tiny random checkpoint and
+small corpora: dry-run plan, full run (results.json / results.csv / report.html),
+fully cached re-run (nothing executed), an added threshold runs only the new steps,
+kill -9 mid-sweep then resume, a correlate recipe (threshold table + SVG curve),
+malformed recipes (unknown key, wrong type, missing file: exit 2 with FILE:LINE:COL).
+usage: check_sweep.py MONET_PROBE TESTS_REF_DIR SHARED_DIR WORKDIR"""
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+BIN, REF, SHARED, WORK = (os.path.abspath(a) for a in sys.argv[1:5])
+shutil.rmtree(WORK, ignore_errors=True)
+os.makedirs(WORK)
+os.chdir(WORK)
+failures = []
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what)
+    if not cond:
+        failures.append(what)
+
+
+def sweep(*args, ok=True):
+    p = subprocess.run([BIN, "sweep", *args], capture_output=True, text=True)
+    if ok and p.returncode:
+        raise SystemExit(f"sweep {args}: exit {p.returncode}: {p.stderr}")
+    return p
+
+
+subprocess.run([sys.executable, os.path.join(REF, "make_checkpoint.py"), "--out", "model", "--dtype", "BF16",
+                "--layers", "4", "--groups", "2", "--hidden", "32", "--heads", "4", "--experts", "8", "--moe-dim", "8",
+                "--moe-heads", "2", "--topk", "2", "--seed", "17", "--quiet", "--tokenizer",
+                os.path.join(SHARED, "data", "llama2-tokenizer", "tokenizer.model")], check=True)
+
+# corpora: short RosettaCode solutions in 3 languages (interleaved), RTP prompts with toxicity
+per_lang = {"Python": [], "Lua": [], "PHP": []}
+for line in open(os.path.join(SHARED, "data", "rosettacode", "solutions.jsonl")):
+    d = json.loads(line)
+    if d["lang"] in per_lang and len(per_lang[d["lang"]]) < 12 and 40 < len(d["code"]) < 500:
+        per_lang[d["lang"]].append({"text": d["code"] + " <b>&amp;</b>", "lang": d["lang"].lower()})
+probe, valid = [], []
+for i in range(12):
+    for lang in per_lang:
+        (probe if i < 9 else valid).append(per_lang[lang][i])
+for name, docs in (("probe.jsonl", probe), ("valid.jsonl", valid)):
+    with open(name, "w") as f:
+        for d in docs:
+            f.write(json.dumps(d) + "\n")
+with open("rtp.jsonl", "w") as f:
+    for name in ("toxic.jsonl", "nontoxic.jsonl"):
+        for line in open(os.path.join(SHARED, "data", "realtoxicityprompts", name)).readlines()[:15]:
+            d = json.loads(line)
+            if d["prompt"]["toxicity"] is not None:
+                f.write(json.dumps({"text": d["prompt"]["text"], "toxicity": d["prompt"]["toxicity"]}) + "\n")
+
+RECIPE = """version: 1
+name: tiny-langs
+model: model
+data: {shared}/data
+out: out
+collect:
+  corpus: probe.jsonl
+  labels: [lang]
+  top_k: 4
+  context_window: 64
+criterion:
+  kind: specialize
+  field: lang
+  min_count: 1
+  targets: [python, lua, php]
+  thresholds: [{thresholds}]
+evals:
+  - eval: ppl
+    corpus: valid.jsonl
+    label_field: lang
+    context: 64
+report:
+  experts: 2
+  contexts: 2
+  context_tokens: 4
+"""
+
+
+def write_recipe(thresholds="1.1", name="tiny.yaml"):
+    with open(name, "w") as f:
+        f.write(RECIPE.format(shared=SHARED, thresholds=thresholds))
+
+
+write_recipe()
+t0 = time.time()
+# ---- dry run
+p = sweep("tiny.yaml", "--dry-run")
+check(p.stdout.startswith("plan: 8 steps, 0 cached, 8 to run"), "dry-run: 8 steps to run")
+check("collect --model model --corpus probe.jsonl" in p.stdout and "purge --store" in p.stdout and
+      "--label lang=lua" in p.stdout and "eval ppl --model model" in p.stdout and "--mask out/cache/" in p.stdout,
+      "dry-run prints the commands")
+check(not os.path.exists("out"), "dry-run writes nothing")
+
+# ---- full run
+p = sweep("tiny.yaml")
+check("step 1 of 8: collect" in p.stderr and "ETA" in p.stderr, "progress lines with ETA")
+check("8 ran, 0 cached" in p.stdout, "full run ran 8 steps")
+res = json.load(open("out/results.json"))
+check(res["format"] == "monet-probe-sweep" and len(res["summary"]) == 3, "results.json: 3 mask summaries")
+labels = {r["name"] for r in res["rows"] if r["kind"] == "label"}
+check(labels == {"python", "lua", "php"}, f"rows per language ({labels})")
+tg = [r for r in res["rows"] if r["is_target"]]
+check(len(tg) == 3 and all(r["name"] == r["target"] for r in tg), "one target row per mask")
+for r in res["rows"]:
+    if r["masked"] is not None and abs(r["masked"] - r["base"] - r["delta"]) > 1e-9 * max(1, abs(r["base"])):
+        check(False, "delta = masked - base")
+        break
+rows = list(csv.DictReader(open("out/results.csv")))
+check(len(rows) == len(res["rows"]) and rows[0]["eval"] == "ppl", "results.csv has the same rows")
+# cross-check a delta with eval compare / the step outputs
+s = [x for x in res["summary"] if x["target"] == "lua"][0]
+others = [r["delta"] for r in res["rows"] if r["target"] == "lua" and r["kind"] == "label" and not r["is_target"]]
+check(abs(s["delta_others"] - sum(others) / len(others)) < 1e-9 * max(1, abs(s["delta_others"])),
+      "delta others = mean of the other labels")
+html = open("out/report.html").read()
+check("<table class=\"delta\">" in html and "class=\"target\"" in html, "report: delta table with target cells")
+check("<mark>" in html and "<b>&amp;</b>" not in html,
+      "report: contexts highlighted, corpus text escaped")
+check("http://" not in html.replace("http://www.w3.org/2000/svg", "") and "<script" not in html,
+      "report: self-contained")
+log1 = open("out/sweep.log").read()
+
+# ---- re-run: fully cached
+p = sweep("tiny.yaml")
+check("0 ran, 8 cached" in p.stdout, "re-run: everything cached")
+log2 = open("out/sweep.log").read()[len(log1):]
+check("ran " not in log2 and log2.count("cached ") == 8, "re-run: log shows nothing executed")
+
+# ---- add a threshold: only the new purges and their evals run
+write_recipe("1.1, 1.3")
+p = sweep("tiny.yaml", "--dry-run")
+check(p.stdout.startswith("plan: 14 steps, 8 cached, 6 to run"), "added threshold: dry-run plans 6 new steps")
+p = sweep("tiny.yaml")
+check("6 ran, 8 cached" in p.stdout, "added threshold: 6 ran, 8 cached")
+check(len(json.load(open("out/results.json"))["summary"]) == 6, "added threshold: 6 masks in results")
+
+# ---- kill -9 mid-sweep, then resume
+shutil.rmtree("out")
+proc = subprocess.Popen([BIN, "sweep", "tiny.yaml"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+seen = ""
+while "step 5 of 14" not in seen:
+    line = proc.stderr.readline()
+    if not line:
+        break
+    seen += line
+proc.send_signal(signal.SIGKILL)
+proc.wait()
+done_before = sum(1 for d in os.listdir("out/cache") if os.path.exists(f"out/cache/{d}/DONE"))
+check(0 < done_before < 14, f"killed mid-sweep ({done_before} steps done)")
+time.sleep(0.2)
+p = sweep("tiny.yaml")
+check(f"{14 - done_before} ran, {done_before} cached" in p.stdout, "resume runs only the unfinished steps")
+check(os.path.exists("out/report.html"), "resumed run writes the report")
+
+# ---- --set / --limit overrides
+p = sweep("tiny.yaml", "--dry-run", "--set", "criterion.thresholds=[1.1]", "--limit", "3")
+check("--max-docs 3" in p.stdout and p.stdout.startswith("plan: 8 steps"), "--set and --limit reach the plan")
+
+# ---- correlate recipe: threshold table and SVG curve
+with open("tox.yaml", "w") as f:
+    f.write(f"""version: 1
+name: tiny-tox
+model: model
+data: {SHARED}/data
+out: out-tox
+collect:
+  corpus: rtp.jsonl
+  scores: [toxicity]
+  top_k: 4
+  context_window: 64
+criterion:
+  kind: correlate
+  field: toxicity
+  thresholds: [0.2, 0.1, 0.05]
+evals:
+  - eval: ppl
+    corpus: valid.jsonl
+    label_field: lang
+    context: 64
+    max_docs: 3
+""")
+p = sweep("tox.yaml")
+res = json.load(open("out-tox/results.json"))
+ratios = [s["masking_ratio"] for s in res["summary"]]
+check(len(ratios) == 3 and ratios == sorted(ratios), f"correlate: masking ratio grows as the threshold drops {ratios}")
+html = open("out-tox/report.html").read()
+check("<svg" in html and "<polyline" in html, "correlate: SVG masking-ratio curve")
+
+# ---- malformed recipes: exit 2, FILE:LINE:COL
+good = open("tiny.yaml").read()
+cases = [
+    ("unknown.yaml", good.replace("  thresholds:", "  tresholds:"), "unknown.yaml:16:3: unknown key 'tresholds'"),
+    ("type.yaml", good.replace("top_k: 4", "top_k: many"), "type.yaml:9:10: 'top_k' must be an integer"),
+    ("list.yaml", good.replace("labels: [lang]", "labels: lang"), "list.yaml:8:11: 'labels' must be a list"),
+    ("missing.yaml", good.replace("corpus: valid.jsonl", "corpus: nowhere.jsonl"),
+     "missing.yaml:19:13: corpus: no such file or directory 'nowhere.jsonl'"),
+    ("nomodel.yaml", good.replace("model: model", "model: nomodel"), "nomodel.yaml:3:8: model: 'nomodel'"),
+    ("syntax.yaml", good.replace("labels: [lang]", "labels: [lang"), "syntax.yaml:"),
+    ("evalkind.yaml", good.replace("eval: ppl", "eval: bleu"), "evalkind.yaml:18:11: unknown evaluation 'bleu'"),
+]
+for name, text, want in cases:
+    with open(name, "w") as f:
+        f.write(text)
+    p = sweep(name, ok=False)
+    check(p.returncode == 2 and p.stderr.startswith("monet-probe: " + want) and p.stderr.count("\n") == 1,
+          f"{name}: exit 2, '{want}' (got {p.returncode}: {p.stderr.strip()})")
+p = sweep("tiny.yaml", "--set", "nope", ok=False)
+check(p.returncode == 2, "--set without '=' is exit 2")
+p = sweep("absent.yaml", ok=False)
+check(p.returncode == 2 and "absent.yaml" in p.stderr, "missing recipe file is exit 2")
+
+print(f"{time.time() - t0:.1f} s")
+if failures:
+    print(f"{len(failures)} failure(s)")
+    sys.exit(1)
+print("all ok")
