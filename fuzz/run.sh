@@ -16,6 +16,7 @@ for src in fuzz/fuzz_*.c; do
     config) deps+=" core/config.c" ;;
     tokenizer) deps+=" core/tokenizer.c" ;;
     corpus) deps+=" core/corpus.c core/utf8.c -lzstd" ;;
+    recipe) deps+=" recipes/recipe.c -lyaml" ;;
     *) deps+=" $(ls core/*.c | grep -v forward_cpu | tr '\n' ' ')" ;;
   esac
   clang -g -O1 -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -fsanitize=fuzzer,address,undefined \

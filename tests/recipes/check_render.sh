@@ -7,7 +7,7 @@ set -u
 WORK=$1
 CHROME=$(command -v chromium || command -v chromium-browser || true)
 if [ -z "$CHROME" ]; then echo "skipped: chromium not installed"; exit 77; fi
-REPORT=$WORK/out/report.html
+REPORT=$(cd "$WORK" 2>/dev/null && pwd)/out/report.html
 [ -f "$REPORT" ] || { echo "FAIL: $REPORT missing (recipes_sweep must run first)"; exit 1; }
 TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT
 FLAGS="--headless --no-sandbox --disable-gpu --no-first-run --disable-background-networking --disable-component-update --disable-sync --user-data-dir=$TMP/profile"
