@@ -14,9 +14,9 @@
 #include "cli.h"
 #include "core/corpus.h"
 #include "core/eval_result.h"
-#include "core/forward.h"
+#include "core/backend.h"
+#include "core/perplexity.h"
 #include "core/progress.h"
-#include "core/sampling.h"
 
 static const char *USAGE =
     "usage: monet-probe eval ppl --model DIR --corpus SPEC [--label-field F] [--text-field F] [--mask MASK]\n"
@@ -31,27 +31,6 @@ static const char *USAGE =
     "  --mask MASK       purge the experts listed in a mask file\n"
     "  --json OUT        write the result (for `eval compare --target LABEL`)\n"
     "  --strict          a malformed record is fatal (default: reported, skipped, counted)\n";
-
-typedef struct {
-    char *label;
-    double nll;
-    size_t tokens, docs;
-} label_stat;
-
-static int score_doc(mp_state *st, const int32_t *ids, size_t n, int ctx, int vocab, float *logits, double *nll,
-                     size_t *count, mp_error *err) {
-    for (size_t start = 0; start + 1 < n; start += (size_t)ctx) {
-        size_t len = n - start < (size_t)ctx ? n - start : (size_t)ctx;
-        if (len < 2) break;
-        mp_state_reset(st);
-        MP_TRY(mp_forward(st, ids + start, len, logits, 0, NULL, err));
-        for (size_t t = 0; t + 1 < len; t++) {
-            *nll -= mp_logprob(logits + t * (size_t)vocab, vocab, ids[start + t + 1]);
-            (*count)++;
-        }
-    }
-    return 0;
-}
 
 static void on_skip(void *ctx, const char *file, size_t line, const char *reason) {
     if (!*(int *)ctx) fprintf(stderr, "monet-probe: %s:%zu: %s (skipped)\n", file, line, reason);
@@ -117,12 +96,9 @@ int cmd_eval_ppl(int argc, char **argv) {
     mp_corpus *c = NULL;
     mp_tokenizer *tok = NULL;
     mp_model *m = NULL;
-    mp_state *st = NULL;
+    mp_engine *st = NULL;
     mp_mask *mask = NULL;
-    float *logits = NULL;
-    label_stat *labels = NULL;
-    size_t n_labels = 0, docs = 0, no_label = 0, total_tok = 0;
-    double total_nll = 0;
+    mp_ppl_result r = {0};
     mp_eval_result res;
     memset(&res, 0, sizeof res);
     mp_progress prog;
@@ -137,55 +113,14 @@ int cmd_eval_ppl(int argc, char **argv) {
     if ((rc = cli_load_tokenizer(dir, &tok, &err)) < 0) goto cleanup;
     if ((rc = mp_model_load(dir, &m, &err)) < 0) goto cleanup;
     if (!ctx) ctx = m->cfg.max_position_embeddings < 512 ? m->cfg.max_position_embeddings : 512;
-    if ((rc = mp_state_create(m, (int)ctx, 0, &st, &err)) < 0) goto cleanup;
-    if ((rc = cli_apply_mask(mask_path, m, st, &mask, &err)) < 0) goto cleanup;
-    const int V = m->cfg.vocab_size;
-    if (!(logits = malloc((size_t)ctx * (size_t)V * sizeof *logits))) {
-        rc = mp_fail(&err, MP_ENOMEM, "out of memory for %ld x %d logits", ctx, V);
-        goto cleanup;
-    }
+    if ((rc = mp_engine_create(m, MP_DEVICE_CPU, (int)ctx, 0, &st, &err)) < 0) goto cleanup;
+    if ((rc = cli_engine_apply_mask(mask_path, m, st, &mask, &err)) < 0) goto cleanup;
     mp_progress_start(&prog, quiet ? NULL : stderr, cmd, "tok", 0);
-    mp_doc doc;
-    while ((max_docs < 0 || (long)docs < max_docs) && (rc = mp_corpus_next(c, &doc, &err)) > 0) {
-        const char *label = "all";
-        if (label_field) {
-            label = is_dir ? (doc.n_labels ? doc.label_values[0] : NULL) : doc.label_values[0];
-            if (!label) {
-                no_label++;
-                label = "(none)";
-            }
-        }
-        int32_t *ids = NULL;
-        size_t n = 0, cnt = 0;
-        double nll = 0;
-        rc = mp_tokenizer_encode(tok, doc.text, doc.len, 1, &ids, &n, &err);
-        if (rc == 0) rc = score_doc(st, ids, n, (int)ctx, V, logits, &nll, &cnt, &err);
-        free(ids);
-        if (rc < 0) goto cleanup;
-        size_t k = 0;
-        while (k < n_labels && strcmp(labels[k].label, label)) k++;
-        if (k == n_labels) {
-            label_stat *nl = realloc(labels, (n_labels + 1) * sizeof *nl);
-            if (!nl || !(nl[n_labels].label = strdup(label))) {
-                if (nl) labels = nl;
-                rc = mp_fail(&err, MP_ENOMEM, "out of memory");
-                goto cleanup;
-            }
-            labels = nl;
-            labels[n_labels].nll = 0;
-            labels[n_labels].tokens = labels[n_labels].docs = 0;
-            n_labels++;
-        }
-        labels[k].nll += nll;
-        labels[k].tokens += cnt;
-        labels[k].docs++;
-        total_nll += nll;
-        total_tok += cnt;
-        docs++;
-        mp_progress_add(&prog, cnt);
-    }
+    rc = mp_ppl_corpus(st, m->cfg.vocab_size, tok, c, label_field != NULL, (int)ctx, max_docs, &prog, &r, &err);
     if (rc < 0) goto cleanup;
     mp_progress_finish(&prog);
+    size_t docs = r.docs, total_tok = r.tokens, no_label = r.no_label;
+    double total_nll = r.nll;
     if (total_tok == 0) {
         rc = mp_fail(&err, MP_EINPUT, "%s: no tokens to score (%zu documents, %zu skipped records)", spec, docs,
                      mp_corpus_skipped(c));
@@ -204,10 +139,11 @@ int cmd_eval_ppl(int argc, char **argv) {
     if (no_label) printf("%zu documents had no %s (grouped as \"(none)\")\n", no_label, label_field);
     printf("\n%-24s %8s %10s %10s %12s\n", label_field ? label_field : "label", "docs", "tokens", "mean NLL",
            "perplexity");
-    for (size_t k = 0; k < n_labels && rc == 0; k++) {
-        double mn = labels[k].tokens ? labels[k].nll / (double)labels[k].tokens : NAN;
-        printf("%-24s %8zu %10zu %10.4f %12.3f\n", labels[k].label, labels[k].docs, labels[k].tokens, mn, exp(mn));
-        rc = mp_eval_result_add(&res, "label", labels[k].label, labels[k].docs, exp(mn), NAN, NAN, mn, &err);
+    for (size_t k = 0; k < r.n_labels && rc == 0; k++) {
+        const mp_ppl_label *l = &r.labels[k];
+        double mn = l->tokens ? l->nll / (double)l->tokens : NAN;
+        printf("%-24s %8zu %10zu %10.4f %12.3f\n", l->label, l->docs, l->tokens, mn, exp(mn));
+        rc = mp_eval_result_add(&res, "label", l->label, l->docs, exp(mn), NAN, NAN, mn, &err);
     }
     double mn = total_nll / (double)total_tok;
     printf("%-24s %8zu %10zu %10.4f %12.3f\n", "(all)", docs, total_tok, mn, exp(mn));
@@ -216,11 +152,9 @@ int cmd_eval_ppl(int argc, char **argv) {
     if (rc == 0) rc = mp_eval_result_add(&res, "average", "all", docs, exp(mn), NAN, NAN, mn, &err);
     if (rc == 0 && json) rc = mp_eval_result_save(&res, json, &err);
 cleanup:
-    for (size_t k = 0; k < n_labels; k++) free(labels[k].label);
-    free(labels);
+    mp_ppl_result_free(&r);
     mp_eval_result_free(&res);
-    free(logits);
-    mp_state_free(st);
+    mp_engine_free(st);
     mp_mask_free(mask);
     mp_model_free(m);
     mp_tokenizer_free(tok);
