@@ -1,9 +1,11 @@
 /* cmd/cmd_purge.c — `monet-probe purge`: turn a specialization or correlation
  * criterion into an expert mask file (docs/mask.md) for knowledge unlearning. */
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "analysis/analysis.h"
 #include "cli.h"
@@ -32,8 +34,8 @@ static int add_all(mp_mask *mk, const mp_spec_result *r, int label, mp_error *er
 
 int cmd_purge(int argc, char **argv) {
     const char *store_path = NULL, *out = NULL, *field = NULL, *label = NULL, *score_field = "toxicity";
-    char label_buf[256];
-    int toxicity = 0, per_doc = 0, have_threshold = 0;
+    char label_buf[256], found_label[256];
+    int toxicity = 0, per_doc = 0, have_threshold = 0, explicit_field = 0;
     double threshold = 0;
     long min_count = 10;
     mp_measure measure = MP_MEASURE_MEAN_W;
@@ -49,6 +51,7 @@ int cmd_purge(int argc, char **argv) {
         } else if (!strcmp(a, "--domain") || !strcmp(a, "--lang")) {
             if (!(label = cli_opt_value("purge", argc, argv, &i))) return 2;
             field = !strcmp(a, "--domain") ? "domain" : "lang";
+            explicit_field = 0;
         } else if (!strcmp(a, "--label")) {
             if (!(v = cli_opt_value("purge", argc, argv, &i))) return 2;
             const char *eq = strchr(v, '=');
@@ -58,6 +61,7 @@ int cmd_purge(int argc, char **argv) {
             label_buf[eq - v] = '\0';
             field = label_buf;
             label = eq + 1;
+            explicit_field = 1;
         } else if (!strcmp(a, "--toxicity")) {
             toxicity = 1;
         } else if (!strcmp(a, "--score-field")) {
@@ -110,28 +114,68 @@ int cmd_purge(int argc, char **argv) {
                  "threshold\", \"threshold\": %g, \"min_count\": %ld, \"store\": \"%s\"}",
                  score_field, per_doc ? "doc" : "token", threshold, min_count, store_path);
     } else if (rc == 0) {
-        mp_spec_opts o = {field, measure, threshold, min_count};
-        mp_spec_result r;
-        if ((rc = mp_specialize(st, &o, &r, &err)) == 0) {
+        /* --domain / --lang: the named field first, then the other one and every
+         * label field of the store, so `--domain python` works on a store of
+         * language-labelled code; label values match case-insensitively */
+        const char *fields[16];
+        int nf = 0;
+        char *meta_fields = NULL;
+        fields[nf++] = field;
+        if (!explicit_field) {
+            fields[nf++] = strcmp(field, "domain") ? "domain" : "lang";
+            if (mp_store_meta_get(st, "label_fields", &meta_fields, &err) > 0)
+                for (char *tok = strtok(meta_fields, ","); tok && nf < 16; tok = strtok(NULL, ","))
+                    if (strcmp(tok, "domain") && strcmp(tok, "lang")) fields[nf++] = tok;
+        }
+        mp_spec_opts o = {NULL, measure, threshold, min_count};
+        char tried[512] = "";
+        size_t tl = 0;
+        const char *used = NULL, *used_label = NULL;
+        for (int f = 0; f < nf && !used && rc == 0; f++) {
+            mp_spec_result r;
+            o.field = fields[f];
+            mp_error ferr;
+            if (mp_specialize(st, &o, &r, &ferr) < 0) { /* field not collected here: try the next */
+                if (ferr.code != MP_EINPUT) rc = mp_fail(&err, ferr.code, "%s", ferr.msg);
+                continue;
+            }
             int c = -1;
             for (int k = 0; k < r.n_labels; k++)
-                if (!strcmp(r.labels[k], label)) c = k;
-            if (c < 0) {
-                size_t o2 = 0;
-                char known[256] = "";
-                for (int k = 0; k < r.n_labels && o2 < sizeof known - 40; k++)
-                    o2 += (size_t)snprintf(known + o2, sizeof known - o2, "%s%s", k ? ", " : "", r.labels[k]);
-                rc = mp_fail(&err, MP_EINPUT, "%s: label '%s' has no data in field '%s' (labels: %s)", store_path,
-                             label, field, known);
-            } else {
+                if (!strcmp(r.labels[k], label) || (c < 0 && !strcasecmp(r.labels[k], label))) c = k;
+            if (c >= 0) {
+                used = fields[f];
+                snprintf(found_label, sizeof found_label, "%s", r.labels[c]);
+                used_label = found_label;
                 rc = add_all(mk, &r, c, &err);
+            } else {
+                tl += (size_t)snprintf(tried + tl, tl < sizeof tried ? sizeof tried - tl : 0, "%s%s: ", tl ? "; " : "",
+                                       fields[f]);
+                for (int k = 0; k < r.n_labels && tl + 40 < sizeof tried; k++)
+                    tl += (size_t)snprintf(tried + tl, sizeof tried - tl, "%s%s", k ? ", " : "", r.labels[k]);
             }
             mp_spec_result_free(&r);
         }
-        snprintf(crit, sizeof crit,
-                 "{\"kind\": \"specialist\", \"field\": \"%s\", \"label\": \"%s\", \"measure\": \"%s\", \"rule\": "
-                 "\"p(label) >= threshold * p(second label)\", \"threshold\": %g, \"min_count\": %ld, \"store\": \"%s\"}",
-                 field, label, measure == MP_MEASURE_FREQ ? "freq" : "mean", threshold, min_count, store_path);
+        if (rc == 0 && !used)
+            rc = mp_fail(&err, MP_EINPUT, "%s: no label '%s' in the collected label fields (%s)", store_path, label,
+                         tl ? tried : "none collected: use collect --label FIELD");
+        if (rc == 0) {
+            cJSON *cj = cJSON_CreateObject();
+            cJSON_AddStringToObject(cj, "kind", "specialist");
+            cJSON_AddStringToObject(cj, "field", used);
+            cJSON_AddStringToObject(cj, "label", used_label);
+            cJSON_AddStringToObject(cj, "measure", measure == MP_MEASURE_FREQ ? "freq" : "mean");
+            cJSON_AddStringToObject(cj, "rule", "p(label) >= threshold * p(second label)");
+            cJSON_AddNumberToObject(cj, "threshold", threshold);
+            cJSON_AddNumberToObject(cj, "min_count", (double)min_count);
+            cJSON_AddStringToObject(cj, "store", store_path);
+            char *t = cJSON_PrintUnformatted(cj);
+            snprintf(crit, sizeof crit, "%s", t ? t : "null");
+            free(t);
+            cJSON_Delete(cj);
+            if (strcmp(used, field) || strcmp(used_label, label))
+                printf("purge: label '%s' found as %s=%s\n", label, used, used_label);
+        }
+        free(meta_fields);
     }
     if (rc == 0) rc = mp_mask_save(mk, NULL, out, model_path, crit, &err);
     if (rc == 0) {

@@ -134,6 +134,12 @@ check(got == want and m["criterion"]["label"] == "Python" and m["model"]["moe_ex
       f"purge --lang Python: mask == the {len(want)} Python specialists")
 check(abs(m["ratio"] - len(want) / (R * E * E)) < 1e-9, "purge: masking ratio = masked / (groups x E^2)")
 run("logits", "--model", model, "--ids", "1,2,3", "--mask", mask, "--out", os.devnull)
+dmask = os.path.join(WORK, "py-domain.json")
+p = run("purge", "--store", code_db, "--domain", "python", "--out", dmask)
+dm = json.load(open(dmask))
+check({(g["group"], i * E + j) for g in dm["groups"] for (i, j) in g["experts"]} == want
+      and dm["criterion"]["field"] == "lang" and b"found as lang=Python" in p.stdout,
+      "purge --domain python on a language-labelled store: same mask, says which field it used")
 loose = os.path.join(WORK, "loose.json")
 run("purge", "--store", code_db, "--label", "lang=Python", "--threshold", "1.2", "--min-count", "0", "--out", loose)
 check(len(json.load(open(loose))["groups"][0]["experts"]) + len(json.load(open(loose))["groups"][1]["experts"])
