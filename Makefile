@@ -10,12 +10,14 @@ JOBS ?= 2
 FUZZ_SECONDS ?= 30
 CMAKE_FLAGS ?=
 
-.PHONY: all build test asan demo bench bench-gpu fuzz clean deps-build deps-test deps-bench deps-fuzz
+.PHONY: all build test asan demo bench bench-gpu fuzz clean deps-build deps-demo deps-test deps-bench deps-fuzz
 
 all: build
 
 deps-build:
 	@scripts/ensure-deps.sh build
+deps-demo:
+	@scripts/ensure-deps.sh demo
 deps-test:
 	@scripts/ensure-deps.sh test
 deps-bench:
@@ -39,7 +41,7 @@ asan: deps-test
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		ctest --output-on-failure -j$(JOBS) -LE slow
 
-demo: deps-test build
+demo: deps-demo build
 	@scripts/demo.sh build/monet-probe
 
 bench: deps-bench build

@@ -2,15 +2,16 @@
 # scripts/ensure-deps.sh — make sure the Debian packages monet-probe needs are
 # installed. As root, installs what is missing with apt-get; otherwise prints
 # the one apt-get line to run and fails.
-#   usage: scripts/ensure-deps.sh build|test|bench|fuzz
+#   usage: scripts/ensure-deps.sh build|demo|test|bench|fuzz
 set -euo pipefail
 need=(cmake gcc make pkg-config libsqlite3-dev libzstd-dev libyaml-dev libcjson-dev libopenblas-dev)
 case "${1:-build}" in
   build) ;;
+  demo)  need+=(python3) ;;
   test)  need+=(python3 python3-numpy sentencepiece sqlite3 chromium) ;;
   bench) need+=(python3 python3-numpy sentencepiece python3-torch time) ;;
   fuzz)  need+=(clang libclang-rt-14-dev) ;;
-  *) echo "usage: $0 build|test|bench|fuzz" >&2; exit 2 ;;
+  *) echo "usage: $0 build|demo|test|bench|fuzz" >&2; exit 2 ;;
 esac
 missing=()
 for p in "${need[@]}"; do
