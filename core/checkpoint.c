@@ -3,6 +3,7 @@
 #include "checkpoint.h"
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -211,4 +212,47 @@ int mp_checkpoint_get_float(const mp_checkpoint *ck, const char *name, int ndim,
                        mp_dtype_name(t->dtype));
     *out = t;
     return 0;
+}
+
+static int cmp_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+int mp_list_safetensors(const char *dir, char ***names_out, size_t *n_out, mp_error *err) {
+    DIR *d = opendir(dir);
+    if (!d) return mp_fail(err, MP_EIO, "%s: cannot list: %s", dir, strerror(errno));
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        size_t l = strlen(de->d_name);
+        if (l < 12 || strcmp(de->d_name + l - 12, ".safetensors")) continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 8;
+            char **nv = realloc(names, cap * sizeof *nv);
+            if (!nv) {
+                rc = mp_fail(err, MP_ENOMEM, "out of memory");
+                break;
+            }
+            names = nv;
+        }
+        if (!(names[n] = strdup(de->d_name))) {
+            rc = mp_fail(err, MP_ENOMEM, "out of memory");
+            break;
+        }
+        n++;
+    }
+    closedir(d);
+    if (rc < 0) {
+        mp_free_names(names, n);
+        return rc;
+    }
+    if (n) qsort(names, n, sizeof *names, cmp_name);
+    *names_out = names;
+    *n_out = n;
+    return 0;
+}
+
+void mp_free_names(char **names, size_t n) {
+    for (size_t i = 0; i < n; i++) free(names[i]);
+    free(names);
 }

@@ -40,4 +40,10 @@ const mp_st_tensor *mp_checkpoint_find(const mp_checkpoint *ck, const char *name
 int mp_checkpoint_get_float(const mp_checkpoint *ck, const char *name, int ndim, const int64_t *shape,
                             const mp_st_tensor **out, mp_error *err);
 
+/* The *.safetensors file names in dir (not paths), sorted with strcmp: what
+ * model fingerprints hash. *names is malloc'ed; free with mp_free_names.
+ * @return 0, MP_EIO (cannot list dir) or MP_ENOMEM. */
+int mp_list_safetensors(const char *dir, char ***names, size_t *n, mp_error *err);
+void mp_free_names(char **names, size_t n);
+
 #endif

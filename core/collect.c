@@ -5,7 +5,6 @@
 #include "collect.h"
 
 #include <cjson/cJSON.h>
-#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <sqlite3.h>
@@ -15,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "checkpoint.h"
 #include "forward.h"
 #include "model.h"
 #include "sha256.h"
@@ -28,7 +28,6 @@
 
 /* ---------------------------------------------------------------- fingerprint */
 
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 static int hash_sample(mp_sha256 *h, const char *path, mp_error *err) {
     FILE *f = fopen(path, "rb");
@@ -63,31 +62,10 @@ int mp_model_fingerprint(const char *dir, char config_sha[65], char tok_sha[65],
     mp_sha256_init(&h);
     mp_sha256_update(&h, config_sha, 64);
     mp_sha256_update(&h, tok_sha, 64);
-    DIR *d = opendir(dir);
-    if (!d) return mp_fail(err, MP_EIO, "%s: cannot open: %s", dir, strerror(errno));
     char **names = NULL;
-    size_t n = 0, cap = 0;
+    size_t n = 0;
+    MP_TRY(mp_list_safetensors(dir, &names, &n, err));
     int rc = 0;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        size_t l = strlen(de->d_name);
-        if (l < 12 || strcmp(de->d_name + l - 12, ".safetensors")) continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 8;
-            char **nv = realloc(names, cap * sizeof *nv);
-            if (!nv) {
-                rc = mp_fail(err, MP_ENOMEM, "out of memory");
-                goto cleanup;
-            }
-            names = nv;
-        }
-        if (!(names[n] = strdup(de->d_name))) {
-            rc = mp_fail(err, MP_ENOMEM, "out of memory");
-            goto cleanup;
-        }
-        n++;
-    }
-    qsort(names, n, sizeof *names, cmp_str);
     for (size_t i = 0; i < n; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
         mp_sha256_update(&h, names[i], strlen(names[i]) + 1);
@@ -97,9 +75,7 @@ int mp_model_fingerprint(const char *dir, char config_sha[65], char tok_sha[65],
     mp_sha256_final(&h, dig);
     mp_sha256_hex(dig, model_hash);
 cleanup:
-    closedir(d);
-    for (size_t i = 0; i < n; i++) free(names[i]);
-    free(names);
+    mp_free_names(names, n);
     return rc;
 }
 

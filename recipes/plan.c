@@ -6,7 +6,6 @@
 #include "recipes/plan.h"
 
 #include <cjson/cJSON.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -19,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/checkpoint.h"
 #include "core/eval_tasks.h"
 #include "core/progress.h"
 #include "core/sha256.h"
@@ -106,8 +106,6 @@ static int is_file(const char *p) {
     return stat(p, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-static int name_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
 /* Model fingerprint (plan.h). Hashing gigabytes of weights on every plan would
  * be slow; name + size + mtime + the safetensors JSON header identify a file. */
 static int model_hash(const char *dir, char hex[65], mp_error *err) {
@@ -122,26 +120,10 @@ static int model_hash(const char *dir, char hex[65], mp_error *err) {
         mp_sha256_update(&h, *f, strlen(*f) + 1);
         mp_sha256_update(&h, fh, 64);
     }
-    DIR *d = opendir(dir);
-    if (!d) return mp_fail(err, MP_EIO, "%s: cannot list: %s", dir, strerror(errno));
     char **names = NULL;
-    size_t n = 0, cap = 0;
+    size_t n = 0;
+    MP_TRY(mp_list_safetensors(dir, &names, &n, err));
     int rc = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        size_t l = strlen(e->d_name);
-        if (l < 12 || strcmp(e->d_name + l - 12, ".safetensors")) continue;
-        if (n == cap) {
-            cap = cap ? 2 * cap : 8;
-            char **nn = realloc(names, cap * sizeof *nn);
-            if (!nn) { rc = mp_fail(err, MP_ENOMEM, "out of memory"); break; }
-            names = nn;
-        }
-        if (!(names[n] = strdup(e->d_name))) { rc = mp_fail(err, MP_ENOMEM, "out of memory"); break; }
-        n++;
-    }
-    closedir(d);
-    if (n) qsort(names, n, sizeof *names, name_cmp);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
         struct stat st;
@@ -170,8 +152,7 @@ static int model_hash(const char *dir, char hex[65], mp_error *err) {
         }
         fclose(f);
     }
-    for (size_t i = 0; i < n; i++) free(names[i]);
-    free(names);
+    mp_free_names(names, n);
     if (rc < 0) return rc;
     unsigned char dig[32];
     mp_sha256_final(&h, dig);
