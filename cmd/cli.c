@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 int cli_exit_error(const mp_error *err) {
     fprintf(stderr, "monet-probe: %s\n", err->msg[0] ? err->msg : "unknown error");
@@ -255,4 +256,32 @@ void cli_json_str(FILE *f, const char *s) {
         else fputc(c, f);
     }
     fputc('"', f);
+}
+
+static void cli_on_skip(void *ctx, const char *file, size_t line, const char *reason) {
+    if (!*(const int *)ctx) fprintf(stderr, "monet-probe: %s:%zu: %s (skipped)\n", file, line, reason);
+}
+
+int cli_corpus_open(const char *cmd, const char *spec, const char *text_field, const char *label_field, int strict,
+                    const int *quiet, mp_corpus **c) {
+    struct stat sb;
+    int is_dir = stat(spec, &sb) == 0 && S_ISDIR(sb.st_mode);
+    if (is_dir && label_field && strcmp(label_field, "ext") && strcmp(label_field, "parent") &&
+        strcmp(label_field, "stem"))
+        return cli_usage_error(cmd, "--label-field for a directory is ext, parent or stem, not '%s'", label_field);
+    mp_corpus_opts o;
+    memset(&o, 0, sizeof o);
+    o.text_field = text_field;
+    o.strict = strict;
+    o.on_skip = cli_on_skip;
+    o.on_skip_ctx = (void *)quiet;
+    if (is_dir) {
+        o.dir_label = label_field;
+    } else if (label_field) {
+        o.label_fields[0] = label_field;
+        o.n_label_fields = 1;
+    }
+    mp_error err;
+    mp_error_clear(&err);
+    return mp_corpus_open(spec, &o, c, &err) < 0 ? cli_exit_error(&err) : 0;
 }

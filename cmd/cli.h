@@ -58,6 +58,16 @@ int cli_get_ids(const char *model_dir, const char *ids_arg, const char *text_arg
  * -1 when no group is given. @return 0 or MP_EINPUT naming the problem. */
 int cli_parse_expert(const char *s, int E, int n_groups, int *group, int *i, int *j, mp_error *err);
 
+#include "core/corpus.h"
+
+/* Open a corpus for a per-label command: for a directory, label_field (may be
+ * NULL) is the file-name label (ext, parent or stem), otherwise a JSONL field
+ * / CSV column; skipped lines are reported on stderr unless *quiet (the
+ * caller's flag, read at each skip). Returns 0 or the exit status (2) after
+ * printing a usage error or the open error. */
+int cli_corpus_open(const char *cmd, const char *spec, const char *text_field, const char *label_field, int strict,
+                    const int *quiet, mp_corpus **c);
+
 /* Write s as a JSON string literal (quotes, escapes) to f. */
 void cli_json_str(FILE *f, const char *s);
 

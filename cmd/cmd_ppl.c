@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli.h"
 #include "core/corpus.h"
@@ -29,10 +28,6 @@ static const char *USAGE =
     "  --strict          a malformed line is fatal (default: reported, skipped, counted)\n"
     "  --json            machine-readable summary on stdout\n"
     CLI_DEVICE_HELP;
-
-static void on_skip(void *ctx, const char *file, size_t line, const char *reason) {
-    if (!*(const int *)ctx) fprintf(stderr, "monet-probe: %s:%zu: %s (skipped)\n", file, line, reason);
-}
 
 int cmd_ppl(int argc, char **argv) {
     const char *dir = NULL, *corpus = NULL, *text_field = "text", *label_field = NULL, *mask_path = NULL;
@@ -73,23 +68,11 @@ int cmd_ppl(int argc, char **argv) {
         }
     }
     if (!dir || !corpus) return cli_usage_error("ppl", "--model DIR and --corpus FILE are required");
-    struct stat sb;
-    int is_dir = stat(corpus, &sb) == 0 && S_ISDIR(sb.st_mode);
-    mp_corpus_opts o;
-    memset(&o, 0, sizeof o);
-    o.text_field = text_field;
-    o.strict = strict;
-    o.on_skip = on_skip;
-    o.on_skip_ctx = &quiet;
-    if (is_dir) o.dir_label = label_field;
-    else if (label_field) {
-        o.label_fields[0] = label_field;
-        o.n_label_fields = 1;
-    }
-
+    mp_corpus *c = NULL;
+    int open_rc = cli_corpus_open("ppl", corpus, text_field, label_field, strict, &quiet, &c);
+    if (open_rc) return open_rc;
     mp_error err;
     mp_error_clear(&err);
-    mp_corpus *c = NULL;
     mp_tokenizer *tok = NULL;
     mp_model *m = NULL;
     mp_engine *st = NULL;
@@ -97,7 +80,6 @@ int cmd_ppl(int argc, char **argv) {
     mp_ppl_result r = {0};
     mp_progress prog;
     int rc = 0;
-    if ((rc = mp_corpus_open(corpus, &o, &c, &err)) < 0) goto cleanup;
     if ((rc = cli_load_tokenizer(dir, &tok, &err)) < 0) goto cleanup;
     if ((rc = mp_model_load(dir, &m, &err)) < 0) goto cleanup;
     if (!ctx) ctx = m->cfg.max_position_embeddings < 512 ? m->cfg.max_position_embeddings : 512;

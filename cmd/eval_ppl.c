@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <cblas.h>
 
@@ -31,10 +30,6 @@ static const char *USAGE =
     "  --mask MASK       purge the experts listed in a mask file\n"
     "  --json OUT        write the result (for `eval compare --target LABEL`)\n"
     "  --strict          a malformed record is fatal (default: reported, skipped, counted)\n";
-
-static void on_skip(void *ctx, const char *file, size_t line, const char *reason) {
-    if (!*(int *)ctx) fprintf(stderr, "monet-probe: %s:%zu: %s (skipped)\n", file, line, reason);
-}
 
 int cmd_eval_ppl(int argc, char **argv) {
     const char *cmd = "eval ppl";
@@ -73,27 +68,11 @@ int cmd_eval_ppl(int argc, char **argv) {
         }
     }
     if (!dir || !spec) return cli_usage_error(cmd, "--model DIR and --corpus SPEC are required");
-    struct stat sb;
-    int is_dir = stat(spec, &sb) == 0 && S_ISDIR(sb.st_mode);
-    if (is_dir && label_field && strcmp(label_field, "ext") && strcmp(label_field, "parent") &&
-        strcmp(label_field, "stem"))
-        return cli_usage_error(cmd, "--label-field for a directory is ext, parent or stem, not '%s'", label_field);
-
-    mp_corpus_opts o;
-    memset(&o, 0, sizeof o);
-    o.text_field = text_field;
-    o.strict = strict;
-    o.on_skip = on_skip;
-    o.on_skip_ctx = &quiet;
-    if (is_dir) {
-        o.dir_label = label_field;
-    } else if (label_field) {
-        o.label_fields[0] = label_field;
-        o.n_label_fields = 1;
-    }
+    mp_corpus *c = NULL;
+    int open_rc = cli_corpus_open(cmd, spec, text_field, label_field, strict, &quiet, &c);
+    if (open_rc) return open_rc;
     mp_error err;
     mp_error_clear(&err);
-    mp_corpus *c = NULL;
     mp_tokenizer *tok = NULL;
     mp_model *m = NULL;
     mp_engine *st = NULL;
@@ -109,7 +88,6 @@ int cmd_eval_ppl(int argc, char **argv) {
      * at OPENBLAS_NUM_THREADS=1 vs 2), so evaluations run BLAS on one thread:
      * every score is bit-identical whatever the environment says. */
     openblas_set_num_threads(1);
-    if ((rc = mp_corpus_open(spec, &o, &c, &err)) < 0) goto cleanup;
     if ((rc = cli_load_tokenizer(dir, &tok, &err)) < 0) goto cleanup;
     if ((rc = mp_model_load(dir, &m, &err)) < 0) goto cleanup;
     if (!ctx) ctx = m->cfg.max_position_embeddings < 512 ? m->cfg.max_position_embeddings : 512;
