@@ -88,17 +88,6 @@ static void append_text(const mp_tokenizer *tok, const int32_t *ids, size_t from
     }
 }
 
-static void json_str(const char *s) {
-    putchar('"');
-    for (const unsigned char *p = (const unsigned char *)s; p && *p; p++) {
-        if (*p == '"' || *p == '\\') printf("\\%c", *p);
-        else if (*p == '\n') printf("\\n");
-        else if (*p < 0x20) printf("\\u%04x", *p);
-        else putchar(*p);
-    }
-    putchar('"');
-}
-
 typedef struct ctx_text {
     char *left, *tok, *right;
 } ctx_text;
@@ -244,13 +233,13 @@ int cmd_top_contexts(int argc, char **argv) {
                        "\"source\": ",
                        k ? "," : "", hits[k].rank, hits[k].w, 100.0 * hits[k].w, (unsigned long long)hits[k].doc,
                        hits[k].pos);
-                json_str(source ? source : "");
+                cli_json_str(stdout, source ? source : "");
                 printf(", \"line\": %lld, \"labels\": %s, \"left\": ", (long long)line, labels ? labels : "{}");
-                json_str(ct.left);
+                cli_json_str(stdout, ct.left);
                 printf(", \"token\": ");
-                json_str(ct.tok);
+                cli_json_str(stdout, ct.tok);
                 printf(", \"right\": ");
-                json_str(ct.right);
+                cli_json_str(stdout, ct.right);
                 printf("}");
             } else {
                 printf("  %7.2f%%  doc %llu pos %u", 100.0 * hits[k].w, (unsigned long long)hits[k].doc, hits[k].pos);
