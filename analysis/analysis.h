@@ -24,8 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/error.h"
-#include "core/store.h"
+#include "core/util/error.h"
+#include "core/store/store.h"
 
 typedef enum { MP_MEASURE_MEAN_W = 0, MP_MEASURE_FREQ = 1 } mp_measure;
 

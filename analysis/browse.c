@@ -25,8 +25,8 @@
 #include <unistd.h>
 
 #include "analysis/analysis.h"
-#include "core/tokenizer.h"
-#include "core/utf8.h"
+#include "core/text/tokenizer.h"
+#include "core/text/utf8.h"
 
 #define ROWS_PER_CHUNK 2000
 #define MAX_BARS 30

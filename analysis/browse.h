@@ -30,9 +30,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/error.h"
-#include "core/progress.h"
-#include "core/store.h"
+#include "core/util/error.h"
+#include "core/util/progress.h"
+#include "core/store/store.h"
 
 typedef enum {
     MP_BROWSE_RANK_COUNT = 0, /* active tokens, most first (default) */

@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/backend.h"
-#include "core/progress.h"
+#include "core/model/backend.h"
+#include "core/util/progress.h"
 #ifndef MP_HAVE_CUDA
 int main(void) {
     printf("skipped: no GPU (CUDA backend not built)\n");

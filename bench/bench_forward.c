@@ -5,8 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "core/forward.h"
-#include "core/progress.h"
+#include "core/model/forward.h"
+#include "core/util/progress.h"
 
 int main(int argc, char **argv) {
     if (argc != 4 && argc != 5) {

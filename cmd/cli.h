@@ -8,7 +8,8 @@
 #include <stdio.h>
 #include <stdint.h>
 
-#include "core/error.h"
+#include "core/util/error.h"
+#include "opt.h"
 
 /* Print "monet-probe: <err->msg>" to stderr; return mp_exit_code(err->code). */
 int cli_exit_error(const mp_error *err);
@@ -40,8 +41,8 @@ int cli_read_all(const char *path, char **buf, size_t *len, mp_error *err);
 const char *cli_opt_value(const char *cmd, int argc, char **argv, int *i);
 
 
-#include "core/model.h"
-#include "core/tokenizer.h"
+#include "core/model/model.h"
+#include "core/text/tokenizer.h"
 
 /* Load DIR/tokenizer.model. */
 int cli_load_tokenizer(const char *model_dir, mp_tokenizer **tok, mp_error *err);
@@ -51,14 +52,14 @@ int cli_load_tokenizer(const char *model_dir, mp_tokenizer **tok, mp_error *err)
 int cli_get_ids(const char *model_dir, const char *ids_arg, const char *text_arg, int bos, int32_t **ids,
                 size_t *n, mp_error *err);
 
-#include "core/forward.h"
-#include "core/mask.h"
+#include "core/model/forward.h"
+#include "core/model/mask.h"
 
 /* Parse an expert address "[R:]I,J" or "[R:]FLAT" (FLAT = I*E+J). *group is
  * -1 when no group is given. @return 0 or MP_EINPUT naming the problem. */
 int cli_parse_expert(const char *s, int E, int n_groups, int *group, int *i, int *j, mp_error *err);
 
-#include "core/corpus.h"
+#include "core/text/corpus.h"
 
 /* Open a corpus for a per-label command: for a directory, label_field (may be
  * NULL) is the file-name label (ext, parent or stem), otherwise a JSONL field
@@ -83,7 +84,7 @@ int cli_apply_steering(const mp_model *m, mp_state *st, const char **args, int n
  * *mask receives the loaded mask (caller frees with mp_mask_free). */
 int cli_apply_mask(const char *path, const mp_model *m, mp_state *st, mp_mask **mask, mp_error *err);
 
-#include "core/backend.h"
+#include "core/model/backend.h"
 
 /* Usage text for the option, shared by the commands that take it. */
 #define CLI_DEVICE_HELP \
@@ -93,7 +94,7 @@ int cli_apply_mask(const char *path, const mp_model *m, mp_state *st, mp_mask **
  * usage error. */
 int cli_parse_device(const char *cmd, const char *s, mp_device *out);
 
-/* cli_apply_mask / cli_apply_steering for a backend engine (core/backend.h). */
+/* cli_apply_mask / cli_apply_steering for a backend engine (core/model/backend.h). */
 int cli_engine_apply_mask(const char *path, const mp_model *m, mp_engine *e, mp_mask **mask, mp_error *err);
 int cli_engine_apply_steering(const mp_model *m, mp_engine *e, const char **args, int n, int have_strength,
                               double strength, int quiet, mp_error *err);

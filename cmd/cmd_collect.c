@@ -1,11 +1,11 @@
 /* cmd/cmd_collect.c — `monet-probe collect`: top-activating contexts and
- * statistics per expert into a resumable SQLite store (core/collect.h). */
+ * statistics per expert into a resumable SQLite store (core/store/collect.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
-#include "core/collect.h"
+#include "core/store/collect.h"
 
 static const char *USAGE =
     "usage: monet-probe collect --model DIR --corpus SPEC --out STORE.db [--top-k K] [--max-tokens N]\n"

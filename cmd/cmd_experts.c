@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "core/store.h"
+#include "core/store/store.h"
 
 static const char *USAGE =
     "usage: monet-probe experts --store STORE.db [--group R] [--sort count|max|mean] [--label FIELD=VALUE]\n"

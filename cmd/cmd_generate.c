@@ -7,9 +7,9 @@
 #include <string.h>
 
 #include "cli.h"
-#include "core/forward.h"
-#include "core/generate.h"
-#include "core/sampling.h"
+#include "core/model/forward.h"
+#include "core/model/generate.h"
+#include "core/model/sampling.h"
 
 #define MAX_STEER CLI_MAX_STEER
 

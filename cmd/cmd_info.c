@@ -4,8 +4,8 @@
 #include <string.h>
 
 #include "cli.h"
-#include "core/backend.h"
-#include "core/model.h"
+#include "core/model/backend.h"
+#include "core/model/model.h"
 
 static const char *USAGE =
     "usage: monet-probe info --model DIR [--json]\n"

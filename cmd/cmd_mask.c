@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "core/mask.h"
+#include "core/model/mask.h"
 
 static const char *USAGE =
     "usage: monet-probe mask show MASK [--list] [--json]\n"

@@ -1,10 +1,10 @@
 /* cmd/cmd_merge.c — `monet-probe merge OUT.db SHARD.db...`: combine the
- * stores of `collect --shard i/n` runs exactly (core/collect.h). */
+ * stores of `collect --shard i/n` runs exactly (core/store/collect.h). */
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
-#include "core/collect.h"
+#include "core/store/collect.h"
 
 static const char *USAGE =
     "usage: monet-probe merge [--force] [--json] OUT.db SHARD.db...\n"

@@ -1,23 +1,23 @@
 /* cmd/cmd_ppl.c — `monet-probe ppl`: mean negative log-likelihood and
- * perplexity of any corpus core/corpus.h streams, optionally broken down by a
+ * perplexity of any corpus core/text/corpus.h streams, optionally broken down by a
  * label field (per-language / per-domain perplexity); the scoring itself is
- * core/perplexity.c, shared with `eval ppl`. */
+ * core/eval/perplexity.c, shared with `eval ppl`. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
-#include "core/corpus.h"
-#include "core/perplexity.h"
-#include "core/progress.h"
+#include "core/text/corpus.h"
+#include "core/eval/perplexity.h"
+#include "core/util/progress.h"
 
 static const char *USAGE =
     "usage: monet-probe ppl --model DIR --corpus FILE [--context N] [--text-field F] [--label-field F]\n"
     "                       [--max-docs N] [--mask MASK] [--strict] [--json] [--quiet]\n"
     "                       [--device D]\n"
     "  Perplexity of a corpus: plain text (one document per line), JSONL, CSV, *.zst or a\n"
-    "  directory tree (core/corpus.h).\n"
+    "  directory tree (core/text/corpus.h).\n"
     "  Each document is BOS + its tokens, scored in non-overlapping windows of N tokens.\n"
     "  --context N       window length in tokens (default: min(512, max_position_embeddings))\n"
     "  --text-field F    JSONL text field (default \"text\")\n"

@@ -9,7 +9,7 @@
 
 #include "analysis/analysis.h"
 #include "cli.h"
-#include "core/mask.h"
+#include "core/model/mask.h"
 
 static const char *USAGE =
     "usage: monet-probe purge --store STORE.db (--domain L | --lang L | --label F=L | --toxicity)\n"

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "core/forward.h"
+#include "core/model/forward.h"
 
 static const char *USAGE =
     "usage: monet-probe route --model DIR (--ids 1,450,... | --text TEXT [--bos]) [--json] [--top N] [--mask MASK]\n"

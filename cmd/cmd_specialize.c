@@ -9,20 +9,10 @@
 #include "analysis/analysis.h"
 #include "cli.h"
 
-static const char *USAGE =
-    "usage: monet-probe specialize --store STORE.db --label-field F [--measure mean|freq] [--ratio R]\n"
-    "                              [--min-count N] [--top N] [--json | --csv]\n"
-    "  Domain / language specialists (Monet paper, §5 and the knowledge-unlearning appendix): an\n"
+static const char *ABOUT =
+    "  Domain / language specialists (Monet paper, \u00a75 and the knowledge-unlearning appendix): an\n"
     "  expert is a specialist of label c when its routing probability for c is at least R times\n"
-    "  that of the second most activated label (R = 2 in the paper), per router group.\n"
-    "  --label-field F   label collected with `collect --label F` (lang, domain, ...)\n"
-    "  --measure mean    routing probability = mean routing score w over the label's tokens\n"
-    "                    (inactive tokens count 0); the paper's reading, default\n"
-    "  --measure freq    activation frequency: share of the label's tokens where the expert is active\n"
-    "  --ratio R         skew threshold (default 2)\n"
-    "  --min-count N     ignore experts active on fewer than N tokens in all (default 10)\n"
-    "  --top N           specialists listed per label (default 10; 0 = all)\n"
-    "  --json / --csv    machine-readable output (--csv: one row per specialist)\n";
+    "  that of the second most activated label (R = 2 in the paper), per router group.";
 
 
 static int cmp_spec(const void *a, const void *b) {
@@ -42,40 +32,28 @@ int cmd_specialize(int argc, char **argv) {
     const char *store_path = NULL, *field = NULL;
     mp_spec_opts o = {NULL, MP_MEASURE_MEAN_W, 2.0, 10};
     long top = 10, min_count = 10;
-    int json = 0, csv = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v;
-        if (cli_is_help(a)) {
-            fputs(USAGE, stdout);
-            return 0;
-        } else if (!strcmp(a, "--store")) {
-            if (!(store_path = cli_opt_value("specialize", argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--label-field")) {
-            if (!(field = cli_opt_value("specialize", argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--measure")) {
-            if (!(v = cli_opt_value("specialize", argc, argv, &i))) return 2;
-            if (!strcmp(v, "mean")) o.measure = MP_MEASURE_MEAN_W;
-            else if (!strcmp(v, "freq")) o.measure = MP_MEASURE_FREQ;
-            else return cli_usage_error("specialize", "--measure must be mean or freq");
-        } else if (!strcmp(a, "--ratio")) {
-            if (!(v = cli_opt_value("specialize", argc, argv, &i))) return 2;
-            if (cli_parse_double(v, 1.0, 1e9, &o.ratio)) return cli_usage_error("specialize", "--ratio must be >= 1");
-        } else if (!strcmp(a, "--min-count")) {
-            if (!(v = cli_opt_value("specialize", argc, argv, &i))) return 2;
-            if (cli_parse_long(v, 0, 1L << 62, &min_count)) return cli_usage_error("specialize", "bad --min-count");
-        } else if (!strcmp(a, "--top")) {
-            if (!(v = cli_opt_value("specialize", argc, argv, &i))) return 2;
-            if (cli_parse_long(v, 0, 1L << 30, &top)) return cli_usage_error("specialize", "bad --top");
-        } else if (!strcmp(a, "--json")) {
-            json = 1;
-        } else if (!strcmp(a, "--csv")) {
-            csv = 1;
-        } else {
-            return cli_usage_error("specialize", "unknown argument '%s'", a);
-        }
-    }
-    if (!store_path || !field) return cli_usage_error("specialize", "--store STORE.db and --label-field F are required");
+    int json = 0, csv = 0, measure_ix = 0;
+    const cli_opt opts[] = {
+        CLI_OPT_STORE(&store_path, CLI_REQUIRED),
+        CLI_OPT_LABEL_FIELD(&field, CLI_REQUIRED),
+        {"--measure", NULL, CLI_CHOICE, NULL, &measure_ix, 0, 0, "mean|freq",
+         "mean: routing probability = mean routing score w over the label's tokens\n"
+         "(inactive tokens count 0; the paper's reading, default);\n"
+         "freq: share of the label's tokens where the expert is active", 0, NULL, 0},
+        {"--ratio", NULL, CLI_DOUBLE, "R", &o.ratio, 1, 1e9, NULL, "skew threshold (default 2)", 0, NULL, 0},
+        {"--min-count", NULL, CLI_LONG, "N", &min_count, 0, 4.6e18, NULL,
+         "ignore experts active on fewer than N tokens in all (default 10)", 0, NULL, 0},
+        {"--top", NULL, CLI_LONG, "N", &top, 0, 1 << 30, NULL, "specialists listed per label (default 10; 0 = all)", 0,
+         NULL, 0},
+        CLI_OPT_JSON(&json),
+        CLI_OPT_CSV(&csv),
+        CLI_OPT_END,
+    };
+    const cli_spec spec = {.cmd = "specialize", .about = ABOUT, .opts = opts};
+    int prc = cli_parse(&spec, argc, argv);
+    if (prc) return prc == 1 ? 0 : prc;
     if (json && csv) return cli_usage_error("specialize", "choose one of --json and --csv");
+    o.measure = measure_ix ? MP_MEASURE_FREQ : MP_MEASURE_MEAN_W;
     o.field = field;
     o.min_count = min_count;
     mp_error err;

@@ -2,7 +2,7 @@
  * SentencePiece tokenizer, or decode ids back to text.
  *
  * Owns only argument handling and output formats; the tokenizer itself is
- * core/tokenizer.c. TEXT on the command line is one string (newlines in it
+ * core/text/tokenizer.c. TEXT on the command line is one string (newlines in it
  * are encoded). `-` reads stdin line by line like spm_encode / spm_decode:
  * each line is one sentence without its '\n', and gives one output record
  * (one line with --ids / --json / --decode; a block ended by an empty line in
@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "core/tokenizer.h"
+#include "core/text/tokenizer.h"
 
 static const char USAGE[] =
     "usage: monet-probe tokenize (--model DIR | --tokenizer FILE) [options] (TEXT | -)\n"

@@ -8,9 +8,9 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "core/collect.h"
-#include "core/store.h"
-#include "core/tokenizer.h"
+#include "core/store/collect.h"
+#include "core/store/store.h"
+#include "core/text/tokenizer.h"
 
 static const char *USAGE =
     "usage: monet-probe top-contexts --store STORE.db --expert [R:]I,J|[R:]ID [--window W] [--limit N]\n"

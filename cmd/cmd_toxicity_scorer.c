@@ -1,7 +1,7 @@
 /* cmd/cmd_toxicity_scorer.c — `monet-probe toxicity-scorer`: train the builtin
  * offline toxicity scorer on the annotated ToxiGen split (reporting held-out
  * accuracy and ROC AUC), score texts with any scorer, and show the RoBERTa
- * scorer's tokens (for parity checks). See core/tox_scorer.h, docs/toxicity.md. */
+ * scorer's tokens (for parity checks). See core/eval/tox_scorer.h, docs/toxicity.md. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -9,8 +9,8 @@
 #include <string.h>
 
 #include "cli.h"
-#include "core/roberta.h"
-#include "core/tox_scorer.h"
+#include "core/eval/roberta.h"
+#include "core/eval/tox_scorer.h"
 
 static const char *USAGE =
     "usage: monet-probe toxicity-scorer train --data PATH --out SCORER.json [--label combined|human]\n"

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "core/eval_result.h"
+#include "core/eval/eval_result.h"
 
 static const char *USAGE =
     "usage: monet-probe eval compare BASE.json MASKED.json [--target NAME] [--kind K]\n"

@@ -12,10 +12,10 @@
 #include <cblas.h>
 
 #include "cli.h"
-#include "core/eval_mc.h"
-#include "core/eval_result.h"
-#include "core/forward.h"
-#include "core/progress.h"
+#include "core/eval/eval_mc.h"
+#include "core/eval/eval_result.h"
+#include "core/model/forward.h"
+#include "core/util/progress.h"
 
 #define MAX_LIST 64
 

@@ -3,9 +3,9 @@
  *
  * Per problem: prompt -> n completions (mp_generate, cut at the problem's
  * stop_tokens) -> program = prompt + completion + "\n" + tests -> run in the
- * sandbox (core/sandbox) with the harness's command for the language ->
+ * sandbox (core/eval/sandbox) with the harness's command for the language ->
  * status ok | fail | timeout | compile error | sandbox error -> unbiased
- * pass@k (core/passk). Also evaluates given completions (--completions) and
+ * pass@k (core/eval/passk). Also evaluates given completions (--completions) and
  * the canonical HumanEval solutions (--canonical, Python) without a model.
  * The JSONL written by --out holds only deterministic fields (no timings,
  * relative file names in the programs' messages), so the same command gives
@@ -20,14 +20,14 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "core/forward.h"
-#include "core/generate.h"
-#include "core/luaunit.h"
-#include "core/passk.h"
-#include "core/progress.h"
-#include "core/sampling.h"
-#include "core/sandbox.h"
-#include "core/utf8.h"
+#include "core/model/forward.h"
+#include "core/model/generate.h"
+#include "core/eval/luaunit.h"
+#include "core/eval/passk.h"
+#include "core/util/progress.h"
+#include "core/model/sampling.h"
+#include "core/eval/sandbox.h"
+#include "core/text/utf8.h"
 
 static const char *CMD = "eval multipl-e";
 

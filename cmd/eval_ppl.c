@@ -1,5 +1,5 @@
 /* cmd/eval_ppl.c — `monet-probe eval ppl`: perplexity per label (domain,
- * language) over any corpus core/corpus.h reads (txt, jsonl, csv, .zst,
+ * language) over any corpus core/text/corpus.h reads (txt, jsonl, csv, .zst,
  * directory trees), the fast unlearning signal; --json writes an eval result
  * for `eval compare --target LABEL`. (`monet-probe ppl` is the older txt/JSONL
  * command; this one streams every corpus format.) */
@@ -11,17 +11,17 @@
 #include <cblas.h>
 
 #include "cli.h"
-#include "core/corpus.h"
-#include "core/eval_result.h"
-#include "core/backend.h"
-#include "core/perplexity.h"
-#include "core/progress.h"
+#include "core/text/corpus.h"
+#include "core/eval/eval_result.h"
+#include "core/model/backend.h"
+#include "core/eval/perplexity.h"
+#include "core/util/progress.h"
 
 static const char *USAGE =
     "usage: monet-probe eval ppl --model DIR --corpus SPEC [--label-field F] [--text-field F] [--mask MASK]\n"
     "                            [--context N] [--max-docs N] [--json OUT] [--strict] [--quiet]\n"
     "  Perplexity per label over a corpus (txt, jsonl, csv, *.zst, or a directory tree; see\n"
-    "  core/corpus.h). Each document is BOS + its tokens, scored in non-overlapping windows.\n"
+    "  core/text/corpus.h). Each document is BOS + its tokens, scored in non-overlapping windows.\n"
     "  --label-field F   JSONL field (dotted path) or CSV column to group by; for a directory:\n"
     "                    ext, parent or stem (file extension, parent folder, file name)\n"
     "  --text-field F    JSONL/CSV text field (default \"text\")\n"

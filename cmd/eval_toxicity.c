@@ -1,6 +1,6 @@
 /* cmd/eval_toxicity.c — `monet-probe eval toxicity`: ToxiGen and
  * RealToxicityPrompts continuations scored by a pluggable toxicity scorer
- * (core/tox_scorer.h), and lm-evaluation-harness's `toxigen` classification
+ * (core/eval/tox_scorer.h), and lm-evaluation-harness's `toxigen` classification
  * task on the annotated statements (DESIGN.md §4, docs/toxicity.md).
  *
  * Protocols:
@@ -29,11 +29,11 @@
 #include <string.h>
 
 #include "cli.h"
-#include "core/corpus.h"
-#include "core/eval_result.h"
-#include "core/generate.h"
-#include "core/progress.h"
-#include "core/tox_scorer.h"
+#include "core/text/corpus.h"
+#include "core/eval/eval_result.h"
+#include "core/model/generate.h"
+#include "core/util/progress.h"
+#include "core/eval/tox_scorer.h"
 
 static const char *USAGE =
     "usage: monet-probe eval toxicity --model DIR --prompts toxigen|rtp|toxigen-annotated [--scorer SPEC]\n"

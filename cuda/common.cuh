@@ -19,7 +19,7 @@
 #include <stdint.h>
 
 extern "C" {
-#include "core/error.h"
+#include "core/util/error.h"
 }
 
 typedef __nv_bfloat16 bf16;

@@ -1,5 +1,5 @@
 /* cuda/forward.cu — the CUDA forward pass (see forward_cuda.h). The layer
- * loop is forward_chunk of core/forward_cpu.c, step for step, with each
+ * loop is forward_chunk of core/model/forward_cpu.c, step for step, with each
  * mp_cpu_* kernel replaced by its mp_cuda_* twin and the OpenBLAS sgemm
  * calls by bf16 cuBLAS GEMMs. Residual adds are folded into the output
  * GEMMs (beta = 1 into the fp32 residual stream x). Everything runs on one

@@ -1,9 +1,9 @@
 /* cuda/forward_cuda.h — the CUDA Monet forward pass, callable from C, with
- * the same semantics as core/forward.h's mp_state / mp_forward (batched
+ * the same semantics as core/model/forward.h's mp_state / mp_forward (batched
  * prefill over a KV cache, rewind, mask, steering, optional routing record),
  * computed in bf16 GEMMs with fp32 accumulation (docs/cuda.md).
  *
- * Compiled only with MP_HAVE_CUDA. Prefer core/backend.h (mp_engine), which
+ * Compiled only with MP_HAVE_CUDA. Prefer core/model/backend.h (mp_engine), which
  * picks this or the CPU state behind one table.
  *
  * Ownership: mp_cuda_state_create uploads its own device copy of the
@@ -21,11 +21,11 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
-#include "core/error.h"
-#include "core/forward.h"
-#include "core/mask.h"
-#include "core/model.h"
-#include "core/routing.h"
+#include "core/util/error.h"
+#include "core/model/forward.h"
+#include "core/model/mask.h"
+#include "core/model/model.h"
+#include "core/model/routing.h"
 
 typedef struct mp_cuda_state mp_cuda_state;
 

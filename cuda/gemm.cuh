@@ -1,5 +1,5 @@
 /* cuda/gemm.cuh — row-major GEMMs on cuBLAS, the CUDA twin of mp_cpu_linear
- * and the cblas_sgemm calls of core/forward_cpu.c.
+ * and the cblas_sgemm calls of core/model/forward_cpu.c.
  *
  * All GEMMs take bf16 A/B and write float32 C with float32 accumulation
  * (cublasGemmEx, CUBLAS_COMPUTE_32F; tensor cores on sm_80+):

@@ -1,6 +1,6 @@
 /* cuda/logsoftmax.cuh — log-softmax of logits rows gathered at target ids
  * (perplexity, multiple-choice scoring); mirror of mp_logprob
- * (core/sampling.c): max and sum of exp in double. */
+ * (core/model/sampling.c): max and sum of exp in double. */
 #ifndef MP_CUDA_LOGSOFTMAX_CUH
 #define MP_CUDA_LOGSOFTMAX_CUH
 

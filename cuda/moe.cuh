@@ -1,6 +1,6 @@
 /* cuda/moe.cuh — the VD / HD expert mixtures from the compact routing lists
  * (mirror of mp_cpu_expert_up, mp_cpu_moe_vd / mp_cpu_moe_hd's sparse part,
- * mask_correction and steer_correction in core/forward_cpu.c).
+ * mask_correction and steer_correction in core/model/forward_cpu.c).
  *
  * The dense V / B GEMMs that follow are done by the caller (cuda/forward.cu)
  * on the mixed inputs written here; this file owns the sparse part:

@@ -1,5 +1,5 @@
 /* cuda/router.cuh — Monet's product-key router on the GPU (mirror of
- * mp_router_route, core/routing.c), writing compact per-head lists.
+ * mp_router_route, core/model/routing.c), writing compact per-head lists.
  *
  * Layout: list k = (t*2 + f)*Hm + h (as mp_route_group) holds cnt[k]
  * entries idx[k*cap + a], p[k*cap + a], a < cnt[k], in increasing expert

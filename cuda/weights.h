@@ -6,7 +6,7 @@
  * before relu^2) and the router BatchNorm running statistics (the routing
  * threshold is knife-edge sensitive, DESIGN.md §2).
  *
- * Upload converts the host float32 arena of mp_model (core/model.h). For
+ * Upload converts the host float32 arena of mp_model (core/model/model.h). For
  * bf16 checkpoints this is exact (the arena holds bf16 values widened to
  * f32). Follow-up: upload straight from the safetensors mmap to skip the
  * host f32 arena (docs/cuda.md).
@@ -32,8 +32,8 @@ typedef uint16_t mp_bf16; /* bf16 bit pattern; same size and layout */
 #ifdef __cplusplus
 extern "C" {
 #endif
-#include "core/error.h"
-#include "core/model.h"
+#include "core/util/error.h"
+#include "core/model/model.h"
 
 typedef struct mp_cuda_layer {
     float *attn_norm, *ffn_norm;    /* [d] */

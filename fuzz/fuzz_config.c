@@ -2,7 +2,7 @@
  * on arbitrary bytes. */
 #include <stdint.h>
 
-#include "core/config.h"
+#include "core/model/config.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     mp_config cfg;

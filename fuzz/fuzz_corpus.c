@@ -1,4 +1,4 @@
-/* fuzz/fuzz_corpus.c — libFuzzer target: core/corpus.c readers on arbitrary
+/* fuzz/fuzz_corpus.c — libFuzzer target: core/text/corpus.c readers on arbitrary
  * files. The first input byte chooses the format and options, the rest is the
  * file content:
  *   bits 0-2  0 .jsonl   1 .csv   2 .txt   3 .txt whole-file
@@ -17,7 +17,7 @@
 #include <sys/stat.h>
 #include <zstd.h>
 
-#include "core/corpus.h"
+#include "core/text/corpus.h"
 
 static char dir[256];
 

@@ -1,16 +1,16 @@
-/* fuzz/fuzz_tokenizer.c — libFuzzer target for core/tokenizer.c: the input
+/* fuzz/fuzz_tokenizer.c — libFuzzer target for core/text/tokenizer.c: the input
  * bytes are a tokenizer.model (protobuf ModelProto). A model that loads must
  * encode, decode and stream-decode a fixed awkward string without faults.
  *
  * build: clang -g -O1 -fsanitize=fuzzer,address,undefined -I. \
- *          core/tokenizer.c core/error.c fuzz/fuzz_tokenizer.c -o fuzz_tokenizer
+ *          core/text/tokenizer.c core/util/error.c fuzz/fuzz_tokenizer.c -o fuzz_tokenizer
  * run:   ./fuzz_tokenizer -max_total_time=60 fuzz/corpus/tokenizer
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/tokenizer.h"
+#include "core/text/tokenizer.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static const char text[] = "Hello  w\xc3\xb6rld\t\xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x98\x80 <s>ab "

@@ -10,14 +10,14 @@ mkdir -p fuzz/out
 for src in fuzz/fuzz_*.c; do
   name=$(basename "$src" .c); name=${name#fuzz_}
   bin=fuzz/out/fuzz_$name
-  deps="core/error.c"
+  deps="core/util/error.c"
   case $name in
-    safetensors) deps+=" core/safetensors.c" ;;
-    config) deps+=" core/config.c" ;;
-    tokenizer) deps+=" core/tokenizer.c" ;;
-    corpus) deps+=" core/corpus.c core/utf8.c -lzstd" ;;
+    safetensors) deps+=" core/model/safetensors.c" ;;
+    config) deps+=" core/model/config.c" ;;
+    tokenizer) deps+=" core/text/tokenizer.c" ;;
+    corpus) deps+=" core/text/corpus.c core/text/utf8.c -lzstd" ;;
     recipe) deps+=" recipes/recipe.c -lyaml" ;;
-    *) deps+=" $(ls core/*.c | grep -v forward_cpu | tr '\n' ' ')" ;;
+    *) deps+=" $(ls core/*/*.c | grep -v "forward_cpu\|core/util/error.c" | tr '\n' ' ')" ;;
   esac
   clang -g -O1 -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -fsanitize=fuzzer,address,undefined \
     -fno-sanitize-recover=undefined $inc $src $deps -lcjson -lm -o "$bin"

@@ -18,10 +18,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "core/checkpoint.h"
-#include "core/eval_tasks.h"
-#include "core/progress.h"
-#include "core/sha256.h"
+#include "core/model/checkpoint.h"
+#include "core/eval/eval_tasks.h"
+#include "core/util/progress.h"
+#include "core/util/sha256.h"
 
 static const char *STEP_NAMES[] = {"corpus-mmlu", "scorer", "collect", "purge", "eval"};
 

@@ -18,7 +18,7 @@
 
 #include <stdio.h>
 
-#include "core/error.h"
+#include "core/util/error.h"
 #include "recipes/recipe.h"
 
 typedef enum {

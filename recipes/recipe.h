@@ -12,7 +12,7 @@
 
 #include <stddef.h>
 
-#include "core/error.h"
+#include "core/util/error.h"
 
 /* One YAML node (the document API, copied into our own tree so that --set can
  * graft values and every node keeps where it came from). */

@@ -18,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/eval_result.h"
+#include "core/eval/eval_result.h"
 
 typedef struct rrow {
     char kind[64], name[160];

@@ -11,7 +11,7 @@
 #ifndef MP_RECIPES_REPORT_H
 #define MP_RECIPES_REPORT_H
 
-#include "core/error.h"
+#include "core/util/error.h"
 #include "recipes/plan.h"
 
 /* Write the three files; every step of the plan must be done. exe is the

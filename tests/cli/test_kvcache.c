@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/forward.h"
+#include "core/model/forward.h"
 
 enum { T = 23 };
 

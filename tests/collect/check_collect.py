@@ -12,7 +12,7 @@ MODE:
   shards      3 shards merged == one run over the whole corpus; merge refusals
   errors      corrupt stores, wrong settings, bad corpora, bad expert ids
   commands    top-contexts text/--json format, experts --sort/--label/--group
-  sha256      core/sha256 == coreutils sha256sum == hashlib
+  sha256      core/util/sha256 == coreutils sha256sum == hashlib
 """
 import hashlib
 import json
@@ -458,9 +458,9 @@ def mode_sha256(tmp):
     files.append(os.path.join(MODEL, "tokenizer.model"))
     ours = subprocess.run([SHA_BIN, *files], capture_output=True).stdout.decode()
     theirs = subprocess.run(["sha256sum", *files], capture_output=True).stdout.decode()
-    check(ours == theirs and ours.count("\n") == len(files), f"core/sha256 == sha256sum on {len(files)} files")
+    check(ours == theirs and ours.count("\n") == len(files), f"core/util/sha256 == sha256sum on {len(files)} files")
     check(all(l.split()[0] == hashlib.sha256(open(f, "rb").read()).hexdigest()
-              for l, f in zip(ours.splitlines(), files)), "core/sha256 == hashlib")
+              for l, f in zip(ours.splitlines(), files)), "core/util/sha256 == hashlib")
 
 
 with tempfile.TemporaryDirectory() as tmp:

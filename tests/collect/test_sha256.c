@@ -1,8 +1,8 @@
 /* tests/collect/test_sha256.c — print "HEX  PATH" for each file argument, like
- * sha256sum, using core/sha256 (compared with coreutils by check_collect.py). */
+ * sha256sum, using core/util/sha256 (compared with coreutils by check_collect.py). */
 #include <stdio.h>
 
-#include "core/sha256.h"
+#include "core/util/sha256.h"
 
 int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {

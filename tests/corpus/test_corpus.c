@@ -1,10 +1,10 @@
-/* tests/corpus/test_corpus.c — core/corpus.c against fixtures written at run
+/* tests/corpus/test_corpus.c — core/text/corpus.c against fixtures written at run
  * time into a mkdtemp directory (text, JSONL, CSV, .zst, directory trees,
  * malformed lines, strict mode, corrupt zstd, a 5 MB line) and against the
  * real data sets in MP_SHARED (argv[1]): MMLU CSVs, RosettaCode and
  * RealToxicityPrompts JSONL. Exit status 1 on any failed check. */
-#include "core/corpus.h"
-#include "core/utf8.h"
+#include "core/text/corpus.h"
+#include "core/text/utf8.h"
 
 #include <stdio.h>
 #include <stdlib.h>

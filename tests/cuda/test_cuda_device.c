@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "core/backend.h"
+#include "core/model/backend.h"
 
 int main(void) {
     char desc[256];

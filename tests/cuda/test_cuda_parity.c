@@ -25,11 +25,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/backend.h"
-#include "core/forward.h"
-#include "core/mask.h"
-#include "core/routing.h"
-#include "core/sampling.h"
+#include "core/model/backend.h"
+#include "core/model/forward.h"
+#include "core/model/mask.h"
+#include "core/model/routing.h"
+#include "core/model/sampling.h"
 #ifdef MP_HAVE_CUDA
 #include "cuda/forward_cuda.h"
 #endif

@@ -1,10 +1,10 @@
-/* tests/eval_code/test_passk.c — the unbiased pass@k estimator (core/passk)
+/* tests/eval_code/test_passk.c — the unbiased pass@k estimator (core/eval/passk)
  * against values computed independently: exact binomial ratios in closed form
  * and the edge cases of Chen et al. 2021's definition. */
 #include <math.h>
 #include <stdio.h>
 
-#include "core/passk.h"
+#include "core/eval/passk.h"
 
 static int failures;
 

@@ -16,8 +16,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/progress.h"
-#include "core/sandbox.h"
+#include "core/util/progress.h"
+#include "core/eval/sandbox.h"
 
 static int failures;
 #define CHECK(cond, ...)                                  \

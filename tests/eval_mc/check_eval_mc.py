@@ -3,7 +3,7 @@
 evaluations on a tiny random checkpoint (accuracy near chance is expected; the
 structure, counts, determinism and error handling are what is checked).
 
-  check_eval_mc.py mcq TEST_MCQ MODEL REF_DIR WORK   core/mcq vs the float64 reference
+  check_eval_mc.py mcq TEST_MCQ MODEL REF_DIR WORK   core/eval/mcq vs the float64 reference
   check_eval_mc.py e2e BIN MODEL DATA WORK           eval mmlu/general/ppl/compare
 """
 import json

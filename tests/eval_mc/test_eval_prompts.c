@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/eval_tasks.h"
-#include "core/mcq.h"
+#include "core/eval/eval_tasks.h"
+#include "core/eval/mcq.h"
 
 static int failures = 0, checks = 0;
 

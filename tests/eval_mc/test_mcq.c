@@ -1,4 +1,4 @@
-/* tests/eval_mc/test_mcq.c — core/mcq on a tiny checkpoint:
+/* tests/eval_mc/test_mcq.c — core/eval/mcq on a tiny checkpoint:
  *  - each choice's log-likelihood equals a full forward of context +
  *    continuation from an empty cache (tolerance: chunking changes float sums);
  *  - scores are bit-identical whatever ran before (prefix reuse vs a fresh
@@ -11,10 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/forward.h"
-#include "core/mcq.h"
-#include "core/sampling.h"
-#include "core/tokenizer.h"
+#include "core/model/forward.h"
+#include "core/eval/mcq.h"
+#include "core/model/sampling.h"
+#include "core/text/tokenizer.h"
 
 static int failures = 0;
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""tests/eval_tox/check_roberta.py — parity of the C RoBERTa scorer (core/roberta.c,
-core/bpe_bytelevel.c) against independent Python implementations.
+"""tests/eval_tox/check_roberta.py — parity of the C RoBERTa scorer (core/eval/roberta.c,
+core/text/bpe_bytelevel.c) against independent Python implementations.
 
 Builds a tiny random RoBERTa in the Hugging Face layout (config.json, model.safetensors
 written by hand, vocab.json + merges.txt learned here by a small BPE trainer), then checks

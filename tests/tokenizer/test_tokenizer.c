@@ -1,4 +1,4 @@
-/* tests/tokenizer/test_tokenizer.c — unit test of core/tokenizer.c against the
+/* tests/tokenizer/test_tokenizer.c — unit test of core/text/tokenizer.c against the
  * LLaMA-2 tokenizer.model: known ids, decode, streaming decode_piece, error
  * codes, and robustness of the loader on truncated / bit-flipped models
  * (every outcome must be 0 or a clean error; run under MP_SANITIZE for ASan).
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/tokenizer.h"
+#include "core/text/tokenizer.h"
 
 static int failures = 0;
 

@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "core/config.h"
+#include "core/model/config.h"
 
 #define BASE                                                                                                  \
     "\"vocab_size\": 100, \"hidden_size\": 64, \"num_hidden_layers\": 5, \"num_attention_heads\": 4, "      \

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 
 #include "check.h"
-#include "core/routing.h"
+#include "core/model/routing.h"
 
 int main(void) {
     /* Phi^-1 values from standard tables (scipy.stats.norm.ppf) */

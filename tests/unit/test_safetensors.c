@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "core/safetensors.h"
+#include "core/model/safetensors.h"
 
 /* Build an image: 8-byte LE length, header text, data_len bytes of data. */
 static unsigned char *image(const char *header, size_t data_len, size_t *len) {

@@ -3,7 +3,7 @@
 #include <math.h>
 
 #include "check.h"
-#include "core/sampling.h"
+#include "core/model/sampling.h"
 
 int main(void) {
     float logits[5] = {1.0f, 3.0f, 2.0f, 3.0f, -1.0f};

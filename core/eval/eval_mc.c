@@ -1,0 +1,267 @@
+/* core/eval/eval_mc.c — scores multiple-choice documents (see eval_mc.h). */
+#include "core/eval/eval_mc.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void mp_mc_runner_free(mp_mc_runner *r) {
+    if (!r) return;
+    free(r->prefix);
+    free(r->prefix_ids);
+    r->prefix = NULL;
+    r->prefix_ids = NULL;
+    r->n_prefix_ids = 0;
+}
+
+/* Leading context tokens that are the shared prefix: the common prefix of the
+ * context's ids with the prefix string's own encoding (a pure function of the
+ * item, so every item is scored the same way whatever ran before it). */
+static int prefix_keep(mp_mc_runner *r, const char *ctx, size_t prefix_len, const int32_t *ids, size_t n,
+                       size_t *keep, mp_error *err) {
+    *keep = 0;
+    if (prefix_len == 0) return 0;
+    if (!r->prefix || strlen(r->prefix) != prefix_len || memcmp(r->prefix, ctx, prefix_len)) {
+        mp_mc_runner_free(r);
+        r->prefix = malloc(prefix_len + 1);
+        MP_FAIL_IF(!r->prefix, err, MP_ENOMEM, "out of memory");
+        memcpy(r->prefix, ctx, prefix_len);
+        r->prefix[prefix_len] = '\0';
+        MP_TRY(mp_tokenizer_encode(r->tok, ctx, prefix_len, r->add_bos, &r->prefix_ids, &r->n_prefix_ids, err));
+    }
+    *keep = mp_mcq_common_prefix(r->prefix_ids, r->n_prefix_ids, ids, n);
+    return 0;
+}
+
+/* Score choice set [c0, c1) that share context string ctx. */
+static int score_group(mp_mc_runner *r, const mp_mc_request *rq, const char *ctx, int c0, int c1,
+                       mp_mcq_result *res, mp_error *err) {
+    int32_t *cids[MP_MC_MAX_CHOICES] = {0}, *ctx_ids = NULL;
+    size_t nc[MP_MC_MAX_CHOICES] = {0}, n_ctx = 0, keep = 0;
+    int rc = 0, trunc = 0;
+    for (int c = c0; c < c1 && rc == 0; c++) {
+        int32_t *x = NULL;
+        size_t nx = 0;
+        rc = mp_mcq_encode_pair(r->tok, r->add_bos, ctx, strlen(ctx), rq->cont[c], strlen(rq->cont[c]), &x, &nx,
+                                &cids[c], &nc[c], err);
+        if (rc == 0 && !ctx_ids) {
+            ctx_ids = x;
+            n_ctx = nx;
+        } else {
+            free(x);
+        }
+    }
+    if (rc == 0) rc = prefix_keep(r, ctx, rq->prefix_len, ctx_ids, n_ctx, &keep, err);
+    if (rc == 0)
+        rc = mp_mcq_score(r->q, ctx_ids, n_ctx, keep, (const int32_t *const *)(cids + c0), nc + c0,
+                          (size_t)(c1 - c0), res + c0, &trunc, err);
+    if (trunc) r->truncated++;
+    free(ctx_ids);
+    for (int c = 0; c < MP_MC_MAX_CHOICES; c++) free(cids[c]);
+    return rc;
+}
+
+static void json_str(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+        else if (c < 0x20) fprintf(f, "\\u%04x", c);
+        else fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+static void write_item(FILE *f, mp_mc_task task, const char *subject, size_t index, const mp_mc_doc *d,
+                       const mp_mc_request *rq, const mp_mcq_result *res, int pred, int pred_norm) {
+    fprintf(f, "{\"task\": \"%s\", ", mp_mc_task_get(task)->name);
+    if (subject) {
+        fputs("\"subject\": ", f);
+        json_str(f, subject);
+        fputs(", ", f);
+    }
+    fprintf(f, "\"index\": %zu, \"id\": ", index);
+    json_str(f, d->id ? d->id : "");
+    fprintf(f, ", \"gold\": %d, \"pred\": %d, \"pred_norm\": %d, \"loglik\": [", rq->gold, pred, pred_norm);
+    for (int c = 0; c < rq->n_choices; c++) fprintf(f, "%s%.17g", c ? ", " : "", res[c].loglik);
+    fputs("], \"n_tokens\": [", f);
+    for (int c = 0; c < rq->n_choices; c++) fprintf(f, "%s%d", c ? ", " : "", res[c].n_tokens);
+    fputs("], \"norm_len\": [", f);
+    for (int c = 0; c < rq->n_choices; c++) fprintf(f, "%s%zu", c ? ", " : "", rq->norm_len[c]);
+    fputs("], \"is_greedy\": [", f);
+    for (int c = 0; c < rq->n_choices; c++) fprintf(f, "%s%s", c ? ", " : "", res[c].is_greedy ? "true" : "false");
+    fputs("]}\n", f);
+}
+
+static void flush_units(mp_mc_runner *r, int force) {
+    int b = r->batch > 0 ? r->batch : 1;
+    if (r->pending >= (size_t)b || (force && r->pending)) {
+        if (r->prog) mp_progress_add(r->prog, r->pending);
+        if (r->items) fflush(r->items);
+        r->pending = 0;
+    }
+}
+
+int mp_mc_run(mp_mc_runner *r, mp_mc_task task, const char *subject, const mp_mc_set *docs, size_t limit,
+              const mp_mc_set *shot_pool, int n_shots, mp_mc_score *out, mp_error *err) {
+    size_t n = limit && limit < docs->n ? limit : docs->n;
+    mp_mc_doc shots[16];
+    MP_FAIL_IF(n_shots < 0 || n_shots > 16, err, MP_EINPUT, "--shots %d: at most 16", n_shots);
+    const mp_mc_set *pool = shot_pool ? shot_pool : docs;
+    MP_FAIL_IF((size_t)n_shots > pool->n - (shot_pool ? 0 : 1), err, MP_EINPUT,
+               "%s: %d few-shot examples requested, %zu available", mp_mc_task_get(task)->name, n_shots,
+               pool->n - (shot_pool ? 0 : 1));
+    for (size_t i = 0; i < n; i++) {
+        int k = 0;
+        for (size_t j = 0; j < pool->n && k < n_shots; j++)
+            if (shot_pool || j != i) shots[k++] = pool->docs[j];
+        mp_mc_request rq;
+        MP_TRY(mp_mc_format(task, &docs->docs[i], subject, shots, (size_t)k, &rq, err));
+        mp_mcq_result res[MP_MC_MAX_CHOICES];
+        int rc = 0;
+        if (rq.n_ctx == 1) {
+            rc = score_group(r, &rq, rq.ctx[0], 0, rq.n_choices, res, err);
+        } else {
+            for (int c = 0; c < rq.n_choices && rc == 0; c++) rc = score_group(r, &rq, rq.ctx[c], c, c + 1, res, err);
+        }
+        if (rc < 0) {
+            mp_error_prefix(err, "%s%s%s item %zu", mp_mc_task_get(task)->name, subject ? "/" : "",
+                            subject ? subject : "", i);
+            mp_mc_request_free(&rq);
+            return rc;
+        }
+        int pred = 0, pred_norm = 0;
+        for (int c = 1; c < rq.n_choices; c++) {
+            if (res[c].loglik > res[pred].loglik) pred = c;
+            double a = res[c].loglik / (double)(rq.norm_len[c] ? rq.norm_len[c] : 1);
+            double b = res[pred_norm].loglik / (double)(rq.norm_len[pred_norm] ? rq.norm_len[pred_norm] : 1);
+            if (a > b) pred_norm = c;
+        }
+        out->n++;
+        out->correct += pred == rq.gold;
+        out->correct_norm += pred_norm == rq.gold;
+        if (r->items) write_item(r->items, task, subject, i, &docs->docs[i], &rq, res, pred, pred_norm);
+        mp_mc_request_free(&rq);
+        r->pending++;
+        flush_units(r, 0);
+    }
+    flush_units(r, 1);
+    return 0;
+}
+
+/* ---- MMLU over subjects ------------------------------------------------------ */
+
+typedef struct {
+    const char *name;
+    size_t n, correct;
+} tally;
+
+static int tally_add(tally *t, size_t *nt, size_t cap, const char *name, const mp_mc_score *s) {
+    for (size_t i = 0; i < *nt; i++)
+        if (!strcmp(t[i].name, name)) {
+            t[i].n += s->n;
+            t[i].correct += s->correct;
+            return 0;
+        }
+    if (*nt == cap) return -1;
+    t[*nt] = (tally){name, s->n, s->correct};
+    (*nt)++;
+    return 0;
+}
+
+/* Subjects selected (indices into the table), checking names. */
+static int select_subjects(const mp_mmlu_subject *all, size_t n_all, const char *const *subjects, size_t n_subjects,
+                           size_t *sel, size_t *n_sel, mp_error *err) {
+    *n_sel = 0;
+    if (!subjects || n_subjects == 0) {
+        for (size_t i = 0; i < n_all; i++) sel[(*n_sel)++] = i;
+        return 0;
+    }
+    for (size_t k = 0; k < n_subjects; k++) {
+        size_t i = 0;
+        while (i < n_all && strcmp(all[i].name, subjects[k])) i++;
+        MP_FAIL_IF(i == n_all, err, MP_EINPUT, "unknown MMLU subject '%s' (names as in mmlu/subjects.tsv, e.g. "
+                   "abstract_algebra)", subjects[k]);
+        for (size_t j = 0; j < *n_sel; j++)
+            MP_FAIL_IF(sel[j] == i, err, MP_EINPUT, "MMLU subject '%s' given twice", subjects[k]);
+        sel[(*n_sel)++] = i;
+    }
+    return 0;
+}
+
+int mp_mmlu_count(const char *data_dir, const char *const *subjects, size_t n_subjects, size_t limit, size_t *n,
+                  mp_error *err) {
+    mp_mmlu_subject *all = NULL;
+    size_t n_all = 0, n_sel = 0;
+    *n = 0;
+    MP_TRY(mp_mmlu_subjects_load(data_dir, &all, &n_all, err));
+    size_t *sel = malloc(n_all * sizeof *sel);
+    int rc = sel ? select_subjects(all, n_all, subjects, n_subjects, sel, &n_sel, err)
+                 : mp_fail(err, MP_ENOMEM, "out of memory");
+    for (size_t k = 0; rc == 0 && k < n_sel; k++) {
+        size_t t = all[sel[k]].n_test;
+        *n += limit && limit < t ? limit : t;
+    }
+    free(sel);
+    mp_mmlu_subjects_free(all, n_all);
+    return rc;
+}
+
+int mp_mmlu_run(mp_mc_runner *r, const char *data_dir, const char *const *subjects, size_t n_subjects, int n_shots,
+                size_t limit, mp_eval_result *res, double *acc, mp_error *err) {
+    mp_mmlu_subject *all = NULL;
+    size_t n_all = 0, n_sel = 0, n_cat = 0, n_sup = 0;
+    MP_TRY(mp_mmlu_subjects_load(data_dir, &all, &n_all, err));
+    int rc = 0;
+    size_t *sel = malloc(n_all * sizeof *sel);
+    tally *cat = calloc(n_all, sizeof *cat), *sup = calloc(n_all, sizeof *sup);
+    mp_mc_score total = {0};
+    double macro = 0;
+    if (!sel || !cat || !sup) {
+        rc = mp_fail(err, MP_ENOMEM, "out of memory");
+        goto cleanup;
+    }
+    if ((rc = select_subjects(all, n_all, subjects, n_subjects, sel, &n_sel, err)) < 0) goto cleanup;
+    for (size_t k = 0; k < n_sel; k++) {
+        const mp_mmlu_subject *s = &all[sel[k]];
+        mp_mc_set test = {0}, dev = {0};
+        mp_mc_score sc = {0};
+        rc = mp_mc_load(MP_TASK_MMLU, data_dir, s->name, "test", &test, err);
+        if (rc == 0 && n_shots > 0) rc = mp_mc_load(MP_TASK_MMLU, data_dir, s->name, "dev", &dev, err);
+        if (rc == 0) rc = mp_mc_run(r, MP_TASK_MMLU, s->name, &test, limit, n_shots > 0 ? &dev : NULL, n_shots, &sc, err);
+        mp_mc_set_free(&test);
+        mp_mc_set_free(&dev);
+        if (rc < 0) goto cleanup;
+        double a = sc.n ? (double)sc.correct / (double)sc.n : NAN;
+        if ((rc = mp_eval_result_add(res, "subject", s->name, sc.n, a, a, NAN, NAN, err)) < 0) goto cleanup;
+        if (tally_add(cat, &n_cat, n_all, s->category, &sc) || tally_add(sup, &n_sup, n_all, s->supercategory, &sc)) {
+            rc = mp_fail(err, MP_EINTERNAL, "too many MMLU categories");
+            goto cleanup;
+        }
+        total.n += sc.n;
+        total.correct += sc.correct;
+        macro += a;
+    }
+    for (size_t i = 0; i < n_cat && rc == 0; i++) {
+        double a = (double)cat[i].correct / (double)cat[i].n;
+        rc = mp_eval_result_add(res, "category", cat[i].name, cat[i].n, a, a, NAN, NAN, err);
+    }
+    for (size_t i = 0; i < n_sup && rc == 0; i++) {
+        double a = (double)sup[i].correct / (double)sup[i].n;
+        rc = mp_eval_result_add(res, "supercategory", sup[i].name, sup[i].n, a, a, NAN, NAN, err);
+    }
+    if (rc == 0) {
+        double a = total.n ? (double)total.correct / (double)total.n : NAN;
+        rc = mp_eval_result_add(res, "average", "mmlu", total.n, a, a, NAN, NAN, err);
+        if (rc == 0)
+            rc = mp_eval_result_add(res, "average", "mmlu_subject_macro", total.n, macro / (double)n_sel,
+                                    macro / (double)n_sel, NAN, NAN, err);
+        if (acc) *acc = a;
+    }
+cleanup:
+    free(sel);
+    free(cat);
+    free(sup);
+    mp_mmlu_subjects_free(all, n_all);
+    return rc;
+}

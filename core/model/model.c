@@ -1,0 +1,168 @@
+/* core/model/model.c — loads a Monet checkpoint into float32 host memory (see
+ * model.h). The tensor list is built from config.json, every tensor is
+ * checked for presence, shape and dtype before anything is converted. */
+#include "core/model/model.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/model/checkpoint.h"
+
+typedef struct {
+    char name[96];
+    int ndim;
+    int64_t shape[2];
+    float **dst;
+    int is_param;              /* counted in n_params */
+    const mp_st_tensor *t;
+} weight_spec;
+
+typedef struct {
+    weight_spec *v;
+    size_t n, cap;
+} spec_list;
+
+static int spec_add(spec_list *l, float **dst, int is_param, int64_t d0, int64_t d1, mp_error *err,
+                    const char *fmt, ...) {
+    if (l->n == l->cap) {
+        size_t nc = l->cap ? l->cap * 2 : 64;
+        weight_spec *nv = realloc(l->v, nc * sizeof *nv);
+        if (!nv) return mp_fail(err, MP_ENOMEM, "out of memory");
+        l->v = nv;
+        l->cap = nc;
+    }
+    weight_spec *s = &l->v[l->n++];
+    memset(s, 0, sizeof *s);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->name, sizeof s->name, fmt, ap);
+    va_end(ap);
+    s->ndim = d1 ? 2 : 1;
+    s->shape[0] = d0;
+    s->shape[1] = d1;
+    s->dst = dst;
+    s->is_param = is_param;
+    return 0;
+}
+
+/* All tensors the architecture needs, with the shapes config.json implies. */
+static int build_specs(mp_model *m, spec_list *l, mp_error *err) {
+    const mp_config *c = &m->cfg;
+    const int64_t d = c->hidden_size, V = c->vocab_size, hd = c->head_dim;
+    const int64_t qd = (int64_t)c->n_heads * hd, kvd = (int64_t)c->n_kv_heads * hd;
+    const int64_t E = c->moe_experts, Hm = c->moe_heads, m_ = c->moe_dim;
+    MP_TRY(spec_add(l, &m->embed, 1, V, d, err, "model.embed_tokens.weight"));
+    MP_TRY(spec_add(l, &m->final_norm, 1, d, 0, err, "model.norm.weight"));
+    if (!c->tie_word_embeddings) MP_TRY(spec_add(l, &m->lm_head, 1, V, d, err, "lm_head.weight"));
+    for (int i = 0; i < c->n_layers; i++) {
+        mp_layer *y = &m->layers[i];
+        const char *p = "model.layers";
+        MP_TRY(spec_add(l, &y->attn_norm, 1, d, 0, err, "%s.%d.input_layernorm.weight", p, i));
+        MP_TRY(spec_add(l, &y->wq, 1, qd, d, err, "%s.%d.self_attn.q_proj.weight", p, i));
+        MP_TRY(spec_add(l, &y->wk, 1, kvd, d, err, "%s.%d.self_attn.k_proj.weight", p, i));
+        MP_TRY(spec_add(l, &y->wv, 1, kvd, d, err, "%s.%d.self_attn.v_proj.weight", p, i));
+        MP_TRY(spec_add(l, &y->wo, 1, d, qd, err, "%s.%d.self_attn.o_proj.weight", p, i));
+        MP_TRY(spec_add(l, &y->ffn_norm, 1, d, 0, err, "%s.%d.post_attention_layernorm.weight", p, i));
+        if (i % c->moe_groups == 0) {
+            MP_TRY(spec_add(l, &y->router_w1, 1, Hm * E, d, err, "%s.%d.router.w1.weight", p, i));
+            MP_TRY(spec_add(l, &y->router_w2, 1, Hm * E, d, err, "%s.%d.router.w2.weight", p, i));
+            MP_TRY(spec_add(l, &y->bn1_mean, 0, Hm, 0, err, "%s.%d.router.norm1.running_mean", p, i));
+            MP_TRY(spec_add(l, &y->bn1_var, 0, Hm, 0, err, "%s.%d.router.norm1.running_var", p, i));
+            MP_TRY(spec_add(l, &y->bn2_mean, 0, Hm, 0, err, "%s.%d.router.norm2.running_mean", p, i));
+            MP_TRY(spec_add(l, &y->bn2_var, 0, Hm, 0, err, "%s.%d.router.norm2.running_var", p, i));
+        }
+        if (c->decompose == MP_VD) {
+            const int64_t em2 = E * (m_ / 2), dh = d / 2;
+            MP_TRY(spec_add(l, &y->u1, 1, em2, d, err, "%s.%d.moe.u1.weight", p, i));
+            MP_TRY(spec_add(l, &y->u1_bias, 1, em2, 0, err, "%s.%d.moe.u1.bias", p, i));
+            MP_TRY(spec_add(l, &y->u2, 1, em2, d, err, "%s.%d.moe.u2.weight", p, i));
+            MP_TRY(spec_add(l, &y->u2_bias, 1, em2, 0, err, "%s.%d.moe.u2.bias", p, i));
+            MP_TRY(spec_add(l, &y->v11, 1, dh, em2, err, "%s.%d.moe.v11.weight", p, i));
+            MP_TRY(spec_add(l, &y->v12, 1, dh, em2, err, "%s.%d.moe.v12.weight", p, i));
+            MP_TRY(spec_add(l, &y->v21, 1, dh, em2, err, "%s.%d.moe.v21.weight", p, i));
+            MP_TRY(spec_add(l, &y->v22, 1, dh, em2, err, "%s.%d.moe.v22.weight", p, i));
+            MP_TRY(spec_add(l, &y->b1, 1, E, dh, err, "%s.%d.moe.b1", p, i));
+            MP_TRY(spec_add(l, &y->b2, 1, E, dh, err, "%s.%d.moe.b2", p, i));
+        } else {
+            const int64_t em = E * m_;
+            MP_TRY(spec_add(l, &y->u, 1, em, d, err, "%s.%d.moe.u.weight", p, i));
+            MP_TRY(spec_add(l, &y->u_bias, 1, em, 0, err, "%s.%d.moe.u.bias", p, i));
+            MP_TRY(spec_add(l, &y->v, 1, d, em, err, "%s.%d.moe.v.weight", p, i));
+            MP_TRY(spec_add(l, &y->b, 1, E, d, err, "%s.%d.moe.b", p, i));
+        }
+    }
+    return 0;
+}
+
+int mp_model_load(const char *dir, mp_model **out, mp_error *err) {
+    mp_checkpoint *ck = NULL;
+    MP_TRY(mp_checkpoint_open(dir, &ck, err));
+    int rc = 0;
+    spec_list specs = {0};
+    mp_model *m = calloc(1, sizeof *m);
+    if (!m) {
+        rc = mp_fail(err, MP_ENOMEM, "out of memory");
+        goto cleanup;
+    }
+    m->cfg = ck->cfg;
+    m->dir = strdup(dir);
+    m->layers = calloc((size_t)m->cfg.n_layers, sizeof *m->layers);
+    m->file_bytes = ck->file_bytes;
+    if (!m->dir || !m->layers) {
+        rc = mp_fail(err, MP_ENOMEM, "out of memory");
+        goto cleanup;
+    }
+    rc = build_specs(m, &specs, err);
+    if (rc < 0) goto cleanup;
+    size_t total = 0;
+    for (size_t i = 0; i < specs.n; i++) {
+        weight_spec *s = &specs.v[i];
+        rc = mp_checkpoint_get_float(ck, s->name, s->ndim, s->shape, &s->t, err);
+        if (rc < 0) goto cleanup;
+        total += s->t->numel;
+        if (s->is_param) m->n_params += s->t->numel;
+    }
+    snprintf(m->weight_dtype, sizeof m->weight_dtype, "%s", mp_dtype_name(specs.v[0].t->dtype));
+    m->arena = malloc(total * sizeof(float));
+    if (!m->arena) {
+        rc = mp_fail(err, MP_ENOMEM, "cannot allocate %.1f GiB for float32 weights",
+                     (double)total * 4 / (1024.0 * 1024 * 1024));
+        goto cleanup;
+    }
+    m->arena_floats = total;
+    float *p = m->arena;
+    for (size_t i = 0; i < specs.n; i++) {
+        weight_spec *s = &specs.v[i];
+        mp_convert_to_f32(s->t->dtype, s->t->data, s->t->numel, p);
+        *s->dst = p;
+        p += s->t->numel;
+    }
+    if (m->cfg.tie_word_embeddings) m->lm_head = m->embed;
+    for (int i = 0; i < m->cfg.n_layers; i += m->cfg.moe_groups) {
+        const mp_layer *y = &m->layers[i];
+        for (int h = 0; h < m->cfg.moe_heads; h++)
+            if (!(y->bn1_var[h] >= 0) || !(y->bn2_var[h] >= 0)) {
+                rc = mp_fail(err, MP_EINPUT, "%s: layer %d router running_var[%d] is negative or NaN", dir, i, h);
+                goto cleanup;
+            }
+    }
+cleanup:
+    free(specs.v);
+    mp_checkpoint_close(ck);
+    if (rc < 0) {
+        mp_model_free(m);
+        return rc;
+    }
+    *out = m;
+    return 0;
+}
+
+void mp_model_free(mp_model *m) {
+    if (!m) return;
+    free(m->arena);
+    free(m->layers);
+    free(m->dir);
+    free(m);
+}

@@ -1,0 +1,825 @@
+/* core/store/collect.c — the collect loop (corpus -> tokenizer -> windows -> forward
+ * with routing -> accumulators -> store, one transaction per batch), resume,
+ * and the exact merge of shard stores. See collect.h for the semantics and
+ * docs/store.md for the store. */
+#include "core/store/collect.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/model/checkpoint.h"
+#include "core/model/forward.h"
+#include "core/model/model.h"
+#include "core/util/sha256.h"
+#include "core/store/store.h"
+#include "core/text/tokenizer.h"
+#include "core/store/topk.h"
+
+#ifndef MP_VERSION
+#define MP_VERSION "dev"
+#endif
+
+/* ---------------------------------------------------------------- fingerprint */
+
+
+static int hash_sample(mp_sha256 *h, const char *path, mp_error *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return mp_fail(err, MP_EIO, "%s: cannot open: %s", path, strerror(errno));
+    static uint8_t buf[1 << 16];
+    long long size = 0;
+    if (fseek(f, 0, SEEK_END) == 0) size = ftell(f);
+    mp_sha256_update(h, &size, sizeof size);
+    const long long MIB = 1 << 20;
+    long long offs[2] = {0, size > MIB ? size - MIB : 0};
+    for (int k = 0; k < 2; k++) {
+        if (fseek(f, (long)offs[k], SEEK_SET) != 0) break;
+        long long left = MIB;
+        size_t r;
+        while (left > 0 && (r = fread(buf, 1, (size_t)(left < (long long)sizeof buf ? left : (long long)sizeof buf), f)) > 0) {
+            mp_sha256_update(h, buf, r);
+            left -= (long long)r;
+        }
+    }
+    int bad = ferror(f);
+    fclose(f);
+    return bad ? mp_fail(err, MP_EIO, "%s: read error", path) : 0;
+}
+
+int mp_model_fingerprint(const char *dir, char config_sha[65], char tok_sha[65], char model_hash[65], mp_error *err) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    MP_TRY(mp_sha256_file(path, config_sha, err));
+    snprintf(path, sizeof path, "%s/tokenizer.model", dir);
+    MP_TRY(mp_sha256_file(path, tok_sha, err));
+    mp_sha256 h;
+    mp_sha256_init(&h);
+    mp_sha256_update(&h, config_sha, 64);
+    mp_sha256_update(&h, tok_sha, 64);
+    char **names = NULL;
+    size_t n = 0;
+    MP_TRY(mp_list_safetensors(dir, &names, &n, err));
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        mp_sha256_update(&h, names[i], strlen(names[i]) + 1);
+        if ((rc = hash_sample(&h, path, err)) < 0) goto cleanup;
+    }
+    uint8_t dig[32];
+    mp_sha256_final(&h, dig);
+    mp_sha256_hex(dig, model_hash);
+cleanup:
+    mp_free_names(names, n);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- settings */
+
+#define N_SETTINGS 10
+typedef struct settings {
+    char kv[N_SETTINGS][2][1024];
+} settings;
+
+/* The metadata a resumed run and a merge must agree on, in a fixed order. */
+static const char *SETTING_KEYS[N_SETTINGS] = {"model_hash", "corpus",      "text_field", "label_fields",
+                                               "score_fields", "top_k",     "window",     "max_tokens",
+                                               "shard",        "n_groups"};
+
+static void join(char *out, size_t cap, const char *const *v, int n) {
+    out[0] = '\0';
+    for (int i = 0; i < n; i++) {
+        if (i) strncat(out, ",", cap - strlen(out) - 1);
+        strncat(out, v[i], cap - strlen(out) - 1);
+    }
+}
+
+static int settings_read(mp_store *st, settings *s, mp_error *err) {
+    for (int k = 0; k < N_SETTINGS; k++) {
+        char *v = NULL;
+        int r = mp_store_meta_get(st, SETTING_KEYS[k], &v, err);
+        if (r < 0) return r;
+        snprintf(s->kv[k][0], sizeof s->kv[k][0], "%s", SETTING_KEYS[k]);
+        snprintf(s->kv[k][1], sizeof s->kv[k][1], "%s", r ? v : "(missing)");
+        free(v);
+    }
+    return 0;
+}
+
+static int parse_list(const char *s, char out[][128], int max) {
+    int n = 0;
+    while (s && *s && n < max) {
+        const char *c = strchr(s, ',');
+        size_t l = c ? (size_t)(c - s) : strlen(s);
+        snprintf(out[n++], 128, "%.*s", (int)l, s);
+        s = c ? c + 1 : NULL;
+    }
+    return n;
+}
+
+/* ---------------------------------------------------------------- the batch */
+
+typedef struct win {
+    uint64_t doc;
+    uint32_t start, n;
+    size_t off;       /* into batch.ids */
+    int stored;
+    int doc_idx;      /* into batch.docs */
+} win;
+
+typedef struct bdoc {
+    uint64_t doc;
+    char *source, *labels;
+    int64_t line;
+    int stored;
+} bdoc;
+
+typedef struct batch {
+    win *w;
+    size_t nw, capw;
+    int32_t *ids;
+    size_t nids, capids;
+    bdoc *d;
+    size_t nd, capd;
+    uint64_t first_doc;
+} batch;
+
+static void batch_clear(batch *b) {
+    for (size_t i = 0; i < b->nd; i++) {
+        free(b->d[i].source);
+        free(b->d[i].labels);
+    }
+    b->nw = b->nids = b->nd = 0;
+}
+
+static void batch_free(batch *b) {
+    batch_clear(b);
+    free(b->w);
+    free(b->ids);
+    free(b->d);
+}
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem, mp_error *err) {
+    if (need <= *cap) return 0;
+    size_t nc = *cap ? *cap : 64;
+    while (nc < need) nc *= 2;
+    void *np = realloc(*p, nc * elem);
+    if (!np) return mp_fail(err, MP_ENOMEM, "out of memory (batch)");
+    *p = np;
+    *cap = nc;
+    return 0;
+}
+
+static win *batch_find(batch *b, uint64_t doc, uint32_t start) {
+    size_t lo = 0, hi = b->nw;
+    while (lo < hi) { /* windows are appended in (doc, start) order */
+        size_t mid = (lo + hi) / 2;
+        win *w = &b->w[mid];
+        if (w->doc < doc || (w->doc == doc && w->start < start)) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < b->nw && b->w[lo].doc == doc && b->w[lo].start == start ? &b->w[lo] : NULL;
+}
+
+typedef struct run {
+    const mp_collect_opts *o;
+    mp_store *st;
+    mp_acc *acc;
+    batch b;
+    int W;
+    uint64_t docs, tokens, windows, batches, next_doc;
+    size_t batch_windows;
+    struct mp_corpus *corpus;
+} run;
+
+static int cmp_u32(const void *x, const void *y) {
+    uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
+    return a < b ? -1 : a > b;
+}
+
+static int cmp_window(const void *x, const void *y) {
+    const mp_topk_slot *a = x, *b = y;
+    if (a->doc != b->doc) return a->doc < b->doc ? -1 : 1;
+    return a->pos < b->pos ? -1 : a->pos > b->pos;
+}
+
+/* Commit the batch: one transaction. */
+static int commit(run *r, int finished, mp_error *err) {
+    mp_acc *a = r->acc;
+    mp_store *st = r->st;
+    int rc = 0;
+    /* expert order: B-tree inserts in key order */
+    qsort(a->dirty_list, a->n_dirty, sizeof *a->dirty_list, cmp_u32);
+    MP_TRY(mp_store_begin(st, err));
+    uint64_t first_doc = r->b.nw ? r->b.first_doc : UINT64_MAX;
+    if ((rc = mp_store_save_acc(st, a, 0, first_doc, err)) < 0) goto fail;
+    /* windows of this batch that a top-K slot points at */
+    for (size_t i = 0; i < a->n_dirty; i++) {
+        size_t x = a->dirty_list[i];
+        if (!(a->dirty[x] & MP_DIRTY_TOPK)) continue;
+        const mp_topk_slot *h = a->slots + x * (size_t)a->K;
+        for (int k = 0; k < a->count[x]; k++) {
+            if (r->b.nw == 0 || h[k].doc < r->b.first_doc) continue;
+            uint32_t start = h[k].pos - h[k].pos % (uint32_t)r->W;
+            win *w = batch_find(&r->b, h[k].doc, start);
+            if (!w) {
+                rc = mp_fail(err, MP_EINTERNAL, "collect: window of document %llu position %u not in the batch",
+                             (unsigned long long)h[k].doc, h[k].pos);
+                goto fail;
+            }
+            if (w->stored) continue;
+            bdoc *d = &r->b.d[w->doc_idx];
+            if ((rc = mp_store_put_window(st, w->doc, w->start, r->b.ids + w->off, w->n, err)) < 0) goto fail;
+            if (!d->stored && (rc = mp_store_put_doc(st, d->doc, d->source, d->line, d->labels, err)) < 0) goto fail;
+            w->stored = d->stored = 1;
+        }
+    }
+    /* GC: windows of earlier batches that lost a top-K reference, each window once */
+    size_t ng = 0;
+    for (size_t i = 0; i < a->n_evicted; i++) {
+        mp_topk_slot e = a->evicted[i];
+        if (r->b.nw > 0 && e.doc >= r->b.first_doc) continue;
+        e.pos -= e.pos % (uint32_t)r->W;
+        e.w = 0;
+        a->evicted[ng++] = e; /* reuses the eviction list: cleared after the commit */
+    }
+    qsort(a->evicted, ng, sizeof *a->evicted, cmp_window);
+    for (size_t i = 0; i < ng; i++) {
+        const mp_topk_slot *e = &a->evicted[i];
+        if (i > 0 && e->doc == e[-1].doc && e->pos == e[-1].pos) continue;
+        if ((rc = mp_store_gc_window(st, e->doc, e->pos, r->W, err)) < 0) goto fail;
+    }
+    r->batches++;
+    struct { const char *k; uint64_t v; } pv[] = {
+        {"next_doc", r->next_doc}, {"documents", r->docs}, {"tokens", r->tokens}, {"windows", r->windows},
+        {"batches", r->batches}, {"skipped_lines", r->corpus ? mp_corpus_skipped(r->corpus) : 0},
+        {"finished", (uint64_t)finished}};
+    for (size_t i = 0; i < sizeof pv / sizeof *pv; i++)
+        if ((rc = mp_store_progress_set(st, pv[i].k, (int64_t)pv[i].v, err)) < 0) goto fail;
+    if ((rc = mp_store_commit(st, err)) < 0) goto fail;
+    mp_acc_clear_dirty(a);
+    batch_clear(&r->b);
+    r->batch_windows = 0;
+    return 0;
+fail:
+    mp_store_rollback(st);
+    return rc;
+}
+
+static char *labels_json(const mp_doc *d) {
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
+    for (int i = 0; i < d->n_labels; i++)
+        if (d->label_values[i]) cJSON_AddStringToObject(o, d->label_names[i], d->label_values[i]);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+static const char *doc_label(const mp_doc *d, const char *name) {
+    for (int i = 0; i < d->n_labels; i++)
+        if (d->label_names[i] && !strcmp(d->label_names[i], name)) return d->label_values[i];
+    return NULL;
+}
+
+/* Label value ids and scores of a document. */
+static int doc_values(run *r, const mp_doc *d, int *vid, double *sc, mp_error *err) {
+    mp_acc *a = r->acc;
+    for (int f = 0; f < a->n_fields; f++) {
+        const char *v = doc_label(d, a->fields[f].name);
+        vid[f] = -1;
+        sc[f] = NAN;
+        if (!v) continue;
+        if (a->fields[f].is_score) {
+            char *end = NULL;
+            double y = strtod(v, &end);
+            if (end == v || *end || !isfinite(y)) continue; /* not a number: missing */
+            sc[f] = y;
+            char bucket[16];
+            mp_score_bucket(y, bucket);
+            v = bucket;
+            MP_TRY(vid[f] = mp_acc_value_id(a, f, v, err));
+        } else {
+            MP_TRY(vid[f] = mp_acc_value_id(a, f, v, err));
+        }
+    }
+    return 0;
+}
+
+static int process_doc(run *r, const mp_doc *d, mp_tokenizer *tok, mp_state *state, mp_routing *routing,
+                       int64_t budget, int *stop, mp_error *err) {
+    const mp_collect_opts *o = r->o;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    int rc = 0;
+    char *lj = NULL;
+    int vid[MP_ACC_MAX_FIELDS];
+    double sc[MP_ACC_MAX_FIELDS];
+    if ((rc = mp_tokenizer_encode(tok, d->text, d->len, 1, &ids, &n, err)) < 0) return rc;
+    int bos = mp_tokenizer_bos_id(tok);
+    size_t first = (n > 0 && bos >= 0 && ids[0] == bos) ? 1 : 0;
+    if (budget >= 0 && n - first >= (size_t)budget) {
+        n = first + (size_t)budget;
+        *stop = 1;
+    }
+    if ((rc = doc_values(r, d, vid, sc, err)) < 0) goto cleanup;
+    if (!(lj = labels_json(d))) {
+        rc = mp_fail(err, MP_ENOMEM, "out of memory");
+        goto cleanup;
+    }
+    if (r->b.nw == 0) r->b.first_doc = d->index;
+    if ((rc = grow((void **)&r->b.d, &r->b.capd, r->b.nd + 1, sizeof *r->b.d, err)) < 0) goto cleanup;
+    bdoc *bd = &r->b.d[r->b.nd];
+    memset(bd, 0, sizeof *bd);
+    bd->doc = d->index;
+    bd->line = (int64_t)d->line;
+    bd->labels = lj;
+    lj = NULL;
+    bd->source = strdup(d->source ? d->source : "");
+    r->b.nd++;
+    if (!bd->source) {
+        rc = mp_fail(err, MP_ENOMEM, "out of memory");
+        goto cleanup;
+    }
+    for (size_t start = 0; start < n && n > first; start += (size_t)r->W) {
+        size_t len = n - start < (size_t)r->W ? n - start : (size_t)r->W;
+        mp_state_reset(state);
+        mp_routing_clear(routing);
+        if ((rc = mp_forward(state, ids + start, len, NULL, 0, routing, err)) < 0) goto cleanup;
+        for (size_t t = 0; t < len; t++) {
+            uint32_t pos = (uint32_t)(start + t);
+            if (pos < first) continue;
+            mp_acc_token(r->acc);
+            for (int g = 0; g < routing->n_groups; g++) {
+                mp_expert_weight *pairs = NULL;
+                size_t np = 0;
+                if ((rc = mp_route_expert_pairs(&routing->groups[g], (int)t, &pairs, &np, err)) < 0) goto cleanup;
+                for (size_t k = 0; k < np && rc == 0; k++)
+                    rc = mp_acc_hit(r->acc, g, (uint32_t)pairs[k].i * (uint32_t)routing->E + (uint32_t)pairs[k].j,
+                                    pairs[k].w, d->index, pos, err);
+                free(pairs);
+                if (rc < 0) goto cleanup;
+            }
+        }
+        /* keep the window's ids until the batch is committed */
+        if ((rc = grow((void **)&r->b.w, &r->b.capw, r->b.nw + 1, sizeof *r->b.w, err)) < 0 ||
+            (rc = grow((void **)&r->b.ids, &r->b.capids, r->b.nids + len, sizeof *r->b.ids, err)) < 0)
+            goto cleanup;
+        memcpy(r->b.ids + r->b.nids, ids + start, len * sizeof *ids);
+        r->b.w[r->b.nw++] = (win){d->index, (uint32_t)start, (uint32_t)len, r->b.nids, 0, (int)r->b.nd - 1};
+        r->b.nids += len;
+        r->windows++;
+        r->batch_windows++;
+        size_t counted = len - (start < first ? first - start : 0);
+        r->tokens += counted;
+        if (o->progress) mp_progress_add(o->progress, counted);
+    }
+    rc = mp_acc_doc_end(r->acc, vid, sc, err);
+    r->docs++;
+cleanup:
+    free(lj);
+    free(ids);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- run */
+
+static int remove_store(const char *path, mp_error *err) {
+    const char *sfx[3] = {"", "-wal", "-shm"};
+    char p[4096];
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s%s", path, sfx[i]);
+        if (unlink(p) != 0 && errno != ENOENT) return mp_fail(err, MP_EIO, "%s: cannot remove: %s", p, strerror(errno));
+    }
+    return 0;
+}
+
+static int put_model_file(mp_store *st, const char *dir, const char *name, const char *sha, mp_error *err) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "rb");
+    if (!f) return mp_fail(err, MP_EIO, "%s: cannot open: %s", path, strerror(errno));
+    char *buf = NULL;
+    size_t len = 0, cap = 0, got;
+    int rc = 0;
+    do {
+        if ((rc = grow((void **)&buf, &cap, len + 65536, 1, err)) < 0) break;
+        got = fread(buf + len, 1, 65536, f);
+        len += got;
+    } while (got > 0);
+    if (rc == 0 && ferror(f)) rc = mp_fail(err, MP_EIO, "%s: read error", path);
+    fclose(f);
+    if (rc == 0) rc = mp_store_put_file(st, name, buf, len, sha, err);
+    free(buf);
+    return rc;
+}
+
+static int write_meta(run *r, const mp_model *m, const settings *s, const char *cfg_sha, const char *tok_sha,
+                      mp_error *err) {
+    mp_store *st = r->st;
+    char buf[64];
+    MP_TRY(mp_store_begin(st, err));
+    int rc = 0;
+    for (int k = 0; k < N_SETTINGS && rc == 0; k++) rc = mp_store_meta_set(st, s->kv[k][0], s->kv[k][1], err);
+    snprintf(buf, sizeof buf, "%d", m->cfg.moe_experts);
+    if (rc == 0) rc = mp_store_meta_set(st, "moe_experts", buf, err);
+    snprintf(buf, sizeof buf, "%d", m->cfg.moe_groups);
+    if (rc == 0) rc = mp_store_meta_set(st, "moe_groups", buf, err);
+    snprintf(buf, sizeof buf, "%d", m->cfg.n_layers);
+    if (rc == 0) rc = mp_store_meta_set(st, "n_layers", buf, err);
+    snprintf(buf, sizeof buf, "%d", r->o->batch > 0 ? r->o->batch : 64);
+    if (rc == 0) rc = mp_store_meta_set(st, "batch", buf, err);
+    if (rc == 0) rc = mp_store_meta_set(st, "monet_probe_version", MP_VERSION, err);
+    if (rc == 0) rc = mp_store_meta_set(st, "model_path", r->o->model_dir, err);
+    if (rc == 0) rc = mp_store_meta_set(st, "config_sha256", cfg_sha, err);
+    if (rc == 0) rc = mp_store_meta_set(st, "tokenizer_sha256", tok_sha, err);
+    if (rc == 0) rc = put_model_file(st, r->o->model_dir, "config.json", cfg_sha, err);
+    if (rc == 0) rc = put_model_file(st, r->o->model_dir, "tokenizer.model", tok_sha, err);
+    if (rc == 0) rc = mp_store_progress_set(st, "finished", 0, err);
+    if (rc == 0) rc = mp_store_commit(st, err);
+    if (rc < 0) mp_store_rollback(st);
+    return rc;
+}
+
+static int make_settings(const mp_collect_opts *o, const mp_model *m, int W, const char *hash, settings *s) {
+    for (int k = 0; k < N_SETTINGS; k++) snprintf(s->kv[k][0], sizeof s->kv[k][0], "%s", SETTING_KEYS[k]);
+    snprintf(s->kv[0][1], 1024, "%s", hash);
+    snprintf(s->kv[1][1], 1024, "%s", o->corpus);
+    snprintf(s->kv[2][1], 1024, "%s", o->text_field ? o->text_field : "");
+    join(s->kv[3][1], 1024, o->labels, o->n_labels);
+    join(s->kv[4][1], 1024, o->scores, o->n_scores);
+    snprintf(s->kv[5][1], 1024, "%d", o->top_k > 0 ? o->top_k : 32);
+    snprintf(s->kv[6][1], 1024, "%d", W);
+    snprintf(s->kv[7][1], 1024, "%lld", (long long)o->max_tokens);
+    snprintf(s->kv[8][1], 1024, "%d/%d", o->shard_n > 1 ? o->shard_i : 0, o->shard_n > 1 ? o->shard_n : 1);
+    snprintf(s->kv[9][1], 1024, "%d", m->cfg.n_router_groups);
+    return 0;
+}
+
+static int compare_settings(const char *path, const settings *have, const settings *want, const char *hint,
+                            mp_error *err) {
+    for (int k = 0; k < N_SETTINGS; k++)
+        if (strcmp(have->kv[k][1], want->kv[k][1]))
+            return mp_fail(err, MP_EINPUT, "%s: was collected with other settings (%s: '%.200s' there, '%.200s' here)%s",
+                           path, SETTING_KEYS[k], have->kv[k][1], want->kv[k][1], hint);
+    return 0;
+}
+
+static int acc_for(const settings *s, mp_acc **out, mp_error *err, int n_groups, int E, int K) {
+    char lab[MP_ACC_MAX_FIELDS][128], sco[MP_ACC_MAX_FIELDS][128];
+    int nl = parse_list(s->kv[3][1], lab, MP_ACC_MAX_FIELDS), ns = parse_list(s->kv[4][1], sco, MP_ACC_MAX_FIELDS);
+    const char *names[MP_ACC_MAX_FIELDS * 2];
+    int is_score[MP_ACC_MAX_FIELDS * 2];
+    MP_FAIL_IF(nl + ns > MP_ACC_MAX_FIELDS, err, MP_EINPUT, "at most %d label and score fields in all",
+               MP_ACC_MAX_FIELDS);
+    for (int i = 0; i < nl; i++) names[i] = lab[i], is_score[i] = 0;
+    for (int i = 0; i < ns; i++) names[nl + i] = sco[i], is_score[nl + i] = 1;
+    return mp_acc_create(n_groups, E, K, nl + ns, names, is_score, out, err);
+}
+
+int mp_collect_store_summary(const char *path, mp_collect_summary *sum, mp_error *err) {
+    mp_store *st = NULL;
+    sqlite3_stmt *q = NULL;
+    MP_TRY(mp_store_open(path, MP_STORE_READ, &st, err));
+    int rc = 0;
+    int64_t v;
+    struct { const char *k; uint64_t *dst; } pv[] = {{"documents", &sum->documents}, {"tokens", &sum->tokens},
+                                                     {"windows", &sum->windows}, {"batches", &sum->batches},
+                                                     {"skipped_lines", &sum->skipped_lines}};
+    for (size_t i = 0; i < sizeof pv / sizeof *pv; i++) {
+        if ((rc = mp_store_progress_get(st, pv[i].k, &v, err)) < 0) goto cleanup;
+        *pv[i].dst = (uint64_t)v;
+    }
+    sqlite3 *db = mp_store_db(st);
+    if (sqlite3_prepare_v2(db, "SELECT (SELECT count(*) FROM windows), (SELECT coalesce(sum(length(ids)),0) FROM windows),"
+                           " (SELECT count(*) FROM topk)", -1, &q, NULL) != SQLITE_OK ||
+        sqlite3_step(q) != SQLITE_ROW) {
+        rc = mp_fail(err, MP_EIO, "%s: %s", path, sqlite3_errmsg(db));
+        goto cleanup;
+    }
+    sum->n_contexts = (uint64_t)sqlite3_column_int64(q, 0);
+    sum->context_blob_bytes = (uint64_t)sqlite3_column_int64(q, 1);
+    sum->topk_rows = (uint64_t)sqlite3_column_int64(q, 2);
+    sqlite3_finalize(q);
+    q = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT grp, tokens, active_experts FROM groups ORDER BY grp", -1, &q, NULL) != SQLITE_OK) {
+        rc = mp_fail(err, MP_EIO, "%s: %s", path, sqlite3_errmsg(db));
+        goto cleanup;
+    }
+    sum->n_groups = 0;
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        int g = sqlite3_column_int(q, 0);
+        if (g < 0 || g >= 256) continue;
+        sum->group_tokens[g] = (uint64_t)sqlite3_column_int64(q, 1);
+        sum->group_active[g] = (uint64_t)sqlite3_column_int64(q, 2);
+        if (g + 1 > sum->n_groups) sum->n_groups = g + 1;
+    }
+    sum->store_bytes = mp_store_file_bytes(path);
+cleanup:
+    sqlite3_finalize(q);
+    mp_store_close(st);
+    return rc;
+}
+
+int mp_collect_run(const mp_collect_opts *o, mp_collect_summary *sum, mp_error *err) {
+    run r;
+    memset(&r, 0, sizeof r);
+    memset(sum, 0, sizeof *sum);
+    r.o = o;
+    mp_model *m = NULL;
+    mp_tokenizer *tok = NULL;
+    mp_state *state = NULL;
+    mp_routing routing = {0};
+    int rc = 0;
+    char cfg_sha[65], tok_sha[65], hash[65], path[4096];
+    settings want, have;
+    MP_FAIL_IF(o->shard_n < 1 || o->shard_i < 0 || o->shard_i >= o->shard_n, err, MP_EINPUT,
+               "--shard i/n needs 0 <= i < n");
+    MP_FAIL_IF(o->n_labels + o->n_scores > MP_CORPUS_MAX_LABELS, err, MP_EINPUT, "at most %d label fields",
+               MP_CORPUS_MAX_LABELS);
+    MP_TRY(mp_model_fingerprint(o->model_dir, cfg_sha, tok_sha, hash, err));
+    if ((rc = mp_model_load(o->model_dir, &m, err)) < 0) goto cleanup;
+    snprintf(path, sizeof path, "%s/tokenizer.model", o->model_dir);
+    if ((rc = mp_tokenizer_load(path, &tok, err)) < 0) goto cleanup;
+    const mp_config *c = &m->cfg;
+    r.W = o->window > 0 ? o->window : (c->max_position_embeddings < 512 ? c->max_position_embeddings : 512);
+    if (r.W > c->max_position_embeddings) {
+        rc = mp_fail(err, MP_EINPUT, "--context-window %d exceeds max_position_embeddings %d", r.W,
+                     c->max_position_embeddings);
+        goto cleanup;
+    }
+    make_settings(o, m, r.W, hash, &want);
+
+    /* open: new store, or resume an existing one with the same settings */
+    struct stat sb;
+    if (stat(o->out, &sb) == 0 && o->force_new && (rc = remove_store(o->out, err)) < 0) goto cleanup;
+    if (stat(o->out, &sb) == 0) {
+        if ((rc = mp_store_open(o->out, MP_STORE_WRITE, &r.st, err)) < 0) {
+            mp_error_prefix(err, "cannot resume (use --force-new to overwrite)");
+            goto cleanup;
+        }
+        if ((rc = settings_read(r.st, &have, err)) < 0 ||
+            (rc = compare_settings(o->out, &have, &want, "; use --force-new to start over", err)) < 0)
+            goto cleanup;
+        sum->resumed = 1;
+    } else {
+        /* initialize under a temporary name and rename: a crash never leaves
+         * a half-initialized store under the real name */
+        char tmp[4096];
+        snprintf(tmp, sizeof tmp, "%s.tmp-new", o->out);
+        if ((rc = remove_store(tmp, err)) < 0 || (rc = mp_store_open(tmp, MP_STORE_CREATE, &r.st, err)) < 0 ||
+            (rc = write_meta(&r, m, &want, cfg_sha, tok_sha, err)) < 0)
+            goto cleanup;
+        mp_store_close(r.st);
+        r.st = NULL;
+        if (rename(tmp, o->out) != 0) {
+            rc = mp_fail(err, MP_EIO, "%s: cannot create: %s", o->out, strerror(errno));
+            goto cleanup;
+        }
+        if ((rc = mp_store_open(o->out, MP_STORE_WRITE, &r.st, err)) < 0) goto cleanup;
+    }
+    if ((rc = acc_for(&want, &r.acc, err, c->n_router_groups, c->moe_experts, o->top_k > 0 ? o->top_k : 32)) < 0)
+        goto cleanup;
+    int64_t v, finished = 0;
+    if (sum->resumed) {
+        if ((rc = mp_store_load_acc(r.st, r.acc, err)) < 0 || (rc = mp_store_progress_get(r.st, "finished", &finished, err)) < 0)
+            goto cleanup;
+        uint64_t *dst[] = {&r.next_doc, &r.docs, &r.tokens, &r.windows, &r.batches};
+        const char *keys[] = {"next_doc", "documents", "tokens", "windows", "batches"};
+        for (int i = 0; i < 5; i++) {
+            if ((rc = mp_store_progress_get(r.st, keys[i], &v, err)) < 0) goto cleanup;
+            *dst[i] = (uint64_t)v;
+        }
+        sum->resumed_at_doc = r.next_doc;
+        if (finished) {
+            sum->already_finished = 1;
+            goto summary;
+        }
+    }
+    if ((rc = mp_state_create(m, r.W, 0, &state, err)) < 0 || (rc = mp_routing_init(&routing, c, err)) < 0)
+        goto cleanup;
+    mp_corpus_opts co;
+    memset(&co, 0, sizeof co);
+    co.text_field = o->text_field;
+    for (int i = 0; i < o->n_labels; i++) co.label_fields[co.n_label_fields++] = o->labels[i];
+    for (int i = 0; i < o->n_scores; i++) co.label_fields[co.n_label_fields++] = o->scores[i];
+    co.strict = o->strict;
+    co.on_skip = o->on_skip;
+    co.on_skip_ctx = o->on_skip_ctx;
+    if ((rc = mp_corpus_open(o->corpus, &co, &r.corpus, err)) < 0) goto cleanup;
+    if (o->progress) o->progress->done = r.tokens;
+    double t0 = mp_now();
+    uint64_t tokens0 = r.tokens;
+    int stop = o->max_tokens > 0 && r.tokens >= (uint64_t)o->max_tokens;
+    mp_doc d;
+    while (!stop) {
+        int got = mp_corpus_next(r.corpus, &d, err);
+        if (got < 0) {
+            rc = got;
+            goto cleanup;
+        }
+        if (got == 0) break;
+        if (d.index < r.next_doc) continue;
+        r.next_doc = d.index + 1;
+        if (o->shard_n > 1 && d.index % (uint64_t)o->shard_n != (uint64_t)o->shard_i) continue;
+        int64_t budget = o->max_tokens > 0 ? o->max_tokens - (int64_t)r.tokens : -1;
+        if ((rc = process_doc(&r, &d, tok, state, &routing, budget, &stop, err)) < 0) goto cleanup;
+        if (r.batch_windows >= (size_t)(o->batch > 0 ? o->batch : 64) && !stop && (rc = commit(&r, 0, err)) < 0)
+            goto cleanup;
+    }
+    if ((rc = commit(&r, 1, err)) < 0) goto cleanup;
+    sum->seconds = mp_now() - t0;
+    sum->new_tokens = r.tokens - tokens0;
+summary:
+    mp_store_close(r.st);
+    r.st = NULL;
+    sum->n_groups = c->n_router_groups;
+    sum->E = c->moe_experts;
+    sum->K = r.acc->K;
+    sum->window = r.W;
+    rc = mp_collect_store_summary(o->out, sum, err);
+cleanup:
+    if (r.corpus) mp_corpus_close(r.corpus);
+    batch_free(&r.b);
+    mp_acc_free(r.acc);
+    mp_store_close(r.st);
+    mp_routing_free(&routing);
+    mp_state_free(state);
+    mp_tokenizer_free(tok);
+    mp_model_free(m);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- merge */
+
+static int attach_exec(mp_store *st, const char *path, const char *sql, mp_error *err) {
+    sqlite3 *db = mp_store_db(st);
+    sqlite3_stmt *a = NULL;
+    if (sqlite3_prepare_v2(db, "ATTACH DATABASE ? AS src", -1, &a, NULL) != SQLITE_OK)
+        return mp_fail(err, MP_EIO, "%s: %s", path, sqlite3_errmsg(db));
+    sqlite3_bind_text(a, 1, path, -1, SQLITE_STATIC);
+    int ok = sqlite3_step(a) == SQLITE_DONE;
+    sqlite3_finalize(a);
+    if (!ok) return mp_fail(err, MP_EIO, "%s: cannot attach: %s", path, sqlite3_errmsg(db));
+    int rc = mp_store_exec(st, sql, err);
+    sqlite3_exec(db, "DETACH DATABASE src", NULL, NULL, NULL);
+    return rc;
+}
+
+/* "0,2/3" -> bit set of shard indices (n <= 64 for merging) and n. */
+static int parse_shards(const char *s, uint64_t *set, int *n) {
+    const char *slash = strchr(s, '/');
+    if (!slash) return -1;
+    *n = atoi(slash + 1);
+    *set = 0;
+    if (*n < 1 || *n > 64) return -1;
+    for (const char *p = s; p < slash;) {
+        char *end;
+        long i = strtol(p, &end, 10);
+        if (end == p || i < 0 || i >= *n) return -1;
+        *set |= 1ULL << i;
+        p = *end == ',' ? end + 1 : end;
+        if (end == slash) break;
+    }
+    return 0;
+}
+
+int mp_collect_merge(const char *out, const char *const *inputs, int n_inputs, int force, mp_collect_summary *sum,
+                     mp_error *err) {
+    memset(sum, 0, sizeof *sum);
+    MP_FAIL_IF(n_inputs < 1, err, MP_EINPUT, "merge: no input stores");
+    settings first, cur;
+    mp_store *st = NULL, *o = NULL;
+    mp_acc *acc = NULL;
+    char *ev = NULL, tmp[4096];
+    int rc = 0, shard_n = 0;
+    uint64_t shard_set = 0, tot[4] = {0, 0, 0, 0}, skipped = 0, next_doc = 0;
+    long E = 0, K = 0, W = 0, G = 0;
+    snprintf(tmp, sizeof tmp, "%s.tmp-new", out);
+    struct stat sb;
+    if (stat(out, &sb) == 0 && !force) return mp_fail(err, MP_EINPUT, "%s: already exists (use --force)", out);
+    for (int i = 0; i < n_inputs; i++) {
+        if ((rc = mp_store_open(inputs[i], MP_STORE_READ, &st, err)) < 0) goto cleanup;
+        if ((rc = settings_read(st, i ? &cur : &first, err)) < 0) goto cleanup;
+        if (i) {
+            char save[1024];
+            memcpy(save, cur.kv[8][1], sizeof save);
+            memcpy(cur.kv[8][1], first.kv[8][1], sizeof save); /* shards differ by design */
+            if ((rc = compare_settings(inputs[i], &cur, &first, " (differs from the first store)", err)) < 0)
+                goto cleanup;
+            memcpy(cur.kv[8][1], save, sizeof save);
+        }
+        int64_t fin = 0, v;
+        if ((rc = mp_store_progress_get(st, "finished", &fin, err)) < 0) goto cleanup;
+        if (!fin) {
+            rc = mp_fail(err, MP_EINPUT, "%s: collection not finished (re-run its collect command to complete it)",
+                         inputs[i]);
+            goto cleanup;
+        }
+        uint64_t set;
+        int n;
+        if (parse_shards(i ? cur.kv[8][1] : first.kv[8][1], &set, &n) < 0) {
+            rc = mp_fail(err, MP_EINPUT, "%s: corrupt store: bad shard '%s'", inputs[i], i ? cur.kv[8][1] : first.kv[8][1]);
+            goto cleanup;
+        }
+        if (i && n != shard_n) {
+            rc = mp_fail(err, MP_EINPUT, "%s: shard of %d, the first store is a shard of %d", inputs[i], n, shard_n);
+            goto cleanup;
+        }
+        if (shard_set & set) {
+            rc = mp_fail(err, MP_EINPUT, "%s: overlaps shards already merged (%s)", inputs[i], i ? cur.kv[8][1] : "");
+            goto cleanup;
+        }
+        shard_n = n;
+        shard_set |= set;
+        if (i == 0) {
+            const char *keys[4] = {"moe_experts", "top_k", "window", "moe_groups"};
+            long *dst[4] = {&E, &K, &W, &G};
+            for (int k = 0; k < 4; k++) {
+                if ((rc = mp_store_meta_get(st, keys[k], &ev, err)) < 0) goto cleanup;
+                *dst[k] = rc ? atol(ev) : 0;
+                free(ev);
+                ev = NULL;
+            }
+            rc = 0;
+            if ((rc = acc_for(&first, &acc, err, atoi(first.kv[9][1]), (int)E, (int)K)) < 0) goto cleanup;
+        }
+        if ((rc = mp_store_load_acc(st, acc, err)) < 0) goto cleanup;
+        const char *pk[4] = {"documents", "tokens", "windows", "batches"};
+        for (int k = 0; k < 4; k++) {
+            if ((rc = mp_store_progress_get(st, pk[k], &v, err)) < 0) goto cleanup;
+            tot[k] += (uint64_t)v;
+        }
+        if ((rc = mp_store_progress_get(st, "skipped_lines", &v, err)) < 0) goto cleanup;
+        if ((uint64_t)v > skipped) skipped = (uint64_t)v; /* every shard reads the whole corpus */
+        if ((rc = mp_store_progress_get(st, "next_doc", &v, err)) < 0) goto cleanup;
+        if ((uint64_t)v > next_doc) next_doc = (uint64_t)v;
+        mp_store_close(st);
+        st = NULL;
+    }
+    char shard[1100] = "";
+    for (int i = 0; i < shard_n; i++)
+        if (shard_set >> i & 1) snprintf(shard + strlen(shard), sizeof shard - strlen(shard), "%s%d", shard[0] ? "," : "", i);
+    snprintf(shard + strlen(shard), sizeof shard - strlen(shard), "/%d", shard_n);
+
+    if ((rc = remove_store(tmp, err)) < 0 || (rc = mp_store_open(tmp, MP_STORE_CREATE, &o, err)) < 0) goto cleanup;
+    if ((rc = attach_exec(o, inputs[0],
+                          "BEGIN; INSERT OR REPLACE INTO meta SELECT * FROM src.meta;"
+                          " INSERT OR REPLACE INTO files SELECT * FROM src.files; COMMIT;",
+                          err)) < 0)
+        goto cleanup;
+    if ((rc = mp_store_begin(o, err)) < 0) goto cleanup;
+    if ((rc = mp_store_meta_set(o, "shard", shard, err)) < 0 || (rc = mp_store_save_acc(o, acc, 1, 0, err)) < 0 ||
+        (rc = mp_store_commit(o, err)) < 0) {
+        mp_store_rollback(o);
+        goto cleanup;
+    }
+    for (int i = 0; i < n_inputs; i++)
+        if ((rc = attach_exec(o, inputs[i],
+                              "BEGIN; INSERT OR IGNORE INTO windows(doc, start, n_tokens, ids)"
+                              " SELECT doc, start, n_tokens, ids FROM src.windows ORDER BY doc, start;"
+                              " INSERT OR IGNORE INTO docs SELECT * FROM src.docs; COMMIT;",
+                              err)) < 0)
+            goto cleanup;
+    if ((rc = mp_store_begin(o, err)) < 0) goto cleanup;
+    const char *pk[4] = {"documents", "tokens", "windows", "batches"};
+    for (int k = 0; k < 4 && rc == 0; k++) rc = mp_store_progress_set(o, pk[k], (int64_t)tot[k], err);
+    if (rc == 0) rc = mp_store_progress_set(o, "skipped_lines", (int64_t)skipped, err);
+    if (rc == 0) rc = mp_store_progress_set(o, "next_doc", (int64_t)next_doc, err);
+    if (rc == 0) rc = mp_store_progress_set(o, "finished", 1, err);
+    if (rc == 0) rc = mp_store_gc_all(o, (int)W, err);
+    if (rc == 0) rc = mp_store_commit(o, err);
+    if (rc < 0) {
+        mp_store_rollback(o);
+        goto cleanup;
+    }
+    mp_store_close(o);
+    o = NULL;
+    if (force && (rc = remove_store(out, err)) < 0) goto cleanup;
+    if (rename(tmp, out) != 0) {
+        rc = mp_fail(err, MP_EIO, "%s: cannot create: %s", out, strerror(errno));
+        goto cleanup;
+    }
+    sum->n_groups = acc->n_groups;
+    sum->E = (int)E;
+    sum->K = (int)K;
+    sum->window = (int)W;
+    rc = mp_collect_store_summary(out, sum, err);
+cleanup:
+    if (rc < 0 && o) {
+        mp_store_close(o);
+        o = NULL;
+        remove_store(tmp, NULL);
+    }
+    (void)G;
+    free(ev);
+    mp_acc_free(acc);
+    mp_store_close(st);
+    mp_store_close(o);
+    return rc;
+}

@@ -1,0 +1,100 @@
+/* core/store/store.h — the collect store: one SQLite file (WAL mode) holding the run
+ * metadata, per-expert top-K hits, activation and label statistics, and the
+ * zstd-compressed token windows the top-K hits point at. The schema is in the
+ * header of core/store/store.c and in docs/store.md.
+ *
+ * Writers commit one transaction per batch (mp_store_begin / mp_store_commit):
+ * a crash at any moment leaves the store at the last committed batch.
+ *
+ * Ownership: mp_store_open allocates the handle, mp_store_close (NULL: no-op)
+ * closes the database. Strings and arrays returned by the readers are
+ * malloc'ed for the caller unless stated otherwise.
+ */
+#ifndef MP_STORE_H
+#define MP_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/util/error.h"
+#include "core/store/topk.h"
+
+#define MP_STORE_SCHEMA_VERSION 1
+
+typedef struct mp_store mp_store;
+typedef struct sqlite3 sqlite3;
+
+enum { MP_STORE_READ = 0, MP_STORE_CREATE = 1, MP_STORE_WRITE = 2 };
+
+/* Open path. READ: existing store, read-only. WRITE: existing store, read-write.
+ * CREATE: path must not exist; creates the schema. READ/WRITE validate the
+ * file: a SQLite database with the monet-probe tables and this schema version.
+ * @return 0, MP_EIO (cannot open) or MP_EINPUT ("<path>: not a monet-probe
+ *         store ...", "<path>: schema version N, expected 1 ...") */
+int mp_store_open(const char *path, int mode, mp_store **out, mp_error *err);
+void mp_store_close(mp_store *st);
+
+sqlite3 *mp_store_db(mp_store *st);        /* borrowed, valid until close */
+const char *mp_store_path(const mp_store *st);
+
+/* Run an SQL script (no results). @return 0 or MP_EIO with the SQLite message. */
+int mp_store_exec(mp_store *st, const char *sql, mp_error *err);
+int mp_store_begin(mp_store *st, mp_error *err);
+int mp_store_commit(mp_store *st, mp_error *err);
+void mp_store_rollback(mp_store *st);
+
+/* Metadata (table meta). get: 1 with *val malloc'ed, 0 when absent, <0 error. */
+int mp_store_meta_get(mp_store *st, const char *key, char **val, mp_error *err);
+int mp_store_meta_set(mp_store *st, const char *key, const char *val, mp_error *err);
+/* Integer counters (table progress); get returns 0 and sets *val (0 when absent). */
+int mp_store_progress_get(mp_store *st, const char *key, int64_t *val, mp_error *err);
+int mp_store_progress_set(mp_store *st, const char *key, int64_t val, mp_error *err);
+
+/* Files kept in the store (tokenizer.model, config.json). */
+int mp_store_put_file(mp_store *st, const char *name, const void *data, size_t len, const char *sha256,
+                      mp_error *err);
+/* 1 with *data (malloc'ed) and *len, 0 when absent, <0 on error. */
+int mp_store_get_file(mp_store *st, const char *name, void **data, size_t *len, mp_error *err);
+
+/* Token windows: ids compressed with zstd. put is INSERT OR IGNORE (dedup by
+ * (doc, start)). get: 1 found, 0 absent, <0 error (MP_EINPUT: corrupt blob). */
+int mp_store_put_window(mp_store *st, uint64_t doc, uint32_t start, const int32_t *ids, size_t n, mp_error *err);
+int mp_store_get_window(mp_store *st, uint64_t doc, uint32_t start, int32_t **ids, size_t *n, mp_error *err);
+int mp_store_put_doc(mp_store *st, uint64_t doc, const char *source, int64_t line, const char *labels_json,
+                     mp_error *err);
+/* labels JSON of a stored document; 1 found, 0 absent. */
+int mp_store_get_doc(mp_store *st, uint64_t doc, char **labels_json, char **source, int64_t *line, mp_error *err);
+
+/* Garbage collection: drop window (doc, start) when no top-K row points into
+ * [start, start+window), and the document row when it has no window left. */
+int mp_store_gc_window(mp_store *st, uint64_t doc, uint32_t start, int window, mp_error *err);
+/* Drop every unreferenced window and document (merge; consistency repair). */
+int mp_store_gc_all(mp_store *st, int window, mp_error *err);
+
+/* Write the accumulators: the dirty experts' statistics, the top-K hits that
+ * entered (doc >= first_doc: this batch) or left (evicted, doc < first_doc)
+ * a heap since the last save, the dirty label/score entries, every group and
+ * label total. all = 1: every expert that has data, all its hits (merge).
+ * Does not clear the dirty marks. */
+int mp_store_save_acc(mp_store *st, const mp_acc *a, int all, uint64_t first_doc, mp_error *err);
+/* Add the store's accumulators into a (heaps: offered; sums: added). Used to
+ * resume (a empty) and to merge shards (a holding earlier shards). Nothing is
+ * marked dirty. */
+int mp_store_load_acc(mp_store *st, mp_acc *a, mp_error *err);
+
+/* One top-K row. */
+typedef struct mp_store_hit {
+    int rank;
+    double w;
+    uint64_t doc;
+    uint32_t pos;
+} mp_store_hit;
+/* Rows of (grp, expert), best first. *hits malloc'ed (NULL when none). */
+int mp_store_topk(mp_store *st, int grp, uint32_t expert, mp_store_hit **hits, size_t *n, mp_error *err);
+/* 1 with *s filled, 0 when the expert was never active. */
+int mp_store_expert_stat(mp_store *st, int grp, uint32_t expert, mp_expert_stat *s, mp_error *err);
+
+/* Size of the database file plus its -wal file, in bytes. */
+int64_t mp_store_file_bytes(const char *path);
+
+#endif
