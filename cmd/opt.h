@@ -124,6 +124,32 @@ typedef struct cli_model_args {
     {"--score-field", NULL, CLI_STR, "F", (p), 0, 0, NULL,                                                          \
      "numeric score field in [0,1] (toxicity, ...)", (fl), NULL, 0}
 
+/* --data DIR: the staged data folder (default $MONET_PROBE_DATA, then ../shared/data) */
+#define CLI_OPT_DATA(p)                                                                                               \
+    {"--data", NULL, CLI_STR, "DIR", (p), 0, 0, NULL,                                                               \
+     "data folder (default: $MONET_PROBE_DATA, else ../shared/data)", 0, NULL, 0}
+/* --out PATH (meaning given per command) */
+#define CLI_OPT_OUT(p, mv, help, fl) {"--out", NULL, CLI_STR, (mv), (p), 0, 0, NULL, (help), (fl), NULL, 0}
+/* --batch N: sequences per engine call */
+#define CLI_OPT_BATCH(p, help) {"--batch", NULL, CLI_INT, "N", (p), 1, 1 << 24, NULL, (help), 0, NULL, 0}
+/* --limit N: items per task / documents */
+#define CLI_OPT_LIMIT(p, help) {"--limit", NULL, CLI_LONG, "N", (p), 0, 4.6e18, NULL, (help), 0, NULL, 0}
+/* --seed S */
+#define CLI_OPT_SEED(p) {"--seed", NULL, CLI_LONG, "S", (p), 0, 4.6e18, NULL, "random seed (default 0)", 0, NULL, 0}
+/* --corpus SPEC */
+#define CLI_OPT_CORPUS(p, fl)                                                                                         \
+    {"--corpus", NULL, CLI_STR, "SPEC", (p), 0, 0, NULL,                                                            \
+     "file (.txt .jsonl .csv, optionally .zst) or directory tree", (fl), NULL, 0}
+/* --strict: a malformed corpus line is fatal */
+#define CLI_OPT_STRICT(p)                                                                                             \
+    {"--strict", NULL, CLI_FLAG, NULL, (p), 0, 0, NULL,                                                             \
+     "a malformed corpus line is fatal (default: reported, skipped, counted)", 0, NULL, 0}
+/* --expert R:I,J (repeatable where the command acts on several) */
+#define CLI_OPT_EXPERT(p, type, help, fl) {"--expert", NULL, (type), "R:I,J", (p), 0, 0, NULL, (help), (fl), NULL, 0}
+
+/* The model group: --model (flags fl), --device, --mask. */
+#define CLI_OPTS_MODEL(a, fl) CLI_OPT_MODEL(a, fl), CLI_OPT_DEVICE(a), CLI_OPT_MASK(a)
+
 #define CLI_OPT_END {NULL, NULL, CLI_END, NULL, NULL, 0, 0, NULL, NULL, 0, NULL, 0}
 
 #endif
