@@ -247,6 +247,16 @@ int cli_parse_device(const char *cmd, const char *s, mp_device *out) {
     return 0;
 }
 
+int cli_model_device(const char *cmd, const cli_model_args *a, mp_device *out) {
+    *out = MP_DEVICE_AUTO;
+    return a->device ? cli_parse_device(cmd, a->device, out) : 0;
+}
+
+int cli_input_check(const char *cmd, const cli_input_args *in) {
+    if (!in->ids == !in->text) return cli_usage_error(cmd, "give exactly one of --ids or --text");
+    return 0;
+}
+
 void cli_json_str(FILE *f, const char *s) {
     fputc('"', f);
     for (; s && *s; s++) {

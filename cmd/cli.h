@@ -94,6 +94,14 @@ int cli_apply_mask(const char *path, const mp_model *m, mp_state *st, mp_mask **
  * usage error. */
 int cli_parse_device(const char *cmd, const char *s, mp_device *out);
 
+/* The resolved request of a parsed cli_model_args' --device (NULL = auto).
+ * @return 0, or 2 after printing a usage error. */
+int cli_model_device(const char *cmd, const cli_model_args *a, mp_device *out);
+
+/* A parsed cli_input_args has exactly one of --ids / --text. @return 0, or 2
+ * after printing a usage error. */
+int cli_input_check(const char *cmd, const cli_input_args *in);
+
 /* cli_apply_mask / cli_apply_steering for a backend engine (core/model/backend.h). */
 int cli_engine_apply_mask(const char *path, const mp_model *m, mp_engine *e, mp_mask **mask, mp_error *err);
 int cli_engine_apply_steering(const mp_model *m, mp_engine *e, const char **args, int n, int have_strength,

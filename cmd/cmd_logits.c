@@ -7,19 +7,7 @@
 #include "cli.h"
 #include "core/model/forward.h"
 
-static const char *USAGE =
-    "usage: monet-probe logits --model DIR (--ids 1,450,... | --text TEXT [--bos]) [--format raw|json]\n"
-    "                          [--out FILE] [--last] [--mask MASK] [--steer [R:]I,J=S ...] [--device D]\n"
-    "  Run one prefill and write the logits of every position.\n"
-    "  --ids LIST      comma-separated token ids\n"
-    "  --text TEXT     text encoded with DIR/tokenizer.model (--bos prepends BOS)\n"
-    "  --format raw    T*vocab little-endian float32, row-major (default)\n"
-    "  --format json   {\"n_tokens\": T, \"vocab_size\": V, \"logits\": [[...], ...]}\n"
-    "  --out FILE      output file (default: stdout)\n"
-    "  --last          only the last position's logits (1 x vocab)\n"
-    "  --mask MASK     purge the experts listed in a mask file (w_ij = 0 in their group)\n"
-    "  --steer A=S     add S to expert A's routing weight at every token (see: monet-probe steer --help)\n"
-    CLI_DEVICE_HELP;
+static const char *ABOUT = "  Run one prefill and write the logits of every position.";
 
 static int write_raw(FILE *f, const float *v, size_t n) {
     /* explicit little-endian bytes, independent of host byte order */
@@ -41,45 +29,34 @@ static int write_raw(FILE *f, const float *v, size_t n) {
 }
 
 int cmd_logits(int argc, char **argv) {
-    const char *dir = NULL, *ids_arg = NULL, *text = NULL, *format = "raw", *out_path = "-", *mask_path = NULL;
-    int bos = 0, last = 0, n_steer = 0;
-    mp_device dev = MP_DEVICE_AUTO;
-    const char *steer[CLI_MAX_STEER];
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (cli_is_help(a)) {
-            fputs(USAGE, stdout);
-            return 0;
-        } else if (!strcmp(a, "--model")) {
-            if (!(dir = cli_opt_value("logits", argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--ids")) {
-            if (!(ids_arg = cli_opt_value("logits", argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--text")) {
-            if (!(text = cli_opt_value("logits", argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--format")) {
-            if (!(format = cli_opt_value("logits", argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--out")) {
-            if (!(out_path = cli_opt_value("logits", argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--steer")) {
-            if (!(steer[n_steer] = cli_opt_value("logits", argc, argv, &i))) return 2;
-            if (++n_steer == CLI_MAX_STEER) return cli_usage_error("logits", "too many --steer options");
-        } else if (!strcmp(a, "--mask")) {
-            if (!(mask_path = cli_opt_value("logits", argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--device")) {
-            const char *v = cli_opt_value("logits", argc, argv, &i);
-            if (!v || cli_parse_device("logits", v, &dev)) return 2;
-        } else if (!strcmp(a, "--bos")) {
-            bos = 1;
-        } else if (!strcmp(a, "--last")) {
-            last = 1;
-        } else {
-            return cli_usage_error("logits", "unknown argument '%s'", a);
-        }
-    }
-    if (!dir) return cli_usage_error("logits", "--model DIR is required");
-    if (!ids_arg == !text) return cli_usage_error("logits", "give exactly one of --ids or --text");
-    if (strcmp(format, "raw") && strcmp(format, "json"))
-        return cli_usage_error("logits", "--format must be raw or json, not '%s'", format);
+    cli_model_args ma = {0};
+    cli_input_args in = {0};
+    const char *format = "raw", *out_path = "-";
+    int last = 0;
+    cli_list steers = {0};
+    const cli_opt opts[] = {
+        CLI_OPT_MODEL(&ma, CLI_REQUIRED),
+        CLI_OPTS_INPUT(&in),
+        {"--format", NULL, CLI_CHOICE_STR, NULL, &format, 0, 0, "raw|json",
+         "raw: T*vocab little-endian float32, row-major (default);\n"
+         "json: {\"n_tokens\": T, \"vocab_size\": V, \"logits\": [[...], ...]}", 0, NULL, 0},
+        CLI_OPT_OUT(&out_path, "FILE", "output file (default: stdout)", 0),
+        {"--last", NULL, CLI_FLAG, NULL, &last, 0, 0, NULL, "only the last position's logits (1 x vocab)", 0, NULL, 0},
+        CLI_OPT_MASK(&ma),
+        {"--steer", NULL, CLI_LIST, "R:I,J=S", &steers, 0, 0, NULL,
+         "add S to expert R:I,J's routing weight at every token (see: monet-probe steer --help)", 0, NULL, 0},
+        CLI_OPT_DEVICE(&ma),
+        CLI_OPT_END,
+    };
+    const cli_spec spec = {.cmd = "logits", .about = ABOUT, .opts = opts};
+    int prc = cli_parse(&spec, argc, argv);
+    if (prc) return prc == 1 ? 0 : prc;
+    mp_device dev;
+    if (cli_input_check("logits", &in) || cli_model_device("logits", &ma, &dev)) return 2;
+    if (steers.n > CLI_MAX_STEER) return cli_usage_error("logits", "too many --steer options (at most %d)", CLI_MAX_STEER);
+    const char *dir = ma.model, *ids_arg = in.ids, *text = in.text, *mask_path = ma.mask;
+    const char **steer = steers.v;
+    int bos = in.bos, n_steer = steers.n;
 
     mp_error err;
     mp_error_clear(&err);

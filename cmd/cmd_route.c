@@ -7,17 +7,9 @@
 #include "cli.h"
 #include "core/model/forward.h"
 
-static const char *USAGE =
-    "usage: monet-probe route --model DIR (--ids 1,450,... | --text TEXT [--bos]) [--json] [--top N] [--mask MASK]\n"
-    "                         [--device D]\n"
+static const char *ABOUT =
     "  Print, per token and router group, the active experts I,J (flat id I*E+J) with\n"
-    "  their routing weight w_ij = sum_h g1[h,I]*g2[h,J], sorted by weight.\n"
-    "  --json     machine-readable: per token and group the per-head g1/g2 lists and all experts\n"
-    "  --top N    text output: show the N heaviest experts per token and group (the rest are\n"
-    "             counted, never dropped silently); default: all\n"
-    "  --mask MASK  purge the experts of a mask file: they get w_ij = 0 and are not listed\n"
-    "             (their count is reported); g1/g2 are unchanged (the router is not masked)\n"
-    CLI_DEVICE_HELP;
+    "  their routing weight w_ij = sum_h g1[h,I]*g2[h,J], sorted by weight.";
 
 static void print_head_lists(const mp_route_group *g, int t, int f) {
     printf("[");
@@ -33,40 +25,30 @@ static void print_head_lists(const mp_route_group *g, int t, int f) {
 }
 
 int cmd_route(int argc, char **argv) {
-    const char *dir = NULL, *ids_arg = NULL, *text = NULL, *mask_path = NULL;
-    int bos = 0, json = 0;
-    mp_device dev = MP_DEVICE_AUTO;
+    cli_model_args ma = {0};
+    cli_input_args in = {0};
+    int json = 0;
     long top = -1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (cli_is_help(a)) {
-            fputs(USAGE, stdout);
-            return 0;
-        } else if (!strcmp(a, "--model")) {
-            if (!(dir = cli_opt_value("route", argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--ids")) {
-            if (!(ids_arg = cli_opt_value("route", argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--text")) {
-            if (!(text = cli_opt_value("route", argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--top")) {
-            const char *v = cli_opt_value("route", argc, argv, &i);
-            if (!v) return 2;
-            if (cli_parse_long(v, 1, 1L << 30, &top)) return cli_usage_error("route", "--top needs a positive integer");
-        } else if (!strcmp(a, "--mask")) {
-            if (!(mask_path = cli_opt_value("route", argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--device")) {
-            const char *v = cli_opt_value("route", argc, argv, &i);
-            if (!v || cli_parse_device("route", v, &dev)) return 2;
-        } else if (!strcmp(a, "--bos")) {
-            bos = 1;
-        } else if (!strcmp(a, "--json")) {
-            json = 1;
-        } else {
-            return cli_usage_error("route", "unknown argument '%s'", a);
-        }
-    }
-    if (!dir) return cli_usage_error("route", "--model DIR is required");
-    if (!ids_arg == !text) return cli_usage_error("route", "give exactly one of --ids or --text");
+    const cli_opt opts[] = {
+        CLI_OPT_MODEL(&ma, CLI_REQUIRED),
+        CLI_OPTS_INPUT(&in),
+        CLI_OPT_JSON(&json),
+        {"--top", NULL, CLI_LONG, "N", &top, 1, 1 << 30, NULL,
+         "text output: the N heaviest experts per token and group (the rest are\n"
+         "counted, never dropped silently); default: all", 0, NULL, 0},
+        {"--mask", NULL, CLI_STR, "MASK", &ma.mask, 0, 0, NULL,
+         "purge the experts of a mask file: they get w_ij = 0 and are not listed\n"
+         "(their count is reported); g1/g2 are unchanged (the router is not masked)", 0, NULL, 0},
+        CLI_OPT_DEVICE(&ma),
+        CLI_OPT_END,
+    };
+    const cli_spec spec = {.cmd = "route", .about = ABOUT, .opts = opts};
+    int prc = cli_parse(&spec, argc, argv);
+    if (prc) return prc == 1 ? 0 : prc;
+    mp_device dev;
+    if (cli_input_check("route", &in) || cli_model_device("route", &ma, &dev)) return 2;
+    const char *dir = ma.model, *ids_arg = in.ids, *text = in.text, *mask_path = ma.mask;
+    int bos = in.bos;
 
     mp_error err;
     mp_error_clear(&err);

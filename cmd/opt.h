@@ -147,6 +147,18 @@ typedef struct cli_model_args {
 /* --expert R:I,J (repeatable where the command acts on several) */
 #define CLI_OPT_EXPERT(p, type, help, fl) {"--expert", NULL, (type), "R:I,J", (p), 0, 0, NULL, (help), (fl), NULL, 0}
 
+/* Token input: --ids LIST | --text TEXT [--bos]. */
+typedef struct cli_input_args {
+    const char *ids;
+    const char *text;
+    int bos;
+} cli_input_args;
+#define CLI_OPTS_INPUT(a)                                                                                             \
+    {"--ids", NULL, CLI_STR, "LIST", &(a)->ids, 0, 0, NULL, "comma-separated token ids", 0, NULL, 0},               \
+        {"--text", NULL, CLI_STR, "TEXT", &(a)->text, 0, 0, NULL, "text encoded with the model's tokenizer.model", 0,  \
+         NULL, 0},                                                                                                    \
+        {"--bos", NULL, CLI_FLAG, NULL, &(a)->bos, 0, 0, NULL, "prepend BOS to --text", 0, NULL, 0}
+
 /* The model group: --model (flags fl), --device, --mask. */
 #define CLI_OPTS_MODEL(a, fl) CLI_OPT_MODEL(a, fl), CLI_OPT_DEVICE(a), CLI_OPT_MASK(a)
 
