@@ -94,6 +94,27 @@ int cli_apply_mask(const char *path, const mp_model *m, mp_state *st, mp_mask **
  * usage error. */
 int cli_parse_device(const char *cmd, const char *s, mp_device *out);
 
+/* The options `ppl` and `eval ppl` share: model group, corpus, fields,
+ * windows, document limit, strictness, quiet. */
+typedef struct cli_ppl_args {
+    cli_model_args model;
+    const char *corpus, *text_field, *label_field;
+    long ctx, max_docs;
+    int strict, quiet;
+} cli_ppl_args;
+#define CLI_OPTS_PPL(a)                                                                                               \
+    CLI_OPTS_MODEL(&(a)->model, CLI_REQUIRED), CLI_OPT_CORPUS(&(a)->corpus, CLI_REQUIRED),                          \
+        CLI_OPT_TEXT_FIELD(&(a)->text_field),                                                                         \
+        {"--label-field", NULL, CLI_STR, "F", &(a)->label_field, 0, 0, NULL,                                         \
+         "JSONL field (dotted path) or CSV column to group by; for a directory:\n"                                   \
+         "ext, parent or stem (file extension, parent folder, file name)", 0, NULL, 0},                              \
+        {"--context", NULL, CLI_LONG, "N", &(a)->ctx, 2, 1 << 20, NULL,                                              \
+         "window length in tokens (default: min(512, max_position_embeddings))", 0, NULL, 0},                        \
+        {"--max-docs", NULL, CLI_LONG, "N", &(a)->max_docs, 1, 1099511627776.0, NULL, "stop after N documents", 0,   \
+         NULL, 0},                                                                                                    \
+        CLI_OPT_STRICT(&(a)->strict), CLI_OPT_QUIET(&(a)->quiet)
+#define CLI_PPL_ARGS_INIT {{0}, NULL, "text", NULL, 0, -1, 0, 0}
+
 /* The resolved request of a parsed cli_model_args' --device (NULL = auto).
  * @return 0, or 2 after printing a usage error. */
 int cli_model_device(const char *cmd, const cli_model_args *a, mp_device *out);

@@ -12,62 +12,26 @@
 #include "core/eval/perplexity.h"
 #include "core/util/progress.h"
 
-static const char *USAGE =
-    "usage: monet-probe ppl --model DIR --corpus FILE [--context N] [--text-field F] [--label-field F]\n"
-    "                       [--max-docs N] [--mask MASK] [--strict] [--json] [--quiet]\n"
-    "                       [--device D]\n"
+static const char *ABOUT =
     "  Perplexity of a corpus: plain text (one document per line), JSONL, CSV, *.zst or a\n"
     "  directory tree (core/text/corpus.h).\n"
-    "  Each document is BOS + its tokens, scored in non-overlapping windows of N tokens.\n"
-    "  --context N       window length in tokens (default: min(512, max_position_embeddings))\n"
-    "  --text-field F    JSONL text field (default \"text\")\n"
-    "  --label-field F   JSONL field / CSV column to break results down by (e.g. lang, domain);\n"
-    "                    for a directory: ext, parent or stem\n"
-    "  --max-docs N      stop after N documents\n"
-    "  --mask MASK       purge the experts listed in a mask file\n"
-    "  --strict          a malformed line is fatal (default: reported, skipped, counted)\n"
-    "  --json            machine-readable summary on stdout\n"
-    CLI_DEVICE_HELP;
+    "  Each document is BOS + its tokens, scored in non-overlapping windows of N tokens.";
 
 int cmd_ppl(int argc, char **argv) {
-    const char *dir = NULL, *corpus = NULL, *text_field = "text", *label_field = NULL, *mask_path = NULL;
-    long ctx = 0, max_docs = -1;
-    int json = 0, strict = 0, quiet = 0;
-    mp_device dev = MP_DEVICE_AUTO;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v;
-        if (cli_is_help(a)) {
-            fputs(USAGE, stdout);
-            return 0;
-        } else if (!strcmp(a, "--model")) {
-            if (!(dir = cli_opt_value("ppl", argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--corpus")) {
-            if (!(corpus = cli_opt_value("ppl", argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--text-field")) {
-            if (!(text_field = cli_opt_value("ppl", argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--label-field")) {
-            if (!(label_field = cli_opt_value("ppl", argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--context")) {
-            if (!(v = cli_opt_value("ppl", argc, argv, &i))) return 2;
-            if (cli_parse_long(v, 2, 1 << 20, &ctx)) return cli_usage_error("ppl", "bad --context '%s'", v);
-        } else if (!strcmp(a, "--max-docs")) {
-            if (!(v = cli_opt_value("ppl", argc, argv, &i))) return 2;
-            if (cli_parse_long(v, 1, 1L << 40, &max_docs)) return cli_usage_error("ppl", "bad --max-docs '%s'", v);
-        } else if (!strcmp(a, "--mask")) {
-            if (!(mask_path = cli_opt_value("ppl", argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--device")) {
-            if (!(v = cli_opt_value("ppl", argc, argv, &i)) || cli_parse_device("ppl", v, &dev)) return 2;
-        } else if (!strcmp(a, "--json")) {
-            json = 1;
-        } else if (!strcmp(a, "--strict")) {
-            strict = 1;
-        } else if (!strcmp(a, "--quiet")) {
-            quiet = 1;
-        } else {
-            return cli_usage_error("ppl", "unknown argument '%s'", a);
-        }
-    }
-    if (!dir || !corpus) return cli_usage_error("ppl", "--model DIR and --corpus FILE are required");
+    cli_ppl_args pa = CLI_PPL_ARGS_INIT;
+    int json = 0;
+#define JSON_OPT CLI_OPT_JSON(&json)
+    const cli_opt opts[] = {CLI_OPTS_PPL(&pa), JSON_OPT, CLI_OPT_END};
+    const cli_spec spec = {.cmd = "ppl", .about = ABOUT, .opts = opts};
+    int prc = cli_parse(&spec, argc, argv);
+    if (prc) return prc == 1 ? 0 : prc;
+#undef JSON_OPT
+    mp_device dev;
+    if (cli_model_device("ppl", &pa.model, &dev)) return 2;
+    const char *dir = pa.model.model, *corpus = pa.corpus, *text_field = pa.text_field, *label_field = pa.label_field,
+               *mask_path = pa.model.mask;
+    long ctx = pa.ctx, max_docs = pa.max_docs;
+    int strict = pa.strict, quiet = pa.quiet;
     mp_corpus *c = NULL;
     int open_rc = cli_corpus_open("ppl", corpus, text_field, label_field, strict, &quiet, &c);
     if (open_rc) return open_rc;

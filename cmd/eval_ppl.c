@@ -17,57 +17,28 @@
 #include "core/eval/perplexity.h"
 #include "core/util/progress.h"
 
-static const char *USAGE =
-    "usage: monet-probe eval ppl --model DIR --corpus SPEC [--label-field F] [--text-field F] [--mask MASK]\n"
-    "                            [--context N] [--max-docs N] [--json OUT] [--strict] [--quiet]\n"
+static const char *ABOUT =
     "  Perplexity per label over a corpus (txt, jsonl, csv, *.zst, or a directory tree; see\n"
-    "  core/text/corpus.h). Each document is BOS + its tokens, scored in non-overlapping windows.\n"
-    "  --label-field F   JSONL field (dotted path) or CSV column to group by; for a directory:\n"
-    "                    ext, parent or stem (file extension, parent folder, file name)\n"
-    "  --text-field F    JSONL/CSV text field (default \"text\")\n"
-    "  --context N       window length in tokens (default: min(512, max_position_embeddings))\n"
-    "  --max-docs N      stop after N documents\n"
-    "  --mask MASK       purge the experts listed in a mask file\n"
-    "  --json OUT        write the result (for `eval compare --target LABEL`)\n"
-    "  --strict          a malformed record is fatal (default: reported, skipped, counted)\n";
+    "  core/text/corpus.h). Each document is BOS + its tokens, scored in non-overlapping windows.";
 
 int cmd_eval_ppl(int argc, char **argv) {
     const char *cmd = "eval ppl";
-    const char *dir = NULL, *spec = NULL, *label_field = NULL, *text_field = NULL, *mask_path = NULL, *json = NULL;
-    long ctx = 0, max_docs = -1;
-    int strict = 0, quiet = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v;
-        if (cli_is_help(a)) {
-            fputs(USAGE, stdout);
-            return 0;
-        } else if (!strcmp(a, "--model")) {
-            if (!(dir = cli_opt_value(cmd, argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--corpus")) {
-            if (!(spec = cli_opt_value(cmd, argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--label-field")) {
-            if (!(label_field = cli_opt_value(cmd, argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--text-field")) {
-            if (!(text_field = cli_opt_value(cmd, argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--mask")) {
-            if (!(mask_path = cli_opt_value(cmd, argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--json")) {
-            if (!(json = cli_opt_value(cmd, argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--context")) {
-            if (!(v = cli_opt_value(cmd, argc, argv, &i))) return 2;
-            if (cli_parse_long(v, 2, 1 << 20, &ctx)) return cli_usage_error(cmd, "bad --context '%s'", v);
-        } else if (!strcmp(a, "--max-docs")) {
-            if (!(v = cli_opt_value(cmd, argc, argv, &i))) return 2;
-            if (cli_parse_long(v, 1, 1L << 40, &max_docs)) return cli_usage_error(cmd, "bad --max-docs '%s'", v);
-        } else if (!strcmp(a, "--strict")) {
-            strict = 1;
-        } else if (!strcmp(a, "--quiet")) {
-            quiet = 1;
-        } else {
-            return cli_usage_error(cmd, "unknown argument '%s'", a);
-        }
-    }
-    if (!dir || !spec) return cli_usage_error(cmd, "--model DIR and --corpus SPEC are required");
+    cli_ppl_args pa = CLI_PPL_ARGS_INIT;
+    const char *json = NULL;
+#define JSON_OPT                                                                                                      \
+    {"--json", NULL, CLI_STR, "OUT", &json, 0, 0, NULL, "write the result (for `eval compare --target LABEL`)", 0,    \
+     NULL, 0}
+    const cli_opt opts[] = {CLI_OPTS_PPL(&pa), JSON_OPT, CLI_OPT_END};
+    const cli_spec cspec = {.cmd = "eval ppl", .about = ABOUT, .opts = opts};
+    int prc = cli_parse(&cspec, argc, argv);
+    if (prc) return prc == 1 ? 0 : prc;
+#undef JSON_OPT
+    mp_device dev;
+    if (cli_model_device(cmd, &pa.model, &dev)) return 2;
+    const char *dir = pa.model.model, *spec = pa.corpus, *text_field = pa.text_field,
+               *label_field = pa.label_field, *mask_path = pa.model.mask;
+    long ctx = pa.ctx, max_docs = pa.max_docs;
+    int strict = pa.strict, quiet = pa.quiet;
     mp_corpus *c = NULL;
     int open_rc = cli_corpus_open(cmd, spec, text_field, label_field, strict, &quiet, &c);
     if (open_rc) return open_rc;
@@ -91,7 +62,7 @@ int cmd_eval_ppl(int argc, char **argv) {
     if ((rc = cli_load_tokenizer(dir, &tok, &err)) < 0) goto cleanup;
     if ((rc = mp_model_load(dir, &m, &err)) < 0) goto cleanup;
     if (!ctx) ctx = m->cfg.max_position_embeddings < 512 ? m->cfg.max_position_embeddings : 512;
-    if ((rc = mp_engine_create(m, MP_DEVICE_CPU, (int)ctx, 0, &st, &err)) < 0) goto cleanup;
+    if ((rc = mp_engine_create(m, dev, (int)ctx, 0, &st, &err)) < 0) goto cleanup;
     if ((rc = cli_engine_apply_mask(mask_path, m, st, &mask, &err)) < 0) goto cleanup;
     mp_progress_start(&prog, quiet ? NULL : stderr, cmd, "tok", 0);
     rc = mp_ppl_corpus(st, m->cfg.vocab_size, tok, c, label_field != NULL, (int)ctx, max_docs, &prog, &r, &err);
