@@ -8,47 +8,29 @@
 #include "analysis/analysis.h"
 #include "cli.h"
 
-static const char *USAGE =
-    "usage: monet-probe correlate --store STORE.db --score-field F [--per token|doc] [--min-count N]\n"
-    "                             [--top N] [--json]\n"
+static const char *ABOUT =
     "  Pearson r between each expert's routing score and the score F (collected with\n"
-    "  `collect --score F`), over all scored tokens (--per token: x = w_ij at the token, 0 when\n"
-    "  inactive; y = its document's score) or documents (--per doc: x = mean w_ij over the\n"
-    "  document's tokens). Experts sorted by r, with the number of samples.\n"
-    "  --min-count N  list only experts active on >= N tokens (default 1)\n"
-    "  --top N        experts listed (default 20; 0 = all)\n";
+    "  `collect --score-field F`), over all scored tokens (--per token: x = w_ij at the token, 0\n"
+    "  when inactive; y = its document's score) or documents (--per doc: x = mean w_ij over the\n"
+    "  document's tokens). Experts sorted by r, with the number of samples.";
 
 int cmd_correlate(int argc, char **argv) {
     const char *store_path = NULL, *field = NULL;
     int per_doc = 0, json = 0;
     long top = 20, min_count = 1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v;
-        if (cli_is_help(a)) {
-            fputs(USAGE, stdout);
-            return 0;
-        } else if (!strcmp(a, "--store")) {
-            if (!(store_path = cli_opt_value("correlate", argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--score-field")) {
-            if (!(field = cli_opt_value("correlate", argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--per")) {
-            if (!(v = cli_opt_value("correlate", argc, argv, &i))) return 2;
-            if (!strcmp(v, "token")) per_doc = 0;
-            else if (!strcmp(v, "doc")) per_doc = 1;
-            else return cli_usage_error("correlate", "--per must be token or doc");
-        } else if (!strcmp(a, "--min-count")) {
-            if (!(v = cli_opt_value("correlate", argc, argv, &i))) return 2;
-            if (cli_parse_long(v, 0, 1L << 62, &min_count)) return cli_usage_error("correlate", "bad --min-count");
-        } else if (!strcmp(a, "--top")) {
-            if (!(v = cli_opt_value("correlate", argc, argv, &i))) return 2;
-            if (cli_parse_long(v, 0, 1L << 30, &top)) return cli_usage_error("correlate", "bad --top");
-        } else if (!strcmp(a, "--json")) {
-            json = 1;
-        } else {
-            return cli_usage_error("correlate", "unknown argument '%s'", a);
-        }
-    }
-    if (!store_path || !field) return cli_usage_error("correlate", "--store STORE.db and --score-field F are required");
+    const cli_opt opts[] = {
+        CLI_OPT_STORE(&store_path, CLI_REQUIRED),
+        CLI_OPT_SCORE_FIELD(&field, CLI_REQUIRED),
+        {"--per", NULL, CLI_CHOICE, NULL, &per_doc, 0, 0, "token|doc", "correlate over tokens (default) or documents",
+         0, NULL, 0},
+        CLI_OPT_MIN_COUNT(&min_count, "list only experts active on >= N tokens (default 1)"),
+        CLI_OPT_TOP(&top, "experts listed (default 20; 0 = all)"),
+        CLI_OPT_JSON(&json),
+        CLI_OPT_END,
+    };
+    const cli_spec spec = {.cmd = "correlate", .about = ABOUT, .opts = opts};
+    int prc = cli_parse(&spec, argc, argv);
+    if (prc) return prc == 1 ? 0 : prc;
     mp_error err;
     mp_store *st = NULL;
     mp_corr_result r;

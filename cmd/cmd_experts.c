@@ -8,49 +8,29 @@
 #include "cli.h"
 #include "core/store/store.h"
 
-static const char *USAGE =
-    "usage: monet-probe experts --store STORE.db [--group R] [--sort count|max|mean] [--label FIELD=VALUE]\n"
-    "                           [--limit N] [--json]\n"
+static const char *ABOUT =
     "  List experts with their statistics, best first: count = tokens where the expert is active,\n"
-    "  mean = mean activation over those tokens, max = highest activation (w_ij, shown in %).\n"
-    "  --group R             only router group R (default: all)\n"
-    "  --sort KEY            count (default), max or mean\n"
-    "  --label F=V           only tokens of documents whose label F is V (e.g. lang=Python, or a score\n"
-    "                        bucket toxicity=0.8-0.9): count and mean are over those tokens; rate =\n"
-    "                        count / tokens with that label; share = count / the expert's count\n"
-    "  --limit N             rows to print (default 20)\n";
+    "  mean = mean activation over those tokens, max = highest activation (w_ij, shown in %).";
 
 int cmd_experts(int argc, char **argv) {
     const char *store = NULL, *sort = "count", *label = NULL;
     long group = -1, limit = 20;
     int json = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v;
-        if (cli_is_help(a)) {
-            fputs(USAGE, stdout);
-            return 0;
-        } else if (!strcmp(a, "--store")) {
-            if (!(store = cli_opt_value("experts", argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--group")) {
-            if (!(v = cli_opt_value("experts", argc, argv, &i))) return 2;
-            if (cli_parse_long(v, 0, 255, &group)) return cli_usage_error("experts", "bad --group '%s'", v);
-        } else if (!strcmp(a, "--sort")) {
-            if (!(sort = cli_opt_value("experts", argc, argv, &i))) return 2;
-            if (strcmp(sort, "count") && strcmp(sort, "max") && strcmp(sort, "mean"))
-                return cli_usage_error("experts", "--sort takes count, max or mean, not '%s'", sort);
-        } else if (!strcmp(a, "--label")) {
-            if (!(label = cli_opt_value("experts", argc, argv, &i))) return 2;
-            if (!strchr(label, '=')) return cli_usage_error("experts", "--label needs FIELD=VALUE");
-        } else if (!strcmp(a, "--limit")) {
-            if (!(v = cli_opt_value("experts", argc, argv, &i))) return 2;
-            if (cli_parse_long(v, 1, 1L << 40, &limit)) return cli_usage_error("experts", "bad --limit '%s'", v);
-        } else if (!strcmp(a, "--json")) {
-            json = 1;
-        } else {
-            return cli_usage_error("experts", "unknown argument '%s'", a);
-        }
-    }
-    if (!store) return cli_usage_error("experts", "--store STORE.db is required");
+    const cli_opt opts[] = {
+        CLI_OPT_STORE(&store, CLI_REQUIRED),
+        {"--group", NULL, CLI_LONG, "R", &group, 0, 255, NULL, "only router group R (default: all)", 0, NULL, 0},
+        {"--sort", NULL, CLI_CHOICE_STR, NULL, &sort, 0, 0, "count|max|mean", "sort key (default count)", 0, NULL, 0},
+        CLI_OPT_LABEL_SELECT(&label,
+                             "only tokens of documents whose label F is V (e.g. lang=Python, or a score\n"
+                             "bucket toxicity=0.8-0.9): count and mean are over those tokens; rate =\n"
+                             "count / tokens with that label; share = count / the expert's count"),
+        {"--limit", NULL, CLI_LONG, "N", &limit, 1, 1099511627776.0, NULL, "rows to print (default 20)", 0, NULL, 0},
+        CLI_OPT_JSON(&json),
+        CLI_OPT_END,
+    };
+    const cli_spec spec = {.cmd = "experts", .about = ABOUT, .opts = opts};
+    int prc = cli_parse(&spec, argc, argv);
+    if (prc) return prc == 1 ? 0 : prc;
     mp_error err;
     mp_error_clear(&err);
     mp_store *st = NULL;

@@ -11,17 +11,12 @@
 #include "cli.h"
 #include "core/model/mask.h"
 
-static const char *USAGE =
-    "usage: monet-probe purge --store STORE.db (--domain L | --lang L | --label F=L | --toxicity)\n"
-    "                         [--threshold X] [--measure mean|freq] [--min-count N]\n"
-    "                         [--score-field F] [--per token|doc] --out MASK.json\n"
+static const char *ABOUT =
     "  Emit a mask of the experts to purge and print the masking ratio (masked / groups x E^2).\n"
-    "  --domain L / --lang L / --label F=L\n"
-    "        specialists of label L in field domain / lang / F: p(L) >= X * p(second label)\n"
-    "        (X default 2, the paper's rule; see `specialize --help` for --measure, --min-count)\n"
-    "  --toxicity\n"
-    "        experts whose Pearson r with the score field (default 'toxicity', per token) is >= X\n"
-    "        (X default 0.2; the paper sweeps 0.2, 0.1, 0.05)\n";
+    "  Exactly one criterion: --domain L / --lang L / --label F=L (the specialists of label L in\n"
+    "  field domain / lang / F: p(L) >= X * p(second label), X default 2, the paper's rule), or\n"
+    "  --toxicity (experts whose Pearson r with the score field, per token by default, is >= X;\n"
+    "  X default 0.2; the paper sweeps 0.2, 0.1, 0.05).";
 
 static int add_all(mp_mask *mk, const mp_spec_result *r, int label, mp_error *err) {
     for (size_t k = 0; k < r->n_experts; k++) {
@@ -39,53 +34,49 @@ int cmd_purge(int argc, char **argv) {
     double threshold = 0;
     long min_count = 10;
     mp_measure measure = MP_MEASURE_MEAN_W;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v;
-        if (cli_is_help(a)) {
-            fputs(USAGE, stdout);
-            return 0;
-        } else if (!strcmp(a, "--store")) {
-            if (!(store_path = cli_opt_value("purge", argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--out")) {
-            if (!(out = cli_opt_value("purge", argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--domain") || !strcmp(a, "--lang")) {
-            if (!(label = cli_opt_value("purge", argc, argv, &i))) return 2;
-            field = !strcmp(a, "--domain") ? "domain" : "lang";
-            explicit_field = 0;
-        } else if (!strcmp(a, "--label")) {
-            if (!(v = cli_opt_value("purge", argc, argv, &i))) return 2;
-            const char *eq = strchr(v, '=');
-            if (!eq || eq == v || !eq[1] || (size_t)(eq - v) >= sizeof label_buf)
-                return cli_usage_error("purge", "--label needs FIELD=LABEL");
-            memcpy(label_buf, v, (size_t)(eq - v));
-            label_buf[eq - v] = '\0';
-            field = label_buf;
-            label = eq + 1;
-            explicit_field = 1;
-        } else if (!strcmp(a, "--toxicity")) {
-            toxicity = 1;
-        } else if (!strcmp(a, "--score-field")) {
-            if (!(score_field = cli_opt_value("purge", argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--per")) {
-            if (!(v = cli_opt_value("purge", argc, argv, &i))) return 2;
-            if (strcmp(v, "token") && strcmp(v, "doc")) return cli_usage_error("purge", "--per must be token or doc");
-            per_doc = !strcmp(v, "doc");
-        } else if (!strcmp(a, "--threshold")) {
-            if (!(v = cli_opt_value("purge", argc, argv, &i))) return 2;
-            if (cli_parse_double(v, -1.0, 1e9, &threshold)) return cli_usage_error("purge", "bad --threshold '%s'", v);
-            have_threshold = 1;
-        } else if (!strcmp(a, "--measure")) {
-            if (!(v = cli_opt_value("purge", argc, argv, &i))) return 2;
-            if (strcmp(v, "mean") && strcmp(v, "freq")) return cli_usage_error("purge", "--measure must be mean or freq");
-            measure = !strcmp(v, "freq") ? MP_MEASURE_FREQ : MP_MEASURE_MEAN_W;
-        } else if (!strcmp(a, "--min-count")) {
-            if (!(v = cli_opt_value("purge", argc, argv, &i))) return 2;
-            if (cli_parse_long(v, 0, 1L << 62, &min_count)) return cli_usage_error("purge", "bad --min-count");
-        } else {
-            return cli_usage_error("purge", "unknown argument '%s'", a);
-        }
+    const char *domain = NULL, *lang = NULL, *select = NULL;
+    int measure_ix = 0;
+    const cli_opt opts[] = {
+        CLI_OPT_STORE(&store_path, CLI_REQUIRED),
+        CLI_OPT_OUT(&out, "MASK.json", "the mask file to write (docs/mask.md)", CLI_REQUIRED),
+        {"--domain", NULL, CLI_STR, "L", &domain, 0, 0, NULL, "specialists of label L in the field 'domain'", 0, NULL,
+         0},
+        {"--lang", NULL, CLI_STR, "L", &lang, 0, 0, NULL, "specialists of label L in the field 'lang'", 0, NULL, 0},
+        CLI_OPT_LABEL_SELECT(&select, "specialists of label L in the field F"),
+        {"--toxicity", NULL, CLI_FLAG, NULL, &toxicity, 0, 0, NULL, "experts correlated with the score field", 0, NULL,
+         0},
+        {"--threshold", NULL, CLI_DOUBLE, "X", &threshold, -1, 1e9, NULL,
+         "skew ratio (default 2) or Pearson r (default 0.2) threshold", 0, NULL, 0},
+        {"--measure", NULL, CLI_CHOICE, NULL, &measure_ix, 0, 0, "mean|freq", "specialization measure (specialize --help)",
+         0, NULL, 0},
+        CLI_OPT_MIN_COUNT(&min_count, "ignore experts active on fewer than N tokens (default 10)"),
+        {"--score-field", NULL, CLI_STR, "F", &score_field, 0, 0, NULL, "score field for --toxicity (default toxicity)",
+         0, NULL, 0},
+        {"--per", NULL, CLI_CHOICE, NULL, &per_doc, 0, 0, "token|doc", "correlate per token (default) or document", 0,
+         NULL, 0},
+        CLI_OPT_END,
+    };
+    threshold = NAN;
+    const cli_spec spec = {.cmd = "purge", .about = ABOUT, .opts = opts};
+    int prc = cli_parse(&spec, argc, argv);
+    if (prc) return prc == 1 ? 0 : prc;
+    if (!!domain + !!lang + !!select > 1)
+        return cli_usage_error("purge", "give one of --domain, --lang and --label");
+    measure = measure_ix ? MP_MEASURE_FREQ : MP_MEASURE_MEAN_W;
+    have_threshold = !isnan(threshold);
+    if (domain || lang) {
+        field = domain ? "domain" : "lang";
+        label = domain ? domain : lang;
+    } else if (select) {
+        const char *eq = strchr(select, '=');
+        if (!eq[1] || (size_t)(eq - select) >= sizeof label_buf)
+            return cli_usage_error("purge", "--label needs FIELD=LABEL");
+        memcpy(label_buf, select, (size_t)(eq - select));
+        label_buf[eq - select] = '\0';
+        field = label_buf;
+        label = eq + 1;
+        explicit_field = 1;
     }
-    if (!store_path || !out) return cli_usage_error("purge", "--store STORE.db and --out MASK are required");
     if (!!label + toxicity != 1)
         return cli_usage_error("purge", "give exactly one criterion: --domain, --lang, --label or --toxicity");
     if (!have_threshold) threshold = toxicity ? 0.2 : 2.0;

@@ -41,10 +41,8 @@ int cmd_specialize(int argc, char **argv) {
          "(inactive tokens count 0; the paper's reading, default);\n"
          "freq: share of the label's tokens where the expert is active", 0, NULL, 0},
         {"--ratio", NULL, CLI_DOUBLE, "R", &o.ratio, 1, 1e9, NULL, "skew threshold (default 2)", 0, NULL, 0},
-        {"--min-count", NULL, CLI_LONG, "N", &min_count, 0, 4.6e18, NULL,
-         "ignore experts active on fewer than N tokens in all (default 10)", 0, NULL, 0},
-        {"--top", NULL, CLI_LONG, "N", &top, 0, 1 << 30, NULL, "specialists listed per label (default 10; 0 = all)", 0,
-         NULL, 0},
+        CLI_OPT_MIN_COUNT(&min_count, "ignore experts active on fewer than N tokens in all (default 10)"),
+        CLI_OPT_TOP(&top, "specialists listed per label (default 10; 0 = all)"),
         CLI_OPT_JSON(&json),
         CLI_OPT_CSV(&csv),
         CLI_OPT_END,

@@ -12,17 +12,10 @@
 #include "core/store/store.h"
 #include "core/text/tokenizer.h"
 
-static const char *USAGE =
-    "usage: monet-probe top-contexts --store STORE.db --expert [R:]I,J|[R:]ID [--window W] [--limit N]\n"
-    "                                [--model DIR] [--json]\n"
+static const char *ABOUT =
     "  An expert's top contexts, highest first: activation w_ij as a percentage (as the paper shows it;\n"
     "  it can exceed 100%: it sums over heads), the document's labels, and the text around the token\n"
-    "  (bold on a terminal, [[token]] otherwise). Without R:, the expert in every router group.\n"
-    "  --window W   tokens shown on each side of the activating token (default 10)\n"
-    "  --limit N    contexts per group (default: all stored)\n"
-    "  --model DIR  check that the store was collected with this model (tokens are decoded with the\n"
-    "               tokenizer kept in the store)\n"
-    "  --json       machine-readable output\n";
+    "  (bold on a terminal, [[token]] otherwise). Without R:, the expert in every router group.";
 
 /* Parse "[R:]I,J" or "[R:]ID". group = -1 without R. */
 static int parse_expert(const char *s, int E, int n_groups, int *group, long *ei, long *ej, mp_error *err) {
@@ -135,30 +128,23 @@ int cmd_top_contexts(int argc, char **argv) {
     const char *store = NULL, *expert = NULL, *model = NULL;
     long show = 10, limit = -1;
     int json = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v;
-        if (cli_is_help(a)) {
-            fputs(USAGE, stdout);
-            return 0;
-        } else if (!strcmp(a, "--store")) {
-            if (!(store = cli_opt_value("top-contexts", argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--expert")) {
-            if (!(expert = cli_opt_value("top-contexts", argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--model")) {
-            if (!(model = cli_opt_value("top-contexts", argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--window")) {
-            if (!(v = cli_opt_value("top-contexts", argc, argv, &i))) return 2;
-            if (cli_parse_long(v, 0, 1 << 20, &show)) return cli_usage_error("top-contexts", "bad --window '%s'", v);
-        } else if (!strcmp(a, "--limit")) {
-            if (!(v = cli_opt_value("top-contexts", argc, argv, &i))) return 2;
-            if (cli_parse_long(v, 1, 1 << 20, &limit)) return cli_usage_error("top-contexts", "bad --limit '%s'", v);
-        } else if (!strcmp(a, "--json")) {
-            json = 1;
-        } else {
-            return cli_usage_error("top-contexts", "unknown argument '%s'", a);
-        }
-    }
-    if (!store || !expert) return cli_usage_error("top-contexts", "--store STORE.db and --expert [R:]I,J are required");
+    const cli_opt opts[] = {
+        CLI_OPT_STORE(&store, CLI_REQUIRED),
+        CLI_OPT_EXPERT(&expert, CLI_STR, "the expert: R:I,J or R:ID (flat id I*E+J); without R:, every group",
+                       CLI_REQUIRED),
+        {"--window", NULL, CLI_LONG, "W", &show, 0, 1 << 20, NULL,
+         "tokens shown on each side of the activating token (default 10)", 0, NULL, 0},
+        {"--limit", NULL, CLI_LONG, "N", &limit, 1, 1 << 20, NULL, "contexts per group (default: all stored)", 0, NULL,
+         0},
+        {"--model", NULL, CLI_STR, "DIR", &model, 0, 0, NULL,
+         "check that the store was collected with this model (tokens are decoded with the\n"
+         "tokenizer kept in the store)", 0, NULL, 0},
+        CLI_OPT_JSON(&json),
+        CLI_OPT_END,
+    };
+    const cli_spec spec = {.cmd = "top-contexts", .about = ABOUT, .opts = opts};
+    int prc = cli_parse(&spec, argc, argv);
+    if (prc) return prc == 1 ? 0 : prc;
     mp_error err;
     mp_error_clear(&err);
     mp_store *st = NULL;
@@ -174,8 +160,11 @@ int cmd_top_contexts(int argc, char **argv) {
         (rc = meta_int(st, "moe_groups", &G, &err)) < 0 || (rc = meta_int(st, "window", &W, &err)) < 0 ||
         (rc = meta_int(st, "n_layers", &L, &err)) < 0)
         goto cleanup;
-    if (E < 1 || n_groups < 1 || W < 1) {
-        rc = mp_fail(&err, MP_EINPUT, "%s: corrupt store: bad shape metadata", store);
+    if (E < 1 || E > 65536 || n_groups < 1 || n_groups > 4096 || W < 1 || W > (1 << 20)) {
+        rc = mp_fail(&err, MP_EINPUT,
+                     "%s: corrupt store: bad shape metadata (moe_experts %ld, n_groups %ld, window %ld; limits 65536, "
+                     "4096, 1048576)",
+                     store, E, n_groups, W);
         goto cleanup;
     }
     int grp;

@@ -239,3 +239,13 @@ void cli_print_help(const cli_spec *s, FILE *out) {
     fprintf(out, "  %-22s this help\n", "-h, --help");
     if (s->footer) fprintf(out, "%s", s->footer);
 }
+
+int cli_parse_label_select(const char *value, void *dest, char *msg, size_t cap) {
+    const char *eq = strchr(value, '=');
+    if (!eq || eq == value) {
+        snprintf(msg, cap, "needs FIELD=VALUE (e.g. lang=Python), not '%s'", value);
+        return -1;
+    }
+    *(const char **)dest = value;
+    return 0;
+}

@@ -159,6 +159,14 @@ typedef struct cli_input_args {
          NULL, 0},                                                                                                    \
         {"--bos", NULL, CLI_FLAG, NULL, &(a)->bos, 0, 0, NULL, "prepend BOS to --text", 0, NULL, 0}
 
+/* --top N (how many rows are listed) and --min-count N (activity floor) */
+#define CLI_OPT_TOP(p, help) {"--top", NULL, CLI_LONG, "N", (p), 0, 1 << 30, NULL, (help), 0, NULL, 0}
+#define CLI_OPT_MIN_COUNT(p, help) {"--min-count", NULL, CLI_LONG, "N", (p), 0, 4.6e18, NULL, (help), 0, NULL, 0}
+/* --label FIELD=VALUE: restrict to documents whose label FIELD is VALUE */
+int cli_parse_label_select(const char *value, void *dest, char *msg, size_t cap);
+#define CLI_OPT_LABEL_SELECT(p, help)                                                                                 \
+    {"--label", NULL, CLI_CUSTOM, "F=V", (p), 0, 0, NULL, (help), 0, cli_parse_label_select, 0}
+
 /* The model group: --model (flags fl), --device, --mask. */
 #define CLI_OPTS_MODEL(a, fl) CLI_OPT_MODEL(a, fl), CLI_OPT_DEVICE(a), CLI_OPT_MASK(a)
 
