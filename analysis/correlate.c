@@ -49,7 +49,7 @@ int mp_correlate(mp_store *st, const char *field, int per_doc, mp_corr_result *r
     sqlite3_bind_text(s, 1, field, -1, SQLITE_STATIC);
     if (sqlite3_step(s) != SQLITE_ROW) {
         sqlite3_finalize(s);
-        return mp_fail(err, MP_EINPUT, "%s: no statistics for score field '%s' (collect with --score %s)",
+        return mp_fail(err, MP_EINPUT, "%s: no statistics for score field '%s' (collect with --score-field %s)",
                        mp_store_path(st), field, field);
     }
     double n = sqlite3_column_double(s, 0), sy = sqlite3_column_double(s, 1), syy = sqlite3_column_double(s, 2);

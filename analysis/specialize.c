@@ -89,7 +89,7 @@ int mp_specialize(mp_store *st, const mp_spec_opts *o, mp_spec_result *res, mp_e
     sqlite3_finalize(s);
     s = NULL;
     if (res->n_labels == 0) {
-        rc = mp_fail(err, MP_EINPUT, "%s: no statistics for label field '%s' (collect with --label %s)",
+        rc = mp_fail(err, MP_EINPUT, "%s: no statistics for label field '%s' (collect with --label-field %s)",
                      mp_store_path(st), o->field, o->field);
         goto cleanup;
     }

@@ -28,7 +28,7 @@ fwd=$(OPENBLAS_NUM_THREADS=$threads "$bdir/bench_forward" "$tmp/model" "$WIN" 3)
 timecmd=()
 [[ -x /usr/bin/time ]] && timecmd=(/usr/bin/time -v -o "$tmp/time.txt")
 OPENBLAS_NUM_THREADS=$threads "${timecmd[@]}" "$bin" collect --model "$tmp/model" --corpus "$tmp/corpus.jsonl" \
-    --out "$tmp/s.db" --text-field code --label lang --max-tokens "$N" --context-window "$WIN" --top-k 32 \
+    --out "$tmp/s.db" --text-field code --label-field lang --max-tokens "$N" --context-window "$WIN" --top-k 32 \
     --quiet --json > "$tmp/collect.json"
 rss=$(grep -s "Maximum resident set size" "$tmp/time.txt" | awk '{print $NF}' || true)
 echo "== collect vs forward, ${N} tokens, window ${WIN}, ${threads} threads, E=128 x 2 groups, K=32 =="

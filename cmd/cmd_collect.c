@@ -7,24 +7,38 @@
 #include "cli.h"
 #include "core/store/collect.h"
 
-static const char *USAGE =
-    "usage: monet-probe collect --model DIR --corpus SPEC --out STORE.db [--top-k K] [--max-tokens N]\n"
-    "                           [--context-window W] [--batch B] [--shard i/n] [--text-field F]\n"
-    "                           [--label F]... [--score F]... [--force-new] [--strict] [--quiet] [--json]\n"
+static const char *ABOUT =
     "  Run the model over a corpus and keep, per router group and expert I,J, the K highest activations\n"
     "  w_ij = sum_h g1[h,I]*g2[h,J] with their document and position, activation statistics and\n"
-    "  per-label statistics, in a SQLite store (schema: docs/store.md).\n"
-    "  --top-k K           contexts kept per expert (default 32)\n"
-    "  --max-tokens N      stop after N tokens (the last document is cut)\n"
-    "  --context-window W  forward window in tokens (default min(512, max_position_embeddings))\n"
-    "  --batch B           windows per committed transaction (default 64)\n"
-    "  --shard i/n         process documents i, i+n, i+2n, ... (combine shards with `merge`)\n"
-    "  --text-field F      JSONL/CSV text field (default \"text\")\n"
-    "  --label F           categorical label field (domain, lang, ...); repeatable\n"
-    "  --score F           numeric label field in [0,1] (toxicity, ...): 10 buckets + Pearson statistics\n"
-    "  --force-new         overwrite STORE.db instead of resuming it\n"
-    "  --strict            a malformed corpus line is fatal (default: reported, skipped, counted)\n"
-    "  Re-running the same command after an interruption resumes from the last committed batch.\n";
+    "  per-label statistics, in a SQLite store (schema: docs/store.md).";
+static const char *FOOTER =
+    "Re-running the same command after an interruption resumes from the last committed batch.\n";
+
+/* --shard i/n into mp_collect_opts.shard_i / shard_n */
+static int parse_shard(const char *v, void *dest, char *msg, size_t cap) {
+    mp_collect_opts *o = dest;
+    int si, sn, end = 0;
+    if (sscanf(v, "%d/%d%n", &si, &sn, &end) != 2 || v[end] || sn < 1 || si < 0 || si >= sn || sn > 1000000) {
+        snprintf(msg, cap, "needs i/n with 0 <= i < n <= 1000000, not '%s'", v);
+        return -1;
+    }
+    o->shard_i = si;
+    o->shard_n = sn;
+    return 0;
+}
+
+/* The --label-field / --score-field lists into o (names checked, total bounded). */
+static int take_fields(const cli_list *labels, const cli_list *scores, mp_collect_opts *o) {
+    if (labels->n + scores->n > MP_CORPUS_MAX_LABELS)
+        return cli_usage_error("collect", "at most %d --label-field/--score-field fields in all", MP_CORPUS_MAX_LABELS);
+    for (int k = 0; k < labels->n + scores->n; k++) {
+        const char *f = k < labels->n ? labels->v[k] : scores->v[k - labels->n];
+        if (!*f || strchr(f, ',')) return cli_usage_error("collect", "bad field name '%s'", f);
+        if (k < labels->n) o->labels[o->n_labels++] = f;
+        else o->scores[o->n_scores++] = f;
+    }
+    return 0;
+}
 
 static void on_skip(void *ctx, const char *file, size_t line, const char *reason) {
     if (*(int *)ctx) return;
@@ -36,64 +50,38 @@ int cmd_collect(int argc, char **argv) {
     memset(&o, 0, sizeof o);
     o.shard_n = 1;
     int quiet = 0, json = 0;
-    long v;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *val;
-        if (cli_is_help(a)) {
-            fputs(USAGE, stdout);
-            return 0;
-        } else if (!strcmp(a, "--model")) {
-            if (!(o.model_dir = cli_opt_value("collect", argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--corpus")) {
-            if (!(o.corpus = cli_opt_value("collect", argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--out")) {
-            if (!(o.out = cli_opt_value("collect", argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--text-field")) {
-            if (!(o.text_field = cli_opt_value("collect", argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--label") || !strcmp(a, "--score")) {
-            if (!(val = cli_opt_value("collect", argc, argv, &i))) return 2;
-            if (o.n_labels + o.n_scores >= MP_CORPUS_MAX_LABELS)
-                return cli_usage_error("collect", "at most %d --label/--score fields", MP_CORPUS_MAX_LABELS);
-            if (!*val || strchr(val, ',')) return cli_usage_error("collect", "bad field name '%s'", val);
-            if (a[2] == 'l') o.labels[o.n_labels++] = val;
-            else o.scores[o.n_scores++] = val;
-        } else if (!strcmp(a, "--top-k")) {
-            if (!(val = cli_opt_value("collect", argc, argv, &i))) return 2;
-            if (cli_parse_long(val, 1, 1024, &v)) return cli_usage_error("collect", "--top-k needs 1..1024");
-            o.top_k = (int)v;
-        } else if (!strcmp(a, "--max-tokens")) {
-            if (!(val = cli_opt_value("collect", argc, argv, &i))) return 2;
-            if (cli_parse_long(val, 1, 1L << 62, &v)) return cli_usage_error("collect", "bad --max-tokens '%s'", val);
-            o.max_tokens = v;
-        } else if (!strcmp(a, "--context-window")) {
-            if (!(val = cli_opt_value("collect", argc, argv, &i))) return 2;
-            if (cli_parse_long(val, 1, 1 << 20, &v)) return cli_usage_error("collect", "bad --context-window '%s'", val);
-            o.window = (int)v;
-        } else if (!strcmp(a, "--batch")) {
-            if (!(val = cli_opt_value("collect", argc, argv, &i))) return 2;
-            if (cli_parse_long(val, 1, 1 << 24, &v)) return cli_usage_error("collect", "bad --batch '%s'", val);
-            o.batch = (int)v;
-        } else if (!strcmp(a, "--shard")) {
-            if (!(val = cli_opt_value("collect", argc, argv, &i))) return 2;
-            int si, sn, end = 0;
-            if (sscanf(val, "%d/%d%n", &si, &sn, &end) != 2 || val[end] || sn < 1 || si < 0 || si >= sn || sn > 1000000)
-                return cli_usage_error("collect", "--shard needs i/n with 0 <= i < n, got '%s'", val);
-            o.shard_i = si;
-            o.shard_n = sn;
-        } else if (!strcmp(a, "--force-new")) {
-            o.force_new = 1;
-        } else if (!strcmp(a, "--strict")) {
-            o.strict = 1;
-        } else if (!strcmp(a, "--quiet")) {
-            quiet = 1;
-        } else if (!strcmp(a, "--json")) {
-            json = 1;
-        } else {
-            return cli_usage_error("collect", "unknown argument '%s'", a);
-        }
-    }
-    if (!o.model_dir || !o.corpus || !o.out)
-        return cli_usage_error("collect", "--model DIR, --corpus SPEC and --out STORE.db are required");
+    cli_list labels = {0}, scores = {0};
+    long max_tokens = 0;
+    const cli_opt table[] = {
+        {"--model", NULL, CLI_STR, "DIR", &o.model_dir, 0, 0, NULL,
+         "checkpoint folder: config.json, *.safetensors, tokenizer.model", CLI_REQUIRED, NULL, 0},
+        CLI_OPT_CORPUS(&o.corpus, CLI_REQUIRED),
+        CLI_OPT_OUT(&o.out, "STORE.db", "the store (created, or resumed when it exists)", CLI_REQUIRED),
+        {"--top-k", NULL, CLI_INT, "K", &o.top_k, 1, 1024, NULL, "contexts kept per expert (default 32)", 0, NULL, 0},
+        {"--max-tokens", NULL, CLI_LONG, "N", &max_tokens, 1, 4.6e18, NULL,
+         "stop after N tokens (the last document is cut)", 0, NULL, 0},
+        {"--context-window", NULL, CLI_INT, "W", &o.window, 1, 1 << 20, NULL,
+         "forward window in tokens (default min(512, max_position_embeddings))", 0, NULL, 0},
+        CLI_OPT_BATCH(&o.batch, "windows per committed transaction (default 64)"),
+        {"--shard", NULL, CLI_CUSTOM, "i/n", &o, 0, 0, NULL,
+         "process documents i, i+n, i+2n, ... (combine shards with `merge`)", 0, parse_shard, 0},
+        CLI_OPT_TEXT_FIELD(&o.text_field),
+        {"--label-field", "--label", CLI_LIST, "F", &labels, 0, 0, NULL,
+         "categorical label field (domain, lang, ...)", CLI_DEPRECATED, NULL, 0},
+        {"--score-field", "--score", CLI_LIST, "F", &scores, 0, 0, NULL,
+         "numeric label field in [0,1] (toxicity, ...): 10 buckets + Pearson statistics", CLI_DEPRECATED, NULL, 0},
+        {"--force-new", NULL, CLI_FLAG, NULL, &o.force_new, 0, 0, NULL, "overwrite STORE.db instead of resuming it", 0,
+         NULL, 0},
+        CLI_OPT_STRICT(&o.strict),
+        CLI_OPT_QUIET(&quiet),
+        CLI_OPT_JSON(&json),
+        CLI_OPT_END,
+    };
+    const cli_spec spec = {.cmd = "collect", .about = ABOUT, .opts = table, .footer = FOOTER};
+    int prc = cli_parse(&spec, argc, argv);
+    if (prc) return prc == 1 ? 0 : prc;
+    if ((prc = take_fields(&labels, &scores, &o))) return prc;
+    o.max_tokens = max_tokens;
     mp_progress prog;
     mp_progress_start(&prog, quiet ? NULL : stderr, "collect", "tok", o.max_tokens > 0 ? (uint64_t)o.max_tokens : 0);
     o.progress = &prog;

@@ -336,7 +336,7 @@ int mp_plan_build(const mp_recipe *r, mp_plan **out, mp_error *err) {
                               : arg(s, MP_ARG_INFILE, NULL, corpus->node->scalar, -1)) < 0 ||
             section_args(s, &r->collect, SKIP) < 0)
             goto nomem;
-        const char *lists[2] = {"labels", "scores"}, *flags[2] = {"--label", "--score"};
+        const char *lists[2] = {"labels", "scores"}, *flags[2] = {"--label-field", "--score-field"};
         for (int l = 0; l < 2; l++) {
             const mp_ropt *o = mp_rsection_get(&r->collect, lists[l]);
             int have = 0;

@@ -26,7 +26,7 @@ step "1. the model: monet-probe info --model $model"
 $bin info --model $model
 
 step "2. collect top-activating contexts over the labelled probe slice ($probe)"
-$bin collect --model $model --corpus $probe --label lang --label domain --out "$out/probe.db" --force-new
+$bin collect --model $model --corpus $probe --label-field lang --label-field domain --out "$out/probe.db" --force-new
 
 step "3. language specialists per router group (paper's rule: p(lang) >= 2 x p(second))"
 $bin specialize --store "$out/probe.db" --label-field lang --top 3

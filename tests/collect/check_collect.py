@@ -72,8 +72,8 @@ def write_corpus(path, n, extra_bad=False):
 
 
 def collect_args(corpus, out, *extra):
-    return ["collect", "--model", MODEL, "--corpus", corpus, "--out", out, "--text-field", "code", "--label", "lang",
-            "--score", "tox", "--context-window", str(W), "--top-k", str(K), "--quiet", *extra]
+    return ["collect", "--model", MODEL, "--corpus", corpus, "--out", out, "--text-field", "code", "--label-field", "lang",
+            "--score-field", "tox", "--context-window", str(W), "--top-k", str(K), "--quiet", *extra]
 
 
 DUMP = {
@@ -311,14 +311,14 @@ def mode_shards(tmp):
     p = run("merge", os.path.join(tmp, "x.db"), shards[0], shards[0], ok=False)
     check(one_line_error(p) and b"overlaps" in p.stderr, "merge refuses overlapping shards")
     k3 = os.path.join(tmp, "k3.db")
-    run("collect", "--model", MODEL, "--corpus", corpus, "--out", k3, "--text-field", "code", "--label", "lang",
-        "--score", "tox", "--context-window", str(W), "--top-k", "3", "--quiet", "--shard", "2/3")
+    run("collect", "--model", MODEL, "--corpus", corpus, "--out", k3, "--text-field", "code", "--label-field", "lang",
+        "--score-field", "tox", "--context-window", str(W), "--top-k", "3", "--quiet", "--shard", "2/3")
     p = run("merge", os.path.join(tmp, "y.db"), shards[0], k3, ok=False)
     check(one_line_error(p) and b"other settings" in p.stderr and b"top_k" in p.stderr,
           "merge refuses a store with another K, naming the setting")
     om = os.path.join(tmp, "om.db")
-    run("collect", "--model", OTHER, "--corpus", corpus, "--out", om, "--text-field", "code", "--label", "lang",
-        "--score", "tox", "--context-window", str(W), "--top-k", str(K), "--quiet", "--shard", "2/3")
+    run("collect", "--model", OTHER, "--corpus", corpus, "--out", om, "--text-field", "code", "--label-field", "lang",
+        "--score-field", "tox", "--context-window", str(W), "--top-k", str(K), "--quiet", "--shard", "2/3")
     p = run("merge", os.path.join(tmp, "z.db"), shards[0], om, ok=False)
     check(one_line_error(p) and b"model_hash" in p.stderr, "merge refuses a store of another model")
     check(not os.path.exists(os.path.join(tmp, "z.db")), "a refused merge leaves no output")
@@ -337,6 +337,12 @@ def mode_errors(tmp):
     check(":6: " in err and "(skipped)" in err, "malformed corpus line reported with file:line and skipped")
     check(json.loads(run("collect", *collect_args(corpus, store)[1:], "--json").stdout)["skipped_lines"] == 1,
           "skipped lines counted in the summary")
+    old = [a if a not in ("--label-field", "--score-field") else a.replace("-field", "") for a in
+           collect_args(corpus, os.path.join(tmp, "old.db"), "--json")]
+    p = run(*old)
+    check(b"--label is an old spelling of --label-field" in p.stderr and
+          json.loads(p.stdout)["documents"] == json.loads(run(*collect_args(corpus, store, "--json")).stdout)["documents"],
+          "collect --label/--score (old spellings) still work, with a note")
     p = run(*collect_args(corpus, os.path.join(tmp, "strict.db"), "--strict"), ok=False)
     check(one_line_error(p) and ":6:" in p.stderr.decode(), "--strict: malformed line is fatal, exit 2, file:line")
     p = run(*collect_args(os.path.join(tmp, "missing.jsonl"), os.path.join(tmp, "m.db")), ok=False)
