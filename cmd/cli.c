@@ -1,5 +1,6 @@
 /* cmd/cli.c — argument and error helpers for the subcommands (see cli.h). */
 #include "cli.h"
+#include "core/model/expert_addr.h"
 
 #include <errno.h>
 #include <math.h>
@@ -144,38 +145,11 @@ int cli_apply_mask(const char *path, const mp_model *m, mp_state *st, mp_mask **
 }
 
 int cli_parse_expert(const char *s, int E, int n_groups, int *group, int *i, int *j, mp_error *err) {
-    const char *p = s, *colon = strchr(s, ':');
-    long r = -1, a, b;
-    char *end;
-    if (colon) {
-        errno = 0;
-        r = strtol(p, &end, 10);
-        if (end != colon || errno || r < 0)
-            return mp_fail(err, MP_EINPUT, "expert '%s': router group must be a non-negative integer", s);
-        if (r >= n_groups)
-            return mp_fail(err, MP_EINPUT, "expert '%s': router group %ld does not exist (the model has %d groups)", s,
-                           r, n_groups);
-        p = colon + 1;
-    }
-    errno = 0;
-    a = strtol(p, &end, 10);
-    if (end == p || errno || a < 0) return mp_fail(err, MP_EINPUT, "expert '%s': expected [R:]I,J or [R:]ID", s);
-    if (*end == ',') {
-        const char *q = end + 1;
-        b = strtol(q, &end, 10);
-        if (end == q || *end || errno || b < 0) return mp_fail(err, MP_EINPUT, "expert '%s': expected [R:]I,J", s);
-        if (a >= E || b >= E)
-            return mp_fail(err, MP_EINPUT, "expert '%s': factor index out of range (E=%d: 0..%d)", s, E, E - 1);
-    } else {
-        if (*end) return mp_fail(err, MP_EINPUT, "expert '%s': expected [R:]I,J or [R:]ID", s);
-        if (a >= (long)E * E)
-            return mp_fail(err, MP_EINPUT, "expert '%s': flat id out of range (E^2 = %ld)", s, (long)E * E);
-        b = a % E;
-        a = a / E;
-    }
-    *group = (int)r;
-    *i = (int)a;
-    *j = (int)b;
+    mp_expert_addr a;
+    MP_TRY(mp_expert_addr_parse(s, E, n_groups, &a, err));
+    *group = a.group;
+    *i = a.i;
+    *j = a.j;
     return 0;
 }
 
@@ -200,6 +174,10 @@ static int build_steering(const mp_model *m, const char **args, int n, int have_
         }
         int r, i, j;
         MP_TRY(cli_parse_expert(addr, c->moe_experts, c->n_router_groups, &r, &i, &j, err));
+        if (r < 0 && c->n_router_groups > 1)
+            return mp_fail(err, MP_EINPUT,
+                           "--expert '%s': say which router group (R:I,J); the model has %d groups (0..%d)", args[k],
+                           c->n_router_groups, c->n_router_groups - 1);
         for (int g = 0; g < c->n_router_groups; g++) {
             if (r >= 0 && g != r) continue;
             if (cnt == CLI_MAX_STEER * 8) return mp_fail(err, MP_EINPUT, "too many steered experts");
@@ -257,16 +235,41 @@ int cli_input_check(const char *cmd, const cli_input_args *in) {
     return 0;
 }
 
-void cli_json_str(FILE *f, const char *s) {
+/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 when invalid. */
+static size_t utf8_len(const unsigned char *s, size_t n) {
+    size_t len = s[0] < 0x80 ? 1 : (s[0] & 0xe0) == 0xc0 ? 2 : (s[0] & 0xf0) == 0xe0 ? 3 : (s[0] & 0xf8) == 0xf0 ? 4 : 0;
+    if (!len || len > n || (len == 2 && s[0] < 0xc2) || (len == 4 && s[0] > 0xf4)) return 0;
+    for (size_t k = 1; k < len; k++)
+        if ((s[k] & 0xc0) != 0x80) return 0;
+    if (len == 3 && ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] >= 0xa0))) return 0; /* overlong, surrogate */
+    if (len == 4 && ((s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] >= 0x90))) return 0;
+    return len;
+}
+
+void cli_json_strn(FILE *f, const char *str, size_t n) {
+    const unsigned char *s = (const unsigned char *)str;
     fputc('"', f);
-    for (; s && *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
-        else if (c < 0x20) fprintf(f, "\\u%04x", c);
-        else fputc(c, f);
+    for (size_t i = 0; s && i < n;) {
+        unsigned char c = s[i];
+        if (c == '"' || c == '\\' || c < 0x20 || c == 0x7f) {
+            if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+            else fprintf(f, "\\u%04x", c);
+            i++;
+            continue;
+        }
+        size_t len = utf8_len(s + i, n - i);
+        if (!len) {
+            fputs("\\ufffd", f); /* invalid UTF-8 byte: JSON text must be UTF-8 */
+            i++;
+            continue;
+        }
+        fwrite(s + i, 1, len, f);
+        i += len;
     }
     fputc('"', f);
 }
+
+void cli_json_str(FILE *f, const char *s) { cli_json_strn(f, s, s ? strlen(s) : 0); }
 
 static void cli_on_skip(void *ctx, const char *file, size_t line, const char *reason) {
     if (!*(const int *)ctx) fprintf(stderr, "monet-probe: %s:%zu: %s (skipped)\n", file, line, reason);

@@ -55,8 +55,8 @@ int cli_get_ids(const char *model_dir, const char *ids_arg, const char *text_arg
 #include "core/model/forward.h"
 #include "core/model/mask.h"
 
-/* Parse an expert address "[R:]I,J" or "[R:]FLAT" (FLAT = I*E+J). *group is
- * -1 when no group is given. @return 0 or MP_EINPUT naming the problem. */
+/* Parse an expert address R:I,J or R:#N (core/model/expert_addr.h). *group
+ * is -1 when no group is given. @return 0 or MP_EINPUT naming the problem. */
 int cli_parse_expert(const char *s, int E, int n_groups, int *group, int *i, int *j, mp_error *err);
 
 #include "core/text/corpus.h"
@@ -69,8 +69,12 @@ int cli_parse_expert(const char *s, int E, int n_groups, int *group, int *i, int
 int cli_corpus_open(const char *cmd, const char *spec, const char *text_field, const char *label_field, int strict,
                     const int *quiet, mp_corpus **c);
 
-/* Write s as a JSON string literal (quotes, escapes) to f. */
+/* Write s as a JSON string literal to f: quotes, backslashes and control
+ * characters escaped, invalid UTF-8 bytes written as U+FFFD, so the output is
+ * always valid JSON whatever a corpus or store holds. The one JSON string
+ * writer of cmd/. cli_json_strn takes n bytes (NULs escaped). */
 void cli_json_str(FILE *f, const char *s);
+void cli_json_strn(FILE *f, const char *s, size_t n);
 
 #define CLI_MAX_STEER 64
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "core/model/expert_addr.h"
 #include "core/store/store.h"
 
 static const char *ABOUT =
@@ -105,7 +106,11 @@ int cmd_experts(int argc, char **argv) {
     }
     sqlite3_bind_int64(q, 3, group);
     sqlite3_bind_int64(q, 4, limit);
-    if (json) printf("{\"store\": \"%s\", \"sort\": \"%s\", \"experts\": [", store, sort);
+    if (json) {
+        printf("{\"store\": ");
+        cli_json_str(stdout, store);
+        printf(", \"sort\": \"%s\", \"experts\": [", sort);
+    }
     else if (label)
         printf("%5s %12s %8s %10s %8s %8s %8s %8s\n", "group", "expert", "id", label, "mean", "max", "rate", "share");
     else
@@ -117,11 +122,11 @@ int cmd_experts(int argc, char **argv) {
         long long cnt = sqlite3_column_int64(q, 2), tot = sqlite3_column_int64(q, 5);
         double mean = sqlite3_column_double(q, 3), mx = sqlite3_column_double(q, 4);
         char ij[32];
-        snprintf(ij, sizeof ij, "%ld,%ld", e / E, e % E);
+        mp_expert_addr_format(ij, sizeof ij, g, (int)(e / E), (int)(e % E));
         if (json) {
-            printf("%s\n {\"group\": %d, \"i\": %ld, \"j\": %ld, \"id\": %ld, \"count\": %lld, \"mean\": %.9g, "
-                   "\"max\": %.9g",
-                   k ? "," : "", g, e / E, e % E, e, cnt, mean, mx);
+            printf("%s\n {\"expert\": \"%s\", \"group\": %d, \"i\": %ld, \"j\": %ld, \"id\": %ld, \"count\": %lld, "
+                   "\"mean\": %.9g, \"max\": %.9g",
+                   k ? "," : "", ij, g, e / E, e % E, e, cnt, mean, mx);
             if (label)
                 printf(", \"expert_count\": %lld, \"rate\": %.9g, \"share\": %.9g", tot,
                        label_tokens > 0 ? (double)cnt / label_tokens : 0.0, tot ? (double)cnt / (double)tot : 0.0);

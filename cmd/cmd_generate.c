@@ -11,31 +11,16 @@
 #include "core/model/generate.h"
 #include "core/model/sampling.h"
 
-#define MAX_STEER CLI_MAX_STEER
+/* --strength not given (outside its range -1e6..1e6) */
+#define NO_STRENGTH (-1e300)
 
-static const char *STEER_USAGE =
-    "usage: monet-probe steer --model DIR --expert [R:]I,J[=S] [--expert ...] --strength S --prompt TEXT\n"
-    "                         [generate options]\n"
+static const char *STEER_ABOUT =
     "  Generate with expert steering: for each chosen expert (I,J) of router group R, its\n"
     "  routing weight becomes w_IJ + S at every token, in every layer of group R (so A_I, D_J\n"
     "  and the expert mixtures change exactly as if the router had put that weight there;\n"
-    "  the router's own g1/g2 are unchanged). Without R: the expert in every group.\n"
-    "  --expert ADDR   [R:]I,J or [R:]FLAT (FLAT = I*E+J); '=S' sets this expert's strength\n"
-    "  --strength S    default strength for experts without '=S' (e.g. 1.0 = one full head's weight;\n"
-    "                  negative values suppress)\n"
-    "  generate options: --max-tokens N --temperature T --top-p P --seed S --no-bos --mask MASK --json\n";
+    "  the router's own g1/g2 are unchanged). Without R: the expert in every group.";
 
-static const char *USAGE =
-    "usage: monet-probe generate --model DIR --prompt TEXT [--max-tokens N] [--temperature T]\n"
-    "                            [--top-p P] [--seed S] [--no-bos] [--mask MASK] [--json]\n"
-    "  Continue TEXT with the model (KV-cached decoding), stopping at EOS or N tokens.\n"
-    "  --max-tokens N    new tokens (default 64)\n"
-    "  --temperature T   0 = greedy (default 0.8)\n"
-    "  --top-p P         nucleus sampling mass (default 0.95)\n"
-    "  --seed S          RNG seed (default 1); same seed, same output\n"
-    "  --no-bos          do not prepend BOS to the prompt\n"
-    "  --mask MASK       purge the experts listed in a mask file\n"
-    "  --json            print {\"prompt_ids\", \"ids\", \"text\", \"tokens_per_s\"} instead of streaming\n";
+static const char *ABOUT = "  Continue TEXT with the model (KV-cached decoding), stopping at EOS or N tokens.";
 
 static void stream_text(void *ctx, const char *bytes, size_t n) {
     (void)ctx;
@@ -46,53 +31,46 @@ static void stream_text(void *ctx, const char *bytes, size_t n) {
 static int generate_main(int argc, char **argv, int steer_mode) {
     const char *cmd = steer_mode ? "steer" : "generate";
     const char *dir = NULL, *prompt = NULL, *mask_path = NULL;
-    const char *steer_arg[MAX_STEER];
-    int n_steer_arg = 0, have_strength = 0;
-    double strength = 0;
+    int have_strength = 0, no_bos = 0, json = 0;
+    double strength = NO_STRENGTH;
     long max_new = 64, seed = 1;
     double temp = 0.8, top_p = 0.95;
-    int bos = 1, json = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v;
-        if (cli_is_help(a)) {
-            fputs(steer_mode ? STEER_USAGE : USAGE, stdout);
-            return 0;
-        } else if (steer_mode && !strcmp(a, "--expert")) {
-            if (!(v = cli_opt_value(cmd, argc, argv, &i))) return 2;
-            if (n_steer_arg == MAX_STEER) return cli_usage_error(cmd, "at most %d --expert options", MAX_STEER);
-            steer_arg[n_steer_arg++] = v;
-        } else if (steer_mode && !strcmp(a, "--strength")) {
-            if (!(v = cli_opt_value(cmd, argc, argv, &i))) return 2;
-            if (cli_parse_double(v, -1e6, 1e6, &strength)) return cli_usage_error(cmd, "bad --strength '%s'", v);
-            have_strength = 1;
-        } else if (!strcmp(a, "--model")) {
-            if (!(dir = cli_opt_value(cmd, argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--prompt")) {
-            if (!(prompt = cli_opt_value(cmd, argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--max-tokens")) {
-            if (!(v = cli_opt_value(cmd, argc, argv, &i))) return 2;
-            if (cli_parse_long(v, 1, 1 << 20, &max_new)) return cli_usage_error(cmd, "bad --max-tokens '%s'", v);
-        } else if (!strcmp(a, "--temperature")) {
-            if (!(v = cli_opt_value(cmd, argc, argv, &i))) return 2;
-            if (cli_parse_double(v, 0, 100, &temp)) return cli_usage_error(cmd, "bad --temperature '%s'", v);
-        } else if (!strcmp(a, "--top-p")) {
-            if (!(v = cli_opt_value(cmd, argc, argv, &i))) return 2;
-            if (cli_parse_double(v, 1e-9, 1, &top_p)) return cli_usage_error(cmd, "bad --top-p '%s' (0 < P <= 1)", v);
-        } else if (!strcmp(a, "--seed")) {
-            if (!(v = cli_opt_value(cmd, argc, argv, &i))) return 2;
-            if (cli_parse_long(v, 0, 1L << 62, &seed)) return cli_usage_error(cmd, "bad --seed '%s'", v);
-        } else if (!strcmp(a, "--mask")) {
-            if (!(mask_path = cli_opt_value(cmd, argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--no-bos")) {
-            bos = 0;
-        } else if (!strcmp(a, "--json")) {
-            json = 1;
-        } else {
-            return cli_usage_error(cmd, "unknown argument '%s'", a);
-        }
-    }
-    if (!dir || !prompt) return cli_usage_error(cmd, "--model DIR and --prompt TEXT are required");
-    if (steer_mode && !n_steer_arg) return cli_usage_error(cmd, "give at least one --expert to steer");
+    cli_list experts = {0};
+#define GENERATE_OPTS                                                                                                 \
+    {"--model", NULL, CLI_STR, "DIR", &dir, 0, 0, NULL, "checkpoint folder: config.json, *.safetensors, tokenizer.model", \
+     CLI_REQUIRED, NULL, 0},                                                                                          \
+        {"--prompt", NULL, CLI_STR, "TEXT", &prompt, 0, 0, NULL, "the text to continue", CLI_REQUIRED, NULL, 0},     \
+        {"--max-tokens", NULL, CLI_LONG, "N", &max_new, 1, 1 << 20, NULL, "new tokens (default 64)", 0, NULL, 0},   \
+        {"--temperature", NULL, CLI_DOUBLE, "T", &temp, 0, 100, NULL, "0 = greedy (default 0.8)", 0, NULL, 0},       \
+        {"--top-p", NULL, CLI_DOUBLE, "P", &top_p, 1e-9, 1, NULL, "nucleus sampling mass, 0 < P <= 1 (default 0.95)", \
+         0, NULL, 0},                                                                                                 \
+        {"--seed", NULL, CLI_LONG, "S", &seed, 0, 4.6e18, NULL, "RNG seed (default 1); same seed, same output", 0,    \
+         NULL, 0},                                                                                                    \
+        {"--no-bos", NULL, CLI_FLAG, NULL, &no_bos, 0, 0, NULL, "do not prepend BOS to the prompt", 0, NULL, 0},    \
+        {"--mask", NULL, CLI_STR, "MASK", &mask_path, 0, 0, NULL, "purge the experts listed in a mask file", 0, NULL, \
+         0},                                                                                                          \
+        {"--json", NULL, CLI_FLAG, NULL, &json, 0, 0, NULL,                                                          \
+         "print {\"prompt_ids\", \"ids\", \"text\", \"tokens_per_s\"} instead of streaming", 0, NULL, 0}
+    const cli_opt gen_opts[] = {GENERATE_OPTS, CLI_OPT_END};
+    const cli_opt steer_opts[] = {
+        CLI_OPT_EXPERT(&experts, CLI_LIST,
+                       "[R:]I,J or [R:]FLAT (FLAT = I*E+J); '=S' sets this expert's strength", CLI_REQUIRED),
+        {"--strength", NULL, CLI_DOUBLE, "S", &strength, -1e6, 1e6, NULL,
+         "default strength for experts without '=S' (e.g. 1.0 = one full head's weight;\n"
+         "negative values suppress)", 0, NULL, 0},
+        GENERATE_OPTS,
+        CLI_OPT_END,
+    };
+#undef GENERATE_OPTS
+    const cli_spec spec = {.cmd = cmd, .about = steer_mode ? STEER_ABOUT : ABOUT,
+                           .opts = steer_mode ? steer_opts : gen_opts};
+    int prc = cli_parse(&spec, argc, argv);
+    if (prc) return prc == 1 ? 0 : prc;
+    have_strength = strength != NO_STRENGTH;
+    if (!have_strength) strength = 0;
+    const int bos = !no_bos;
+    const char **steer_arg = experts.v;
+    const int n_steer_arg = experts.n;
 
     mp_error err;
     mp_error_clear(&err);
@@ -136,14 +114,9 @@ static int generate_main(int argc, char **argv, int steer_mode) {
         for (size_t i = 0; i < n; i++) printf("%s%d", i ? ", " : "", ids[i]);
         printf("], \"ids\": [");
         for (size_t i = 0; i < n_out; i++) printf("%s%d", i ? ", " : "", out_ids[i]);
-        printf("], \"text\": \"");
-        for (size_t i = 0; i < tl; i++) {
-            unsigned char ch = (unsigned char)text[i];
-            if (ch == '"' || ch == '\\') printf("\\%c", ch);
-            else if (ch < 0x20) printf("\\u%04x", ch);
-            else putchar(ch);
-        }
-        printf("\", \"prefill_s\": %.4f, \"decode_tokens_per_s\": %.2f}\n", t_prefill, tps);
+        printf("], \"text\": ");
+        cli_json_strn(stdout, text, tl);
+        printf(", \"prefill_s\": %.4f, \"decode_tokens_per_s\": %.2f}\n", t_prefill, tps);
     } else {
         putchar('\n');
         fprintf(stderr, "monet-probe: generated %zu tokens, prefill %zu tokens in %.3fs, decode %.1f tokens/s\n", n_out,

@@ -56,7 +56,7 @@ int cmd_logits(int argc, char **argv) {
     if (steers.n > CLI_MAX_STEER) return cli_usage_error("logits", "too many --steer options (at most %d)", CLI_MAX_STEER);
     const char *dir = ma.model, *ids_arg = in.ids, *text = in.text, *mask_path = ma.mask;
     const char **steer = steers.v;
-    int bos = in.bos, n_steer = steers.n;
+    int bos = !in.no_bos, n_steer = steers.n;
 
     mp_error err;
     mp_error_clear(&err);

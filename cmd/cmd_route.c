@@ -48,7 +48,7 @@ int cmd_route(int argc, char **argv) {
     mp_device dev;
     if (cli_input_check("route", &in) || cli_model_device("route", &ma, &dev)) return 2;
     const char *dir = ma.model, *ids_arg = in.ids, *text = in.text, *mask_path = ma.mask;
-    int bos = in.bos;
+    int bos = !in.no_bos;
 
     mp_error err;
     mp_error_clear(&err);
@@ -115,7 +115,7 @@ int cmd_route(int argc, char **argv) {
                 if (mask) printf(" (%zu more masked)", n_masked);
                 printf("\n");
                 for (size_t k = 0; k < shown; k++)
-                    printf("    %d,%d (id %lld)  %.2f%%\n", pairs[k].i, pairs[k].j,
+                    printf("    %d:%d,%d (%d:#%lld)  %.2f%%\n", r, pairs[k].i, pairs[k].j, r,
                            (long long)pairs[k].i * c->moe_experts + pairs[k].j, 100.0 * pairs[k].w);
                 if (shown < np) printf("    ... %zu more (use --top or --json to see all)\n", np - shown);
             }

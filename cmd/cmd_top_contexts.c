@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "core/model/expert_addr.h"
 #include "core/store/collect.h"
 #include "core/store/store.h"
 #include "core/text/tokenizer.h"
@@ -16,42 +17,6 @@ static const char *ABOUT =
     "  An expert's top contexts, highest first: activation w_ij as a percentage (as the paper shows it;\n"
     "  it can exceed 100%: it sums over heads), the document's labels, and the text around the token\n"
     "  (bold on a terminal, [[token]] otherwise). Without R:, the expert in every router group.";
-
-/* Parse "[R:]I,J" or "[R:]ID". group = -1 without R. */
-static int parse_expert(const char *s, int E, int n_groups, int *group, long *ei, long *ej, mp_error *err) {
-    const char *colon = strchr(s, ':'), *p = s;
-    *group = -1;
-    char *end;
-    if (colon) {
-        long g = strtol(s, &end, 10);
-        if (end != colon || end == s)
-            return mp_fail(err, MP_EINPUT, "--expert '%s': expected [R:]I,J or [R:]ID", s);
-        if (g < 0 || g >= n_groups)
-            return mp_fail(err, MP_EINPUT, "--expert '%s': unknown router group %ld (the store has groups 0..%d)", s,
-                           g, n_groups - 1);
-        *group = (int)g;
-        p = colon + 1;
-    }
-    long a = strtol(p, &end, 10);
-    if (end == p) return mp_fail(err, MP_EINPUT, "--expert '%s': expected [R:]I,J or [R:]ID", s);
-    if (*end == ',') {
-        const char *q = end + 1;
-        long b = strtol(q, &end, 10);
-        if (end == q || *end) return mp_fail(err, MP_EINPUT, "--expert '%s': expected [R:]I,J or [R:]ID", s);
-        if (a < 0 || a >= E || b < 0 || b >= E)
-            return mp_fail(err, MP_EINPUT, "--expert '%s': expert index out of range (I and J must be in 0..%d)", s,
-                           E - 1);
-        *ei = a;
-        *ej = b;
-        return 0;
-    }
-    if (*end) return mp_fail(err, MP_EINPUT, "--expert '%s': expected [R:]I,J or [R:]ID", s);
-    if (a < 0 || a >= (long)E * E)
-        return mp_fail(err, MP_EINPUT, "--expert '%s': expert id out of range (0..%ld)", s, (long)E * E - 1);
-    *ei = a / E;
-    *ej = a % E;
-    return 0;
-}
 
 /* Append the text of ids[from..to) to buf (escaped for one line when oneline). */
 static void append_text(const mp_tokenizer *tok, const int32_t *ids, size_t from, size_t to, int oneline, char **buf,
@@ -168,7 +133,11 @@ int cmd_top_contexts(int argc, char **argv) {
         goto cleanup;
     }
     int grp;
-    if ((rc = parse_expert(expert, (int)E, (int)n_groups, &grp, &ei, &ej, &err)) < 0) goto cleanup;
+    mp_expert_addr addr;
+    if ((rc = mp_expert_addr_parse(expert, (int)E, (int)n_groups, &addr, &err)) < 0) goto cleanup;
+    grp = addr.group;
+    ei = addr.i;
+    ej = addr.j;
     if (model) {
         char c1[65], t1[65], h1[65];
         if ((rc = mp_model_fingerprint(model, c1, t1, h1, &err)) < 0) goto cleanup;

@@ -147,17 +147,20 @@ typedef struct cli_model_args {
 /* --expert R:I,J (repeatable where the command acts on several) */
 #define CLI_OPT_EXPERT(p, type, help, fl) {"--expert", NULL, (type), "R:I,J", (p), 0, 0, NULL, (help), (fl), NULL, 0}
 
-/* Token input: --ids LIST | --text TEXT [--bos]. */
+/* Token input: --ids LIST | --text TEXT [--no-bos]. --text prepends BOS, as
+ * the Hugging Face tokenizer does by default (--bos, the old opt-in, is still
+ * accepted and changes nothing). */
 typedef struct cli_input_args {
     const char *ids;
     const char *text;
-    int bos;
+    int no_bos, bos_old;
 } cli_input_args;
 #define CLI_OPTS_INPUT(a)                                                                                             \
-    {"--ids", NULL, CLI_STR, "LIST", &(a)->ids, 0, 0, NULL, "comma-separated token ids", 0, NULL, 0},               \
-        {"--text", NULL, CLI_STR, "TEXT", &(a)->text, 0, 0, NULL, "text encoded with the model's tokenizer.model", 0,  \
-         NULL, 0},                                                                                                    \
-        {"--bos", NULL, CLI_FLAG, NULL, &(a)->bos, 0, 0, NULL, "prepend BOS to --text", 0, NULL, 0}
+    {"--ids", NULL, CLI_STR, "LIST", &(a)->ids, 0, 0, NULL, "comma-separated token ids (used as given)", 0, NULL, 0}, \
+        {"--text", NULL, CLI_STR, "TEXT", &(a)->text, 0, 0, NULL,                                                    \
+         "text encoded with the model's tokenizer.model (BOS first, as Hugging Face does)", 0, NULL, 0},             \
+        {"--no-bos", NULL, CLI_FLAG, NULL, &(a)->no_bos, 0, 0, NULL, "do not prepend BOS to --text", 0, NULL, 0},    \
+        {"--bos", NULL, CLI_FLAG, NULL, &(a)->bos_old, 0, 0, NULL, "", CLI_HIDDEN, NULL, 0}
 
 /* --top N (how many rows are listed) and --min-count N (activity floor) */
 #define CLI_OPT_TOP(p, help) {"--top", NULL, CLI_LONG, "N", (p), 0, 1 << 30, NULL, (help), 0, NULL, 0}
