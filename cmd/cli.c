@@ -253,6 +253,9 @@ void cli_json_strn(FILE *f, const char *str, size_t n) {
         unsigned char c = s[i];
         if (c == '"' || c == '\\' || c < 0x20 || c == 0x7f) {
             if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+            else if (c == '\n') fputs("\\n", f);
+            else if (c == '\t') fputs("\\t", f);
+            else if (c == '\r') fputs("\\r", f);
             else fprintf(f, "\\u%04x", c);
             i++;
             continue;

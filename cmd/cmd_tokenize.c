@@ -15,25 +15,11 @@
 #include "cli.h"
 #include "core/text/tokenizer.h"
 
-static const char USAGE[] =
-    "usage: monet-probe tokenize (--model DIR | --tokenizer FILE) [options] (TEXT | -)\n"
-    "\n"
-    "Encode TEXT (one string) or stdin ('-', line by line like spm_encode) with the\n"
-    "SentencePiece tokenizer DIR/tokenizer.model, or decode token ids with --decode.\n"
-    "\n"
-    "options:\n"
-    "  --model DIR       model directory holding tokenizer.model\n"
-    "  --tokenizer FILE  SentencePiece model file (overrides DIR/tokenizer.model)\n"
-    "  --ids             print ids space-separated, one line per input line\n"
-    "                    (same output as spm_encode --output_format=id)\n"
-    "  --json            one JSON object per input: {\"ids\":[...],\"pieces\":[...]}\n"
-    "                    ({\"text\":\"...\"} with --decode)\n"
-    "  --bos             prepend the BOS id\n"
-    "  --whole           with '-': encode all of stdin as one string\n"
-    "  --decode          input is token ids (space or comma separated); print text\n"
-    "                    (same output as spm_decode --input_format=id)\n"
-    "  -h, --help        show this help\n"
-    "\n"
+static const char ABOUT[] =
+    "  Encode TEXT (one string) or stdin ('-', line by line like spm_encode) with the\n"
+    "  SentencePiece tokenizer DIR/tokenizer.model, or decode token ids with --decode.\n"
+    "  Like spm_encode, no BOS unless --bos (model commands' --text prepend it by default).";
+static const char FOOTER[] =
     "default output: one 'id<TAB>piece' line per token (control bytes in pieces\n"
     "escaped as \\xNN), an empty line after each stdin line.\n";
 
@@ -45,28 +31,6 @@ typedef struct {
     int add_bos;
     FILE *out;
 } tok_cli;
-
-static void put_json_string(FILE *out, const char *s, size_t n) {
-    fputc('"', out);
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') {
-            fputc('\\', out);
-            fputc(c, out);
-        } else if (c == '\n') {
-            fputs("\\n", out);
-        } else if (c == '\t') {
-            fputs("\\t", out);
-        } else if (c == '\r') {
-            fputs("\\r", out);
-        } else if (c < 0x20 || c == 0x7F) {
-            fprintf(out, "\\u%04x", c);
-        } else {
-            fputc(c, out);
-        }
-    }
-    fputc('"', out);
-}
 
 static void put_table_piece(FILE *out, const char *s) {
     for (; *s; s++) {
@@ -120,7 +84,7 @@ static int encode_one(tok_cli *c, const char *text, size_t len, int block_end, m
         for (size_t i = 0; i < n; i++) {
             const char *p = mp_tokenizer_piece(c->tok, ids[i]);
             if (i) fputc(',', c->out);
-            put_json_string(c->out, p, strlen(p));
+            cli_json_strn(c->out, p, strlen(p));
         }
         fputs("]}\n", c->out);
     } else {
@@ -148,7 +112,7 @@ static int decode_one(tok_cli *c, const char *line, mp_error *err) {
     if (rc < 0) return rc;
     if (c->format == OUT_JSON) {
         fputs("{\"text\":", c->out);
-        put_json_string(c->out, text, len);
+        cli_json_strn(c->out, text, len);
         fputs("}\n", c->out);
     } else {
         fwrite(text, 1, len, c->out);
@@ -184,36 +148,32 @@ int cmd_tokenize(int argc, char **argv) {
     const char *model_dir = NULL, *tok_file = NULL, *input = NULL;
     int decode = 0, whole = 0;
     tok_cli c = {NULL, OUT_TABLE, 0, stdout};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (cli_is_help(a)) {
-            fputs(USAGE, stdout);
-            return 0;
-        } else if (!strcmp(a, "--model")) {
-            if (!(model_dir = cli_opt_value(cmd, argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--tokenizer")) {
-            if (!(tok_file = cli_opt_value(cmd, argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--ids")) {
-            c.format = OUT_IDS;
-        } else if (!strcmp(a, "--json")) {
-            c.format = OUT_JSON;
-        } else if (!strcmp(a, "--bos")) {
-            c.add_bos = 1;
-        } else if (!strcmp(a, "--decode")) {
-            decode = 1;
-        } else if (!strcmp(a, "--whole")) {
-            whole = 1;
-        } else if (a[0] == '-' && a[1] != '\0' && strcmp(a, "--") != 0) {
-            return cli_usage_error(cmd, "unknown option '%s'", a);
-        } else {
-            if (!strcmp(a, "--")) {
-                if (++i >= argc) break;
-                a = argv[i];
-            }
-            if (input) return cli_usage_error(cmd, "more than one input given ('%s')", a);
-            input = a;
-        }
-    }
+    int ids_out = 0, json_out = 0;
+    const cli_opt opts[] = {
+        {"--model", NULL, CLI_STR, "DIR", &model_dir, 0, 0, NULL, "model directory holding tokenizer.model", 0, NULL, 0},
+        {"--tokenizer", NULL, CLI_STR, "FILE", &tok_file, 0, 0, NULL,
+         "SentencePiece model file (overrides DIR/tokenizer.model)", 0, NULL, 0},
+        {"--ids", NULL, CLI_FLAG, NULL, &ids_out, 0, 0, NULL,
+         "print ids space-separated, one line per input line\n(same output as spm_encode --output_format=id)", 0,
+         NULL, 0},
+        {"--json", NULL, CLI_FLAG, NULL, &json_out, 0, 0, NULL,
+         "one JSON object per input: {\"ids\":[...],\"pieces\":[...]}\n({\"text\":\"...\"} with --decode)", 0,
+         NULL, 0},
+        {"--bos", NULL, CLI_FLAG, NULL, &c.add_bos, 0, 0, NULL, "prepend the BOS id", 0, NULL, 0},
+        {"--whole", NULL, CLI_FLAG, NULL, &whole, 0, 0, NULL, "with '-': encode all of stdin as one string", 0, NULL,
+         0},
+        {"--decode", NULL, CLI_FLAG, NULL, &decode, 0, 0, NULL,
+         "input is token ids (space or comma separated); print text\n(same output as spm_decode --input_format=id)",
+         0, NULL, 0},
+        CLI_OPT_END,
+    };
+    const cli_spec spec = {.cmd = cmd, .synopsis = "(--model DIR | --tokenizer FILE) [options] (TEXT | -)",
+                           .about = ABOUT, .opts = opts, .pos_name = "TEXT", .pos = &input, .pos_min = 0,
+                           .pos_max = 1, .footer = FOOTER};
+    int prc = cli_parse(&spec, argc, argv);
+    if (prc) return prc == 1 ? 0 : prc;
+    if (ids_out && json_out) return cli_usage_error(cmd, "choose one of --ids and --json");
+    c.format = json_out ? OUT_JSON : ids_out ? OUT_IDS : OUT_TABLE;
     if (!model_dir && !tok_file) return cli_usage_error(cmd, "--model DIR or --tokenizer FILE is required");
     if (!input) return cli_usage_error(cmd, "no input: give TEXT or '-' for stdin");
 
