@@ -8,85 +8,58 @@
 #include "analysis/browse.h"
 #include "cli.h"
 
-static const char *USAGE =
-    "usage: monet-probe browse --store STORE.db --out DIR [--specialization SPEC.json] [--correlation CORR.json]\n"
-    "                          [--experts N] [--rank count|max|mean|skew|toxicity] [--contexts N]\n"
-    "                          [--context-tokens N] [--coact N] [--label-field F] [--score-field F]\n"
-    "                          [--no-analysis] [--quiet]\n"
+static const char *ABOUT =
     "  A self-contained static site (HTML with inline CSS/JS, no network) to open from the file system:\n"
     "  DIR/index.html lists router groups and experts (search, sort by activation count, max activation,\n"
     "  specialization label and skew, toxicity correlation); DIR/experts/g<R>/<I>_<J>.html shows an\n"
-    "  expert's top contexts, its activation per label (SVG) and the experts sharing its top-K tokens.\n"
-    "  --out DIR                 new or empty directory, or a site written before (its pages are replaced)\n"
-    "  --specialization F.json   output of `specialize --json --top 0` (default: computed from the store\n"
-    "                            on its first label field, the paper's rule; --label-field F to choose)\n"
-    "  --correlation F.json      output of `correlate --json` (default: computed per token on the store's\n"
-    "                            first score field; --score-field F to choose)\n"
-    "  --no-analysis             do not compute what no JSON gives (no specialization / correlation columns)\n"
-    "  --experts N               experts listed and given a page (default 1000; 0 = every active expert)\n"
-    "  --rank R                  which N: count (active tokens, default), max, mean (activation),\n"
-    "                            skew (specialists, most skewed first), toxicity (highest r first)\n"
-    "  --contexts N              top contexts per page (default 32; 0 = all stored)\n"
-    "  --context-tokens N        tokens shown each side of the activating token (default 12)\n"
-    "  --coact N                 co-activating experts per page (default 12)\n"
-    "  --quiet                   no progress\n";
+    "  expert's top contexts, its activation per label (SVG) and the experts sharing its top-K tokens.";
 
 int cmd_browse(int argc, char **argv) {
     const char *store = NULL;
     mp_browse_opts o;
     mp_browse_opts_default(&o);
-    int quiet = 0;
-    long v;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *val;
-        if (cli_is_help(a)) {
-            fputs(USAGE, stdout);
-            return 0;
-        } else if (!strcmp(a, "--store")) {
-            if (!(store = cli_opt_value("browse", argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--out")) {
-            if (!(o.out_dir = cli_opt_value("browse", argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--specialization")) {
-            if (!(o.spec_json = cli_opt_value("browse", argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--correlation")) {
-            if (!(o.corr_json = cli_opt_value("browse", argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--label-field")) {
-            if (!(o.label_field = cli_opt_value("browse", argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--score-field")) {
-            if (!(o.score_field = cli_opt_value("browse", argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--no-analysis")) {
-            o.analyze = 0;
-        } else if (!strcmp(a, "--quiet")) {
-            quiet = 1;
-        } else if (!strcmp(a, "--rank")) {
-            if (!(val = cli_opt_value("browse", argc, argv, &i))) return 2;
-            if (!strcmp(val, "count")) o.rank = MP_BROWSE_RANK_COUNT;
-            else if (!strcmp(val, "max")) o.rank = MP_BROWSE_RANK_MAX;
-            else if (!strcmp(val, "mean")) o.rank = MP_BROWSE_RANK_MEAN;
-            else if (!strcmp(val, "skew")) o.rank = MP_BROWSE_RANK_SKEW;
-            else if (!strcmp(val, "toxicity")) o.rank = MP_BROWSE_RANK_CORR;
-            else return cli_usage_error("browse", "--rank must be count, max, mean, skew or toxicity");
-        } else if (!strcmp(a, "--experts")) {
-            if (!(val = cli_opt_value("browse", argc, argv, &i))) return 2;
-            if (cli_parse_long(val, 0, 1L << 40, &v)) return cli_usage_error("browse", "bad --experts '%s'", val);
-            o.max_experts = (size_t)v;
-        } else if (!strcmp(a, "--contexts")) {
-            if (!(val = cli_opt_value("browse", argc, argv, &i))) return 2;
-            if (cli_parse_long(val, 0, 1 << 20, &v)) return cli_usage_error("browse", "bad --contexts '%s'", val);
-            o.contexts = (int)v;
-        } else if (!strcmp(a, "--context-tokens")) {
-            if (!(val = cli_opt_value("browse", argc, argv, &i))) return 2;
-            if (cli_parse_long(val, 0, 4096, &v)) return cli_usage_error("browse", "bad --context-tokens '%s'", val);
-            o.context_tokens = (int)v;
-        } else if (!strcmp(a, "--coact")) {
-            if (!(val = cli_opt_value("browse", argc, argv, &i))) return 2;
-            if (cli_parse_long(val, 0, 1000, &v)) return cli_usage_error("browse", "bad --coact '%s'", val);
-            o.coact = (int)v;
-        } else {
-            return cli_usage_error("browse", "unknown argument '%s'", a);
-        }
-    }
-    if (!store || !o.out_dir) return cli_usage_error("browse", "--store STORE.db and --out DIR are required");
+    int quiet = 0, rank = (int)o.rank, no_analysis = 0, contexts = o.contexts, context_tokens = o.context_tokens,
+        coact = o.coact;
+    long max_experts = (long)o.max_experts;
+    const cli_opt opts[] = {
+        CLI_OPT_STORE(&store, CLI_REQUIRED),
+        CLI_OPT_OUT(&o.out_dir, "DIR", "new or empty directory, or a site written before (its pages are replaced)",
+                    CLI_REQUIRED),
+        {"--specialization", NULL, CLI_STR, "F.json", &o.spec_json, 0, 0, NULL,
+         "output of `specialize --json --top 0` (default: computed from the store\n"
+         "on its first label field, the paper's rule; --label-field F to choose)", 0, NULL, 0},
+        {"--correlation", NULL, CLI_STR, "F.json", &o.corr_json, 0, 0, NULL,
+         "output of `correlate --json` (default: computed per token on the store's\n"
+         "first score field; --score-field F to choose)", 0, NULL, 0},
+        CLI_OPT_LABEL_FIELD(&o.label_field, 0),
+        CLI_OPT_SCORE_FIELD(&o.score_field, 0),
+        {"--no-analysis", NULL, CLI_FLAG, NULL, &no_analysis, 0, 0, NULL,
+         "do not compute what no JSON gives (no specialization / correlation columns)", 0, NULL, 0},
+        {"--experts", NULL, CLI_LONG, "N", &max_experts, 0, 1099511627776.0, NULL,
+         "experts listed and given a page (default 1000; 0 = every active expert)", 0, NULL, 0},
+        {"--rank", NULL, CLI_CHOICE, NULL, &rank, 0, 0, "count|max|mean|skew|toxicity",
+         "which N: count (active tokens, default), max, mean (activation),\n"
+         "skew (specialists, most skewed first), toxicity (highest r first)", 0, NULL, 0},
+        {"--contexts", NULL, CLI_INT, "N", &contexts, 0, 1 << 20, NULL,
+         "top contexts per page (default 32; 0 = all stored)", 0, NULL, 0},
+        {"--context-tokens", NULL, CLI_INT, "N", &context_tokens, 0, 4096, NULL,
+         "tokens shown each side of the activating token (default 12)", 0, NULL, 0},
+        {"--coact", NULL, CLI_INT, "N", &coact, 0, 1000, NULL, "co-activating experts per page (default 12)", 0, NULL,
+         0},
+        CLI_OPT_QUIET(&quiet),
+        CLI_OPT_END,
+    };
+    const cli_spec spec = {.cmd = "browse", .about = ABOUT, .opts = opts};
+    int prc = cli_parse(&spec, argc, argv);
+    if (prc) return prc == 1 ? 0 : prc;
+    static const mp_browse_rank RANKS[] = {MP_BROWSE_RANK_COUNT, MP_BROWSE_RANK_MAX, MP_BROWSE_RANK_MEAN,
+                                           MP_BROWSE_RANK_SKEW, MP_BROWSE_RANK_CORR};
+    o.rank = RANKS[rank];
+    if (no_analysis) o.analyze = 0;
+    o.max_experts = (size_t)max_experts;
+    o.contexts = contexts;
+    o.context_tokens = context_tokens;
+    o.coact = coact;
     mp_error err;
     mp_error_clear(&err);
     mp_store *st = NULL;

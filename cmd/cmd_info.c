@@ -1,34 +1,25 @@
 /* cmd/cmd_info.c — `monet-probe info`: architecture, parameter count, experts
  * per router group and the layers each group covers, dtype and memory. */
 #include <stdio.h>
-#include <string.h>
 
 #include "cli.h"
 #include "core/model/backend.h"
 #include "core/model/model.h"
 
-static const char *USAGE =
-    "usage: monet-probe info --model DIR [--json]\n"
-    "  Describe a Monet checkpoint (Hugging Face layout: config.json, *.safetensors).\n"
-    "  --model DIR   checkpoint directory\n"
-    "  --json        machine-readable output\n";
-
 int cmd_info(int argc, char **argv) {
     const char *dir = NULL;
     int json = 0;
-    for (int i = 1; i < argc; i++) {
-        if (cli_is_help(argv[i])) {
-            fputs(USAGE, stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "--model")) {
-            if (!(dir = cli_opt_value("info", argc, argv, &i))) return 2;
-        } else if (!strcmp(argv[i], "--json")) {
-            json = 1;
-        } else {
-            return cli_usage_error("info", "unknown argument '%s'", argv[i]);
-        }
-    }
-    if (!dir) return cli_usage_error("info", "--model DIR is required");
+    const cli_opt opts[] = {
+        {"--model", NULL, CLI_STR, "DIR", &dir, 0, 0, NULL, "checkpoint folder: config.json, *.safetensors",
+         CLI_REQUIRED, NULL, 0},
+        CLI_OPT_JSON(&json),
+        CLI_OPT_END,
+    };
+    const cli_spec spec = {.cmd = "info",
+                           .about = "  Describe a Monet checkpoint (Hugging Face layout: config.json, *.safetensors).",
+                           .opts = opts};
+    int prc = cli_parse(&spec, argc, argv);
+    if (prc) return prc == 1 ? 0 : prc;
     mp_error err;
     mp_error_clear(&err);
     mp_model *m = NULL;
@@ -41,12 +32,14 @@ int cmd_info(int argc, char **argv) {
     char cuda_desc[256];
     int n_cuda = mp_backend_cuda_devices(cuda_desc, sizeof cuda_desc);
     if (json) {
-        printf("{\"model\": \"%s\", \"n_params\": %zu, \"vocab_size\": %d, \"hidden_size\": %d, "
+        printf("{\"model\": ");
+        cli_json_str(stdout, m->dir);
+        printf(", \"n_params\": %zu, \"vocab_size\": %d, \"hidden_size\": %d, "
                "\"num_hidden_layers\": %d, \"num_attention_heads\": %d, \"num_key_value_heads\": %d, "
                "\"head_dim\": %d, \"moe_decompose\": \"%s\", \"moe_experts\": %d, \"experts_per_group\": %lld, "
                "\"moe_heads\": %d, \"moe_dim\": %d, \"moe_topk\": %d, \"moe_groups\": %d, \"n_groups\": %d, "
                "\"group_layers\": [",
-               m->dir, m->n_params, c->vocab_size, c->hidden_size, c->n_layers, c->n_heads, c->n_kv_heads,
+               m->n_params, c->vocab_size, c->hidden_size, c->n_layers, c->n_heads, c->n_kv_heads,
                c->head_dim, mp_decompose_name(c->decompose), c->moe_experts, E * E, c->moe_heads, c->moe_dim,
                c->moe_topk, c->moe_groups, c->n_router_groups);
         for (int r = 0; r < c->n_router_groups; r++) {

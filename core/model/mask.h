@@ -57,4 +57,11 @@ int mp_mask_save(const mp_mask *m, const mp_config *cfg, const char *path, const
 typedef void (*mp_mask_visit_fn)(void *ctx, int r, int i, int j);
 int mp_mask_foreach(const mp_mask *m, mp_mask_visit_fn fn, void *ctx, mp_error *err);
 
+/* Set algebra over masks of one shape (core/model/mask_ops.c). */
+/* *out = the union of masks[0..n); every mask must have the shape of masks[0]
+ * (names[k] is used in the error). @return 0, MP_EINPUT or MP_ENOMEM. */
+int mp_mask_union(mp_mask *const *masks, const char *const *names, int n, mp_mask **out, mp_error *err);
+/* *out = every expert of m's shape that m does not mask. */
+int mp_mask_invert(const mp_mask *m, mp_mask **out, mp_error *err);
+
 #endif

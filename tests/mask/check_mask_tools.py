@@ -43,7 +43,7 @@ check(s["masked"] == 3 and s["per_group"] == [2, 1] and abs(s["ratio"] - 3 / 128
       "show: counts per group and ratio (denominator groups x E^2)")
 check(s["experts"] == [[0, 1, 2], [0, 3, 4], [1, 7, 7]] and s["criterion"]["name"] == "a.json", "show --list, criterion")
 txt = run("show", a, "--list").stdout.decode()
-check("group 0: 1,2 3,4" in txt and "2.344%" in txt, "show text")
+check("group 0: 0:1,2 0:3,4" in txt and "2.344%" in txt, "show text")
 m = os.path.join(WORK, "m.json")
 run("merge", "--out", m, a, b)
 s = json.loads(run("show", m, "--json", "--list").stdout)

@@ -51,7 +51,8 @@ base = ref.forward(ids)[0]
 cases = [
     ("inactive expert", [f"0:{inactive[0]},{inactive[1]}=1.5"], [(0, *inactive, 1.5)], None),
     ("active expert", [f"0:{act[0]},{act[1]}=0.7"], [(0, *act, 0.7)], None),
-    ("flat id, both groups", [f"{5 * 16 + 9}=0.5"], [(0, 5, 9, 0.5), (1, 5, 9, 0.5)], None),
+    ("flat id R:#N, both groups", [f"0:#{5 * 16 + 9}=0.5", f"1:#{5 * 16 + 9}=0.5"], [(0, 5, 9, 0.5), (1, 5, 9, 0.5)],
+     None),
     ("several, negative", ["1:3,4=2", "0:7,7=-0.4"], [(1, 3, 4, 2.0), (0, 7, 7, -0.4)], None),
     ("steer + mask", [f"0:{act[0]},{act[1]}=0.3"], [(0, *act, 0.3)], [(0, *act)]),
 ]
@@ -70,6 +71,12 @@ for name, args, steer, mask in cases:
     err = np.abs(got - want).max() / np.abs(want).max()
     moved = np.abs(want - base).max() / np.abs(want).max()
     check(err <= 1e-4 and moved > 1e-3, f"{DEC} {name}: max rel err {err:.2e}, steering moves logits by {moved:.2e}")
+
+# an address without R: is refused on a model with two router groups (it used to steer every group)
+p = subprocess.run([BIN, "logits", "--model", model, "--ids", "1,2", "--out", os.path.join(WORK, "x.f32"), "--steer",
+                    "5,9=0.5"], capture_output=True)
+check(p.returncode == 2 and p.stderr.count(b"\n") == 1 and b"say which router group" in p.stderr,
+      "--steer I,J without R: on a 2-group model: one-line error, exit 2")
 
 # steer command: greedy chain == reference argmax under the same steering
 p = subprocess.run([BIN, "steer", "--model", model, "--expert", f"0:{inactive[0]},{inactive[1]}", "--strength", "2",
