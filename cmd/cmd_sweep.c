@@ -35,6 +35,7 @@ int cmd_sweep(int argc, char **argv) {
         {"--dry-run", NULL, CLI_FLAG, NULL, &dry, 0, 0, NULL,
          "print the plan: steps, cached or to run, and the equivalent commands", 0, NULL, 0},
         CLI_OPT_MODEL(&ov, 0),
+        CLI_OPT_DATA(&ov.data),
         CLI_OPT_OUT(&ov.out, "DIR", "output directory (default: the recipe's 'out', else runs/NAME)", 0),
         {"--limit", NULL, CLI_LONG, "N", &ov.limit, 1, 1099511627776.0, NULL,
          "set every evaluation's limit (ppl: max_docs) to N, for quick runs", 0, NULL, 0},

@@ -5,6 +5,7 @@
  * depth and node count are capped so that alias bombs and recursive aliases
  * fail cleanly (fuzz/fuzz_recipe.c). */
 #include "recipes/recipe.h"
+#include "core/util/data_dir.h"
 
 #include <errno.h>
 #include <math.h>
@@ -276,8 +277,9 @@ static mp_ynode *map_get(const mp_ynode *m, const char *key) {
 static int apply_overrides(mp_ynode *root, const mp_recipe_overrides *ov, mp_error *err) {
     if (!ov) return 0;
     if (root->type != MP_YNODE_MAP) return 0; /* the schema check reports it */
-    const char *names[2] = {"model", "out"}, *vals[2] = {ov->model, ov->out}, *files[2] = {"--model", "--out"};
-    for (int i = 0; i < 2; i++) {
+    const char *names[3] = {"model", "out", "data"}, *vals[3] = {ov->model, ov->out, ov->data},
+               *files[3] = {"--model", "--out", "--data"};
+    for (int i = 0; i < 3; i++) {
         if (!vals[i]) continue;
         mp_ynode *n = scalar_node(files[i], vals[i]);
         if (!n) return mp_fail(err, MP_ENOMEM, "out of memory");
@@ -541,13 +543,19 @@ static int check_recipe(mp_recipe *r, int check_files, mp_error *err) {
                            "paths are relative to the current directory)", v->file, v->line, v->col, v->scalar);
     }
     const mp_ynode *data = map_get(root, "data");
-    if (data && check_files && !is_dir(data->scalar))
-        return at(err, data, "data: no such directory '", data->scalar, "'");
+    char data_buf[4096] = "../shared/data";
+    if (data && check_files && !is_dir(data->scalar)) {
+        return at(err, data, "data: no such directory '", data->scalar,
+                  "' (remove the key to use $MONET_PROBE_DATA or ../shared/data, or pass --data DIR)");
+    } else if (!data) {
+        mp_error derr; /* no folder: keep the default; the steps that need data say so */
+        if (mp_data_dir(NULL, data_buf, sizeof data_buf, &derr) < 0) snprintf(data_buf, sizeof data_buf, "../shared/data");
+    }
     char outbuf[300];
     const mp_ynode *o = map_get(root, "out");
     snprintf(outbuf, sizeof outbuf, "runs/%s", name);
     if (!(r->name = strdup(name)) || !(r->model = strdup(v->scalar)) ||
-        !(r->data = strdup(data ? data->scalar : "../shared/data")) || !(r->out = strdup(o ? o->scalar : outbuf)))
+        !(r->data = strdup(data ? data->scalar : data_buf)) || !(r->out = strdup(o ? o->scalar : outbuf)))
         return mp_fail(err, MP_ENOMEM, "out of memory");
 
     /* collect */

@@ -77,6 +77,7 @@ typedef struct mp_recipe {
 /* Overrides from the command line, applied before the schema check. */
 typedef struct mp_recipe_overrides {
     const char *model, *out;  /* NULL: keep the recipe's */
+    const char *data;         /* NULL: the recipe's `data:`, else core/util/data_dir.h's default */
     long limit;               /* > 0: every eval's limit (ppl: max_docs) */
     const char **sets;        /* "dotted.key=yaml value" [n_sets], e.g. "criterion.thresholds=[0.2,0.1]" */
     size_t n_sets;
