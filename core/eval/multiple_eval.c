@@ -1,16 +1,9 @@
-/* cmd/eval_multiple.c — `monet-probe eval multipl-e`: MULTIPL-E HumanEval
- * (Cassano et al. 2022) in py, cpp, java, js, lua, php (DESIGN.md §4).
- *
- * Per problem: prompt -> n completions (mp_generate, cut at the problem's
- * stop_tokens) -> program = prompt + completion + "\n" + tests -> run in the
- * sandbox (core/eval/sandbox) with the harness's command for the language ->
- * status ok | fail | timeout | compile error | sandbox error -> unbiased
- * pass@k (core/eval/passk). Also evaluates given completions (--completions) and
- * the canonical HumanEval solutions (--canonical, Python) without a model.
- * The JSONL written by --out holds only deterministic fields (no timings,
- * relative file names in the programs' messages), so the same command gives
- * the same bytes.
- */
+/* core/eval/multiple_eval.c — MULTIPL-E HumanEval driver (see multiple_eval.h):
+ * the language table (files, toolchains, the harness's commands, rlimits),
+ * problem / completion JSONL readers, generation, sandbox jobs, statuses,
+ * pass@k and the per-problem JSONL. */
+#include "core/eval/multiple_eval.h"
+
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
@@ -19,39 +12,18 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "core/model/forward.h"
-#include "core/model/generate.h"
 #include "core/eval/luaunit.h"
 #include "core/eval/passk.h"
-#include "core/util/progress.h"
-#include "core/model/sampling.h"
 #include "core/eval/sandbox.h"
+#include "core/model/forward.h"
+#include "core/model/generate.h"
+#include "core/model/mask.h"
+#include "core/model/model.h"
+#include "core/model/sampling.h"
+#include "core/text/tokenizer.h"
 #include "core/text/utf8.h"
-
-static const char *CMD = "eval multipl-e";
-
-static const char *USAGE =
-    "usage: monet-probe eval multipl-e --model DIR --lang py|cpp|java|js|lua|php [options]\n"
-    "       monet-probe eval multipl-e --lang L --completions FILE [options]   (no model)\n"
-    "       monet-probe eval multipl-e --lang py --canonical HumanEval.jsonl    (no model)\n"
-    "  MULTIPL-E HumanEval: generate completions cut at each problem's stop_tokens, run\n"
-    "  prompt + completion + \"\\n\" + tests in a sandbox (own temp dir, no network, rlimits,\n"
-    "  read-only filesystem, unprivileged uid; see docs/sandbox.md), report unbiased pass@k.\n"
-    "  --data FILE        problems (default ../shared/data/multipl-e/humaneval-<lang>-reworded.jsonl)\n"
-    "  --limit N          first N problems only\n"
-    "  --n N              samples per problem (default 1)\n"
-    "  --temperature T    0 = greedy (default 0); harness: n=20 T=0.2 for pass@1, T=0.8 for pass@10/100\n"
-    "  --top-p P          nucleus mass (default 0.95)\n"
-    "  --seed S           RNG seed (default 1); sample s of problem p uses its own derived seed\n"
-    "  --max-tokens N     new tokens per completion (default 512, capped by the context)\n"
-    "  --mask MASK        purge the experts listed in a mask file\n"
-    "  --jobs N           parallel sandboxes (default: number of CPUs)\n"
-    "  --timeout S        wall-time limit per program step (default 15)\n"
-    "  --out FILE         per-problem results as JSONL\n"
-    "  --completions FILE JSONL {\"name\", \"completion\" | \"completions\": [...]}: evaluate these\n"
-    "  --canonical FILE   plain (gunzipped) HumanEval JSONL: run the canonical solutions (py)\n"
-    "  --quiet            no progress\n";
+#include "core/util/progress.h"
+#include "core/util/readfile.h"
 
 /* ---- languages ------------------------------------------------------------ */
 
@@ -139,7 +111,7 @@ typedef int (*line_fn)(void *ctx, const cJSON *o, const char *path, size_t line,
 static int read_jsonl(const char *path, line_fn fn, void *ctx, mp_error *err) {
     char *buf = NULL;
     size_t len = 0;
-    MP_TRY(cli_read_all(path, &buf, &len, err));
+    MP_TRY(mp_read_file(path, &buf, &len, err));
     int rc = 0;
     size_t line = 0;
     for (char *p = buf; p < buf + len && rc == 0;) {
@@ -242,8 +214,14 @@ static int add_completion(void *ctx, const cJSON *o, const char *path, size_t li
 
 /* ---- results ------------------------------------------------------------------- */
 
-enum { ST_OK, ST_FAIL, ST_TIMEOUT, ST_COMPILE, ST_SANDBOX, ST_COUNT };
-static const char *const STATUS_NAMES[ST_COUNT] = {"ok", "fail", "timeout", "compile error", "sandbox error"};
+static const char *const STATUS_NAMES[MP_MULTIPLE_STATUS_COUNT] = {"ok", "fail", "timeout", "compile error",
+                                                                    "sandbox error"};
+
+const char *mp_multiple_status_name(int status) {
+    return status >= 0 && status < MP_MULTIPLE_STATUS_COUNT ? STATUS_NAMES[status] : "?";
+}
+
+const int mp_multiple_ks[3] = {1, 10, 100};
 
 typedef struct sample {
     char *completion;
@@ -258,18 +236,18 @@ static const char *stop_name(int r) {
 }
 
 static int classify(const lang_spec *L, const mp_sbx_result *r) {
-    if (r->outcome == MP_SBX_SETUP) return ST_SANDBOX;
-    if (r->outcome == MP_SBX_TIMEOUT) return ST_TIMEOUT;
-    if (r->outcome == MP_SBX_OUTPUT) return ST_FAIL;
-    if (L->n_steps == 2 && r->steps_run == 1 && (r->exit_code != 0 || r->term_signal)) return ST_COMPILE;
+    if (r->outcome == MP_SBX_SETUP) return MP_MULTIPLE_SANDBOX;
+    if (r->outcome == MP_SBX_TIMEOUT) return MP_MULTIPLE_TIMEOUT;
+    if (r->outcome == MP_SBX_OUTPUT) return MP_MULTIPLE_FAIL;
+    if (L->n_steps == 2 && r->steps_run == 1 && (r->exit_code != 0 || r->term_signal)) return MP_MULTIPLE_COMPILE;
     if (!strcmp(L->name, "php") && (strstr(r->out, "Parse error") || strstr(r->err, "Parse error")))
-        return ST_COMPILE;
-    if (r->exit_code == 0 && !r->term_signal) return ST_OK;
+        return MP_MULTIPLE_COMPILE;
+    if (r->exit_code == 0 && !r->term_signal) return MP_MULTIPLE_OK;
     if (!strcmp(L->name, "py") && !strstr(r->err, "Traceback (most recent call last)") &&
         (strstr(r->err, "SyntaxError:") || strstr(r->err, "IndentationError:") || strstr(r->err, "TabError:")))
-        return ST_COMPILE;
-    if (!strcmp(L->name, "js") && strstr(r->err, "SyntaxError:")) return ST_COMPILE;
-    return ST_FAIL;
+        return MP_MULTIPLE_COMPILE;
+    if (!strcmp(L->name, "js") && strstr(r->err, "SyntaxError:")) return MP_MULTIPLE_COMPILE;
+    return MP_MULTIPLE_FAIL;
 }
 
 /* JSON string of len bytes with invalid UTF-8 bytes replaced by '?'. */
@@ -295,212 +273,149 @@ static void on_done(void *ctx, size_t i) {
     mp_progress_add(ctx, 1);
 }
 
-/* ---- main -------------------------------------------------------------------- */
 
-int cmd_eval_multiple(int argc, char **argv) {
-    const char *dir = NULL, *lang_name = NULL, *data = NULL, *mask_path = NULL, *out_path = NULL;
-    const char *completions = NULL, *canonical = NULL;
-    long limit = -1, n_samples = 1, max_new = 512, seed = 1, jobs = 0;
-    double temp = 0, top_p = 0.95, timeout = 15;
-    int quiet = 0, bad = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v;
-        if (cli_is_help(a)) {
-            fputs(USAGE, stdout);
-            return 0;
-        }
-#define OPT(flag) (!strcmp(a, flag) && ((v = cli_opt_value(CMD, argc, argv, &i)) != NULL || (bad = 1) == 0))
-        if (!strcmp(a, "--quiet")) quiet = 1;
-        else if (OPT("--model")) dir = v;
-        else if (OPT("--lang")) lang_name = v;
-        else if (OPT("--data")) data = v;
-        else if (OPT("--mask")) mask_path = v;
-        else if (OPT("--out")) out_path = v;
-        else if (OPT("--completions")) completions = v;
-        else if (OPT("--canonical")) canonical = v;
-        else if (OPT("--limit")) {
-            if (cli_parse_long(v, 0, 1 << 30, &limit)) return cli_usage_error(CMD, "bad --limit '%s'", v);
-        } else if (OPT("--n")) {
-            if (cli_parse_long(v, 1, 100000, &n_samples)) return cli_usage_error(CMD, "bad --n '%s'", v);
-        } else if (OPT("--max-tokens")) {
-            if (cli_parse_long(v, 1, 1 << 20, &max_new)) return cli_usage_error(CMD, "bad --max-tokens '%s'", v);
-        } else if (OPT("--seed")) {
-            if (cli_parse_long(v, 0, 1L << 62, &seed)) return cli_usage_error(CMD, "bad --seed '%s'", v);
-        } else if (OPT("--jobs")) {
-            if (cli_parse_long(v, 1, 256, &jobs)) return cli_usage_error(CMD, "bad --jobs '%s' (1..256)", v);
-        } else if (OPT("--temperature")) {
-            if (cli_parse_double(v, 0, 100, &temp)) return cli_usage_error(CMD, "bad --temperature '%s'", v);
-        } else if (OPT("--top-p")) {
-            if (cli_parse_double(v, 1e-9, 1, &top_p)) return cli_usage_error(CMD, "bad --top-p '%s' (0 < P <= 1)", v);
-        } else if (OPT("--timeout")) {
-            if (cli_parse_double(v, 0.1, 3600, &timeout)) return cli_usage_error(CMD, "bad --timeout '%s'", v);
-        } else /* a missing value was already reported by cli_opt_value */
-            return bad ? 2 : cli_usage_error(CMD, "unknown argument '%s'", a);
-#undef OPT
-    }
-    if (!lang_name) return cli_usage_error(CMD, "--lang is required (py, cpp, java, js, lua, php)");
-    const lang_spec *L = find_lang(lang_name);
-    if (!L) return cli_usage_error(CMD, "unknown --lang '%s' (py, cpp, java, js, lua, php)", lang_name);
-    if (!!dir + !!completions + !!canonical != 1)
-        return cli_usage_error(CMD, "give exactly one of --model DIR, --completions FILE, --canonical FILE");
-    if (canonical && strcmp(L->name, "py")) return cli_usage_error(CMD, "--canonical runs HumanEval's Python solutions: use --lang py");
-    if (mask_path && !dir) return cli_usage_error(CMD, "--mask needs --model");
+/* ---- toolchain ------------------------------------------------------------------ */
 
-    /* toolchain check before any work */
-    char exe[2][4096];
+/* Resolve the language's executables into exe[] (as the sandbox will run them). */
+static int resolve_tools(const lang_spec *L, char exe[2][4096], mp_error *err) {
     for (int t = 0; t < 2 && L->tool[t]; t++)
-        if (mp_sandbox_find_exe(L->tool[t], exe[t], sizeof exe[t]) < 0) {
-            fprintf(stderr, "monet-probe: eval multipl-e: %s toolchain missing: '%s' not found in /usr/local/bin:/usr/bin:/bin"
-                            " (Debian package %s: apt-get install %s)\n", L->name, L->tool[t], L->pkg[t], L->pkg[t]);
-            return 2;
-        }
-    if (!strcmp(L->name, "java") && access(JAVATUPLES, R_OK) < 0) {
-        fprintf(stderr, "monet-probe: eval multipl-e: java: %s missing (Debian package libjavatuples-java: apt-get "
-                        "install libjavatuples-java)\n", JAVATUPLES);
-        return 2;
-    }
+        if (mp_sandbox_find_exe(L->tool[t], exe[t], sizeof exe[t]) < 0)
+            return mp_fail(err, MP_EUNSUPPORTED, "multipl-e: %s toolchain missing: '%s' not found in "
+                           "/usr/local/bin:/usr/bin:/bin (Debian package %s: apt-get install %s)", L->name,
+                           L->tool[t], L->pkg[t], L->pkg[t]);
+    if (!strcmp(L->name, "java") && access(JAVATUPLES, R_OK) < 0)
+        return mp_fail(err, MP_EUNSUPPORTED, "multipl-e: java: %s missing (Debian package libjavatuples-java: "
+                       "apt-get install libjavatuples-java)", JAVATUPLES);
+    return 0;
+}
 
-    mp_error err;
-    mp_error_clear(&err);
-    char data_buf[512];
-    if (!data && !canonical) {
-        snprintf(data_buf, sizeof data_buf, "../shared/data/multipl-e/humaneval-%s-reworded.jsonl", L->name);
-        data = data_buf;
+int mp_multiple_check_toolchain(const char *lang, mp_error *err) {
+    const lang_spec *L = find_lang(lang);
+    char exe[2][4096];
+    MP_FAIL_IF(!L, err, MP_EINPUT, "unknown MULTIPL-E language '%s' (py, cpp, java, js, lua, php)", lang);
+    return resolve_tools(L, exe, err);
+}
+
+/* ---- the run ------------------------------------------------------------------- */
+
+/* Problems (and given completions, kept in dataset order) -> P, *n_prob. */
+static int load_problems(const mp_multiple_cfg *c, plist *P, size_t *n_prob, mp_error *err) {
+    P->canonical = c->canonical;
+    MP_TRY(read_jsonl(c->problems_path, add_problem, P, err));
+    *n_prob = c->limit >= 0 && (size_t)c->limit < P->n ? (size_t)c->limit : P->n;
+    if (!c->completions_path) return 0;
+    given_ctx G = {P->p, P->n, 0};
+    MP_TRY(read_jsonl(c->completions_path, add_completion, &G, err));
+    /* keep only problems that have completions, in dataset order */
+    size_t k = 0;
+    for (size_t i = 0; i < P->n; i++) {
+        if (P->p[i].n_given && k < (c->limit >= 0 ? (size_t)c->limit : P->n)) {
+            problem tmp = P->p[k];
+            P->p[k] = P->p[i];
+            P->p[i] = tmp;
+            k++;
+        }
     }
-    plist P = {0};
-    P.canonical = canonical != NULL;
+    *n_prob = k;
+    return 0;
+}
+
+/* Generate per completions for each of the first n_prob problems into S. */
+static int generate(const mp_multiple_cfg *c, const problem *P, size_t n_prob, int per, size_t n_jobs, sample *S,
+                    mp_error *err) {
     mp_tokenizer *tok = NULL;
     mp_model *m = NULL;
     mp_state *st = NULL;
     mp_mask *mask = NULL;
-    sample *S = NULL;
-    mp_sbx_job *J = NULL;
-    mp_sbx_result *R = NULL;
-    FILE *out = NULL;
+    int32_t *ids = NULL;
     int rc = 0;
-    size_t n_prob = 0, n_jobs = 0;
-    double t_start = mp_now(), t_gen = 0, t_exec = 0;
-    if ((rc = read_jsonl(canonical ? canonical : data, add_problem, &P, &err)) < 0) goto cleanup;
-    n_prob = limit >= 0 && (size_t)limit < P.n ? (size_t)limit : P.n;
-    if (completions) {
-        given_ctx G = {P.p, P.n, 0};
-        if ((rc = read_jsonl(completions, add_completion, &G, &err)) < 0) goto cleanup;
-        /* keep only problems that have completions, in dataset order */
-        size_t k = 0;
-        for (size_t i = 0; i < P.n; i++) {
-            if (P.p[i].n_given && k < (limit >= 0 ? (size_t)limit : P.n)) {
-                problem tmp = P.p[k];
-                P.p[k] = P.p[i];
-                P.p[i] = tmp;
-                k++;
-            }
-        }
-        n_prob = k;
-    }
-    if (out_path && !(out = fopen(out_path, "w"))) {
-        rc = mp_fail(&err, MP_EIO, "%s: cannot write: %s", out_path, strerror(errno));
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tokenizer.model", c->model_dir);
+    if ((rc = mp_tokenizer_load(path, &tok, err)) < 0 || (rc = mp_model_load(c->model_dir, &m, err)) < 0)
+        goto cleanup;
+    if (mp_tokenizer_vocab_size(tok) > m->cfg.vocab_size) {
+        rc = mp_fail(err, MP_EINPUT, "%s: tokenizer has %d pieces but config.json vocab_size is %d", c->model_dir,
+                     mp_tokenizer_vocab_size(tok), m->cfg.vocab_size);
         goto cleanup;
     }
-    int per = dir ? (int)n_samples : 0;
-    for (size_t i = 0; i < n_prob; i++) n_jobs += dir ? (size_t)per : (size_t)P.p[i].n_given;
-    S = calloc(n_jobs ? n_jobs : 1, sizeof *S);
-    J = calloc(n_jobs ? n_jobs : 1, sizeof *J);
-    R = calloc(n_jobs ? n_jobs : 1, sizeof *R);
-    if (!S || !J || !R) {
-        rc = mp_fail(&err, MP_ENOMEM, "out of memory");
+    if ((rc = mp_state_create(m, 0, 0, &st, err)) < 0) goto cleanup;
+    if (c->mask_path && ((rc = mp_mask_load(c->mask_path, &m->cfg, &mask, err)) < 0 ||
+                         (rc = mp_state_set_mask(st, mask, err)) < 0))
         goto cleanup;
-    }
-
-    /* 1. completions */
-    double t0 = mp_now();
-    if (dir) {
-        if ((rc = cli_load_tokenizer(dir, &tok, &err)) < 0 || (rc = mp_model_load(dir, &m, &err)) < 0) goto cleanup;
-        if (mp_tokenizer_vocab_size(tok) > m->cfg.vocab_size) {
-            rc = mp_fail(&err, MP_EINPUT, "%s: tokenizer has %d pieces but config.json vocab_size is %d", dir,
-                         mp_tokenizer_vocab_size(tok), m->cfg.vocab_size);
-            goto cleanup;
-        }
-        if ((rc = mp_state_create(m, 0, 0, &st, &err)) < 0) goto cleanup;
-        if ((rc = cli_apply_mask(mask_path, m, st, &mask, &err)) < 0) goto cleanup;
-        int ctx = mp_state_max_ctx(st);
-        mp_progress pg;
-        mp_progress_start(&pg, quiet ? NULL : stderr, "multipl-e generate", "completions", n_jobs);
-        for (size_t i = 0, j = 0; i < n_prob; i++) {
-            problem *p = &P.p[i];
-            int32_t *ids = NULL;
-            size_t n_ids = 0;
-            if ((rc = mp_tokenizer_encode(tok, p->prompt, strlen(p->prompt), 1, &ids, &n_ids, &err)) < 0) goto cleanup;
-            for (int s = 0; s < per; s++, j++) {
-                mp_sampler sampler = {0};
-                mp_gen_result g = {0};
-                /* a seed of its own per (problem, sample): results do not depend on order or --jobs */
-                uint64_t sd = (uint64_t)seed * 0x9E3779B97F4A7C15ULL + (uint64_t)i * 1000003ULL + (uint64_t)s;
-                long budget = (long)ctx - (long)n_ids;
-                if (budget > max_new) budget = max_new;
-                if (budget < 1) {
-                    S[j].completion = strdup("");
-                    S[j].note_ctx = 1;
-                    S[j].stop_reason = MP_GEN_STOP_LENGTH;
-                } else {
-                    mp_gen_opts o = {.max_new_tokens = (int)budget, .stop = (const char *const *)p->stop, .n_stop = p->n_stop};
-                    if ((rc = mp_sampler_init(&sampler, m->cfg.vocab_size, temp, top_p, sd, &err)) < 0 ||
-                        (rc = mp_generate(st, tok, ids, n_ids, &o, &sampler, &g, &err)) < 0) {
-                        mp_sampler_free(&sampler);
-                        free(ids);
-                        goto cleanup;
-                    }
-                    S[j].completion = g.text;
-                    g.text = NULL;
-                    S[j].stop_reason = g.stop_reason;
-                    S[j].n_tokens = (int)g.n_ids;
-                    mp_gen_result_free(&g);
+    int ctx = mp_state_max_ctx(st);
+    mp_progress pg;
+    mp_progress_start(&pg, c->progress, "multipl-e generate", "completions", n_jobs);
+    for (size_t i = 0, j = 0; i < n_prob; i++) {
+        const problem *p = &P[i];
+        size_t n_ids = 0;
+        free(ids);
+        ids = NULL;
+        if ((rc = mp_tokenizer_encode(tok, p->prompt, strlen(p->prompt), 1, &ids, &n_ids, err)) < 0) goto cleanup;
+        for (int s = 0; s < per; s++, j++) {
+            mp_sampler sampler = {0};
+            mp_gen_result g = {0};
+            /* a seed of its own per (problem, sample): results do not depend on order or --jobs */
+            uint64_t sd = c->seed * 0x9E3779B97F4A7C15ULL + (uint64_t)i * 1000003ULL + (uint64_t)s;
+            long budget = (long)ctx - (long)n_ids;
+            if (budget > c->max_new) budget = c->max_new;
+            if (budget < 1) {
+                S[j].completion = strdup("");
+                S[j].note_ctx = 1;
+                S[j].stop_reason = MP_GEN_STOP_LENGTH;
+            } else {
+                mp_gen_opts o = {.max_new_tokens = (int)budget, .stop = (const char *const *)p->stop,
+                                 .n_stop = p->n_stop};
+                if ((rc = mp_sampler_init(&sampler, m->cfg.vocab_size, c->temperature, c->top_p, sd, err)) < 0 ||
+                    (rc = mp_generate(st, tok, ids, n_ids, &o, &sampler, &g, err)) < 0) {
                     mp_sampler_free(&sampler);
-                }
-                mp_progress_add(&pg, 1);
-                if (!S[j].completion) {
-                    free(ids);
-                    rc = mp_fail(&err, MP_ENOMEM, "out of memory");
                     goto cleanup;
                 }
+                S[j].completion = g.text;
+                g.text = NULL;
+                S[j].stop_reason = g.stop_reason;
+                S[j].n_tokens = (int)g.n_ids;
+                mp_gen_result_free(&g);
+                mp_sampler_free(&sampler);
             }
-            free(ids);
+            mp_progress_add(&pg, 1);
+            if (!S[j].completion) {
+                rc = mp_fail(err, MP_ENOMEM, "out of memory");
+                goto cleanup;
+            }
         }
-        mp_progress_finish(&pg);
-    } else {
-        for (size_t i = 0, j = 0; i < n_prob; i++)
-            for (int s = 0; s < P.p[i].n_given; s++, j++) {
-                S[j].completion = strdup(P.p[i].given[s]);
-                S[j].stop_reason = -1;
-                if (!S[j].completion) {
-                    rc = mp_fail(&err, MP_ENOMEM, "out of memory");
-                    goto cleanup;
-                }
-            }
     }
-    t_gen = mp_now() - t0;
+    mp_progress_finish(&pg);
+cleanup:
+    free(ids);
+    mp_state_free(st);
+    mp_mask_free(mask);
+    mp_model_free(m);
+    mp_tokenizer_free(tok);
+    return rc;
+}
 
-    /* 2. programs and sandbox jobs */
+/* Programs (prompt + completion + "\n" + tests) and their sandbox jobs. */
+static int make_jobs(const mp_multiple_cfg *c, const lang_spec *L, char exe[2][4096], const problem *P,
+                     size_t n_prob, int per, sample *S, mp_sbx_job *J, mp_error *err) {
     mp_sbx_limits lim;
     mp_sbx_limits_default(&lim);
-    lim.wall_s = timeout;
-    lim.cpu_s = (int)ceil(timeout) + 1;
+    lim.wall_s = c->timeout_s;
+    lim.cpu_s = (int)ceil(c->timeout_s) + 1;
     lim.as_bytes = L->as_bytes;
     lim.nproc = L->nproc;
     lim.out_keep = 2048;
     for (size_t i = 0, j = 0; i < n_prob; i++) {
-        problem *p = &P.p[i];
-        int cnt = dir ? per : p->n_given;
+        const problem *p = &P[i];
+        int cnt = c->model_dir ? per : p->n_given;
         for (int s = 0; s < cnt; s++, j++) {
             char *prog = concat3(p->prompt, S[j].completion, "\n");
             S[j].program = prog ? concat3(prog, p->tests, "") : NULL;
             free(prog);
-            if (!S[j].program) {
-                rc = mp_fail(&err, MP_ENOMEM, "out of memory");
-                goto cleanup;
-            }
+            MP_FAIL_IF(!S[j].program, err, MP_ENOMEM, "out of memory");
             S[j].files[0] = (mp_sbx_file){L->file, S[j].program, strlen(S[j].program), 0644};
             int nf = 1;
-            if (!strcmp(L->name, "lua")) S[j].files[nf++] = (mp_sbx_file){"luaunit.lua", mp_luaunit_lua, strlen(mp_luaunit_lua), 0644};
+            if (!strcmp(L->name, "lua"))
+                S[j].files[nf++] = (mp_sbx_file){"luaunit.lua", mp_luaunit_lua, strlen(mp_luaunit_lua), 0644};
             mp_sbx_job *job = &J[j];
             job->files = S[j].files;
             job->n_files = (size_t)nf;
@@ -516,31 +431,27 @@ int cmd_eval_multiple(int argc, char **argv) {
             if (!strcmp(L->name, "py")) job->steps[0].env[0] = "PYTHONDONTWRITEBYTECODE=1";
         }
     }
-    t0 = mp_now();
-    mp_progress pe;
-    mp_progress_start(&pe, quiet ? NULL : stderr, "multipl-e run", "programs", n_jobs);
-    if ((rc = mp_sandbox_run_all(J, n_jobs, (int)jobs, R, on_done, &pe, &err)) < 0) goto cleanup;
-    mp_progress_finish(&pe);
-    t_exec = mp_now() - t0;
+    return 0;
+}
 
-    /* 3. statuses, pass@k, JSONL */
+/* Statuses, pass@k and (out non-NULL) one JSONL row per problem. */
+static int score(const mp_multiple_cfg *c, const lang_spec *L, const problem *P, size_t n_prob, int per, sample *S,
+                 const mp_sbx_result *R, FILE *out, mp_multiple_out *o, mp_error *err) {
     int *nn = calloc(n_prob ? n_prob : 1, sizeof *nn), *cc = calloc(n_prob ? n_prob : 1, sizeof *cc);
-    long counts[ST_COUNT] = {0};
     if (!nn || !cc) {
         free(nn);
         free(cc);
-        rc = mp_fail(&err, MP_ENOMEM, "out of memory");
-        goto cleanup;
+        return mp_fail(err, MP_ENOMEM, "out of memory");
     }
     int min_n = 1 << 30;
     for (size_t i = 0, j = 0; i < n_prob; i++) {
-        problem *p = &P.p[i];
-        int cnt = dir ? per : p->n_given;
-        cJSON *o = cJSON_CreateObject(), *arr = cJSON_CreateArray();
+        const problem *p = &P[i];
+        int cnt = c->model_dir ? per : p->n_given;
+        cJSON *row = cJSON_CreateObject(), *arr = cJSON_CreateArray();
         for (int s = 0; s < cnt; s++, j++) {
             S[j].status = classify(L, &R[j]);
-            counts[S[j].status]++;
-            if (S[j].status == ST_OK) cc[i]++;
+            o->status[S[j].status]++;
+            if (S[j].status == MP_MULTIPLE_OK) cc[i]++;
             cJSON *x = cJSON_CreateObject();
             cJSON_AddItemToObject(x, "completion", json_text(S[j].completion, strlen(S[j].completion)));
             cJSON_AddStringToObject(x, "status", STATUS_NAMES[S[j].status]);
@@ -550,55 +461,105 @@ int cmd_eval_multiple(int argc, char **argv) {
             if (R[j].outcome == MP_SBX_SETUP) cJSON_AddStringToObject(x, "note", R[j].setup_error);
             if (S[j].note_ctx) cJSON_AddStringToObject(x, "note", "prompt fills the context: empty completion");
             cJSON_AddStringToObject(x, "stop_reason", stop_name(S[j].stop_reason));
-            if (dir) cJSON_AddNumberToObject(x, "tokens", S[j].n_tokens);
+            if (c->model_dir) cJSON_AddNumberToObject(x, "tokens", S[j].n_tokens);
             cJSON_AddItemToObject(x, "stdout_tail", json_text(R[j].out, R[j].out_len));
             cJSON_AddItemToObject(x, "stderr_tail", json_text(R[j].err, R[j].err_len));
             cJSON_AddItemToArray(arr, x);
         }
         nn[i] = cnt;
         if (cnt < min_n) min_n = cnt;
-        cJSON_AddStringToObject(o, "name", p->name);
-        cJSON_AddStringToObject(o, "language", L->name);
-        cJSON_AddNumberToObject(o, "n", cnt);
-        cJSON_AddNumberToObject(o, "passed", cc[i]);
-        cJSON_AddItemToObject(o, "samples", arr);
+        cJSON_AddStringToObject(row, "name", p->name);
+        cJSON_AddStringToObject(row, "language", L->name);
+        cJSON_AddNumberToObject(row, "n", cnt);
+        cJSON_AddNumberToObject(row, "passed", cc[i]);
+        cJSON_AddItemToObject(row, "samples", arr);
         if (out) {
-            char *txt = cJSON_PrintUnformatted(o);
+            char *txt = cJSON_PrintUnformatted(row);
             if (txt) fprintf(out, "%s\n", txt);
             free(txt);
         }
-        cJSON_Delete(o);
+        cJSON_Delete(row);
     }
-    const char *src = dir ? dir : completions ? completions : canonical;
-    if (dir)
-        printf("multipl-e %s: %zu problems, model %s, %ld samples per problem%s\n", L->name, n_prob, src, n_samples,
-               temp == 0 ? " (greedy)" : "");
-    else
-        printf("multipl-e %s: %zu problems, %zu given completions from %s\n", L->name, n_prob, n_jobs, src);
-    if (dir) printf("sampling: temperature %g, top-p %g, seed %ld, max new tokens %ld, mask %s\n", temp, top_p, seed,
-                    max_new, mask_path ? mask_path : "none");
-    static const int KS[] = {1, 10, 100};
     for (int q = 0; q < 3; q++) {
-        if (n_prob == 0 || KS[q] > min_n) continue;
-        printf("pass@%d: %.6f\n", KS[q], mp_pass_at_k_mean(nn, cc, (int)n_prob, KS[q], NULL));
+        o->have_pass[q] = n_prob > 0 && mp_multiple_ks[q] <= min_n;
+        if (o->have_pass[q]) o->pass[q] = mp_pass_at_k_mean(nn, cc, (int)n_prob, mp_multiple_ks[q], NULL);
     }
-    printf("status:");
-    for (int s = 0; s < ST_COUNT; s++) printf("%s %s %ld", s ? "," : "", STATUS_NAMES[s], counts[s]);
-    printf("\n");
-    printf("wall time: %.2f s (generation %.2f s, execution %.2f s with %ld parallel sandboxes)\n", mp_now() - t_start,
-           t_gen, t_exec, jobs ? jobs : sysconf(_SC_NPROCESSORS_ONLN));
-    printf("sandbox: %s\n", mp_sandbox_isolation());
     free(nn);
     free(cc);
+    return 0;
+}
+
+int mp_multiple_eval(const mp_multiple_cfg *c, mp_multiple_out *o, mp_error *err) {
+    const lang_spec *L = find_lang(c->lang);
+    char exe[2][4096];
+    memset(o, 0, sizeof *o);
+    MP_FAIL_IF(!L, err, MP_EINPUT, "unknown MULTIPL-E language '%s' (py, cpp, java, js, lua, php)", c->lang);
+    /* toolchain check before any work */
+    MP_TRY(resolve_tools(L, exe, err));
+    plist P = {0};
+    sample *S = NULL;
+    mp_sbx_job *J = NULL;
+    mp_sbx_result *R = NULL;
+    FILE *out = NULL;
+    int rc = 0;
+    size_t n_prob = 0, n_jobs = 0;
+    double t_start = mp_now();
+    if ((rc = load_problems(c, &P, &n_prob, err)) < 0) goto cleanup;
+    if (c->out_path && !(out = fopen(c->out_path, "w"))) {
+        rc = mp_fail(err, MP_EIO, "%s: cannot write: %s", c->out_path, strerror(errno));
+        goto cleanup;
+    }
+    int per = c->model_dir ? c->n_samples : 0;
+    for (size_t i = 0; i < n_prob; i++) n_jobs += c->model_dir ? (size_t)per : (size_t)P.p[i].n_given;
+    S = calloc(n_jobs ? n_jobs : 1, sizeof *S);
+    J = calloc(n_jobs ? n_jobs : 1, sizeof *J);
+    R = calloc(n_jobs ? n_jobs : 1, sizeof *R);
+    if (!S || !J || !R) {
+        rc = mp_fail(err, MP_ENOMEM, "out of memory");
+        goto cleanup;
+    }
+    o->n_problems = n_prob;
+    o->n_programs = n_jobs;
+
+    /* 1. completions */
+    double t0 = mp_now();
+    if (c->model_dir) {
+        if ((rc = generate(c, P.p, n_prob, per, n_jobs, S, err)) < 0) goto cleanup;
+    } else {
+        for (size_t i = 0, j = 0; i < n_prob; i++)
+            for (int s = 0; s < P.p[i].n_given; s++, j++) {
+                S[j].completion = strdup(P.p[i].given[s]);
+                S[j].stop_reason = -1;
+                if (!S[j].completion) {
+                    rc = mp_fail(err, MP_ENOMEM, "out of memory");
+                    goto cleanup;
+                }
+            }
+    }
+    o->gen_seconds = mp_now() - t0;
+
+    /* 2. programs run in the sandbox */
+    if ((rc = make_jobs(c, L, exe, P.p, n_prob, per, S, J, err)) < 0) goto cleanup;
+    t0 = mp_now();
+    mp_progress pe;
+    mp_progress_start(&pe, c->progress, "multipl-e run", "programs", n_jobs);
+    if ((rc = mp_sandbox_run_all(J, n_jobs, c->jobs, R, on_done, &pe, err)) < 0) goto cleanup;
+    mp_progress_finish(&pe);
+    o->exec_seconds = mp_now() - t0;
+    o->jobs = c->jobs ? c->jobs : sysconf(_SC_NPROCESSORS_ONLN);
+
+    /* 3. statuses, pass@k, JSONL */
+    if ((rc = score(c, L, P.p, n_prob, per, S, R, out, o, err)) < 0) goto cleanup;
+    o->seconds = mp_now() - t_start;
     if (out && fclose(out) != 0) {
         out = NULL;
-        rc = mp_fail(&err, MP_EIO, "%s: write failed", out_path);
+        rc = mp_fail(err, MP_EIO, "%s: write failed", c->out_path);
         goto cleanup;
     }
     out = NULL;
 cleanup:
     if (out) fclose(out);
-    for (size_t j = 0; S && j < n_jobs; j++) {
+    for (size_t j = 0; S && R && j < n_jobs; j++) { /* nothing is filled before both exist */
         free(S[j].completion);
         free(S[j].program);
         mp_sbx_result_free(&R[j]);
@@ -607,9 +568,5 @@ cleanup:
     free(J);
     free(R);
     problems_free(P.p, P.n);
-    mp_state_free(st);
-    mp_mask_free(mask);
-    mp_model_free(m);
-    mp_tokenizer_free(tok);
-    return rc < 0 ? cli_exit_error(&err) : 0;
+    return rc;
 }
