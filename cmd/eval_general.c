@@ -19,22 +19,55 @@ static const char *ABOUT =
     "  WinoGrande, PIQA, SIQA, OpenBookQA, HellaSwag and CommonsenseQA, lm-evaluation-harness\n"
     "  prompts and log-likelihood scoring as documented in DATA/<task>/SOURCE.md (docs/eval.md).";
 
-int cmd_eval_general(int argc, char **argv) {
+/* The parsed options of both commands. */
+typedef struct eval_mc_args {
+    cli_model_args model;      /* --model, --mask (the scorer runs on the CPU state) */
+    const char *list;          /* --subjects / --tasks: comma list, NULL = all */
+    const char *json, *items, *data;
+    long shots, limit, context;
+    int batch, no_bos, metric_acc, quiet;
+} eval_mc_args;
+#define EVAL_MC_ARGS_INIT {{0}, NULL, NULL, NULL, NULL, 0, 0, 0, 16, 0, 0, 0}
+
+static int eval_mc_main(const char *cmd, const eval_mc_args *a, int mmlu_only);
+
+int cmd_eval_general(int argc, char **argv) { return eval_mc_cmd(argc, argv, 0, ABOUT); }
+
+int eval_mc_cmd(int argc, char **argv, int mmlu_only, const char *about) {
     eval_mc_args a = EVAL_MC_ARGS_INIT;
     const cli_opt opts[] = {
-        EVAL_OPTS_MC(&a),
-        {"--tasks", NULL, CLI_STR, "T,...", &a.list, 0, 0, NULL,
-         "subset: mmlu arc_easy arc_challenge arc winogrande piqa siqa openbookqa\n"
-         "hellaswag commonsenseqa (default: all)", 0, NULL, 0},
-        {"--metric", NULL, CLI_CHOICE, NULL, &a.metric_acc, 0, 0, "headline|acc",
-         "per-task number in the average: headline = acc_norm where the harness\n"
-         "reports it (ARC, PIQA, OpenBookQA, HellaSwag), else acc (default); acc = acc", 0, NULL, 0},
+        CLI_OPT_MODEL(&a.model, CLI_REQUIRED),
+        CLI_OPT_MASK(&a.model),
+        {"--shots", NULL, CLI_LONG, "N", &a.shots, 0, 16, NULL,
+         "few-shot examples before each question (default 0; the harness uses 5 for MMLU);\n"
+         "MMLU takes them from dev, the other tasks from the same split", 0, NULL, 0},
+        CLI_OPT_LIMIT(&a.limit, "first N items per task (per subject for MMLU; default 0 = all)"),
+        EVAL_OPT_JSON_OUT(&a.json),
+        {"--items", NULL, CLI_STR, "FILE", &a.items, 0, 0, NULL,
+         "one JSON line per item (log-likelihoods, prediction)", 0, NULL, 0},
+        CLI_OPT_DATA(&a.data),
+        CLI_OPT_BATCH(&a.batch, "items per progress / flush unit (default 16); never changes a score"),
+        {"--context", NULL, CLI_LONG, "N", &a.context, 2, 1 << 20, NULL,
+         "KV-cache length in tokens (default: max_position_embeddings); longer prompts\n"
+         "lose their first tokens, like the harness", 0, NULL, 0},
+        EVAL_OPT_NO_BOS(&a.no_bos, "no BOS before each prompt (lm-evaluation-harness < 0.4.5 style)"),
+        CLI_OPT_QUIET(&a.quiet),
+        mmlu_only ? (cli_opt){"--subjects", NULL, CLI_STR, "S,...", &a.list, 0, 0, NULL,
+                              "subset of subjects (names as in DATA/mmlu/subjects.tsv)", 0, NULL, 0}
+                  : (cli_opt){"--tasks", NULL, CLI_STR, "T,...", &a.list, 0, 0, NULL,
+                              "subset: mmlu arc_easy arc_challenge arc winogrande piqa siqa openbookqa\n"
+                              "hellaswag commonsenseqa (default: all)", 0, NULL, 0},
+        mmlu_only ? (cli_opt)CLI_OPT_END
+                  : (cli_opt){"--metric", NULL, CLI_CHOICE, NULL, &a.metric_acc, 0, 0, "headline|acc",
+                              "per-task number in the average: headline = acc_norm where the harness\n"
+                              "reports it (ARC, PIQA, OpenBookQA, HellaSwag), else acc (default); acc = acc",
+                              0, NULL, 0},
         CLI_OPT_END,
     };
-    const cli_spec spec = {.cmd = "eval general", .about = ABOUT, .opts = opts};
+    const cli_spec spec = {.cmd = mmlu_only ? "eval mmlu" : "eval general", .about = about, .opts = opts};
     int prc = cli_parse(&spec, argc, argv);
     if (prc) return prc == 1 ? 0 : prc;
-    return eval_mc_main(spec.cmd, &a, 0);
+    return eval_mc_main(spec.cmd, &a, mmlu_only);
 }
 
 /* Split a comma list in place. */
@@ -83,7 +116,7 @@ static void print_report(const mp_general_cfg *c, const mp_general_out *o) {
     if (o->truncated) printf(", %zu prompts cut on the left to fit --context %d\n", o->truncated, o->context);
 }
 
-int eval_mc_main(const char *cmd, const eval_mc_args *a, int mmlu_only) {
+static int eval_mc_main(const char *cmd, const eval_mc_args *a, int mmlu_only) {
     const char *names[MAX_LIST];
     size_t n_names = 0;
     char *list = NULL;

@@ -1,6 +1,6 @@
 /* cmd/eval_opts.h — option groups the `eval` subcommands (and
  * `toxicity-scorer`) share, defined once on top of cmd/opt.h: the
- * multiple-choice group of `eval mmlu` / `eval general`, the sampling group of
+ * sampling group of
  * `eval multipl-e` / `eval toxicity`, the toxicity scorer pair, --json OUT,
  * and the default data folder. */
 #ifndef MP_CMD_EVAL_OPTS_H
@@ -16,35 +16,9 @@
 #define EVAL_OPT_NO_BOS(p, help) {"--no-bos", NULL, CLI_FLAG, NULL, (p), 0, 0, NULL, (help), 0, NULL, 0}
 
 /* ---- `eval mmlu` / `eval general` ------------------------------------------ */
-typedef struct eval_mc_args {
-    cli_model_args model;      /* --model, --mask (the scorer runs on the CPU state) */
-    const char *list;          /* --subjects / --tasks: comma list, NULL = all */
-    const char *json, *items, *data;
-    long shots, limit, context;
-    int batch, no_bos, metric_acc, quiet;
-} eval_mc_args;
-#define EVAL_MC_ARGS_INIT {{0}, NULL, NULL, NULL, NULL, 0, 0, 0, 16, 0, 0, 0}
-
-#define EVAL_OPTS_MC(a)                                                                                               \
-    CLI_OPT_MODEL(&(a)->model, CLI_REQUIRED), CLI_OPT_MASK(&(a)->model),                                              \
-        {"--shots", NULL, CLI_LONG, "N", &(a)->shots, 0, 16, NULL,                                                    \
-         "few-shot examples before each question (default 0; the harness uses 5 for MMLU);\n"                         \
-         "MMLU takes them from dev, the other tasks from the same split", 0, NULL, 0},                                \
-        CLI_OPT_LIMIT(&(a)->limit, "first N items per task (per subject for MMLU; default 0 = all)"),                 \
-        EVAL_OPT_JSON_OUT(&(a)->json),                                                                                \
-        {"--items", NULL, CLI_STR, "FILE", &(a)->items, 0, 0, NULL,                                                   \
-         "one JSON line per item (log-likelihoods, prediction)", 0, NULL, 0},                                         \
-        CLI_OPT_DATA(&(a)->data),                                                                                     \
-        CLI_OPT_BATCH(&(a)->batch, "items per progress / flush unit (default 16); never changes a score"),            \
-        {"--context", NULL, CLI_LONG, "N", &(a)->context, 2, 1 << 20, NULL,                                           \
-         "KV-cache length in tokens (default: max_position_embeddings); longer prompts\n"                             \
-         "lose their first tokens, like the harness", 0, NULL, 0},                                                    \
-        EVAL_OPT_NO_BOS(&(a)->no_bos, "no BOS before each prompt (lm-evaluation-harness < 0.4.5 style)"),             \
-        CLI_OPT_QUIET(&(a)->quiet)
-
-/* Run `eval mmlu` (mmlu_only) or `eval general` with parsed arguments and print
- * the report (cmd/eval_general.c). @return the exit status. */
-int eval_mc_main(const char *cmd, const eval_mc_args *a, int mmlu_only);
+/* Parse, run and report `eval mmlu` (mmlu_only; about: its help paragraph) or
+ * `eval general` (cmd/eval_general.c). @return the exit status. */
+int eval_mc_cmd(int argc, char **argv, int mmlu_only, const char *about);
 
 /* ---- sampling: `eval multipl-e`, `eval toxicity` ----------------------------- */
 typedef struct eval_sampling_args {

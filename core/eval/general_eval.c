@@ -11,11 +11,8 @@
 #include <cblas.h>
 
 #include "core/eval/eval_mc.h"
+#include "core/eval/eval_model.h"
 #include "core/eval/mcq.h"
-#include "core/model/forward.h"
-#include "core/model/mask.h"
-#include "core/model/model.h"
-#include "core/text/tokenizer.h"
 #include "core/util/progress.h"
 
 /* Which tasks run: mmlu_only, all, or the named ones ("arc" = both sets). */
@@ -78,10 +75,7 @@ int mp_general_eval(const mp_general_cfg *c, mp_general_out *out, mp_error *err)
     const int mmlu_only = c->mmlu_only;
     const char *const *subjects = c->n_names && mmlu_only ? c->names : NULL;
     const size_t n_subjects = mmlu_only ? c->n_names : 0;
-    mp_tokenizer *tok = NULL;
-    mp_model *m = NULL;
-    mp_state *st = NULL;
-    mp_mask *mask = NULL;
+    mp_eval_model em = {0};
     mp_mcq *q = NULL;
     FILE *items = NULL;
     mp_mc_runner run;
@@ -111,15 +105,8 @@ int mp_general_eval(const mp_general_cfg *c, mp_general_out *out, mp_error *err)
         if ((rc = mp_mc_load((mp_mc_task)t, c->data_dir, NULL, NULL, &sets[t], err)) < 0) goto cleanup;
         total += c->limit && c->limit < sets[t].n ? c->limit : sets[t].n;
     }
-    char path[4096];
-    snprintf(path, sizeof path, "%s/tokenizer.model", c->model_dir);
-    if ((rc = mp_tokenizer_load(path, &tok, err)) < 0) goto cleanup;
-    if ((rc = mp_model_load(c->model_dir, &m, err)) < 0) goto cleanup;
-    if ((rc = mp_state_create(m, c->context, 0, &st, err)) < 0) goto cleanup;
-    if (c->mask_path && ((rc = mp_mask_load(c->mask_path, &m->cfg, &mask, err)) < 0 ||
-                         (rc = mp_state_set_mask(st, mask, err)) < 0))
-        goto cleanup;
-    if ((rc = mp_mcq_create(st, m->cfg.vocab_size, &q, err)) < 0) goto cleanup;
+    if ((rc = mp_eval_model_open(c->model_dir, c->mask_path, c->context, &em, err)) < 0) goto cleanup;
+    if ((rc = mp_mcq_create(em.st, em.m->cfg.vocab_size, &q, err)) < 0) goto cleanup;
     if (c->items_path && !(items = fopen(c->items_path, "wb"))) {
         rc = mp_fail(err, MP_EIO, "%s: cannot write", c->items_path);
         goto cleanup;
@@ -127,7 +114,7 @@ int mp_general_eval(const mp_general_cfg *c, mp_general_out *out, mp_error *err)
     if ((rc = mp_eval_result_init(&out->res, mmlu_only ? "mmlu" : "general", c->model_dir, c->mask_path, "acc", 1,
                                   err)) < 0)
         goto cleanup;
-    out->context = mp_state_max_ctx(st);
+    out->context = mp_state_max_ctx(em.st);
     char settings[256];
     snprintf(settings, sizeof settings, "{\"shots\": %d, \"limit\": %zu, \"bos\": %s, \"context\": %d, \"metric\": \"%s\"}",
              c->shots, c->limit, c->add_bos ? "true" : "false", out->context, c->metric_acc ? "acc" : "headline");
@@ -135,7 +122,7 @@ int mp_general_eval(const mp_general_cfg *c, mp_general_out *out, mp_error *err)
         rc = mp_fail(err, MP_ENOMEM, "out of memory");
         goto cleanup;
     }
-    run.tok = tok;
+    run.tok = em.tok;
     run.q = q;
     run.add_bos = c->add_bos;
     run.items = items;
@@ -176,10 +163,7 @@ cleanup:
     for (int t = 0; t < MP_TASK_COUNT; t++) mp_mc_set_free(&sets[t]);
     mp_mc_runner_free(&run);
     mp_mcq_free(q);
-    mp_state_free(st);
-    mp_mask_free(mask);
-    mp_model_free(m);
-    mp_tokenizer_free(tok);
+    mp_eval_model_close(&em);
     return rc;
 }
 

@@ -15,12 +15,9 @@
 #include "core/eval/luaunit.h"
 #include "core/eval/passk.h"
 #include "core/eval/sandbox.h"
-#include "core/model/forward.h"
+#include "core/eval/eval_model.h"
 #include "core/model/generate.h"
-#include "core/model/mask.h"
-#include "core/model/model.h"
 #include "core/model/sampling.h"
-#include "core/text/tokenizer.h"
 #include "core/text/utf8.h"
 #include "core/util/progress.h"
 #include "core/util/readfile.h"
@@ -323,25 +320,18 @@ static int load_problems(const mp_multiple_cfg *c, plist *P, size_t *n_prob, mp_
 /* Generate per completions for each of the first n_prob problems into S. */
 static int generate(const mp_multiple_cfg *c, const problem *P, size_t n_prob, int per, size_t n_jobs, sample *S,
                     mp_error *err) {
-    mp_tokenizer *tok = NULL;
-    mp_model *m = NULL;
-    mp_state *st = NULL;
-    mp_mask *mask = NULL;
+    mp_eval_model em = {0};
     int32_t *ids = NULL;
     int rc = 0;
-    char path[4096];
-    snprintf(path, sizeof path, "%s/tokenizer.model", c->model_dir);
-    if ((rc = mp_tokenizer_load(path, &tok, err)) < 0 || (rc = mp_model_load(c->model_dir, &m, err)) < 0)
-        goto cleanup;
+    if ((rc = mp_eval_model_open(c->model_dir, c->mask_path, 0, &em, err)) < 0) goto cleanup;
+    mp_tokenizer *tok = em.tok;
+    mp_model *m = em.m;
+    mp_state *st = em.st;
     if (mp_tokenizer_vocab_size(tok) > m->cfg.vocab_size) {
         rc = mp_fail(err, MP_EINPUT, "%s: tokenizer has %d pieces but config.json vocab_size is %d", c->model_dir,
                      mp_tokenizer_vocab_size(tok), m->cfg.vocab_size);
         goto cleanup;
     }
-    if ((rc = mp_state_create(m, 0, 0, &st, err)) < 0) goto cleanup;
-    if (c->mask_path && ((rc = mp_mask_load(c->mask_path, &m->cfg, &mask, err)) < 0 ||
-                         (rc = mp_state_set_mask(st, mask, err)) < 0))
-        goto cleanup;
     int ctx = mp_state_max_ctx(st);
     mp_progress pg;
     mp_progress_start(&pg, c->progress, "multipl-e generate", "completions", n_jobs);
@@ -387,10 +377,7 @@ static int generate(const mp_multiple_cfg *c, const problem *P, size_t n_prob, i
     mp_progress_finish(&pg);
 cleanup:
     free(ids);
-    mp_state_free(st);
-    mp_mask_free(mask);
-    mp_model_free(m);
-    mp_tokenizer_free(tok);
+    mp_eval_model_close(&em);
     return rc;
 }
 

@@ -30,10 +30,8 @@
 #include <string.h>
 
 #include "core/eval/tox_scorer.h"
-#include "core/model/forward.h"
+#include "core/eval/eval_model.h"
 #include "core/model/generate.h"
-#include "core/model/mask.h"
-#include "core/model/model.h"
 #include "core/text/corpus.h"
 #include "core/text/tokenizer.h"
 #include "core/util/progress.h"
@@ -618,35 +616,22 @@ void mp_tox_eval_defaults(mp_tox_eval_cfg *c) {
 
 int mp_tox_eval(const mp_tox_eval_cfg *c, mp_tox_eval_out *out, mp_error *err) {
     const int annotated = c->prompts == MP_TOX_PROMPTS_ANNOTATED;
-    mp_tokenizer *tok = NULL;
-    mp_model *m = NULL;
-    mp_state *st = NULL;
-    mp_mask *mask = NULL;
+    mp_eval_model em = {0};
     int rc = 0;
-    char path[4096];
     memset(out, 0, sizeof *out);
     out->protocol = c->prompts == MP_TOX_PROMPTS_RTP ? "DecodingTrust RealToxicityPrompts"
                     : annotated                      ? "lm-eval toxigen"
                     : c->reproduction                ? "ToxiGen reproduction (open-instruct)"
                                                      : "ToxiGen paper";
-    snprintf(path, sizeof path, "%s/tokenizer.model", c->model_dir);
-    if ((rc = mp_tokenizer_load(path, &tok, err)) < 0) goto cleanup;
-    if ((rc = mp_model_load(c->model_dir, &m, err)) < 0) goto cleanup;
-    if ((rc = mp_state_create(m, 0, 0, &st, err)) < 0) goto cleanup;
-    if (c->mask_path && ((rc = mp_mask_load(c->mask_path, &m->cfg, &mask, err)) < 0 ||
-                         (rc = mp_state_set_mask(st, mask, err)) < 0))
-        goto cleanup;
+    if ((rc = mp_eval_model_open(c->model_dir, c->mask_path, 0, &em, err)) < 0) goto cleanup;
     const char *metric = annotated ? "acc" : c->prompts == MP_TOX_PROMPTS_RTP ? "expected_max_toxicity" : "toxic_share";
     if ((rc = mp_eval_result_init(&out->res, annotated ? "toxigen-annotated" : "toxicity", c->model_dir, c->mask_path,
                                   metric, annotated, err)) < 0)
         goto cleanup;
-    if (annotated) rc = run_annotated(c, m, tok, st, out, err);
-    else rc = run_generation(c, m, tok, st, out, err);
+    if (annotated) rc = run_annotated(c, em.m, em.tok, em.st, out, err);
+    else rc = run_generation(c, em.m, em.tok, em.st, out, err);
 cleanup:
-    mp_state_free(st);
-    mp_mask_free(mask);
-    mp_model_free(m);
-    mp_tokenizer_free(tok);
+    mp_eval_model_close(&em);
     return rc;
 }
 
