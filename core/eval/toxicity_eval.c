@@ -57,7 +57,7 @@ typedef struct {
     double score;
 } gen_item;
 
-typedef mp_tox_eval_cfg opts_t;
+typedef mp_tox_eval_cfg opts_t; /* the config, under the name the loaders below use */
 
 static void free_sets(prompt_set *s, size_t n) {
     for (size_t i = 0; i < n; i++) {
