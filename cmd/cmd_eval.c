@@ -22,7 +22,10 @@ static const eval_entry EVALS[] = {
     {NULL, NULL, NULL}};
 
 static void usage(FILE *out) {
-    fprintf(out, "usage: monet-probe eval <name> --model DIR [--mask MASK] [options]  (eval <name> --help)\n\n");
+    fprintf(out, "usage: monet-probe eval NAME [options]   (monet-probe eval NAME --help: its options)\n"
+                 "  Evaluations of a checkpoint, optionally with an expert mask (--mask); --json OUT writes a\n"
+                 "  result that `eval compare BASE.json MASKED.json` reads.\n"
+                 "evaluations:\n");
     for (const eval_entry *e = EVALS; e->name; e++) fprintf(out, "  %-12s %s\n", e->name, e->summary);
 }
 
@@ -31,7 +34,11 @@ int cmd_eval(int argc, char **argv) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
-    for (const eval_entry *e = EVALS; e->name; e++)
+    char names[512];
+    size_t n = 0;
+    for (const eval_entry *e = EVALS; e->name; e++) {
         if (!strcmp(argv[1], e->name)) return e->run(argc - 1, argv + 1);
-    return cli_usage_error("eval", "unknown evaluation '%s'", argv[1]);
+        n += (size_t)snprintf(names + n, n < sizeof names ? sizeof names - n : 0, "%s%s", n ? ", " : "", e->name);
+    }
+    return cli_usage_error("eval", "unknown evaluation '%s' (%s)", argv[1], names);
 }

@@ -11,24 +11,27 @@
 #include "cli.h"
 #include "core/eval/roberta.h"
 #include "core/eval/tox_scorer.h"
+#include "eval_opts.h"
 
 static const char *USAGE =
-    "usage: monet-probe toxicity-scorer train --data PATH --out SCORER.json [--label combined|human]\n"
-    "                                   [--holdout F] [--epochs N] [--buckets LOG2] [--seed S]\n"
-    "                                   [--predictions FILE] [--quiet]\n"
-    "       monet-probe toxicity-scorer score --scorer SPEC [--positive-label L] [--logits] [--in FILE]\n"
-    "       monet-probe toxicity-scorer tokenize --roberta DIR [--in FILE]\n"
+    "usage: monet-probe toxicity-scorer train|score|tokenize [options]   (ACTION --help: its options)\n"
     "  train     fit the builtin scorer (hashed word/char n-gram logistic regression) on the annotated\n"
-    "            ToxiGen CSV (a file or a directory, e.g. ../shared/data/toxigen/annotated); rows whose\n"
-    "            fnv1a64(text) %% 1000 < 1000*F (default F 0.2) are held out and only scored. Prints\n"
-    "            train and held-out accuracy (threshold 0.5), ROC AUC and log loss, stored in the file.\n"
-    "            --label combined: toxic iff toxicity_ai + toxicity_human > 5.5 (lm-eval; default)\n"
-    "            --label human:    toxic iff toxicity_human > 3\n"
-    "            --predictions FILE: held-out rows as JSONL {\"row\", \"label\", \"score\", \"text\"}\n"
-    "  score     read JSONL {\"text\": ...} lines (stdin or --in) and print one P(toxic) per line\n"
-    "            (%.9g); SPEC = roberta:DIR | cmd:COMMAND | builtin:PATH. --logits (roberta only):\n"
-    "            print the raw classifier logits, space-separated\n"
-    "  tokenize  print the RoBERTa token ids (<s> ... </s>) of each JSONL text, comma-separated\n";
+    "            ToxiGen CSV; report train and held-out accuracy, ROC AUC and log loss\n"
+    "  score     print one P(toxic) per JSONL {\"text\": ...} line with any scorer\n"
+    "  tokenize  print the RoBERTa token ids of each JSONL text (parity checks)\n";
+
+static const char *TRAIN_ABOUT =
+    "  Fit the builtin scorer (hashed word/char n-gram logistic regression) on the annotated ToxiGen\n"
+    "  CSV (a file or a directory, e.g. ../shared/data/toxigen/annotated); rows whose\n"
+    "  fnv1a64(text) % 1000 < 1000*F (--holdout F) are held out and only scored. Prints train and\n"
+    "  held-out accuracy (threshold 0.5), ROC AUC and log loss, stored in the file.";
+static const char *SCORE_ABOUT =
+    "  Read JSONL {\"text\": ...} lines (stdin or --in) and print one P(toxic) per line (%.9g).";
+static const char *TOKENIZE_ABOUT =
+    "  Print the RoBERTa token ids (<s> ... </s>) of each JSONL {\"text\": ...} line, comma-separated.";
+
+/* --in FILE: the JSONL input of score / tokenize */
+#define OPT_IN(p) {"--in", NULL, CLI_STR, "FILE", (p), 0, 0, NULL, "JSONL input (default: stdin)", 0, NULL, 0}
 
 /* Texts of the JSONL input ({"text": ...} per line; blank lines skipped). */
 static int read_texts(const char *path, char ***texts, size_t **lens, size_t *n, mp_error *err) {
@@ -93,49 +96,34 @@ static void print_metrics(const char *name, const mp_tox_metrics *m) {
 }
 
 static int cmd_train(int argc, char **argv) {
-    const char *cmd = "toxicity-scorer train", *data = NULL, *out = NULL, *pred = NULL, *v;
+    const char *cmd = "toxicity-scorer train", *data = NULL, *out = NULL, *pred = NULL;
     mp_tox_linear_opts o;
     mp_tox_linear_opts_default(&o);
-    int quiet = 0;
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i];
-        long l;
-        if (cli_is_help(a)) {
-            fputs(USAGE, stdout);
-            return 0;
-        } else if (!strcmp(a, "--data")) {
-            if (!(data = cli_opt_value(cmd, argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--out")) {
-            if (!(out = cli_opt_value(cmd, argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--predictions")) {
-            if (!(pred = cli_opt_value(cmd, argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--label")) {
-            if (!(v = cli_opt_value(cmd, argc, argv, &i))) return 2;
-            if (!strcmp(v, "combined")) o.human_rule = 0;
-            else if (!strcmp(v, "human")) o.human_rule = 1;
-            else return cli_usage_error(cmd, "bad --label '%s' (combined or human)", v);
-        } else if (!strcmp(a, "--holdout")) {
-            if (!(v = cli_opt_value(cmd, argc, argv, &i))) return 2;
-            if (cli_parse_double(v, 0.001, 0.9, &o.holdout)) return cli_usage_error(cmd, "bad --holdout '%s'", v);
-        } else if (!strcmp(a, "--epochs")) {
-            if (!(v = cli_opt_value(cmd, argc, argv, &i))) return 2;
-            if (cli_parse_long(v, 1, 1000, &l)) return cli_usage_error(cmd, "bad --epochs '%s'", v);
-            o.epochs = (int)l;
-        } else if (!strcmp(a, "--buckets")) {
-            if (!(v = cli_opt_value(cmd, argc, argv, &i))) return 2;
-            if (cli_parse_long(v, 10, 24, &l)) return cli_usage_error(cmd, "bad --buckets '%s' (log2, 10..24)", v);
-            o.log2_buckets = (int)l;
-        } else if (!strcmp(a, "--seed")) {
-            if (!(v = cli_opt_value(cmd, argc, argv, &i))) return 2;
-            if (cli_parse_long(v, 0, 1L << 62, &l)) return cli_usage_error(cmd, "bad --seed '%s'", v);
-            o.seed = (uint64_t)l;
-        } else if (!strcmp(a, "--quiet")) {
-            quiet = 1;
-        } else {
-            return cli_usage_error(cmd, "unknown argument '%s'", a);
-        }
-    }
-    if (!data || !out) return cli_usage_error(cmd, "--data PATH and --out FILE are required");
+    int quiet = 0, human = 0;
+    long seed = (long)o.seed;
+    const cli_opt opts[] = {
+        {"--data", NULL, CLI_STR, "PATH", &data, 0, 0, NULL, "annotated ToxiGen CSV file or directory", CLI_REQUIRED,
+         NULL, 0},
+        CLI_OPT_OUT(&out, "SCORER.json", "the trained scorer (builtin:SCORER.json)", CLI_REQUIRED),
+        {"--label", NULL, CLI_CHOICE, NULL, &human, 0, 0, "combined|human",
+         "combined: toxic iff toxicity_ai + toxicity_human > 5.5 (lm-eval; default);\n"
+         "human: toxic iff toxicity_human > 3", 0, NULL, 0},
+        {"--holdout", NULL, CLI_DOUBLE, "F", &o.holdout, 0.001, 0.9, NULL, "share of rows held out (default 0.2)", 0,
+         NULL, 0},
+        {"--epochs", NULL, CLI_INT, "N", &o.epochs, 1, 1000, NULL, "training epochs (default 8)", 0, NULL, 0},
+        {"--buckets", NULL, CLI_INT, "LOG2", &o.log2_buckets, 10, 24, NULL, "2^LOG2 hashed features (default 16)", 0,
+         NULL, 0},
+        {"--seed", NULL, CLI_LONG, "S", &seed, 0, 4.6e18, NULL, "shuffle seed (default 1)", 0, NULL, 0},
+        {"--predictions", NULL, CLI_STR, "FILE", &pred, 0, 0, NULL,
+         "held-out rows as JSONL {\"row\", \"label\", \"score\", \"text\"}", 0, NULL, 0},
+        {"--quiet", NULL, CLI_FLAG, NULL, &quiet, 0, 0, NULL, "no report on stdout", 0, NULL, 0},
+        CLI_OPT_END,
+    };
+    const cli_spec spec = {.cmd = cmd, .about = TRAIN_ABOUT, .opts = opts};
+    int prc = cli_parse(&spec, argc - 1, argv + 1);
+    if (prc) return prc == 1 ? 0 : prc;
+    o.human_rule = human;
+    o.seed = (uint64_t)seed;
     mp_error err;
     mp_error_clear(&err);
     mp_tox_rows rows = {0};
@@ -184,27 +172,22 @@ static int cmd_score(int argc, char **argv, int tokenize) {
     const char *cmd = tokenize ? "toxicity-scorer tokenize" : "toxicity-scorer score";
     const char *spec = NULL, *label = NULL, *in = "-", *dir = NULL;
     int logits = 0;
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i];
-        if (cli_is_help(a)) {
-            fputs(USAGE, stdout);
-            return 0;
-        } else if (!tokenize && !strcmp(a, "--scorer")) {
-            if (!(spec = cli_opt_value(cmd, argc, argv, &i))) return 2;
-        } else if (!tokenize && !strcmp(a, "--positive-label")) {
-            if (!(label = cli_opt_value(cmd, argc, argv, &i))) return 2;
-        } else if (!tokenize && !strcmp(a, "--logits")) {
-            logits = 1;
-        } else if (tokenize && !strcmp(a, "--roberta")) {
-            if (!(dir = cli_opt_value(cmd, argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--in")) {
-            if (!(in = cli_opt_value(cmd, argc, argv, &i))) return 2;
-        } else {
-            return cli_usage_error(cmd, "unknown argument '%s'", a);
-        }
-    }
-    if (!tokenize && !spec) return cli_usage_error(cmd, "--scorer SPEC is required");
-    if (tokenize && !dir) return cli_usage_error(cmd, "--roberta DIR is required");
+    const cli_opt score_opts[] = {
+        EVAL_OPTS_SCORER(&spec, &label, CLI_REQUIRED),
+        {"--logits", NULL, CLI_FLAG, NULL, &logits, 0, 0, NULL,
+         "roberta only: print the raw classifier logits, space-separated", 0, NULL, 0},
+        OPT_IN(&in),
+        CLI_OPT_END,
+    };
+    const cli_opt tokenize_opts[] = {
+        {"--roberta", NULL, CLI_STR, "DIR", &dir, 0, 0, NULL, "RoBERTa checkpoint folder", CLI_REQUIRED, NULL, 0},
+        OPT_IN(&in),
+        CLI_OPT_END,
+    };
+    const cli_spec cs = {.cmd = cmd, .about = tokenize ? TOKENIZE_ABOUT : SCORE_ABOUT,
+                         .opts = tokenize ? tokenize_opts : score_opts};
+    int prc = cli_parse(&cs, argc - 1, argv + 1);
+    if (prc) return prc == 1 ? 0 : prc;
     if (logits && strncmp(spec, "roberta:", 8)) return cli_usage_error(cmd, "--logits needs a roberta: scorer");
     mp_error err;
     mp_error_clear(&err);

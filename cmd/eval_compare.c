@@ -10,14 +10,10 @@
 #include "cli.h"
 #include "core/eval/eval_result.h"
 
-static const char *USAGE =
-    "usage: monet-probe eval compare BASE.json MASKED.json [--target NAME] [--kind K]\n"
-    "  Base vs masked results written by `eval mmlu|general|ppl --json OUT`: per row base,\n"
-    "  masked, Δ (masked - base); with --target, Δ target vs mean Δ of the others of its kind.\n"
-    "  --target NAME  the purged domain: an MMLU category (e.g. biology), a ppl label value\n"
-    "                 (e.g. python) or a general task\n"
-    "  --kind K       rows the target is looked up in (default: category, label, task, subject,\n"
-    "                 supercategory, column: the first that has NAME)\n";
+static const char *ABOUT =
+    "  Base vs masked results written by `eval mmlu|general|ppl|toxicity --json OUT`: per row base,\n"
+    "  masked, delta (masked - base); with --target, delta of the target vs the mean delta of the\n"
+    "  other rows of its kind.";
 
 static int kind_seen(const mp_eval_result *r, size_t upto, const char *kind) {
     for (size_t i = 0; i < upto; i++)
@@ -27,25 +23,20 @@ static int kind_seen(const mp_eval_result *r, size_t upto, const char *kind) {
 
 int cmd_eval_compare(int argc, char **argv) {
     const char *cmd = "eval compare", *files[2] = {NULL, NULL}, *target = NULL, *kind = NULL;
-    int nf = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (cli_is_help(a)) {
-            fputs(USAGE, stdout);
-            return 0;
-        } else if (!strcmp(a, "--target")) {
-            if (!(target = cli_opt_value(cmd, argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--kind")) {
-            if (!(kind = cli_opt_value(cmd, argc, argv, &i))) return 2;
-        } else if (a[0] == '-' && a[1]) {
-            return cli_usage_error(cmd, "unknown argument '%s'", a);
-        } else if (nf < 2) {
-            files[nf++] = a;
-        } else {
-            return cli_usage_error(cmd, "expected two result files, got a third: '%s'", a);
-        }
-    }
-    if (nf != 2) return cli_usage_error(cmd, "BASE.json and MASKED.json are required");
+    const cli_opt opts[] = {
+        {"--target", NULL, CLI_STR, "NAME", &target, 0, 0, NULL,
+         "the purged domain: an MMLU category (e.g. biology), a ppl label value\n"
+         "(e.g. python) or a general task", 0, NULL, 0},
+        {"--kind", NULL, CLI_STR, "K", &kind, 0, 0, NULL,
+         "rows the target is looked up in (default: category, label, task, subject,\n"
+         "supercategory, column: the first that has NAME)", 0, NULL, 0},
+        CLI_OPT_END,
+    };
+    const cli_spec spec = {.cmd = cmd, .synopsis = "BASE.json MASKED.json [--target NAME] [--kind K]",
+                           .about = ABOUT, .opts = opts, .pos_name = "BASE.json MASKED.json", .pos = files,
+                           .pos_min = 2, .pos_max = 2};
+    int prc = cli_parse(&spec, argc, argv);
+    if (prc) return prc == 1 ? 0 : prc;
     mp_error err;
     mp_error_clear(&err);
     mp_eval_result b, m;
