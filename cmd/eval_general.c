@@ -124,10 +124,16 @@ static int eval_mc_main(const char *cmd, const eval_mc_args *a, int mmlu_only) {
         free(list);
         return cli_usage_error(cmd, "bad %s list '%s'", mmlu_only ? "--subjects" : "--tasks", a->list);
     }
+    char data_dir[4096];
+    int drc = eval_data_dir(cmd, a->data, data_dir, sizeof data_dir);
+    if (drc) {
+        free(list);
+        return drc;
+    }
     mp_general_cfg c = {
         .model_dir = a->model.model,
         .mask_path = a->model.mask,
-        .data_dir = eval_data_dir(a->data),
+        .data_dir = data_dir,
         .items_path = a->items,
         .mmlu_only = mmlu_only,
         .names = names,

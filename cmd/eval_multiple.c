@@ -3,6 +3,7 @@
  * lua, php; programs run in core/eval/sandbox) and the report on stdout. */
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 #include "core/eval/multiple_eval.h"
@@ -22,7 +23,7 @@ static const char *ABOUT =
 int cmd_eval_multiple(int argc, char **argv) {
     const char *cmd = "eval multipl-e";
     cli_model_args ma = {0};
-    const char *lang = NULL, *data = NULL, *out_path = NULL, *completions = NULL, *canonical = NULL;
+    const char *lang = NULL, *data = NULL, *problems = NULL, *out_path = NULL, *completions = NULL, *canonical = NULL;
     long limit = -1, jobs = 0;
     double timeout = 15;
     int quiet = 0;
@@ -30,9 +31,9 @@ int cmd_eval_multiple(int argc, char **argv) {
     const cli_opt opts[] = {
         CLI_OPT_MODEL(&ma, 0),
         {"--lang", NULL, CLI_CHOICE_STR, NULL, &lang, 0, 0, MP_MULTIPLE_LANGS, "the language", CLI_REQUIRED, NULL, 0},
-        {"--data", NULL, CLI_STR, "FILE", &data, 0, 0, NULL,
-         "problems (default DATA/multipl-e/humaneval-<lang>-reworded.jsonl,\n"
-         "DATA = $MONET_PROBE_DATA, else ../shared/data)", 0, NULL, 0},
+        {"--problems", NULL, CLI_STR, "FILE", &problems, 0, 0, NULL,
+         "problems JSONL (default DATA/multipl-e/humaneval-<lang>-reworded.jsonl)", 0, NULL, 0},
+        CLI_OPT_DATA(&data),
         CLI_OPT_LIMIT(&limit, "first N problems only"),
         EVAL_OPTS_SAMPLING(&sa, "1", "512", "0", "0.95", "1"),
         CLI_OPT_MASK(&ma),
@@ -59,11 +60,19 @@ int cmd_eval_multiple(int argc, char **argv) {
 
     mp_error err;
     mp_error_clear(&err);
-    char data_buf[4096];
-    if (!data && !canonical) {
-        snprintf(data_buf, sizeof data_buf, "%s/multipl-e/humaneval-%s-reworded.jsonl", eval_data_dir(NULL), lang);
-        data = data_buf;
+    struct stat sb;
+    if (data && !problems && stat(data, &sb) == 0 && S_ISREG(sb.st_mode)) { /* the old meaning of --data */
+        fprintf(stderr, "monet-probe: %s: --data FILE is the old spelling of --problems FILE (still accepted)\n", cmd);
+        problems = data;
+        data = NULL;
     }
+    char data_buf[4096], problems_buf[4200];
+    if (!problems && !canonical) {
+        if ((prc = eval_data_dir(cmd, data, data_buf, sizeof data_buf))) return prc;
+        snprintf(problems_buf, sizeof problems_buf, "%s/multipl-e/humaneval-%s-reworded.jsonl", data_buf, lang);
+        problems = problems_buf;
+    }
+    data = problems;
     mp_multiple_cfg c = {
         .lang = lang,
         .model_dir = ma.model,

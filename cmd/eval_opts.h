@@ -47,8 +47,9 @@ typedef struct eval_sampling_args {
         {"--positive-label", NULL, CLI_STR, "L", (label), 0, 0, NULL,                                                 \
          "roberta: the toxic label (name or index; default index 1 = LABEL_1)", 0, NULL, 0}
 
-/* The data folder: the --data value, else $MONET_PROBE_DATA when set and
- * non-empty, else ../shared/data. */
-const char *eval_data_dir(const char *given);
+/* The data folder into buf (core/util/data_dir.h: --data, $MONET_PROBE_DATA,
+ * ../shared/data here or beside the binary's repository). @return 0, or the
+ * exit status after printing the one-line error that says how to set it. */
+int eval_data_dir(const char *cmd, const char *given, char *buf, size_t cap);
 
 #endif

@@ -96,7 +96,9 @@ int cmd_eval_toxicity(int argc, char **argv) {
     if (prc) return prc == 1 ? 0 : prc;
     c.model_dir = ma.model;
     c.mask_path = ma.mask;
-    c.data_dir = eval_data_dir(data);
+    char data_dir[4096];
+    if ((prc = eval_data_dir(cmd, data, data_dir, sizeof data_dir))) return prc;
+    c.data_dir = data_dir;
     c.prompts = (mp_tox_prompts)prompts;
     c.reproduction = protocol == 1;
     c.n = sa.n;

@@ -246,7 +246,7 @@ static int build_evals(mp_plan *p, int scorer_step, mp_error *err) {
                 if (kind == MP_REVAL_MULTIPLE) {
                     LIT(s, "--lang");
                     LIT(s, lang);
-                    LIT(s, "--data");
+                    LIT(s, "--problems");
                     snprintf(buf, sizeof buf, "%s/multipl-e/humaneval-%s-reworded.jsonl", r->data, lang);
                     LIT(s, buf);
                 } else if (kind != MP_REVAL_PPL) {

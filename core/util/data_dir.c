@@ -20,12 +20,12 @@ static int put(char *buf, size_t cap, const char *p, mp_error *err) {
 
 int mp_data_dir(const char *given, char *buf, size_t cap, mp_error *err) {
     if (given && *given) {
-        if (!is_dir(given)) return mp_fail(err, MP_EINPUT, "--data: no such directory '%s'", given);
+        if (!is_dir(given)) return mp_fail(err, MP_EINPUT, "--data: no such directory '%s' (pass --data DIR or set MONET_PROBE_DATA)", given);
         return put(buf, cap, given, err);
     }
     const char *env = getenv("MONET_PROBE_DATA");
     if (env && *env) {
-        if (!is_dir(env)) return mp_fail(err, MP_EINPUT, "MONET_PROBE_DATA: no such directory '%s'", env);
+        if (!is_dir(env)) return mp_fail(err, MP_EINPUT, "MONET_PROBE_DATA: no such directory '%s' (pass --data DIR or set MONET_PROBE_DATA)", env);
         return put(buf, cap, env, err);
     }
     if (is_dir("../shared/data")) return put(buf, cap, "../shared/data", err);

@@ -101,7 +101,7 @@ def langs_case(bin_, shared, tmp, lang, comps, expect):
     sb = tempfile.mkdtemp(dir=tmp)
     os.chmod(sb, 0o755)
     out = os.path.join(tmp, f"o_{lang}.jsonl")
-    summary, _, dt = run(bin_, ["--lang", lang, "--completions", cf, "--data", data(shared, lang), "--out", out], sb)
+    summary, _, dt = run(bin_, ["--lang", lang, "--completions", cf, "--problems", data(shared, lang), "--out", out], sb)
     rows = read_jsonl(out)
     got = {r["name"]: [s["status"] for s in r["samples"]] for r in rows}
     check(got == expect, f"{lang}: statuses {got}, want {expect}")
@@ -150,7 +150,7 @@ def model(bin_, shared, tmp, model_dir):
         os.chmod(sb, 0o755)
         out = os.path.join(tmp, f"m{i}.jsonl")
         summary, text, dt = run(bin_, ["--lang", "py", "--model", model_dir, "--limit", "3", "--max-tokens", "48",
-                                       "--jobs", jobs, "--data", data(shared, "py"), "--out", out], sb)
+                                       "--jobs", jobs, "--problems", data(shared, "py"), "--out", out], sb)
         if i == 0:
             print(text, end="")
         outs.append(open(out, "rb").read())
