@@ -1,4 +1,5 @@
 /* core/model/config.c — config.json parsing and validation (see config.h). */
+#include "core/util/file.h"
 #include "core/model/config.h"
 
 #include <cjson/cJSON.h>
@@ -132,8 +133,8 @@ int mp_config_parse(const char *json, size_t len, const char *name, mp_config *c
 }
 
 int mp_config_load(const char *path, mp_config *cfg, mp_error *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return mp_fail(err, MP_EIO, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f = NULL;
+    MP_TRY(mp_file_fopen_regular(path, &f, NULL, err));
     char *buf = NULL;
     size_t n = 0, cap = 0;
     int rc = 0;

@@ -1,4 +1,5 @@
 /* core/model/mask.c — expert mask set, JSON mask files (see mask.h). */
+#include "core/util/file.h"
 #include "core/model/mask.h"
 
 #include <cjson/cJSON.h>
@@ -107,8 +108,8 @@ static int json_int(const cJSON *v, long lo, long hi, long *out) {
 }
 
 int mp_mask_load(const char *path, const mp_config *cfg, mp_mask **out, mp_error *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return mp_fail(err, MP_EIO, "%s: cannot open mask: %s", path, strerror(errno));
+    FILE *f = NULL;
+    MP_TRY(mp_file_fopen_regular(path, &f, NULL, err));
     char *buf = NULL;
     size_t n = 0, cap = 0;
     for (;;) {

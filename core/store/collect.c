@@ -17,6 +17,7 @@
 #include "core/model/checkpoint.h"
 #include "core/model/forward.h"
 #include "core/model/model.h"
+#include "core/util/file.h"
 #include "core/util/sha256.h"
 #include "core/store/store.h"
 #include "core/text/tokenizer.h"
@@ -30,8 +31,8 @@
 
 
 static int hash_sample(mp_sha256 *h, const char *path, mp_error *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return mp_fail(err, MP_EIO, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f = NULL;
+    MP_TRY(mp_file_fopen_regular(path, &f, NULL, err));
     static uint8_t buf[1 << 16];
     long long size = 0;
     if (fseek(f, 0, SEEK_END) == 0) size = ftell(f);
@@ -214,7 +215,7 @@ static int commit(run *r, int finished, mp_error *err) {
     mp_store *st = r->st;
     int rc = 0;
     /* expert order: B-tree inserts in key order */
-    qsort(a->dirty_list, a->n_dirty, sizeof *a->dirty_list, cmp_u32);
+    if (a->n_dirty) qsort(a->dirty_list, a->n_dirty, sizeof *a->dirty_list, cmp_u32); /* NULL when empty */
     MP_TRY(mp_store_begin(st, err));
     uint64_t first_doc = r->b.nw ? r->b.first_doc : UINT64_MAX;
     if ((rc = mp_store_save_acc(st, a, 0, first_doc, err)) < 0) goto fail;
@@ -248,7 +249,7 @@ static int commit(run *r, int finished, mp_error *err) {
         e.w = 0;
         a->evicted[ng++] = e; /* reuses the eviction list: cleared after the commit */
     }
-    qsort(a->evicted, ng, sizeof *a->evicted, cmp_window);
+    if (ng) qsort(a->evicted, ng, sizeof *a->evicted, cmp_window);
     for (size_t i = 0; i < ng; i++) {
         const mp_topk_slot *e = &a->evicted[i];
         if (i > 0 && e->doc == e[-1].doc && e->pos == e[-1].pos) continue;
@@ -402,8 +403,8 @@ static int remove_store(const char *path, mp_error *err) {
 static int put_model_file(mp_store *st, const char *dir, const char *name, const char *sha, mp_error *err) {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "rb");
-    if (!f) return mp_fail(err, MP_EIO, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f = NULL;
+    MP_TRY(mp_file_fopen_regular(path, &f, NULL, err));
     char *buf = NULL;
     size_t len = 0, cap = 0, got;
     int rc = 0;
@@ -535,6 +536,7 @@ int mp_collect_run(const mp_collect_opts *o, mp_collect_summary *sum, mp_error *
     mp_tokenizer *tok = NULL;
     mp_state *state = NULL;
     mp_routing routing = {0};
+    mp_lock *lock = NULL;
     int rc = 0;
     char cfg_sha[65], tok_sha[65], hash[65], path[4096];
     settings want, have;
@@ -542,8 +544,11 @@ int mp_collect_run(const mp_collect_opts *o, mp_collect_summary *sum, mp_error *
                "--shard i/n needs 0 <= i < n");
     MP_FAIL_IF(o->n_labels + o->n_scores > MP_CORPUS_MAX_LABELS, err, MP_EINPUT, "at most %d label fields",
                MP_CORPUS_MAX_LABELS);
-    MP_TRY(mp_model_fingerprint(o->model_dir, cfg_sha, tok_sha, hash, err));
-    if ((rc = mp_model_load(o->model_dir, &m, err)) < 0) goto cleanup;
+    /* one writer per store: held until the end, from before the store exists */
+    MP_TRY(mp_store_lock(o->out, &lock, err));
+    if ((rc = mp_model_fingerprint(o->model_dir, cfg_sha, tok_sha, hash, err)) < 0 ||
+        (rc = mp_model_load(o->model_dir, &m, err)) < 0)
+        goto cleanup;
     snprintf(path, sizeof path, "%s/tokenizer.model", o->model_dir);
     if ((rc = mp_tokenizer_load(path, &tok, err)) < 0) goto cleanup;
     const mp_config *c = &m->cfg;
@@ -572,11 +577,18 @@ int mp_collect_run(const mp_collect_opts *o, mp_collect_summary *sum, mp_error *
          * a half-initialized store under the real name */
         char tmp[4096];
         snprintf(tmp, sizeof tmp, "%s.tmp-new", o->out);
-        if ((rc = remove_store(tmp, err)) < 0 || (rc = mp_store_open(tmp, MP_STORE_CREATE, &r.st, err)) < 0 ||
-            (rc = write_meta(&r, m, &want, cfg_sha, tok_sha, err)) < 0)
-            goto cleanup;
-        mp_store_close(r.st);
+        rc = remove_store(tmp, err);
+        if (rc == 0) rc = mp_store_open(tmp, MP_STORE_CREATE, &r.st, err);
+        if (rc == 0) rc = write_meta(&r, m, &want, cfg_sha, tok_sha, err);
+        /* everything in the main file (disk full: fail here, never rename a
+         * store whose content is still in its -wal file) */
+        if (rc == 0) rc = mp_store_close_checked(r.st, err);
+        else mp_store_close(r.st);
         r.st = NULL;
+        if (rc < 0) {
+            remove_store(tmp, NULL);
+            goto cleanup;
+        }
         if (rename(tmp, o->out) != 0) {
             rc = mp_fail(err, MP_EIO, "%s: cannot create: %s", o->out, strerror(errno));
             goto cleanup;
@@ -652,6 +664,7 @@ cleanup:
     mp_state_free(state);
     mp_tokenizer_free(tok);
     mp_model_free(m);
+    mp_lock_release(lock);
     return rc;
 }
 
@@ -696,13 +709,15 @@ int mp_collect_merge(const char *out, const char *const *inputs, int n_inputs, i
     settings first, cur;
     mp_store *st = NULL, *o = NULL;
     mp_acc *acc = NULL;
-    char *ev = NULL, tmp[4096];
+    char tmp[4096];
     int rc = 0, shard_n = 0;
     uint64_t shard_set = 0, tot[4] = {0, 0, 0, 0}, skipped = 0, next_doc = 0;
     long E = 0, K = 0, W = 0, G = 0;
+    mp_lock *lock = NULL;
     snprintf(tmp, sizeof tmp, "%s.tmp-new", out);
     struct stat sb;
     if (stat(out, &sb) == 0 && !force) return mp_fail(err, MP_EINPUT, "%s: already exists (use --force)", out);
+    MP_TRY(mp_store_lock(out, &lock, err));
     for (int i = 0; i < n_inputs; i++) {
         if ((rc = mp_store_open(inputs[i], MP_STORE_READ, &st, err)) < 0) goto cleanup;
         if ((rc = settings_read(st, i ? &cur : &first, err)) < 0) goto cleanup;
@@ -738,16 +753,11 @@ int mp_collect_merge(const char *out, const char *const *inputs, int n_inputs, i
         shard_n = n;
         shard_set |= set;
         if (i == 0) {
-            const char *keys[4] = {"moe_experts", "top_k", "window", "moe_groups"};
-            long *dst[4] = {&E, &K, &W, &G};
-            for (int k = 0; k < 4; k++) {
-                if ((rc = mp_store_meta_get(st, keys[k], &ev, err)) < 0) goto cleanup;
-                *dst[k] = rc ? atol(ev) : 0;
-                free(ev);
-                ev = NULL;
-            }
-            rc = 0;
-            if ((rc = acc_for(&first, &acc, err, atoi(first.kv[9][1]), (int)E, (int)K)) < 0) goto cleanup;
+            /* every size bounded before it sizes the accumulators */
+            mp_store_shape sh;
+            if ((rc = mp_store_shape_read(st, &sh, err)) < 0) goto cleanup;
+            E = sh.E, K = sh.top_k, W = sh.window, G = sh.moe_groups;
+            if ((rc = acc_for(&first, &acc, err, sh.n_groups, (int)E, (int)K)) < 0) goto cleanup;
         }
         if ((rc = mp_store_load_acc(st, acc, err)) < 0) goto cleanup;
         const char *pk[4] = {"documents", "tokens", "windows", "batches"};
@@ -798,8 +808,12 @@ int mp_collect_merge(const char *out, const char *const *inputs, int n_inputs, i
         mp_store_rollback(o);
         goto cleanup;
     }
-    mp_store_close(o);
+    rc = mp_store_close_checked(o, err); /* disk full: fail before the rename */
     o = NULL;
+    if (rc < 0) {
+        remove_store(tmp, NULL);
+        goto cleanup;
+    }
     if (force && (rc = remove_store(out, err)) < 0) goto cleanup;
     if (rename(tmp, out) != 0) {
         rc = mp_fail(err, MP_EIO, "%s: cannot create: %s", out, strerror(errno));
@@ -817,9 +831,9 @@ cleanup:
         remove_store(tmp, NULL);
     }
     (void)G;
-    free(ev);
     mp_acc_free(acc);
     mp_store_close(st);
     mp_store_close(o);
+    mp_lock_release(lock);
     return rc;
 }

@@ -54,6 +54,7 @@ int mp_exit_code(int code) {
     case MP_EINPUT:
     case MP_EIO:
     case MP_EUNSUPPORTED: return 2;
+    case MP_ERESOURCE: return 3;
     default: return 1;
     }
 }
