@@ -19,7 +19,10 @@ static size_t hash_key(uint64_t k) {
 }
 
 int mp_mask_create(int n_groups, int E, mp_mask **out, mp_error *err) {
-    MP_FAIL_IF(n_groups <= 0 || E <= 0, err, MP_EINPUT, "mask: bad shape (%d groups, E=%d)", n_groups, E);
+    MP_FAIL_IF(n_groups <= 0 || E <= 0 || n_groups > MP_MASK_MAX_GROUPS || E > MP_MASK_MAX_EXPERTS ||
+                   (uint64_t)n_groups * (uint64_t)E * (uint64_t)E > MP_MASK_MAX_TOTAL,
+               err, MP_EINPUT, "mask: unsupported shape (%d groups, E=%d; limits %d groups, E <= %d, %llu experts)",
+               n_groups, E, MP_MASK_MAX_GROUPS, MP_MASK_MAX_EXPERTS, (unsigned long long)MP_MASK_MAX_TOTAL);
     mp_mask *m = calloc(1, sizeof *m);
     if (!m) return mp_fail(err, MP_ENOMEM, "out of memory");
     m->n_groups = n_groups;
@@ -147,9 +150,21 @@ int mp_mask_load(const char *path, const mp_config *cfg, mp_mask **out, mp_error
                      cJSON_IsNumber(ver) ? "newer" : "missing");
         goto cleanup;
     }
-    if (!cJSON_IsObject(model) || json_int(cJSON_GetObjectItemCaseSensitive(model, "moe_experts"), 1, 1 << 20, &E) ||
-        json_int(cJSON_GetObjectItemCaseSensitive(model, "n_groups"), 1, 1 << 20, &R)) {
-        rc = mp_fail(err, MP_EINPUT, "%s: mask needs model.moe_experts and model.n_groups", path);
+    if (!cJSON_IsObject(model) || json_int(cJSON_GetObjectItemCaseSensitive(model, "moe_experts"), 1, 1L << 40, &E) ||
+        json_int(cJSON_GetObjectItemCaseSensitive(model, "n_groups"), 1, 1L << 40, &R)) {
+        rc = mp_fail(err, MP_EINPUT, "%s: mask needs model.moe_experts and model.n_groups (positive integers)", path);
+        goto cleanup;
+    }
+    /* bounded before anything is sized by them */
+    if (E > MP_MASK_MAX_EXPERTS || R > MP_MASK_MAX_GROUPS) {
+        rc = mp_fail(err, MP_EINPUT, "%s: model.%s = %ld exceeds the limit of %d", path,
+                     E > MP_MASK_MAX_EXPERTS ? "moe_experts" : "n_groups", E > MP_MASK_MAX_EXPERTS ? E : R,
+                     E > MP_MASK_MAX_EXPERTS ? MP_MASK_MAX_EXPERTS : MP_MASK_MAX_GROUPS);
+        goto cleanup;
+    }
+    if ((uint64_t)R * (uint64_t)E * (uint64_t)E > MP_MASK_MAX_TOTAL) {
+        rc = mp_fail(err, MP_EINPUT, "%s: %ld groups x %ld x %ld experts exceeds the limit of %llu experts", path, R, E,
+                     E, (unsigned long long)MP_MASK_MAX_TOTAL);
         goto cleanup;
     }
     if (cfg && (E != cfg->moe_experts || R != cfg->n_router_groups)) {

@@ -27,6 +27,12 @@
 #include "core/model/config.h"
 #include "core/util/error.h"
 
+/* Bounds on what a mask file may claim (checked before anything is sized by
+ * them; `mask invert` walks all R*E*E experts). */
+#define MP_MASK_MAX_EXPERTS 4096           /* model.moe_experts E */
+#define MP_MASK_MAX_GROUPS 255             /* model.n_groups R */
+#define MP_MASK_MAX_TOTAL (1ull << 28)     /* R*E*E */
+
 typedef struct mp_mask {
     int n_groups, E;
     uint64_t *slots;       /* open-addressing set of keys (r << 40 | i*E + j) + 1; 0 = empty */

@@ -112,11 +112,14 @@ static int settings_read(mp_store *st, settings *s, mp_error *err) {
     return 0;
 }
 
+/* Split a comma list; -1 when an element is longer than MP_COLLECT_MAX_FIELD_NAME
+ * (never cut silently). */
 static int parse_list(const char *s, char out[][128], int max) {
     int n = 0;
     while (s && *s && n < max) {
         const char *c = strchr(s, ',');
         size_t l = c ? (size_t)(c - s) : strlen(s);
+        if (l > MP_COLLECT_MAX_FIELD_NAME) return -1;
         snprintf(out[n++], 128, "%.*s", (int)l, s);
         s = c ? c + 1 : NULL;
     }
@@ -298,8 +301,15 @@ static int doc_values(run *r, const mp_doc *d, int *vid, double *sc, mp_error *e
         if (!v) continue;
         if (a->fields[f].is_score) {
             char *end = NULL;
+            errno = 0;
             double y = strtod(v, &end);
-            if (end == v || *end || !isfinite(y)) continue; /* not a number: missing */
+            if (end == v || *end) continue; /* not a number: missing */
+            /* sums of y*y*tokens must stay finite: one 1e308 would turn every
+             * statistic of the field into inf/NaN */
+            if (!isfinite(y) || fabs(y) > MP_COLLECT_MAX_SCORE)
+                return mp_fail(err, MP_EINPUT, "%s:%zu: score field '%.100s' = '%.40s' is %s (allowed: |score| <= %g)",
+                               d->source ? d->source : "corpus", d->line, a->fields[f].name, v,
+                               isfinite(y) ? "out of range" : "not finite", MP_COLLECT_MAX_SCORE);
             sc[f] = y;
             char bucket[16];
             mp_score_bucket(y, bucket);
@@ -476,6 +486,8 @@ static int acc_for(const settings *s, mp_acc **out, mp_error *err, int n_groups,
     int nl = parse_list(s->kv[3][1], lab, MP_ACC_MAX_FIELDS), ns = parse_list(s->kv[4][1], sco, MP_ACC_MAX_FIELDS);
     const char *names[MP_ACC_MAX_FIELDS * 2];
     int is_score[MP_ACC_MAX_FIELDS * 2];
+    MP_FAIL_IF(nl < 0 || ns < 0, err, MP_EINPUT, "a label or score field name is longer than %d bytes",
+               MP_COLLECT_MAX_FIELD_NAME);
     MP_FAIL_IF(nl + ns > MP_ACC_MAX_FIELDS, err, MP_EINPUT, "at most %d label and score fields in all",
                MP_ACC_MAX_FIELDS);
     for (int i = 0; i < nl; i++) names[i] = lab[i], is_score[i] = 0;
@@ -544,6 +556,14 @@ int mp_collect_run(const mp_collect_opts *o, mp_collect_summary *sum, mp_error *
                "--shard i/n needs 0 <= i < n");
     MP_FAIL_IF(o->n_labels + o->n_scores > MP_CORPUS_MAX_LABELS, err, MP_EINPUT, "at most %d label fields",
                MP_CORPUS_MAX_LABELS);
+    for (int i = 0; i < o->n_labels + o->n_scores; i++) {
+        const char *nm = i < o->n_labels ? o->labels[i] : o->scores[i - o->n_labels];
+        MP_FAIL_IF(strlen(nm) > MP_COLLECT_MAX_FIELD_NAME, err, MP_EINPUT,
+                   "%s field name '%.40s...' is %zu bytes, more than the limit of %d",
+                   i < o->n_labels ? "label" : "score", nm, strlen(nm), MP_COLLECT_MAX_FIELD_NAME);
+        MP_FAIL_IF(!*nm || strchr(nm, ','), err, MP_EINPUT, "%s field name '%.40s' must be non-empty without ','",
+                   i < o->n_labels ? "label" : "score", nm);
+    }
     /* one writer per store: held until the end, from before the store exists */
     MP_TRY(mp_store_lock(o->out, &lock, err));
     if ((rc = mp_model_fingerprint(o->model_dir, cfg_sha, tok_sha, hash, err)) < 0 ||
@@ -714,6 +734,7 @@ int mp_collect_merge(const char *out, const char *const *inputs, int n_inputs, i
     uint64_t shard_set = 0, tot[4] = {0, 0, 0, 0}, skipped = 0, next_doc = 0;
     long E = 0, K = 0, W = 0, G = 0;
     mp_lock *lock = NULL;
+    int made_tmp = 0;
     snprintf(tmp, sizeof tmp, "%s.tmp-new", out);
     struct stat sb;
     if (stat(out, &sb) == 0 && !force) return mp_fail(err, MP_EINPUT, "%s: already exists (use --force)", out);
@@ -777,7 +798,9 @@ int mp_collect_merge(const char *out, const char *const *inputs, int n_inputs, i
         if (shard_set >> i & 1) snprintf(shard + strlen(shard), sizeof shard - strlen(shard), "%s%d", shard[0] ? "," : "", i);
     snprintf(shard + strlen(shard), sizeof shard - strlen(shard), "/%d", shard_n);
 
-    if ((rc = remove_store(tmp, err)) < 0 || (rc = mp_store_open(tmp, MP_STORE_CREATE, &o, err)) < 0) goto cleanup;
+    if ((rc = remove_store(tmp, err)) < 0) goto cleanup;
+    made_tmp = 1;
+    if ((rc = mp_store_open(tmp, MP_STORE_CREATE, &o, err)) < 0) goto cleanup;
     if ((rc = attach_exec(o, inputs[0],
                           "BEGIN; INSERT OR REPLACE INTO meta SELECT * FROM src.meta;"
                           " INSERT OR REPLACE INTO files SELECT * FROM src.files; COMMIT;",
@@ -825,7 +848,7 @@ int mp_collect_merge(const char *out, const char *const *inputs, int n_inputs, i
     sum->window = (int)W;
     rc = mp_collect_store_summary(out, sum, err);
 cleanup:
-    if (rc < 0 && o) {
+    if (rc < 0 && made_tmp) { /* a failed merge leaves nothing behind */
         mp_store_close(o);
         o = NULL;
         remove_store(tmp, NULL);

@@ -95,6 +95,20 @@ cleanup:
     return rc;
 }
 
+int mp_file_create(const char *path, FILE **f, mp_error *err) {
+    *f = NULL;
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0666);
+    if (fd < 0 && errno == ELOOP)
+        return mp_fail(err, MP_EINPUT, "%s: is a symbolic link, refusing to write through it", path);
+    if (fd < 0) return mp_fail(err, MP_ERESOURCE, "%s: cannot write: %s", path, strerror(errno));
+    *f = fdopen(fd, "wb");
+    if (!*f) {
+        close(fd);
+        return mp_fail(err, MP_ENOMEM, "%s: fdopen: out of memory", path);
+    }
+    return 0;
+}
+
 /* Remove the entries of the open directory dfd (named path in messages). */
 static int clear_dir(int dfd, const char *path, int depth, mp_error *err) {
     DIR *d = fdopendir(dfd);

@@ -33,6 +33,12 @@ int mp_file_fopen_regular(const char *path, FILE **f, int64_t *size, mp_error *e
  * MP_ERESOURCE (read error). */
 int mp_file_read_all(const char *path, size_t max, const char *what, char **buf, size_t *len, mp_error *err);
 
+/* Create or truncate path for writing ("wb") without following a symbolic link
+ * at its last component (O_NOFOLLOW: a planted link cannot redirect the write
+ * onto another file). @return 0, MP_EINPUT ("<path>: is a symbolic link,
+ * refusing to write through it") or MP_ERESOURCE ("<path>: cannot write: ..."). */
+int mp_file_create(const char *path, FILE **f, mp_error *err);
+
 /* Remove the directory path and, depth levels down, its sub-directories, but
  * only regular files inside them. Never follows a symbolic link: the
  * directories are opened with O_NOFOLLOW and entries removed with unlinkat
