@@ -111,28 +111,16 @@ static int json_int(const cJSON *v, long lo, long hi, long *out) {
 }
 
 int mp_mask_load(const char *path, const mp_config *cfg, mp_mask **out, mp_error *err) {
-    FILE *f = NULL;
-    MP_TRY(mp_file_fopen_regular(path, &f, NULL, err));
     char *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (n + 65536 > cap) {
-            cap = cap ? cap * 2 : 1 << 17;
-            char *nb = cap <= (1u << 30) ? realloc(buf, cap) : NULL;
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                return mp_fail(err, MP_EINPUT, "%s: mask file too large", path);
-            }
-            buf = nb;
-        }
-        size_t r = fread(buf + n, 1, cap - n, f);
-        n += r;
-        if (r == 0) break;
-    }
-    fclose(f);
-    cJSON *root = cJSON_ParseWithLength(buf, n);
+    size_t n = 0;
+    MP_TRY(mp_file_read_all(path, (size_t)1 << 30, "a mask file", &buf, &n, err));
+    int rc = mp_mask_parse(buf, n, path, cfg, out, err);
     free(buf);
+    return rc;
+}
+
+int mp_mask_parse(const char *text, size_t n, const char *path, const mp_config *cfg, mp_mask **out, mp_error *err) {
+    cJSON *root = cJSON_ParseWithLength(text, n);
     if (!root) return mp_fail(err, MP_EINPUT, "%s: mask is not valid JSON", path);
     int rc = 0;
     mp_mask *m = NULL;

@@ -53,6 +53,9 @@ int mp_mask_contains(const mp_mask *m, int r, int i, int j);
 /* Read a mask file and check it fits cfg (same E and number of groups).
  * @return 0, MP_EIO or MP_EINPUT ("<path>: <problem>"). */
 int mp_mask_load(const char *path, const mp_config *cfg, mp_mask **out, mp_error *err);
+/* The same on n bytes of JSON text in memory; path names it in messages
+ * (fuzz/fuzz_mask.c). */
+int mp_mask_parse(const char *text, size_t n, const char *path, const mp_config *cfg, mp_mask **out, mp_error *err);
 
 /* Write m as JSON. model_path may be NULL; criterion_json (a JSON value as
  * text) may be NULL. @return 0 or MP_EIO. */
