@@ -42,7 +42,8 @@ typedef struct mp_error {
 /* Reset an error record to "no error". err may be NULL. */
 void mp_error_clear(mp_error *err);
 
-/* Fill err (may be NULL) with a printf-style message; returns code so that
+/* Fill err (may be NULL) with a printf-style message (newlines and tabs become
+ * spaces, other control bytes '?': the line is safe to print); returns code so that
  * callers can write `return mp_fail(err, MP_EINPUT, "%s: bad", path);`. */
 #define mp_fail(err, code, ...) mp_fail_at((err), (code), __FILE__, __LINE__, __VA_ARGS__)
 int mp_fail_at(mp_error *err, int code, const char *file, int line, const char *fmt, ...)

@@ -136,6 +136,9 @@ def check_after(kind, case, work, state, p):
         db.close()
         if n < 10:
             return "merged store incomplete"
+    elif kind == "no_control":
+        if any(b < 0x20 and b != 0x0a or b == 0x7f for b in p.stderr):
+            return "control bytes reached the terminal: " + repr(p.stderr[:200])
     elif kind:
         return f"unknown check {kind}"
     return None
