@@ -27,6 +27,7 @@
 #include "analysis/analysis.h"
 #include "core/text/tokenizer.h"
 #include "core/text/utf8.h"
+#include "core/util/file.h"
 
 #define ROWS_PER_CHUNK 2000
 #define MAX_BARS 30
@@ -128,9 +129,7 @@ static void w_js(wr *w, const char *s) {
 
 static int w_open(wr *w, const char *path, mp_error *err) {
     memset(w, 0, sizeof *w);
-    w->f = fopen(path, "wb");
-    if (!w->f) return mp_fail(err, MP_EIO, "%s: cannot write: %s", path, strerror(errno));
-    return 0;
+    return mp_file_create(path, &w->f, err); /* never through a planted symlink */
 }
 
 static int w_close(wr *w, const char *path, mp_browse_summary *sum, mp_error *err) {
@@ -138,7 +137,7 @@ static int w_close(wr *w, const char *path, mp_browse_summary *sum, mp_error *er
     int bad = w->bad | ferror(w->f);
     bad |= fclose(w->f) != 0;
     w->f = NULL;
-    if (bad) return mp_fail(err, MP_EIO, "%s: write failed: %s", path, strerror(errno));
+    if (bad) return mp_fail(err, MP_ERESOURCE, "%s: write failed: %s", path, strerror(errno));
     sum->bytes += w->n;
     sum->n_files++;
     return 0;
@@ -158,29 +157,6 @@ static const char *thou(uint64_t v, char buf[32]) {
 
 /* ---- output directory ---------------------------------------------------------- */
 
-/* Remove DIR/sub/ as a previous run left it: files *.html / *.js, one level of
- * sub-folders. */
-static int remove_tree(const char *dir, int depth, mp_error *err) {
-    DIR *d = opendir(dir);
-    if (!d) return errno == ENOENT ? 0 : mp_fail(err, MP_EIO, "%s: %s", dir, strerror(errno));
-    struct dirent *de;
-    int rc = 0;
-    while (rc == 0 && (de = readdir(d))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-        char p[4096];
-        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-        struct stat sb;
-        if (lstat(p, &sb)) continue;
-        if (S_ISDIR(sb.st_mode) && depth > 0) rc = remove_tree(p, depth - 1, err);
-        else if (S_ISREG(sb.st_mode) && unlink(p))
-            rc = mp_fail(err, MP_EIO, "%s: cannot remove: %s", p, strerror(errno));
-    }
-    closedir(d);
-    if (rc == 0 && rmdir(dir) && errno != ENOENT)
-        rc = mp_fail(err, MP_EIO, "%s: cannot remove old site files: %s", dir, strerror(errno));
-    return rc;
-}
-
 static int prepare_dir(const char *dir, mp_error *err) {
     struct stat sb;
     char p[4096];
@@ -189,11 +165,16 @@ static int prepare_dir(const char *dir, mp_error *err) {
     } else {
         MP_FAIL_IF(!S_ISDIR(sb.st_mode), err, MP_EINPUT, "%s: exists and is not a directory", dir);
         snprintf(p, sizeof p, "%s/%s", dir, MARKER);
-        if (access(p, F_OK) == 0) {
+        struct stat mb;
+        if (lstat(p, &mb) == 0) {
+            /* a site of ours: replace experts/ and data/, never following a
+             * symbolic link out of the site (mp_remove_tree refuses them) */
+            MP_FAIL_IF(!S_ISREG(mb.st_mode), err, MP_EINPUT,
+                       "%s: marker is not a regular file; not a site written by browse (choose a new --out)", p);
             snprintf(p, sizeof p, "%s/experts", dir);
-            MP_TRY(remove_tree(p, 1, err));
+            MP_TRY(mp_remove_tree(p, 1, err));
             snprintf(p, sizeof p, "%s/data", dir);
-            MP_TRY(remove_tree(p, 0, err));
+            MP_TRY(mp_remove_tree(p, 0, err));
         } else {
             DIR *d = opendir(dir);
             MP_FAIL_IF(!d, err, MP_EIO, "%s: %s", dir, strerror(errno));
@@ -211,8 +192,8 @@ static int prepare_dir(const char *dir, mp_error *err) {
         if (mkdir(p, 0777) && errno != EEXIST) return mp_fail(err, MP_EIO, "%s: cannot create: %s", p, strerror(errno));
     }
     snprintf(p, sizeof p, "%s/%s", dir, MARKER);
-    FILE *f = fopen(p, "w");
-    MP_FAIL_IF(!f, err, MP_EIO, "%s: cannot write: %s", p, strerror(errno));
+    FILE *f = NULL;
+    MP_TRY(mp_file_create(p, &f, err));
     fputs("written by monet-probe browse; browse may replace experts/ and data/ here\n", f);
     MP_FAIL_IF(fclose(f), err, MP_EIO, "%s: write failed", p);
     return 0;
@@ -983,18 +964,6 @@ cleanup:
 
 /* ---- driver ------------------------------------------------------------------------ */
 
-static int meta_long(mp_store *st, const char *key, long *v, mp_error *err) {
-    char *s = NULL, *end = NULL;
-    int r = mp_store_meta_get(st, key, &s, err);
-    if (r < 0) return r;
-    long x = r ? strtol(s, &end, 10) : -1;
-    int bad = r == 0 || end == s || *end || x < 0;
-    free(s);
-    MP_FAIL_IF(bad, err, MP_EINPUT, "%s: corrupt store: bad metadata '%s'", mp_store_path(st), key);
-    *v = x;
-    return 0;
-}
-
 int mp_browse(mp_store *st, const mp_browse_opts *o, mp_browse_summary *sum, mp_error *err) {
     ctx c;
     memset(&c, 0, sizeof c);
@@ -1011,12 +980,9 @@ int mp_browse(mp_store *st, const mp_browse_opts *o, mp_browse_summary *sum, mp_
     int rc;
     MP_FAIL_IF(!o->out_dir || !*o->out_dir, err, MP_EINPUT, "no output directory");
     MP_FAIL_IF(strlen(o->out_dir) > 3000, err, MP_EINPUT, "%.60s...: output path too long", o->out_dir);
-    if ((rc = meta_long(st, "moe_experts", &c.E, err)) < 0 || (rc = meta_long(st, "n_groups", &c.n_groups, err)) < 0 ||
-        (rc = meta_long(st, "moe_groups", &c.G, err)) < 0 || (rc = meta_long(st, "window", &c.W, err)) < 0 ||
-        (rc = meta_long(st, "n_layers", &c.L, err)) < 0 || (rc = meta_long(st, "top_k", &c.top_k, err)) < 0)
-        return rc;
-    MP_FAIL_IF(c.E < 1 || c.E > 65536 || c.n_groups < 1 || c.n_groups > 4096 || c.W < 1 || c.G < 1, err, MP_EINPUT,
-               "%s: corrupt store: bad shape metadata", mp_store_path(st));
+    mp_store_shape sh; /* bounded: window 2^32 would make pos % W divide by zero */
+    MP_TRY(mp_store_shape_read(st, &sh, err));
+    c.E = sh.E, c.n_groups = sh.n_groups, c.G = sh.moe_groups, c.W = sh.window, c.L = sh.n_layers, c.top_k = sh.top_k;
     rc = mp_store_get_file(st, "tokenizer.model", &tokbytes, &toklen, err);
     if (rc == 0) rc = mp_fail(err, MP_EINPUT, "%s: corrupt store: no tokenizer.model in table files", mp_store_path(st));
     if (rc < 0 || (rc = mp_tokenizer_load_from_memory(tokbytes, toklen, "tokenizer.model (in store)", &c.tok, err)) < 0)

@@ -11,21 +11,12 @@ static int db_fail(mp_store *st, mp_error *err, const char *what) {
     return mp_fail(err, MP_EIO, "%s: %s: %s", mp_store_path(st), what, sqlite3_errmsg(mp_store_db(st)));
 }
 
-static int meta_int(mp_store *st, const char *key, int *out, mp_error *err) {
-    char *v = NULL;
-    int r = mp_store_meta_get(st, key, &v, err);
-    if (r < 0) return r;
-    if (r == 0) return mp_fail(err, MP_EINPUT, "%s: store has no '%s' metadata", mp_store_path(st), key);
-    *out = atoi(v);
-    free(v);
-    return 0;
-}
-
 int mp_analysis_shape(mp_store *st, int *n_groups, int *E, mp_error *err) {
-    MP_TRY(meta_int(st, "n_groups", n_groups, err));
-    MP_TRY(meta_int(st, "moe_experts", E, err));
-    MP_FAIL_IF(*n_groups <= 0 || *E <= 0, err, MP_EINPUT, "%s: corrupt n_groups/moe_experts metadata",
-               mp_store_path(st));
+    long g = 0, e = 0; /* bounded: both size allocations */
+    MP_TRY(mp_store_meta_int(st, "n_groups", 1, MP_STORE_MAX_GROUPS, 1, &g, err));
+    MP_TRY(mp_store_meta_int(st, "moe_experts", 1, MP_STORE_MAX_EXPERTS, 1, &e, err));
+    *n_groups = (int)g;
+    *E = (int)e;
     return 0;
 }
 
@@ -75,7 +66,13 @@ int mp_specialize(mp_store *st, const mp_spec_opts *o, mp_spec_result *res, mp_e
                 goto cleanup;
             }
         }
-        res->labels[res->n_labels] = strdup((const char *)sqlite3_column_text(s, 0));
+        const char *lv = (const char *)sqlite3_column_text(s, 0);
+        if (!lv) { /* NULL despite NOT NULL: a hand-edited or damaged store */
+            rc = mp_fail(err, MP_EINPUT, "%s: corrupt store: NULL value in label_totals (field '%.100s')",
+                         mp_store_path(st), o->field);
+            goto cleanup;
+        }
+        res->labels[res->n_labels] = strdup(lv);
         res->label_tokens[res->n_labels] = sqlite3_column_int64(s, 1);
         if (!res->labels[res->n_labels++]) {
             rc = mp_fail(err, MP_ENOMEM, "out of memory");

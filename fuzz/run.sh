@@ -17,6 +17,8 @@ for src in fuzz/fuzz_*.c; do
     tokenizer) deps+=" core/text/tokenizer.c" ;;
     corpus) deps+=" core/text/corpus.c core/text/utf8.c -lzstd" ;;
     recipe) deps+=" recipes/recipe.c -lyaml" ;;
+    mask) deps+=" core/model/mask.c core/model/config.c core/util/file.c" ;;
+    store) deps+=" core/store/store.c core/store/topk.c core/util/file.c -lsqlite3 -lzstd" ;;
     *) deps+=" $(ls core/*/*.c | grep -v "forward_cpu\|core/util/error.c" | tr '\n' ' ')" ;;
   esac
   clang -g -O1 -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -fsanitize=fuzzer,address,undefined \

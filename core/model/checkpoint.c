@@ -1,5 +1,6 @@
 /* core/model/checkpoint.c — checkpoint directory discovery, shard index parsing and
  * tensor lookup with shape/dtype checks (see checkpoint.h). */
+#include "core/util/file.h"
 #include "core/model/checkpoint.h"
 
 #include <cjson/cJSON.h>
@@ -23,8 +24,8 @@ static int file_exists(const char *path) {
 }
 
 static int read_small_file(const char *path, char **buf, size_t *len, mp_error *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return mp_fail(err, MP_EIO, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f = NULL;
+    MP_TRY(mp_file_fopen_regular(path, &f, NULL, err));
     if (fseek(f, 0, SEEK_END) != 0) {
         fclose(f);
         return mp_fail(err, MP_EIO, "%s: cannot seek", path);

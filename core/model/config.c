@@ -1,4 +1,5 @@
 /* core/model/config.c — config.json parsing and validation (see config.h). */
+#include "core/util/file.h"
 #include "core/model/config.h"
 
 #include <cjson/cJSON.h>
@@ -16,10 +17,19 @@ void mp_config_group_layers(const mp_config *cfg, int r, int *first, int *last) 
     *last = l < cfg->n_layers - 1 ? l : cfg->n_layers - 1;
 }
 
+/* The LAST member named key: a duplicated key means what Python's json (and so
+ * transformers) reads, the last value, where cJSON's lookup returns the first. */
+static const cJSON *member(const cJSON *obj, const char *key) {
+    const cJSON *found = NULL, *c;
+    cJSON_ArrayForEach(c, obj)
+        if (c->string && !strcmp(c->string, key)) found = c;
+    return found;
+}
+
 /* Integer key; required unless dflt_ok. Accepts JSON numbers that are integral. */
 static int get_int(const cJSON *root, const char *key, int required, int dflt, long lo, long hi, const char *name,
                    int *out, mp_error *err) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
+    const cJSON *v = member(root, key);
     if (!v || cJSON_IsNull(v)) {
         if (required) return mp_fail(err, MP_EINPUT, "%s: missing required key \"%s\"", name, key);
         *out = dflt;
@@ -37,7 +47,7 @@ static int get_int(const cJSON *root, const char *key, int required, int dflt, l
 
 static int get_double(const cJSON *root, const char *key, double dflt, double lo, double hi, const char *name,
                       double *out, mp_error *err) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
+    const cJSON *v = member(root, key);
     if (!v || cJSON_IsNull(v)) {
         *out = dflt;
         return 0;
@@ -49,7 +59,7 @@ static int get_double(const cJSON *root, const char *key, double dflt, double lo
 }
 
 static const char *get_string(const cJSON *root, const char *key) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
+    const cJSON *v = member(root, key);
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
@@ -66,12 +76,12 @@ static int check_fields(const cJSON *root, const char *name, mp_config *c, mp_er
     MP_TRY(get_int(root, "max_position_embeddings", 0, 2048, 1, BIG, name, &c->max_position_embeddings, err));
     MP_TRY(get_int(root, "bos_token_id", 0, -1, -1, 1 << 22, name, &c->bos_token_id, err));
     MP_TRY(get_int(root, "eos_token_id", 0, -1, -1, 1 << 22, name, &c->eos_token_id, err));
-    MP_TRY(get_int(root, "moe_experts", 1, 0, 1, 1 << 16, name, &c->moe_experts, err));
+    MP_TRY(get_int(root, "moe_experts", 1, 0, 1, MP_CONFIG_MAX_MOE_EXPERTS, name, &c->moe_experts, err));
     MP_TRY(get_int(root, "moe_heads", 1, 0, 1, 1024, name, &c->moe_heads, err));
     MP_TRY(get_int(root, "moe_dim", 1, 0, 1, 1 << 16, name, &c->moe_dim, err));
     MP_TRY(get_int(root, "moe_topk", 1, 0, 1, 1 << 16, name, &c->moe_topk, err));
     MP_TRY(get_int(root, "moe_groups", 1, 0, 1, 4096, name, &c->moe_groups, err));
-    const cJSON *tie = cJSON_GetObjectItemCaseSensitive(root, "tie_word_embeddings");
+    const cJSON *tie = member(root, "tie_word_embeddings");
     if (tie && !cJSON_IsNull(tie) && !cJSON_IsBool(tie))
         return mp_fail(err, MP_EINPUT, "%s: \"tie_word_embeddings\" must be true or false", name);
     c->tie_word_embeddings = cJSON_IsTrue(tie);
@@ -86,7 +96,7 @@ static int check_fields(const cJSON *root, const char *name, mp_config *c, mp_er
     const char *act = get_string(root, "hidden_act");
     if (act && strcmp(act, "relu2"))
         return mp_fail(err, MP_EINPUT, "%s: hidden_act \"%.40s\" is not supported (Monet uses \"relu2\")", name, act);
-    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(root, "rope_scaling");
+    const cJSON *rs = member(root, "rope_scaling");
     if (rs && !cJSON_IsNull(rs))
         return mp_fail(err, MP_EINPUT, "%s: rope_scaling is not supported (expected null)", name);
     const char *td = get_string(root, "torch_dtype");
@@ -116,6 +126,9 @@ static int check_consistency(const char *name, mp_config *c, mp_error *err) {
     MP_FAIL_IF(c->bos_token_id >= c->vocab_size || c->eos_token_id >= c->vocab_size, err, MP_EINPUT,
                "%s: bos/eos token id outside vocab_size %d", name, c->vocab_size);
     c->n_router_groups = (c->n_layers + c->moe_groups - 1) / c->moe_groups;
+    MP_FAIL_IF(c->n_router_groups > MP_CONFIG_MAX_ROUTER_GROUPS, err, MP_EINPUT,
+               "%s: %d router groups (num_hidden_layers %d / moe_groups %d) exceeds the limit of %d", name,
+               c->n_router_groups, c->n_layers, c->moe_groups, MP_CONFIG_MAX_ROUTER_GROUPS);
     return 0;
 }
 
@@ -132,8 +145,8 @@ int mp_config_parse(const char *json, size_t len, const char *name, mp_config *c
 }
 
 int mp_config_load(const char *path, mp_config *cfg, mp_error *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return mp_fail(err, MP_EIO, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f = NULL;
+    MP_TRY(mp_file_fopen_regular(path, &f, NULL, err));
     char *buf = NULL;
     size_t n = 0, cap = 0;
     int rc = 0;

@@ -7,6 +7,10 @@
 
 #include "core/util/error.h"
 
+/* Shape limits (also what stores and masks accept; Monet uses E = 512). */
+#define MP_CONFIG_MAX_MOE_EXPERTS 4096
+#define MP_CONFIG_MAX_ROUTER_GROUPS 255
+
 typedef enum { MP_VD = 0, MP_HD = 1 } mp_decompose; /* "vertical" | "horizontal" */
 
 typedef struct mp_config {
@@ -32,6 +36,7 @@ typedef struct mp_config {
 } mp_config;
 
 /* Parse config.json text. name is used in messages ("<name>: <problem>").
+ * A duplicated key takes its last value, as Python's json does.
  * @return 0 or MP_EINPUT (invalid JSON, missing/ill-typed key, unknown
  *         moe_decompose or hidden_act, non-integer divisions, ...). */
 int mp_config_parse(const char *json, size_t len, const char *name, mp_config *cfg, mp_error *err);

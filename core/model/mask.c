@@ -1,4 +1,5 @@
 /* core/model/mask.c — expert mask set, JSON mask files (see mask.h). */
+#include "core/util/file.h"
 #include "core/model/mask.h"
 
 #include <cjson/cJSON.h>
@@ -18,7 +19,10 @@ static size_t hash_key(uint64_t k) {
 }
 
 int mp_mask_create(int n_groups, int E, mp_mask **out, mp_error *err) {
-    MP_FAIL_IF(n_groups <= 0 || E <= 0, err, MP_EINPUT, "mask: bad shape (%d groups, E=%d)", n_groups, E);
+    MP_FAIL_IF(n_groups <= 0 || E <= 0 || n_groups > MP_MASK_MAX_GROUPS || E > MP_MASK_MAX_EXPERTS ||
+                   (uint64_t)n_groups * (uint64_t)E * (uint64_t)E > MP_MASK_MAX_TOTAL,
+               err, MP_EINPUT, "mask: unsupported shape (%d groups, E=%d; limits %d groups, E <= %d, %llu experts)",
+               n_groups, E, MP_MASK_MAX_GROUPS, MP_MASK_MAX_EXPERTS, (unsigned long long)MP_MASK_MAX_TOTAL);
     mp_mask *m = calloc(1, sizeof *m);
     if (!m) return mp_fail(err, MP_ENOMEM, "out of memory");
     m->n_groups = n_groups;
@@ -107,28 +111,16 @@ static int json_int(const cJSON *v, long lo, long hi, long *out) {
 }
 
 int mp_mask_load(const char *path, const mp_config *cfg, mp_mask **out, mp_error *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return mp_fail(err, MP_EIO, "%s: cannot open mask: %s", path, strerror(errno));
     char *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (n + 65536 > cap) {
-            cap = cap ? cap * 2 : 1 << 17;
-            char *nb = cap <= (1u << 30) ? realloc(buf, cap) : NULL;
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                return mp_fail(err, MP_EINPUT, "%s: mask file too large", path);
-            }
-            buf = nb;
-        }
-        size_t r = fread(buf + n, 1, cap - n, f);
-        n += r;
-        if (r == 0) break;
-    }
-    fclose(f);
-    cJSON *root = cJSON_ParseWithLength(buf, n);
+    size_t n = 0;
+    MP_TRY(mp_file_read_all(path, (size_t)1 << 30, "a mask file", &buf, &n, err));
+    int rc = mp_mask_parse(buf, n, path, cfg, out, err);
     free(buf);
+    return rc;
+}
+
+int mp_mask_parse(const char *text, size_t n, const char *path, const mp_config *cfg, mp_mask **out, mp_error *err) {
+    cJSON *root = cJSON_ParseWithLength(text, n);
     if (!root) return mp_fail(err, MP_EINPUT, "%s: mask is not valid JSON", path);
     int rc = 0;
     mp_mask *m = NULL;
@@ -146,9 +138,21 @@ int mp_mask_load(const char *path, const mp_config *cfg, mp_mask **out, mp_error
                      cJSON_IsNumber(ver) ? "newer" : "missing");
         goto cleanup;
     }
-    if (!cJSON_IsObject(model) || json_int(cJSON_GetObjectItemCaseSensitive(model, "moe_experts"), 1, 1 << 20, &E) ||
-        json_int(cJSON_GetObjectItemCaseSensitive(model, "n_groups"), 1, 1 << 20, &R)) {
-        rc = mp_fail(err, MP_EINPUT, "%s: mask needs model.moe_experts and model.n_groups", path);
+    if (!cJSON_IsObject(model) || json_int(cJSON_GetObjectItemCaseSensitive(model, "moe_experts"), 1, 1L << 40, &E) ||
+        json_int(cJSON_GetObjectItemCaseSensitive(model, "n_groups"), 1, 1L << 40, &R)) {
+        rc = mp_fail(err, MP_EINPUT, "%s: mask needs model.moe_experts and model.n_groups (positive integers)", path);
+        goto cleanup;
+    }
+    /* bounded before anything is sized by them */
+    if (E > MP_MASK_MAX_EXPERTS || R > MP_MASK_MAX_GROUPS) {
+        rc = mp_fail(err, MP_EINPUT, "%s: model.%s = %ld exceeds the limit of %d", path,
+                     E > MP_MASK_MAX_EXPERTS ? "moe_experts" : "n_groups", E > MP_MASK_MAX_EXPERTS ? E : R,
+                     E > MP_MASK_MAX_EXPERTS ? MP_MASK_MAX_EXPERTS : MP_MASK_MAX_GROUPS);
+        goto cleanup;
+    }
+    if ((uint64_t)R * (uint64_t)E * (uint64_t)E > MP_MASK_MAX_TOTAL) {
+        rc = mp_fail(err, MP_EINPUT, "%s: %ld groups x %ld x %ld experts exceeds the limit of %llu experts", path, R, E,
+                     E, (unsigned long long)MP_MASK_MAX_TOTAL);
         goto cleanup;
     }
     if (cfg && (E != cfg->moe_experts || R != cfg->n_router_groups)) {

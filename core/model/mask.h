@@ -27,6 +27,12 @@
 #include "core/model/config.h"
 #include "core/util/error.h"
 
+/* Bounds on what a mask file may claim (checked before anything is sized by
+ * them; `mask invert` walks all R*E*E experts). */
+#define MP_MASK_MAX_EXPERTS 4096           /* model.moe_experts E */
+#define MP_MASK_MAX_GROUPS 255             /* model.n_groups R */
+#define MP_MASK_MAX_TOTAL (1ull << 28)     /* R*E*E */
+
 typedef struct mp_mask {
     int n_groups, E;
     uint64_t *slots;       /* open-addressing set of keys (r << 40 | i*E + j) + 1; 0 = empty */
@@ -47,6 +53,9 @@ int mp_mask_contains(const mp_mask *m, int r, int i, int j);
 /* Read a mask file and check it fits cfg (same E and number of groups).
  * @return 0, MP_EIO or MP_EINPUT ("<path>: <problem>"). */
 int mp_mask_load(const char *path, const mp_config *cfg, mp_mask **out, mp_error *err);
+/* The same on n bytes of JSON text in memory; path names it in messages
+ * (fuzz/fuzz_mask.c). */
+int mp_mask_parse(const char *text, size_t n, const char *path, const mp_config *cfg, mp_mask **out, mp_error *err);
 
 /* Write m as JSON. model_path may be NULL; criterion_json (a JSON value as
  * text) may be NULL. @return 0 or MP_EIO. */

@@ -1,5 +1,6 @@
 /* core/model/safetensors.c — mmap + strict validation of .safetensors files, and
  * float conversion of F32/F16/BF16 data (see safetensors.h). */
+#include "core/util/file.h"
 #include "core/model/safetensors.h"
 
 #include <cjson/cJSON.h>
@@ -270,14 +271,10 @@ int mp_safetensors_open_memory(const void *buf, size_t len, const char *name, mp
 }
 
 int mp_safetensors_open(const char *path, mp_safetensors **out, mp_error *err) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return mp_fail(err, MP_EIO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return mp_fail(err, MP_EIO, "%s: not a regular file", path);
-    }
-    size_t size = (size_t)sb.st_size;
+    int fd;
+    int64_t fsize;
+    MP_TRY(mp_file_open_regular(path, &fd, &fsize, err)); /* a FIFO must not block the open */
+    size_t size = (size_t)fsize;
     void *map = NULL;
     if (size > 0) {
         map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);

@@ -17,6 +17,7 @@
 #include "core/model/checkpoint.h"
 #include "core/model/forward.h"
 #include "core/model/model.h"
+#include "core/util/file.h"
 #include "core/util/sha256.h"
 #include "core/store/store.h"
 #include "core/text/tokenizer.h"
@@ -30,8 +31,8 @@
 
 
 static int hash_sample(mp_sha256 *h, const char *path, mp_error *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return mp_fail(err, MP_EIO, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f = NULL;
+    MP_TRY(mp_file_fopen_regular(path, &f, NULL, err));
     static uint8_t buf[1 << 16];
     long long size = 0;
     if (fseek(f, 0, SEEK_END) == 0) size = ftell(f);
@@ -111,11 +112,14 @@ static int settings_read(mp_store *st, settings *s, mp_error *err) {
     return 0;
 }
 
+/* Split a comma list; -1 when an element is longer than MP_COLLECT_MAX_FIELD_NAME
+ * (never cut silently). */
 static int parse_list(const char *s, char out[][128], int max) {
     int n = 0;
     while (s && *s && n < max) {
         const char *c = strchr(s, ',');
         size_t l = c ? (size_t)(c - s) : strlen(s);
+        if (l > MP_COLLECT_MAX_FIELD_NAME) return -1;
         snprintf(out[n++], 128, "%.*s", (int)l, s);
         s = c ? c + 1 : NULL;
     }
@@ -214,7 +218,7 @@ static int commit(run *r, int finished, mp_error *err) {
     mp_store *st = r->st;
     int rc = 0;
     /* expert order: B-tree inserts in key order */
-    qsort(a->dirty_list, a->n_dirty, sizeof *a->dirty_list, cmp_u32);
+    if (a->n_dirty) qsort(a->dirty_list, a->n_dirty, sizeof *a->dirty_list, cmp_u32); /* NULL when empty */
     MP_TRY(mp_store_begin(st, err));
     uint64_t first_doc = r->b.nw ? r->b.first_doc : UINT64_MAX;
     if ((rc = mp_store_save_acc(st, a, 0, first_doc, err)) < 0) goto fail;
@@ -248,7 +252,7 @@ static int commit(run *r, int finished, mp_error *err) {
         e.w = 0;
         a->evicted[ng++] = e; /* reuses the eviction list: cleared after the commit */
     }
-    qsort(a->evicted, ng, sizeof *a->evicted, cmp_window);
+    if (ng) qsort(a->evicted, ng, sizeof *a->evicted, cmp_window);
     for (size_t i = 0; i < ng; i++) {
         const mp_topk_slot *e = &a->evicted[i];
         if (i > 0 && e->doc == e[-1].doc && e->pos == e[-1].pos) continue;
@@ -297,8 +301,15 @@ static int doc_values(run *r, const mp_doc *d, int *vid, double *sc, mp_error *e
         if (!v) continue;
         if (a->fields[f].is_score) {
             char *end = NULL;
+            errno = 0;
             double y = strtod(v, &end);
-            if (end == v || *end || !isfinite(y)) continue; /* not a number: missing */
+            if (end == v || *end) continue; /* not a number: missing */
+            /* sums of y*y*tokens must stay finite: one 1e308 would turn every
+             * statistic of the field into inf/NaN */
+            if (!isfinite(y) || fabs(y) > MP_COLLECT_MAX_SCORE)
+                return mp_fail(err, MP_EINPUT, "%s:%zu: score field '%.100s' = '%.40s' is %s (allowed: |score| <= %g)",
+                               d->source ? d->source : "corpus", d->line, a->fields[f].name, v,
+                               isfinite(y) ? "out of range" : "not finite", MP_COLLECT_MAX_SCORE);
             sc[f] = y;
             char bucket[16];
             mp_score_bucket(y, bucket);
@@ -402,8 +413,8 @@ static int remove_store(const char *path, mp_error *err) {
 static int put_model_file(mp_store *st, const char *dir, const char *name, const char *sha, mp_error *err) {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "rb");
-    if (!f) return mp_fail(err, MP_EIO, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f = NULL;
+    MP_TRY(mp_file_fopen_regular(path, &f, NULL, err));
     char *buf = NULL;
     size_t len = 0, cap = 0, got;
     int rc = 0;
@@ -475,6 +486,8 @@ static int acc_for(const settings *s, mp_acc **out, mp_error *err, int n_groups,
     int nl = parse_list(s->kv[3][1], lab, MP_ACC_MAX_FIELDS), ns = parse_list(s->kv[4][1], sco, MP_ACC_MAX_FIELDS);
     const char *names[MP_ACC_MAX_FIELDS * 2];
     int is_score[MP_ACC_MAX_FIELDS * 2];
+    MP_FAIL_IF(nl < 0 || ns < 0, err, MP_EINPUT, "a label or score field name is longer than %d bytes",
+               MP_COLLECT_MAX_FIELD_NAME);
     MP_FAIL_IF(nl + ns > MP_ACC_MAX_FIELDS, err, MP_EINPUT, "at most %d label and score fields in all",
                MP_ACC_MAX_FIELDS);
     for (int i = 0; i < nl; i++) names[i] = lab[i], is_score[i] = 0;
@@ -535,6 +548,7 @@ int mp_collect_run(const mp_collect_opts *o, mp_collect_summary *sum, mp_error *
     mp_tokenizer *tok = NULL;
     mp_state *state = NULL;
     mp_routing routing = {0};
+    mp_lock *lock = NULL;
     int rc = 0;
     char cfg_sha[65], tok_sha[65], hash[65], path[4096];
     settings want, have;
@@ -542,8 +556,19 @@ int mp_collect_run(const mp_collect_opts *o, mp_collect_summary *sum, mp_error *
                "--shard i/n needs 0 <= i < n");
     MP_FAIL_IF(o->n_labels + o->n_scores > MP_CORPUS_MAX_LABELS, err, MP_EINPUT, "at most %d label fields",
                MP_CORPUS_MAX_LABELS);
-    MP_TRY(mp_model_fingerprint(o->model_dir, cfg_sha, tok_sha, hash, err));
-    if ((rc = mp_model_load(o->model_dir, &m, err)) < 0) goto cleanup;
+    for (int i = 0; i < o->n_labels + o->n_scores; i++) {
+        const char *nm = i < o->n_labels ? o->labels[i] : o->scores[i - o->n_labels];
+        MP_FAIL_IF(strlen(nm) > MP_COLLECT_MAX_FIELD_NAME, err, MP_EINPUT,
+                   "%s field name '%.40s...' is %zu bytes, more than the limit of %d",
+                   i < o->n_labels ? "label" : "score", nm, strlen(nm), MP_COLLECT_MAX_FIELD_NAME);
+        MP_FAIL_IF(!*nm || strchr(nm, ','), err, MP_EINPUT, "%s field name '%.40s' must be non-empty without ','",
+                   i < o->n_labels ? "label" : "score", nm);
+    }
+    /* one writer per store: held until the end, from before the store exists */
+    MP_TRY(mp_store_lock(o->out, &lock, err));
+    if ((rc = mp_model_fingerprint(o->model_dir, cfg_sha, tok_sha, hash, err)) < 0 ||
+        (rc = mp_model_load(o->model_dir, &m, err)) < 0)
+        goto cleanup;
     snprintf(path, sizeof path, "%s/tokenizer.model", o->model_dir);
     if ((rc = mp_tokenizer_load(path, &tok, err)) < 0) goto cleanup;
     const mp_config *c = &m->cfg;
@@ -572,11 +597,18 @@ int mp_collect_run(const mp_collect_opts *o, mp_collect_summary *sum, mp_error *
          * a half-initialized store under the real name */
         char tmp[4096];
         snprintf(tmp, sizeof tmp, "%s.tmp-new", o->out);
-        if ((rc = remove_store(tmp, err)) < 0 || (rc = mp_store_open(tmp, MP_STORE_CREATE, &r.st, err)) < 0 ||
-            (rc = write_meta(&r, m, &want, cfg_sha, tok_sha, err)) < 0)
-            goto cleanup;
-        mp_store_close(r.st);
+        rc = remove_store(tmp, err);
+        if (rc == 0) rc = mp_store_open(tmp, MP_STORE_CREATE, &r.st, err);
+        if (rc == 0) rc = write_meta(&r, m, &want, cfg_sha, tok_sha, err);
+        /* everything in the main file (disk full: fail here, never rename a
+         * store whose content is still in its -wal file) */
+        if (rc == 0) rc = mp_store_close_checked(r.st, err);
+        else mp_store_close(r.st);
         r.st = NULL;
+        if (rc < 0) {
+            remove_store(tmp, NULL);
+            goto cleanup;
+        }
         if (rename(tmp, o->out) != 0) {
             rc = mp_fail(err, MP_EIO, "%s: cannot create: %s", o->out, strerror(errno));
             goto cleanup;
@@ -652,6 +684,7 @@ cleanup:
     mp_state_free(state);
     mp_tokenizer_free(tok);
     mp_model_free(m);
+    mp_lock_release(lock);
     return rc;
 }
 
@@ -696,13 +729,16 @@ int mp_collect_merge(const char *out, const char *const *inputs, int n_inputs, i
     settings first, cur;
     mp_store *st = NULL, *o = NULL;
     mp_acc *acc = NULL;
-    char *ev = NULL, tmp[4096];
+    char tmp[4096];
     int rc = 0, shard_n = 0;
     uint64_t shard_set = 0, tot[4] = {0, 0, 0, 0}, skipped = 0, next_doc = 0;
     long E = 0, K = 0, W = 0, G = 0;
+    mp_lock *lock = NULL;
+    int made_tmp = 0;
     snprintf(tmp, sizeof tmp, "%s.tmp-new", out);
     struct stat sb;
     if (stat(out, &sb) == 0 && !force) return mp_fail(err, MP_EINPUT, "%s: already exists (use --force)", out);
+    MP_TRY(mp_store_lock(out, &lock, err));
     for (int i = 0; i < n_inputs; i++) {
         if ((rc = mp_store_open(inputs[i], MP_STORE_READ, &st, err)) < 0) goto cleanup;
         if ((rc = settings_read(st, i ? &cur : &first, err)) < 0) goto cleanup;
@@ -738,16 +774,11 @@ int mp_collect_merge(const char *out, const char *const *inputs, int n_inputs, i
         shard_n = n;
         shard_set |= set;
         if (i == 0) {
-            const char *keys[4] = {"moe_experts", "top_k", "window", "moe_groups"};
-            long *dst[4] = {&E, &K, &W, &G};
-            for (int k = 0; k < 4; k++) {
-                if ((rc = mp_store_meta_get(st, keys[k], &ev, err)) < 0) goto cleanup;
-                *dst[k] = rc ? atol(ev) : 0;
-                free(ev);
-                ev = NULL;
-            }
-            rc = 0;
-            if ((rc = acc_for(&first, &acc, err, atoi(first.kv[9][1]), (int)E, (int)K)) < 0) goto cleanup;
+            /* every size bounded before it sizes the accumulators */
+            mp_store_shape sh;
+            if ((rc = mp_store_shape_read(st, &sh, err)) < 0) goto cleanup;
+            E = sh.E, K = sh.top_k, W = sh.window, G = sh.moe_groups;
+            if ((rc = acc_for(&first, &acc, err, sh.n_groups, (int)E, (int)K)) < 0) goto cleanup;
         }
         if ((rc = mp_store_load_acc(st, acc, err)) < 0) goto cleanup;
         const char *pk[4] = {"documents", "tokens", "windows", "batches"};
@@ -767,7 +798,9 @@ int mp_collect_merge(const char *out, const char *const *inputs, int n_inputs, i
         if (shard_set >> i & 1) snprintf(shard + strlen(shard), sizeof shard - strlen(shard), "%s%d", shard[0] ? "," : "", i);
     snprintf(shard + strlen(shard), sizeof shard - strlen(shard), "/%d", shard_n);
 
-    if ((rc = remove_store(tmp, err)) < 0 || (rc = mp_store_open(tmp, MP_STORE_CREATE, &o, err)) < 0) goto cleanup;
+    if ((rc = remove_store(tmp, err)) < 0) goto cleanup;
+    made_tmp = 1;
+    if ((rc = mp_store_open(tmp, MP_STORE_CREATE, &o, err)) < 0) goto cleanup;
     if ((rc = attach_exec(o, inputs[0],
                           "BEGIN; INSERT OR REPLACE INTO meta SELECT * FROM src.meta;"
                           " INSERT OR REPLACE INTO files SELECT * FROM src.files; COMMIT;",
@@ -798,8 +831,12 @@ int mp_collect_merge(const char *out, const char *const *inputs, int n_inputs, i
         mp_store_rollback(o);
         goto cleanup;
     }
-    mp_store_close(o);
+    rc = mp_store_close_checked(o, err); /* disk full: fail before the rename */
     o = NULL;
+    if (rc < 0) {
+        remove_store(tmp, NULL);
+        goto cleanup;
+    }
     if (force && (rc = remove_store(out, err)) < 0) goto cleanup;
     if (rename(tmp, out) != 0) {
         rc = mp_fail(err, MP_EIO, "%s: cannot create: %s", out, strerror(errno));
@@ -811,15 +848,15 @@ int mp_collect_merge(const char *out, const char *const *inputs, int n_inputs, i
     sum->window = (int)W;
     rc = mp_collect_store_summary(out, sum, err);
 cleanup:
-    if (rc < 0 && o) {
+    if (rc < 0 && made_tmp) { /* a failed merge leaves nothing behind */
         mp_store_close(o);
         o = NULL;
         remove_store(tmp, NULL);
     }
     (void)G;
-    free(ev);
     mp_acc_free(acc);
     mp_store_close(st);
     mp_store_close(o);
+    mp_lock_release(lock);
     return rc;
 }

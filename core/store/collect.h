@@ -32,6 +32,9 @@
 #include "core/util/error.h"
 #include "core/util/progress.h"
 
+#define MP_COLLECT_MAX_FIELD_NAME 127   /* bytes in a label / score field name (longer: error) */
+#define MP_COLLECT_MAX_SCORE 1e15        /* |score| allowed; larger or non-finite: error */
+
 typedef struct mp_collect_opts {
     const char *model_dir;
     const char *corpus;          /* corpus SPEC (core/text/corpus.h) */

@@ -41,6 +41,8 @@
 #include <sys/stat.h>
 #include <zstd.h>
 
+#include "core/util/file.h"
+
 struct mp_store {
     sqlite3 *db;
     char *path;
@@ -75,14 +77,31 @@ static const char *SCHEMA =
 static const char *TABLES[] = {"meta", "files", "progress", "groups", "expert_stats", "topk", "windows",
                                "docs", "label_totals", "label_stats", "score_totals", "score_stats"};
 
+/* The library code for the database's last error: a full disk, an I/O error
+ * or a lock is the environment's failure (MP_ERESOURCE, exit 3). */
+static int sq_code(sqlite3 *db) {
+    switch (sqlite3_errcode(db) & 0xff) {
+    case SQLITE_FULL:
+    case SQLITE_IOERR:
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_NOMEM:
+    case SQLITE_CANTOPEN:
+    case SQLITE_READONLY: return MP_ERESOURCE;
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB: return MP_EINPUT;
+    default: return MP_EIO;
+    }
+}
+
 static int sqerr(mp_store *st, mp_error *err, const char *what) {
-    return mp_fail(err, MP_EIO, "%s: %s: %s", st->path, what, sqlite3_errmsg(st->db));
+    return mp_fail(err, sq_code(st->db), "%s: %s: %s", st->path, what, sqlite3_errmsg(st->db));
 }
 
 int mp_store_exec(mp_store *st, const char *sql, mp_error *err) {
     char *msg = NULL;
     if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        int rc = mp_fail(err, MP_EIO, "%s: %s", st->path, msg ? msg : sqlite3_errmsg(st->db));
+        int rc = mp_fail(err, sq_code(st->db), "%s: %s", st->path, msg ? msg : sqlite3_errmsg(st->db));
         sqlite3_free(msg);
         return rc;
     }
@@ -117,9 +136,14 @@ static int validate(mp_store *st, mp_error *err) {
         }
     char *v = NULL;
     int r = mp_store_meta_get(st, "schema_version", &v, err);
-    if (r <= 0) {
-        rc = r < 0 ? mp_fail(err, MP_EINPUT, "%s: not a monet-probe store (%s)", st->path, err->msg)
-                   : mp_fail(err, MP_EINPUT, "%s: not a monet-probe store (no schema_version)", st->path);
+    if (r < 0) {
+        char why[MP_ERRMSG_MAX]; /* never format err->msg into itself */
+        snprintf(why, sizeof why, "%s", err ? err->msg : "");
+        rc = mp_fail(err, MP_EINPUT, "%s: not a monet-probe store (%.300s)", st->path, why);
+        goto cleanup;
+    }
+    if (r == 0) {
+        rc = mp_fail(err, MP_EINPUT, "%s: not a monet-probe store (no schema_version)", st->path);
         goto cleanup;
     }
     if (atoi(v) != MP_STORE_SCHEMA_VERSION)
@@ -180,6 +204,76 @@ void mp_store_close(mp_store *st) {
     if (st->db) sqlite3_close(st->db);
     free(st->path);
     free(st);
+}
+
+int mp_store_close_checked(mp_store *st, mp_error *err) {
+    if (!st) return 0;
+    int rc = 0, busy = 1, logn = -1, done = -2;
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(st->db, "PRAGMA wal_checkpoint(TRUNCATE)", -1, &s, NULL) != SQLITE_OK) {
+        rc = sqerr(st, err, "checkpoint");
+    } else if (sqlite3_step(s) != SQLITE_ROW) {
+        rc = sqerr(st, err, "checkpoint");
+    } else {
+        busy = sqlite3_column_int(s, 0);
+        logn = sqlite3_column_int(s, 1);
+        done = sqlite3_column_int(s, 2);
+        if (busy || logn != done)
+            rc = mp_fail(err, MP_ERESOURCE, "%s: checkpoint incomplete (%d of %d pages written back)", st->path, done,
+                         logn);
+    }
+    sqlite3_finalize(s);
+    if (rc == 0 && sqlite3_close(st->db) != SQLITE_OK) {
+        rc = sqerr(st, err, "close");
+        sqlite3_close_v2(st->db);
+    } else if (rc < 0) {
+        sqlite3_close(st->db);
+    }
+    st->db = NULL;
+    mp_store_close(st);
+    return rc;
+}
+
+int mp_store_meta_int(mp_store *st, const char *key, long lo, long hi, int required, long *val, mp_error *err) {
+    char *v = NULL, *end = NULL;
+    int r = mp_store_meta_get(st, key, &v, err);
+    if (r < 0) return r;
+    if (r == 0) {
+        MP_FAIL_IF(required, err, MP_EINPUT, "%s: corrupt store: no '%s' metadata", st->path, key);
+        return 0;
+    }
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    int bad = end == v || *end || errno || x < lo || x > hi;
+    if (bad) {
+        int rc = mp_fail(err, MP_EINPUT, "%s: corrupt store: meta '%s' = '%.40s' is not an integer in %ld..%ld",
+                         st->path, key, v, lo, hi);
+        free(v);
+        return rc;
+    }
+    free(v);
+    *val = x;
+    return 1;
+}
+
+int mp_store_shape_read(mp_store *st, mp_store_shape *sh, mp_error *err) {
+    static const struct { const char *key; long hi; } K[6] = {
+        {"n_groups", MP_STORE_MAX_GROUPS}, {"moe_experts", MP_STORE_MAX_EXPERTS}, {"moe_groups", MP_STORE_MAX_LAYERS},
+        {"n_layers", MP_STORE_MAX_LAYERS}, {"window", MP_STORE_MAX_WINDOW},      {"top_k", MP_ACC_MAX_K}};
+    int *dst[6] = {&sh->n_groups, &sh->E, &sh->moe_groups, &sh->n_layers, &sh->window, &sh->top_k};
+    for (int k = 0; k < 6; k++) {
+        long v = 0;
+        MP_TRY(mp_store_meta_int(st, K[k].key, 1, K[k].hi, 1, &v, err));
+        *dst[k] = (int)v;
+    }
+    return 0;
+}
+
+int mp_store_lock(const char *path, struct mp_lock **lock, mp_error *err) {
+    char lp[4200];
+    MP_FAIL_IF(strlen(path) > 4000, err, MP_EINPUT, "%.60s...: store path too long", path);
+    snprintf(lp, sizeof lp, "%s.lock", path);
+    return mp_lock_acquire(lp, path, lock, err);
 }
 
 sqlite3 *mp_store_db(mp_store *st) { return st->db; }

@@ -46,6 +46,37 @@ void mp_store_rollback(mp_store *st);
 /* Metadata (table meta). get: 1 with *val malloc'ed, 0 when absent, <0 error. */
 int mp_store_meta_get(mp_store *st, const char *key, char **val, mp_error *err);
 int mp_store_meta_set(mp_store *st, const char *key, const char *val, mp_error *err);
+/* Bounds on the shape metadata a store may claim. Every size read from a
+ * store is checked against these before it sizes an allocation or a loop. */
+#define MP_STORE_MAX_GROUPS 255         /* n_groups (router groups) */
+#define MP_STORE_MAX_EXPERTS 4096       /* moe_experts E (E*E experts per group) */
+#define MP_STORE_MAX_WINDOW (1 << 24)   /* window, tokens */
+#define MP_STORE_MAX_LAYERS 4096        /* n_layers, moe_groups */
+
+/* Integer metadata key within [lo, hi]. @return 1 with *val, 0 when absent
+ * (allowed only when !required), MP_EINPUT "<store>: corrupt store: meta
+ * '<key>' = '<text>' is not an integer in <lo>..<hi>" or "...: no '<key>'
+ * metadata". */
+int mp_store_meta_int(mp_store *st, const char *key, long lo, long hi, int required, long *val, mp_error *err);
+
+/* The shape every reader needs, bounds-checked (see MP_STORE_MAX_*). */
+typedef struct mp_store_shape {
+    int n_groups, E, moe_groups, n_layers, window, top_k;
+} mp_store_shape;
+int mp_store_shape_read(mp_store *st, mp_store_shape *sh, mp_error *err);
+
+/* Exclusive writer lock of the store at path: lock file "<path>.lock", held
+ * from before the store is created or opened for writing until released.
+ * A second writer gets MP_ERESOURCE "<path>: locked by another writer (pid N,
+ * ...)". The lock file stays beside the store (harmless, reused). */
+struct mp_lock;
+int mp_store_lock(const char *path, struct mp_lock **lock, mp_error *err);
+
+/* Checkpoint the WAL into the main file, then close; unlike mp_store_close,
+ * reports a failure (disk full: MP_ERESOURCE) so that a new store is never
+ * renamed into place incomplete. Closes st in every case. */
+int mp_store_close_checked(mp_store *st, mp_error *err);
+
 /* Integer counters (table progress); get returns 0 and sets *val (0 when absent). */
 int mp_store_progress_get(mp_store *st, const char *key, int64_t *val, mp_error *err);
 int mp_store_progress_set(mp_store *st, const char *key, int64_t val, mp_error *err);

@@ -292,9 +292,8 @@ int mp_acc_value_id(mp_acc *a, int f, const char *value, mp_error *err) {
 }
 
 void mp_score_bucket(double y, char buf[16]) {
-    int b = (int)floor(y * MP_SCORE_BUCKETS);
-    if (!(y == y) || b < 0) b = 0;
-    if (b >= MP_SCORE_BUCKETS) b = MP_SCORE_BUCKETS - 1;
+    double f = floor(y * MP_SCORE_BUCKETS); /* clamp before the int conversion (UB out of range) */
+    int b = !(f == f) || f < 0 ? 0 : f >= MP_SCORE_BUCKETS ? MP_SCORE_BUCKETS - 1 : (int)f;
     snprintf(buf, 16, "%.1f-%.1f", (double)b / MP_SCORE_BUCKETS, (double)(b + 1) / MP_SCORE_BUCKETS);
 }
 

@@ -2,6 +2,7 @@
  * vocab and merge ranks in open-addressing string tables, the GPT-2
  * pre-tokenization pattern as a hand-written scanner, and the classic
  * "merge the lowest-ranked pair everywhere, repeat" loop per piece. */
+#include "core/util/file.h"
 #include "core/text/bpe_bytelevel.h"
 
 #include <cjson/cJSON.h>
@@ -95,8 +96,8 @@ static void init_byte_map(mp_bbpe *t) {
 }
 
 static int read_file(const char *path, char **buf, size_t *len, mp_error *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return mp_fail(err, MP_EIO, "%s: cannot open", path);
+    FILE *f = NULL;
+    MP_TRY(mp_file_fopen_regular(path, &f, NULL, err));
     size_t cap = 1 << 16, n = 0;
     char *b = malloc(cap + 1);
     while (b) {

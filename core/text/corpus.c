@@ -253,10 +253,15 @@ static int src_fill(csrc *s, mp_error *err) {
         }
         if (s->in.pos < s->in.size || s->zflush) {
             ZSTD_outBuffer out = {s->chunk, CHUNK_SIZE, 0};
+            size_t in0 = s->in.pos;
             size_t r = ZSTD_decompressStream(s->zd, &out, &s->in);
             if (ZSTD_isError(r)) return zstd_corrupt(s, ZSTD_getErrorName(r), err);
-            s->zret = r;
-            s->zflush = out.pos == out.size;
+            /* A flush call that made no progress must not overwrite the frame
+             * state: after a frame that ended exactly at a full chunk (content
+             * a multiple of 64 KiB) it returns the next frame's header hint,
+             * which is not "truncated". */
+            if (out.pos > 0 || s->in.pos > in0) s->zret = r;
+            s->zflush = out.pos == out.size && r != 0;
             if (out.pos > 0) {
                 s->end = out.pos;
                 return 1;

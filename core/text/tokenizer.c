@@ -24,6 +24,7 @@
  * Not supported (load fails with a message): model types other than BPE, a
  * non-empty denormalizer charsmap.
  */
+#include "core/util/file.h"
 #include "core/text/tokenizer.h"
 
 #include <errno.h>
@@ -555,8 +556,8 @@ cleanup:
 
 int mp_tokenizer_load(const char *path, mp_tokenizer **out, mp_error *err) {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return mp_fail(err, MP_EIO, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f = NULL;
+    MP_TRY(mp_file_fopen_regular(path, &f, NULL, err));
     int rc = 0;
     size_t cap = 1 << 20, n = 0;
     char *buf = malloc(cap);

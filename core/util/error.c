@@ -19,9 +19,13 @@ int mp_fail_at(mp_error *err, int code, const char *file, int line, const char *
     va_start(ap, fmt);
     vsnprintf(err->msg, sizeof err->msg, fmt, ap);
     va_end(ap);
-    /* keep messages on one line */
-    for (char *p = err->msg; *p; p++)
-        if (*p == '\n' || *p == '\r') *p = ' ';
+    /* one line, and safe on a terminal: messages quote file contents (label
+     * values, JSON strings), so no control byte (ESC, CR, BEL, ...) passes */
+    for (char *p = err->msg; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '\n' || c == '\r' || c == '\t') *p = ' ';
+        else if (c < 0x20 || c == 0x7f) *p = '?';
+    }
     err->code = code;
     err->src_file = file;
     err->src_line = line;
@@ -37,6 +41,8 @@ int mp_error_prefix(mp_error *err, const char *fmt, ...) {
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, err->msg, sizeof old);
+    for (char *p = prefix; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
     size_t n = strlen(prefix);
     if (n > sizeof err->msg - 3) n = sizeof err->msg - 3;
     memcpy(err->msg, prefix, n);
@@ -54,6 +60,7 @@ int mp_exit_code(int code) {
     case MP_EINPUT:
     case MP_EIO:
     case MP_EUNSUPPORTED: return 2;
+    case MP_ERESOURCE: return 3;
     default: return 1;
     }
 }

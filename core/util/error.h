@@ -3,7 +3,9 @@
  * Library code (core/, analysis/, cuda/) never prints or exits: a failing
  * function returns a negative MP_E* code and writes a one-line message into
  * the caller's mp_error. cmd/ prints "monet-probe: <message>" and exits with
- * mp_exit_code(code): 2 for bad input (MP_EINPUT), 1 otherwise.
+ * mp_exit_code(code): 2 for bad input (MP_EINPUT, MP_EIO, MP_EUNSUPPORTED),
+ * 3 when the environment failed (MP_ERESOURCE: disk full, write or read
+ * error, lock held by another process), 1 otherwise. docs/exit-codes.md.
  *
  * Two control-flow macros, no more (STYLE.md 3):
  *   MP_TRY(expr)                    propagate a negative return code
@@ -23,7 +25,9 @@ enum {
     MP_EIO = -2,       /* I/O failure on an existing file (exit 2: names the file) */
     MP_ENOMEM = -3,    /* allocation failed (exit 1) */
     MP_EINTERNAL = -4, /* bug or unsupported situation (exit 1) */
-    MP_EUNSUPPORTED = -5 /* valid input we do not handle, e.g. no GPU (exit 2) */
+    MP_EUNSUPPORTED = -5, /* valid input we do not handle, e.g. no GPU (exit 2) */
+    MP_ERESOURCE = -6     /* the environment failed, not the input: disk full, write/read
+                             error, store locked by another writer (exit 3) */
 };
 
 #define MP_ERRMSG_MAX 512
@@ -38,7 +42,8 @@ typedef struct mp_error {
 /* Reset an error record to "no error". err may be NULL. */
 void mp_error_clear(mp_error *err);
 
-/* Fill err (may be NULL) with a printf-style message; returns code so that
+/* Fill err (may be NULL) with a printf-style message (newlines and tabs become
+ * spaces, other control bytes '?': the line is safe to print); returns code so that
  * callers can write `return mp_fail(err, MP_EINPUT, "%s: bad", path);`. */
 #define mp_fail(err, code, ...) mp_fail_at((err), (code), __FILE__, __LINE__, __VA_ARGS__)
 int mp_fail_at(mp_error *err, int code, const char *file, int line, const char *fmt, ...)
@@ -54,7 +59,7 @@ int mp_error_prefix(mp_error *err, const char *fmt, ...)
 #endif
     ;
 
-/* Process exit status for a library return code: 0, 1 or 2. */
+/* Process exit status for a library return code: 0, 1, 2 or 3. */
 int mp_exit_code(int code);
 
 #define MP_TRY(expr)                      \

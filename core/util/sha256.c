@@ -1,5 +1,6 @@
 /* core/util/sha256.c — SHA-256 (FIPS 180-4), straightforward portable C; see sha256.h.
  * Tested against coreutils' sha256sum (tests/collect). */
+#include "core/util/file.h"
 #include "core/util/sha256.h"
 
 #include <errno.h>
@@ -92,8 +93,8 @@ void mp_sha256_hex(const uint8_t dig[32], char hex[65]) {
 }
 
 int mp_sha256_file(const char *path, char hex[65], mp_error *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return mp_fail(err, MP_EIO, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f = NULL;
+    MP_TRY(mp_file_fopen_regular(path, &f, NULL, err));
     mp_sha256 s;
     mp_sha256_init(&s);
     uint8_t buf[1 << 14];
