@@ -1,6 +1,7 @@
 /* cmd/cli.c — argument and error helpers for the subcommands (see cli.h). */
 #include "cli.h"
 #include "core/model/expert_addr.h"
+#include "core/util/term.h"
 
 #include <errno.h>
 #include <math.h>
@@ -273,6 +274,41 @@ void cli_json_strn(FILE *f, const char *str, size_t n) {
 }
 
 void cli_json_str(FILE *f, const char *s) { cli_json_strn(f, s, s ? strlen(s) : 0); }
+
+char *cli_term_dup(const char *s, int flags) {
+    char *safe = NULL;
+    mp_error err;
+    if (mp_term_escape(s ? s : "", s ? strlen(s) : 0, flags, &safe, &err) < 0) return NULL;
+    return safe;
+}
+
+void cli_term_str(FILE *f, const char *s, int flags) {
+    if (!s) return;
+    size_t n = strlen(s);
+    if (!mp_term_needs_escape(s, n, flags)) {
+        fwrite(s, 1, n, f);
+        return;
+    }
+    char *safe = cli_term_dup(s, flags);
+    fputs(safe ? safe : "(unprintable)", f);
+    free(safe);
+}
+
+void cli_csv_str(FILE *f, const char *s) {
+    char *safe = cli_term_dup(s, 0);
+    const char *t = safe ? safe : "";
+    if (!strpbrk(t, ",\"\n\r")) {
+        fputs(t, f);
+    } else {
+        fputc('"', f);
+        for (; *t; t++) {
+            if (*t == '"') fputc('"', f);
+            fputc(*t, f);
+        }
+        fputc('"', f);
+    }
+    free(safe);
+}
 
 static void cli_on_skip(void *ctx, const char *file, size_t line, const char *reason) {
     if (!*(const int *)ctx) fprintf(stderr, "monet-probe: %s:%zu: %s (skipped)\n", file, line, reason);

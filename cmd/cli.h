@@ -76,6 +76,15 @@ int cli_corpus_open(const char *cmd, const char *spec, const char *text_field, c
 void cli_json_str(FILE *f, const char *s);
 void cli_json_strn(FILE *f, const char *s, size_t n);
 
+/* Write untrusted text (corpus, labels, store contents) for a terminal:
+ * control characters and invalid UTF-8 made visible (core/util/term.h).
+ * flags: MP_TERM_KEEP_NEWLINE (1) keeps '\n' and '\t', else they are escaped. */
+void cli_term_str(FILE *f, const char *s, int flags);
+/* The same into a new string (caller frees); NULL when out of memory. */
+char *cli_term_dup(const char *s, int flags);
+/* One CSV field: escaped like cli_term_str, quoted (RFC 4180) when needed. */
+void cli_csv_str(FILE *f, const char *s);
+
 #define CLI_MAX_STEER 64
 
 /* Steering from --expert "[R:]I,J[=S]" arguments (strength defaults to

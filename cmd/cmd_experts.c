@@ -66,8 +66,11 @@ int cmd_experts(int argc, char **argv) {
             rc = mp_fail(&err, MP_ENOMEM, "out of memory");
             goto cleanup;
         }
-        if (sqlite3_prepare_v2(db, "SELECT n_tokens FROM label_totals WHERE field=? AND value=?", -1, &q, NULL) !=
-            SQLITE_OK) {
+        /* the value as stored, matched case-insensitively (an exact match first), like purge */
+        if (sqlite3_prepare_v2(db,
+                               "SELECT n_tokens, value FROM label_totals WHERE field=?1 AND value=?2 COLLATE NOCASE "
+                               "ORDER BY value=?2 DESC LIMIT 1",
+                               -1, &q, NULL) != SQLITE_OK) {
             rc = mp_fail(&err, MP_EIO, "%s: %s", store, sqlite3_errmsg(db));
             goto cleanup;
         }
@@ -79,6 +82,14 @@ int cmd_experts(int argc, char **argv) {
             goto cleanup;
         }
         label_tokens = (double)sqlite3_column_int64(q, 0);
+        const unsigned char *stored = sqlite3_column_text(q, 1);
+        char *v2 = stored ? strdup((const char *)stored) : NULL;
+        if (!v2) {
+            rc = mp_fail(&err, MP_ENOMEM, "out of memory");
+            goto cleanup;
+        }
+        free(value);
+        value = v2;
         sqlite3_finalize(q);
         q = NULL;
     }

@@ -79,7 +79,8 @@ int cmd_specialize(int argc, char **argv) {
         printf("label,group,expert_i,expert_j,flat_id,skew,p_label,p_second,n_active\n");
         for (size_t k = 0; k < n_spec; k++) {
             const mp_spec_expert *e = list[k];
-            printf("%s,%d,%u,%u,%u,%s%.6g,%.6g,%.6g,%lld\n", r.labels[e->label], e->group, e->expert / r.E,
+            cli_csv_str(stdout, r.labels[e->label]);
+            printf(",%d,%u,%u,%u,%s%.6g,%.6g,%.6g,%lld\n", e->group, e->expert / r.E,
                    e->expert % r.E, e->expert, isinf(e->skew) ? "inf" : "", isinf(e->skew) ? 0.0 : e->skew, e->best,
                    e->second, (long long)e->n_active);
         }
@@ -116,14 +117,20 @@ int cmd_specialize(int argc, char **argv) {
         }
         printf("\n]}\n");
     } else {
-        printf("store %s: label field '%s', measure %s, specialist = p(best) >= %g x p(second), min %ld active tokens\n",
-               store_path, field, measure, o.ratio, min_count);
+        printf("store ");
+        cli_term_str(stdout, store_path, 0);
+        printf(": label field '");
+        cli_term_str(stdout, field, 0);
+        printf("', measure %s, specialist = p(best) >= %g x p(second), min %ld active tokens\n", measure, o.ratio,
+               min_count);
         printf("%zu of %zu experts with statistics are specialists\n\n%-14s", n_spec, r.n_experts, "label");
         for (int g = 0; g < r.n_groups; g++) printf(" %8s%-2d", "group ", g);
         printf(" %8s %8s\n", "total", "ratio");
         for (int c = 0; c < r.n_labels; c++) {
             size_t tot = 0;
-            printf("%-14s", r.labels[c]);
+            char *lab = cli_term_dup(r.labels[c], 0);
+            printf("%-14s", lab ? lab : "?");
+            free(lab);
             for (int g = 0; g < r.n_groups; g++) {
                 tot += r.specialists[(size_t)c * r.n_groups + g];
                 printf(" %10zu", r.specialists[(size_t)c * r.n_groups + g]);
@@ -131,7 +138,9 @@ int cmd_specialize(int argc, char **argv) {
             printf(" %8zu %7.3f%%\n", tot, 100.0 * tot / total);
         }
         for (int c = 0; c < r.n_labels; c++) {
-            printf("\ntop specialists of '%s' (%lld tokens):\n", r.labels[c], (long long)r.label_tokens[c]);
+            printf("\ntop specialists of '");
+            cli_term_str(stdout, r.labels[c], 0);
+            printf("' (%lld tokens):\n", (long long)r.label_tokens[c]);
             long shown = 0;
             for (size_t k = 0; k < n_spec; k++) {
                 const mp_spec_expert *e = list[k];

@@ -155,7 +155,11 @@ int cmd_top_contexts(int argc, char **argv) {
     g0 = grp >= 0 ? grp : 0;
     g1 = grp >= 0 ? grp : (int)n_groups - 1;
     uint32_t e = (uint32_t)(ei * E + ej);
-    if (json) printf("{\"store\": \"%s\", \"expert\": {\"i\": %ld, \"j\": %ld, \"id\": %u}, \"groups\": [", store, ei, ej, e);
+    if (json) {
+        printf("{\"store\": ");
+        cli_json_str(stdout, store);
+        printf(", \"expert\": {\"i\": %ld, \"j\": %ld, \"id\": %u}, \"groups\": [", ei, ej, e);
+    }
     for (int g = g0; g <= g1; g++) {
         mp_expert_stat es;
         size_t n = 0;
@@ -168,7 +172,7 @@ int cmd_top_contexts(int argc, char **argv) {
                    g > g0 ? ", " : "", g, first, last, (unsigned long long)es.n, es.n ? es.sum / (double)es.n : 0.0,
                    (double)es.max);
         } else {
-            printf("group %d (layers %ld-%ld) expert %ld,%ld (id %u): ", g, first, last, ei, ej, e);
+            printf("expert %d:%ld,%ld (%d:#%u), group %d (layers %ld-%ld): ", g, ei, ej, g, e, g, first, last);
             if (es.n) printf("active on %llu tokens, mean %.2f%%, max %.2f%%\n", (unsigned long long)es.n,
                              100.0 * es.sum / (double)es.n, 100.0 * es.max);
             else printf("never active\n");
@@ -192,7 +196,10 @@ int cmd_top_contexts(int argc, char **argv) {
                        k ? "," : "", hits[k].rank, hits[k].w, 100.0 * hits[k].w, (unsigned long long)hits[k].doc,
                        hits[k].pos);
                 cli_json_str(stdout, source ? source : "");
-                printf(", \"line\": %lld, \"labels\": %s, \"left\": ", (long long)line, labels ? labels : "{}");
+                /* the labels re-serialized from their parse: a crafted store cannot inject JSON */
+                char *lab = cJSON_IsObject(lj) ? cJSON_PrintUnformatted(lj) : NULL;
+                printf(", \"line\": %lld, \"labels\": %s, \"left\": ", (long long)line, lab ? lab : "{}");
+                free(lab);
                 cli_json_str(stdout, ct.left);
                 printf(", \"token\": ");
                 cli_json_str(stdout, ct.tok);
@@ -204,11 +211,20 @@ int cmd_top_contexts(int argc, char **argv) {
                 const cJSON *it;
                 int nl = 0;
                 cJSON_ArrayForEach(it, lj) {
-                    if (cJSON_IsString(it)) printf("%s%s=%s", nl++ ? " " : "  [", it->string, it->valuestring);
+                    if (!cJSON_IsString(it)) continue;
+                    fputs(nl++ ? " " : "  [", stdout);
+                    cli_term_str(stdout, it->string, 0);
+                    putchar('=');
+                    cli_term_str(stdout, it->valuestring, 0);
                 }
                 if (nl) printf("]");
-                printf("\n           %s%s%s%s%s\n", ct.left, is_tty ? "\033[1m" : "[[", ct.tok, is_tty ? "\033[0m" : "]]",
-                       ct.right);
+                printf("\n           ");
+                cli_term_str(stdout, ct.left, 0);
+                fputs(is_tty ? "\033[1m" : "[[", stdout);
+                cli_term_str(stdout, ct.tok, 0);
+                fputs(is_tty ? "\033[0m" : "]]", stdout);
+                cli_term_str(stdout, ct.right, 0);
+                putchar('\n');
             }
             cJSON_Delete(lj);
             free(ct.left), free(ct.tok), free(ct.right), free(labels), free(source);
