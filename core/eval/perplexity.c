@@ -77,6 +77,7 @@ int mp_ppl_corpus(mp_engine *st, int vocab, const mp_tokenizer *tok, mp_corpus *
         res->nll += nll;
         res->tokens += cnt;
         res->docs++;
+        if (prog && max_docs < 0) mp_progress_set_fraction(prog, mp_corpus_fraction(c));
         if (prog) mp_progress_add(prog, cnt);
     }
     free(logits);

@@ -99,6 +99,11 @@ static int check_fields(const cJSON *root, const char *name, mp_config *c, mp_er
     const cJSON *rs = member(root, "rope_scaling");
     if (rs && !cJSON_IsNull(rs))
         return mp_fail(err, MP_EINPUT, "%s: rope_scaling is not supported (expected null)", name);
+    const cJSON *ab = member(root, "attention_bias");
+    if (ab && cJSON_IsTrue(ab))
+        return mp_fail(err, MP_EINPUT,
+                       "%s: attention_bias true is not supported (the q/k/v/o projection biases would be ignored; "
+                       "the public Monet checkpoints use false)", name);
     const char *td = get_string(root, "torch_dtype");
     snprintf(c->torch_dtype, sizeof c->torch_dtype, "%s", td ? td : "unknown");
     return 0;

@@ -656,6 +656,7 @@ int mp_collect_run(const mp_collect_opts *o, mp_collect_summary *sum, mp_error *
             goto cleanup;
         }
         if (got == 0) break;
+        if (o->progress && o->max_tokens <= 0) mp_progress_set_fraction(o->progress, mp_corpus_fraction(r.corpus));
         if (d.index < r.next_doc) continue;
         r.next_doc = d.index + 1;
         if (o->shard_n > 1 && d.index % (uint64_t)o->shard_n != (uint64_t)o->shard_i) continue;

@@ -103,6 +103,12 @@ struct mp_corpus {
 
     uint64_t index;
     size_t skipped;
+    size_t no_text;        /* JSON object records without the text field */
+    unsigned char label_seen[MP_CORPUS_MAX_LABELS]; /* some document had a value for label field i */
+    char first_fields[200];/* keys of the first JSON object record, for the error */
+    uint64_t bytes_total;  /* sum of the files' sizes (0: unknown, e.g. a pipe) */
+    uint64_t bytes_closed; /* sizes of the files finished */
+    uint64_t cur_size;     /* size of the open file */
     int failed;            /* sticky error code */
     char failed_msg[MP_ERRMSG_MAX];
 };
@@ -441,6 +447,27 @@ static int json_label(mp_corpus *c, int i, const cJSON *v, const char **out, mp_
     return 0;
 }
 
+/* Documents read before a label field no document has is an error. */
+#define LABEL_CHECK_DOCS 100
+
+/* 0, or MP_EINPUT when a requested label field had no value in any document so far. */
+static int check_labels_seen(mp_corpus *c, mp_error *err) {
+    for (int i = 0; i < c->opts.n_label_fields; i++)
+        if (!c->label_seen[i]) {
+            snprintf(c->failed_msg, sizeof c->failed_msg,
+                     "%s: no document of the first %llu has the label field \"%.100s\"%s%s%s", c->spec,
+                     (unsigned long long)c->index, c->label_fields[i], c->first_fields[0] ? " (fields of the first record: " : "",
+                     c->first_fields, c->first_fields[0] ? ")" : "");
+            c->failed = MP_EINPUT;
+            return mp_fail(err, MP_EINPUT, "%s", c->failed_msg);
+        }
+    return 0;
+}
+
+/* Records in a row without the text field, before any document, after which
+ * the field name is taken to be wrong rather than the records malformed. */
+#define NO_TEXT_FAIL_FAST 100
+
 static int read_jsonl(mp_corpus *c, mp_doc *doc, mp_error *err) {
     char reason[160];
     const char *tf = c->text_field ? c->text_field : "text";
@@ -472,6 +499,20 @@ static int read_jsonl(mp_corpus *c, mp_doc *doc, mp_error *err) {
             continue;
         }
         const cJSON *t = json_path(c->json, tf, strlen(tf));
+        if (!c->first_fields[0]) {
+            size_t n = 0;
+            const cJSON *it;
+            cJSON_ArrayForEach(it, c->json) {
+                if (n + 8 >= sizeof c->first_fields) break;
+                n += (size_t)snprintf(c->first_fields + n, sizeof c->first_fields - n, "%s%.40s", n ? ", " : "",
+                                      it->string);
+            }
+            if (!n) snprintf(c->first_fields, sizeof c->first_fields, "none");
+        }
+        if (!t && ++c->no_text >= NO_TEXT_FAIL_FAST && c->index == 0)
+            return mp_fail(err, MP_EINPUT, "%s: none of the first %d records has the text field \"%.100s\" (fields of the "
+                           "first record: %s); choose one with --text-field", c->path, NO_TEXT_FAIL_FAST, tf,
+                           c->first_fields);
         if (!t || !cJSON_IsString(t)) {
             snprintf(reason, sizeof reason, t ? "text field \"%.100s\" is not a string" : "missing text field \"%.100s\"", tf);
             MP_TRY(skip_record(c, ln, reason, err));
@@ -703,6 +744,7 @@ static int dir_walk(mp_corpus *c, const char *dir, int depth, mp_error *err) {
         if (S_ISDIR(st.st_mode)) {
             rc = dir_walk(c, path, depth + 1, err);
         } else if (S_ISREG(st.st_mode) || (S_ISLNK(st.st_mode) && stat(path, &st) == 0 && S_ISREG(st.st_mode))) {
+            c->bytes_total += (uint64_t)st.st_size;
             rc = dir_add(c, path, err);
         }
         if (rc < 0) break;
@@ -756,6 +798,8 @@ static int dir_file_label(mp_corpus *c, const char *path, mp_error *err) {
 /* ---- the reader ------------------------------------------------------------ */
 
 static void close_file(mp_corpus *c) {
+    if (c->open) c->bytes_closed += c->cur_size;
+    c->cur_size = 0;
     src_close(&c->src);
     cJSON_Delete(c->json);
     c->json = NULL;
@@ -772,6 +816,8 @@ static int open_file(mp_corpus *c, const char *path, mp_error *err) {
     c->csv_have_header = 0;
     c->open = 1; /* src_close is safe on a half-opened source */
     MP_TRY(src_open(&c->src, path, zst, err));
+    struct stat st;
+    c->cur_size = c->src.fp && fstat(fileno(c->src.fp), &st) == 0 && S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
     if (c->is_dir) MP_TRY(dir_file_label(c, path, err));
     return 0;
 }
@@ -832,6 +878,7 @@ int mp_corpus_open(const char *spec, const mp_corpus_opts *opts, mp_corpus **out
         }
     } else {
         rc = open_file(c, c->spec, err);
+        c->bytes_total = c->cur_size;
         if (rc >= 0 && c->fmt == FMT_CSV) rc = csv_header(c, err); /* a bad header fails here */
         if (rc < 0) goto fail;
     }
@@ -876,8 +923,23 @@ int mp_corpus_next(mp_corpus *c, mp_doc *doc, mp_error *err) {
         else snprintf(c->failed_msg, sizeof c->failed_msg, "%s: reading failed", c->spec);
         return rc;
     }
-    if (rc == 0) return 0;
+    if (rc == 0 && c->index == 0) { /* nothing to measure: say why instead of an empty result */
+        if (c->no_text)
+            snprintf(c->failed_msg, sizeof c->failed_msg,
+                     "%s: no documents: %zu records have no text field \"%.100s\" (fields of the first record: %s); "
+                     "choose one with --text-field",
+                     c->spec, c->no_text, c->text_field ? c->text_field : "text", c->first_fields);
+        else
+            snprintf(c->failed_msg, sizeof c->failed_msg, "%s: no documents (%zu malformed records skipped)", c->spec,
+                     c->skipped);
+        c->failed = MP_EINPUT;
+        return mp_fail(err, MP_EINPUT, "%s", c->failed_msg);
+    }
+    if (rc == 0) return c->index < LABEL_CHECK_DOCS ? check_labels_seen(c, err) : 0;
+    for (int i = 0; i < c->opts.n_label_fields; i++)
+        if (c->lab[i]) c->label_seen[i] = 1;
     doc->index = c->index++;
+    if (c->index == LABEL_CHECK_DOCS) MP_TRY(check_labels_seen(c, err));
     doc->source = c->path;
     int n = c->opts.n_label_fields;
     for (int i = 0; i < n; i++) {
@@ -895,6 +957,17 @@ int mp_corpus_next(mp_corpus *c, mp_doc *doc, mp_error *err) {
         doc->label_values[i] = NULL;
     }
     return 1;
+}
+
+double mp_corpus_fraction(const mp_corpus *c) {
+    if (!c || !c->bytes_total) return -1;
+    uint64_t done = c->bytes_closed;
+    if (c->open && c->src.fp) {
+        off_t at = ftello(c->src.fp);
+        if (at > 0) done += (uint64_t)at < c->cur_size ? (uint64_t)at : c->cur_size;
+    }
+    double f = (double)done / (double)c->bytes_total;
+    return f > 1 ? 1 : f;
 }
 
 size_t mp_corpus_skipped(const mp_corpus *c) {

@@ -67,6 +67,10 @@ int mp_corpus_open(const char *spec, const mp_corpus_opts *opts, struct mp_corpu
 
 /* Next document: 1 with *doc filled, 0 at the end, <0 on error (I/O, or a
  * malformed line under strict). */
+/* Share of the corpus read so far in 0..1, from the bytes of its files (for
+ * a compressed file, the compressed bytes); -1 when the size is unknown. */
+double mp_corpus_fraction(const struct mp_corpus *c);
+
 int mp_corpus_next(struct mp_corpus *c, mp_doc *doc, mp_error *err);
 
 /* Malformed lines skipped so far. */

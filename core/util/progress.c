@@ -16,6 +16,7 @@ void mp_progress_start(mp_progress *p, FILE *out, const char *label, const char 
     p->unit = unit;
     p->total = total;
     p->done = 0;
+    p->frac = -1;
     p->t_start = p->t_last = mp_now();
     p->is_tty = out ? isatty(fileno(out)) : 0;
     p->printed = 0;
@@ -49,6 +50,10 @@ static void draw(mp_progress *p, int final) {
             fprintf(p->out, "%s: %5.1f%% %llu/%llu %s, %.1f %s/s%s", p->label, frac * 100,
                     (unsigned long long)p->done, (unsigned long long)p->total, p->unit, rate, p->unit, eta);
         }
+    } else if (p->frac > 0 && !final) {
+        double left = el * (1 - p->frac) / p->frac;
+        fprintf(p->out, "%s: %5.1f%% %llu %s, %.1f %s/s ETA %dm%02ds", p->label, 100 * p->frac,
+                (unsigned long long)p->done, p->unit, rate, p->unit, (int)(left / 60), (int)left % 60);
     } else {
         fprintf(p->out, "%s: %llu %s, %.1f %s/s", p->label, (unsigned long long)p->done, p->unit, rate, p->unit);
     }
@@ -67,6 +72,10 @@ void mp_progress_add(mp_progress *p, uint64_t n) {
         p->t_last = now;
         draw(p, 0);
     }
+}
+
+void mp_progress_set_fraction(mp_progress *p, double frac) {
+    p->frac = frac > 1 ? 1 : frac;
 }
 
 void mp_progress_finish(mp_progress *p) {
