@@ -56,10 +56,11 @@ def one_line_error(p, code=2):
 
 
 def write_corpus(path, n, extra_bad=False):
-    """First n RosettaCode solutions (Python, Lua, PHP, Java interleaved), code cut to
-    500 chars, lang label and a synthetic per-document score 'tox' in [0,1] (every 7th
-    document has none)."""
-    rows = shipped.code_docs(("Python", "Lua", "PHP", "Java"))[:n]
+    """First n RosettaCode solutions (Python, Lua, PHP, Java interleaved) shorter than
+    300 chars (the brute force routes every window: keeps it well inside the timeout),
+    lang label and a synthetic per-document score 'tox' in [0,1] (every 7th document
+    has none)."""
+    rows = shipped.code_docs(("Python", "Lua", "PHP", "Java"), max_len=300)[:n]
     with open(path, "w") as f:
         for k, r in enumerate(rows):
             d = {"code": r["text"][:500], "lang": r["lang"]}
