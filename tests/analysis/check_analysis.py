@@ -5,7 +5,8 @@ documents (tiny random checkpoint, short labelled code and scored prompts):
 per-expert per-label mean routing scores and activation frequencies, the
 2x-skew specialist sets per group, per-token and per-document Pearson r
 (numpy), the purge masks; plus error handling.
-usage: check_analysis.py MONET_PROBE TESTS_REF_DIR SHARED_DIR WORKDIR"""
+Corpora come from the shipped data/corpus (tests/ref/shipped.py).
+usage: check_analysis.py MONET_PROBE TESTS_REF_DIR WORKDIR"""
 import json
 import math
 import os
@@ -15,7 +16,9 @@ import sys
 
 import numpy as np
 
-BIN, REF, SHARED, WORK = sys.argv[1:5]
+BIN, REF, WORK = sys.argv[1:4]
+sys.path.insert(0, REF)
+import shipped  # noqa: E402
 shutil.rmtree(WORK, ignore_errors=True)
 os.makedirs(WORK)
 failures = []
@@ -37,28 +40,19 @@ def run(*args, ok=True, inp=None):
 model = os.path.join(WORK, "model")
 subprocess.run([sys.executable, os.path.join(REF, "make_checkpoint.py"), "--out", model, "--dtype", "BF16",
                 "--layers", "4", "--groups", "2", "--hidden", "32", "--heads", "4", "--experts", "8", "--moe-dim", "8",
-                "--moe-heads", "2", "--topk", "2", "--seed", "17", "--quiet", "--tokenizer",
-                os.path.join(SHARED, "data", "llama2-tokenizer", "tokenizer.model")], check=True)
+                "--moe-heads", "2", "--topk", "2", "--seed", "17", "--quiet", "--tokenizer", shipped.TOKENIZER],
+               check=True)
 E, R = 8, 2
 
-# corpora: short RosettaCode solutions in 3 languages; RTP prompts with toxicity scores
-docs = []
-per_lang = {"Python": 0, "Lua": 0, "PHP": 0}
-for line in open(os.path.join(SHARED, "data", "rosettacode", "solutions.jsonl")):
-    d = json.loads(line)
-    if d["lang"] in per_lang and per_lang[d["lang"]] < 8 and 40 < len(d["code"]) < 600:
-        per_lang[d["lang"]] += 1
-        docs.append({"text": d["code"], "lang": d["lang"]})
+# corpora (shipped data/corpus/probe.jsonl): short RosettaCode solutions in 3 languages;
+# short texts with toxicity scores
+docs = [{"text": d["text"], "lang": d["lang"]}
+        for d in shipped.code_docs(("Python", "Lua", "PHP"), per_lang=8, min_len=40, max_len=600)]
 code = os.path.join(WORK, "code.jsonl")
 with open(code, "w") as f:
     for d in docs:
         f.write(json.dumps(d) + "\n")
-prompts = []
-for name in ("toxic.jsonl", "nontoxic.jsonl"):
-    for line in open(os.path.join(SHARED, "data", "realtoxicityprompts", name)).readlines()[:12]:
-        d = json.loads(line)
-        if d["prompt"]["toxicity"] is not None:
-            prompts.append({"text": d["prompt"]["text"], "toxicity": d["prompt"]["toxicity"]})
+prompts = shipped.scored_prompts(24)
 rtp = os.path.join(WORK, "rtp.jsonl")
 with open(rtp, "w") as f:
     for d in prompts:
@@ -80,7 +74,7 @@ def routes(text):
 
 
 # ---- specialization, brute force
-labels = sorted(per_lang)
+labels = sorted({d["lang"] for d in docs})
 sum_w = {}   # (g, flat, label) -> sum w
 cnt = {}     # (g, flat, label) -> active tokens
 ntok = {l: 0 for l in labels}

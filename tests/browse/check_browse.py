@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """tests/browse/check_browse.py — `monet-probe browse` end to end.
 
-site:     tiny random checkpoint (real LLaMA-2 tokenizer), a labelled corpus
-          (RosettaCode solutions: lang; RealToxicityPrompts prompts: toxicity;
+site:     tiny random checkpoint (the shipped data/monet-tiny tokenizer), a labelled
+          corpus from the shipped data/corpus (RosettaCode solutions: lang; short
+          ToxiGen texts: toxicity, see tests/ref/shipped.py;
           one hostile document whose text and label are HTML/JS injections),
           collect, specialize/correlate --json, browse; checks the files, that
           every expert linked from the index has a page and every link in the
@@ -16,7 +17,7 @@ chromium: headless Chromium renders the index and one expert page (with the
           title / <pre id=selftest>, read with --dump-dom) must PASS, and the
           browser log (--enable-logging=stderr) must show no console error.
           Exit 77 (skipped) when chromium is not installed.
-usage: check_browse.py site|chromium MONET_PROBE TESTS_REF_DIR SHARED_DIR WORKDIR"""
+usage: check_browse.py site|chromium MONET_PROBE TESTS_REF_DIR WORKDIR"""
 import glob
 import json
 import os
@@ -26,7 +27,9 @@ import subprocess
 import sys
 import tempfile
 
-MODE, BIN, REF, SHARED, WORK = sys.argv[1:6]
+MODE, BIN, REF, WORK = sys.argv[1:5]
+sys.path.insert(0, REF)
+import shipped  # noqa: E402
 SITE = os.path.join(WORK, "site")
 HOSTILE = "<script>alert(1)</script>"
 # no '"' or '\\' in the label: `specialize --json` prints labels unescaped (cmd_specialize.c)
@@ -67,18 +70,10 @@ def site_mode():
     subprocess.run([sys.executable, os.path.join(REF, "make_checkpoint.py"), "--out", model, "--dtype", "BF16",
                     "--layers", "4", "--groups", "2", "--hidden", "32", "--heads", "4", "--experts", "16",
                     "--moe-dim", "8", "--moe-heads", "2", "--topk", "4", "--seed", "23", "--quiet", "--tokenizer",
-                    os.path.join(SHARED, "data", "llama2-tokenizer", "tokenizer.model")], check=True)
-    docs, per_lang = [], {"Python": 0, "C": 0, "Lua": 0}
-    for line in open(os.path.join(SHARED, "data", "rosettacode", "solutions.jsonl")):
-        d = json.loads(line)
-        if d["lang"] in per_lang and per_lang[d["lang"]] < 10 and 40 < len(d["code"]) < 500:
-            per_lang[d["lang"]] += 1
-            docs.append({"code": d["code"], "lang": d["lang"]})
-    for name in ("toxic.jsonl", "nontoxic.jsonl"):
-        for line in open(os.path.join(SHARED, "data", "realtoxicityprompts", name)).readlines()[:6]:
-            d = json.loads(line)
-            if d["prompt"]["toxicity"] is not None:
-                docs.append({"code": d["prompt"]["text"], "toxicity": str(d["prompt"]["toxicity"])})
+                    shipped.TOKENIZER], check=True)
+    docs = [{"code": d["text"], "lang": d["lang"]}
+            for d in shipped.code_docs(("Python", "Java", "Lua"), per_lang=10, min_len=40, max_len=500)]
+    docs += [{"code": d["text"], "toxicity": str(d["toxicity"])} for d in shipped.scored_prompts(12)]
     docs.append({"code": f"{HOSTILE} & {HOSTILE}", "lang": HOSTILE_LABEL, "toxicity": "0.5"})
     corpus = os.path.join(WORK, "corpus.jsonl")
     with open(corpus, "w") as f:

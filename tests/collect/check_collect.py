@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """tests/collect/check_collect.py — collect, top-contexts, experts and merge end
-to end on a tiny random checkpoint with the real LLaMA-2 tokenizer.
+to end on a tiny random checkpoint with the shipped data/monet-tiny tokenizer, over
+RosettaCode solutions from the shipped data/corpus/probe.jsonl (tests/ref/shipped.py).
 
-usage: check_collect.py MODE MONET_PROBE MODEL_DIR SHARED_DIR TEST_SHA256
+usage: check_collect.py MODE MONET_PROBE MODEL_DIR TESTS_REF_DIR TEST_SHA256
 MODE:
   bruteforce  top-K rows, activation statistics, label and Pearson statistics of
               the store == a brute-force recomputation from `route --json` over
@@ -26,7 +27,10 @@ import time
 
 import numpy as np
 
-MODE, BIN, MODEL, SHARED, SHA_BIN = sys.argv[1:6]
+MODE, BIN, MODEL, REF, SHA_BIN = sys.argv[1:6]
+sys.path.insert(0, REF)
+import shipped  # noqa: E402
+
 OTHER = MODEL + "-other"
 failures = []
 W, K = 32, 5
@@ -52,19 +56,16 @@ def one_line_error(p, code=2):
 
 
 def write_corpus(path, n, extra_bad=False):
-    """First n RosettaCode solutions, code cut to 500 chars, lang label and a
-    synthetic per-document score 'tox' in [0,1] (every 7th document has none)."""
-    rows = []
-    with open(os.path.join(SHARED, "data/rosettacode/solutions.jsonl")) as f:
-        for line in f:
-            rows.append(json.loads(line))
-            if len(rows) == n:
-                break
+    """First n RosettaCode solutions (Python, Lua, PHP, Java interleaved) shorter than
+    300 chars (the brute force routes every window: keeps it well inside the timeout),
+    lang label and a synthetic per-document score 'tox' in [0,1] (every 7th document
+    has none)."""
+    rows = shipped.code_docs(("Python", "Lua", "PHP", "Java"), max_len=300)[:n]
     with open(path, "w") as f:
         for k, r in enumerate(rows):
-            d = {"code": r["code"][:500], "lang": r["lang"]}
+            d = {"code": r["text"][:500], "lang": r["lang"]}
             if k % 7 != 3:
-                d["tox"] = round(int(hashlib.md5(r["path"].encode()).hexdigest()[:6], 16) / 0xFFFFFF, 4)
+                d["tox"] = round(int(hashlib.md5(r["source"].encode()).hexdigest()[:6], 16) / 0xFFFFFF, 4)
             f.write(json.dumps(d) + "\n")
             if extra_bad and k == 4:
                 f.write("{not json\n")

@@ -1,8 +1,9 @@
 /* tests/corpus/test_corpus.c — core/text/corpus.c against fixtures written at run
  * time into a mkdtemp directory (text, JSONL, CSV, .zst, directory trees,
- * malformed lines, strict mode, corrupt zstd, a 5 MB line) and against the
- * real data sets in MP_SHARED (argv[1]): MMLU CSVs, RosettaCode and
- * RealToxicityPrompts JSONL. Exit status 1 on any failed check. */
+ * malformed lines, strict mode, corrupt zstd, a 5 MB line), or with
+ * `--real SHARED_DIR` against the real data sets staged there: MMLU CSVs,
+ * RosettaCode and RealToxicityPrompts JSONL. Exit status 1 on any failed check.
+ * usage: test_corpus [--real SHARED_DIR] */
 #include "core/text/corpus.h"
 #include "core/text/utf8.h"
 
@@ -693,16 +694,22 @@ int main(int argc, char **argv) {
         perror("mkdtemp");
         return 1;
     }
-    test_utf8();
-    test_text();
-    test_jsonl();
-    test_csv();
-    test_zstd();
-    test_dir();
-    test_errors();
-    test_long_line();
-    if (argc > 1) test_real(argv[1]);
-    else printf("test_corpus: no MP_SHARED argument, real-data checks not run\n");
+    /* test_corpus: the generated fixtures; test_corpus --real SHARED: the real files only */
+    if (argc == 3 && !strcmp(argv[1], "--real")) {
+        test_real(argv[2]);
+    } else if (argc == 1) {
+        test_utf8();
+        test_text();
+        test_jsonl();
+        test_csv();
+        test_zstd();
+        test_dir();
+        test_errors();
+        test_long_line();
+    } else {
+        fprintf(stderr, "usage: test_corpus [--real SHARED_DIR]\n");
+        return 2;
+    }
     if (!n_failed) {
         char cmd[300];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);

@@ -4,7 +4,7 @@ group) against the float64 reference's full expansion: a steered expert that
 is inactive, one that is active, several at once, negative strength, steering
 combined with a mask; `steer` greedy generation equals the argmax chain of the
 reference under the same steering; bad addresses exit 2.
-usage: check_steer.py MONET_PROBE TESTS_REF_DIR WORKDIR vertical|horizontal SHARED_DIR"""
+usage: check_steer.py MONET_PROBE TESTS_REF_DIR WORKDIR vertical|horizontal"""
 import json
 import os
 import shutil
@@ -13,9 +13,10 @@ import sys
 
 import numpy as np
 
-BIN, REF, WORK, DEC, SHARED = sys.argv[1:6]
+BIN, REF, WORK, DEC = sys.argv[1:5]
 sys.path.insert(0, REF)
 import monet_ref  # noqa: E402
+import shipped  # noqa: E402
 
 shutil.rmtree(WORK, ignore_errors=True)
 os.makedirs(WORK)
@@ -23,9 +24,9 @@ model = os.path.join(WORK, "model")
 subprocess.run([sys.executable, os.path.join(REF, "make_checkpoint.py"), "--out", model, "--decompose", DEC,
                 "--dtype", "F32", "--layers", "4", "--groups", "2", "--hidden", "32", "--heads", "4", "--experts", "16",
                 "--moe-dim", "8", "--moe-heads", "2", "--topk", "4", "--seed", "8", "--quiet",
-                "--tokenizer", os.path.join(SHARED, "data", "llama2-tokenizer", "tokenizer.model")], check=True)
+                "--tokenizer", shipped.TOKENIZER], check=True)
 ref = monet_ref.load_model(model)
-ids = [1, 450, 4996, 17354, 1701, 432, 17204, 975, 278, 17366, 11203, 29889]
+ids = [1, 450, 3996, 1735, 1701, 432, 1720, 975, 278, 4066, 1120, 2988]  # < 4096 pieces
 failures = []
 
 
@@ -81,7 +82,9 @@ check(p.returncode == 2 and p.stderr.count(b"\n") == 1 and b"say which router gr
 # steer command: greedy chain == reference argmax under the same steering
 p = subprocess.run([BIN, "steer", "--model", model, "--expert", f"0:{inactive[0]},{inactive[1]}", "--strength", "2",
                     "--prompt", "The cat", "--max-tokens", "8", "--temperature", "0", "--json"], capture_output=True)
-g = json.loads(p.stdout)
+# lenient decode: a byte-fallback piece (<0xB0>) sampled alone reaches "text" as a raw
+# byte, not valid UTF-8 (product issue, reported); only the ids are checked here
+g = json.loads(p.stdout.decode("utf-8", errors="replace"))
 allids = g["prompt_ids"] + g["ids"]
 lg = ref.forward(allids, steer=[(0, *inactive, 2.0)])[0]
 pred = [int(np.argmax(lg[len(g["prompt_ids"]) - 1 + k])) for k in range(len(g["ids"]))]

@@ -4,7 +4,9 @@ small corpora: dry-run plan, full run (results.json / results.csv / report.html)
 fully cached re-run (nothing executed), an added threshold runs only the new steps,
 kill -9 mid-sweep then resume, a correlate recipe (threshold table + SVG curve),
 malformed recipes (unknown key, wrong type, missing file: exit 2 with FILE:LINE:COL).
-usage: check_sweep.py MONET_PROBE TESTS_REF_DIR SHARED_DIR WORKDIR"""
+Corpora come from the shipped data/corpus (tests/ref/shipped.py); the recipes' `data:`
+is an empty folder made here (only ppl evaluations, which read no benchmark).
+usage: check_sweep.py MONET_PROBE TESTS_REF_DIR WORKDIR"""
 import csv
 import json
 import os
@@ -14,9 +16,12 @@ import subprocess
 import sys
 import time
 
-BIN, REF, SHARED, WORK = (os.path.abspath(a) for a in sys.argv[1:5])
+BIN, REF, WORK = (os.path.abspath(a) for a in sys.argv[1:4])
+sys.path.insert(0, REF)
+import shipped  # noqa: E402
+
 shutil.rmtree(WORK, ignore_errors=True)
-os.makedirs(WORK)
+os.makedirs(os.path.join(WORK, "data"))
 os.chdir(WORK)
 failures = []
 
@@ -36,15 +41,13 @@ def sweep(*args, ok=True):
 
 subprocess.run([sys.executable, os.path.join(REF, "make_checkpoint.py"), "--out", "model", "--dtype", "BF16",
                 "--layers", "4", "--groups", "2", "--hidden", "32", "--heads", "4", "--experts", "8", "--moe-dim", "8",
-                "--moe-heads", "2", "--topk", "2", "--seed", "17", "--quiet", "--tokenizer",
-                os.path.join(SHARED, "data", "llama2-tokenizer", "tokenizer.model")], check=True)
+                "--moe-heads", "2", "--topk", "2", "--seed", "17", "--quiet", "--tokenizer", shipped.TOKENIZER],
+               check=True)
 
-# corpora: short RosettaCode solutions in 3 languages (interleaved), RTP prompts with toxicity
+# corpora: short RosettaCode solutions in 3 languages (interleaved), texts with toxicity
 per_lang = {"Python": [], "Lua": [], "PHP": []}
-for line in open(os.path.join(SHARED, "data", "rosettacode", "solutions.jsonl")):
-    d = json.loads(line)
-    if d["lang"] in per_lang and len(per_lang[d["lang"]]) < 12 and 40 < len(d["code"]) < 500:
-        per_lang[d["lang"]].append({"text": d["code"] + " <b>&amp;</b>", "lang": d["lang"].lower()})
+for d in shipped.code_docs(tuple(per_lang), per_lang=12, min_len=40, max_len=500):
+    per_lang[d["lang"]].append({"text": d["text"] + " <b>&amp;</b>", "lang": d["lang"].lower()})
 probe, valid = [], []
 for i in range(12):
     for lang in per_lang:
@@ -54,16 +57,13 @@ for name, docs in (("probe.jsonl", probe), ("valid.jsonl", valid)):
         for d in docs:
             f.write(json.dumps(d) + "\n")
 with open("rtp.jsonl", "w") as f:
-    for name in ("toxic.jsonl", "nontoxic.jsonl"):
-        for line in open(os.path.join(SHARED, "data", "realtoxicityprompts", name)).readlines()[:15]:
-            d = json.loads(line)
-            if d["prompt"]["toxicity"] is not None:
-                f.write(json.dumps({"text": d["prompt"]["text"], "toxicity": d["prompt"]["toxicity"]}) + "\n")
+    for d in shipped.scored_prompts(30):
+        f.write(json.dumps(d) + "\n")
 
 RECIPE = """version: 1
 name: tiny-langs
 model: model
-data: {shared}/data
+data: data
 out: out
 collect:
   corpus: probe.jsonl
@@ -90,7 +90,7 @@ report:
 
 def write_recipe(thresholds="1.1", name="tiny.yaml"):
     with open(name, "w") as f:
-        f.write(RECIPE.format(shared=SHARED, thresholds=thresholds))
+        f.write(RECIPE.format(thresholds=thresholds))
 
 
 write_recipe()
@@ -173,7 +173,7 @@ with open("tox.yaml", "w") as f:
     f.write(f"""version: 1
 name: tiny-tox
 model: model
-data: {SHARED}/data
+data: data
 out: out-tox
 collect:
   corpus: rtp.jsonl

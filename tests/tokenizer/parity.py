@@ -3,15 +3,18 @@
 spm_encode / spm_decode (Debian package `sentencepiece`).
 
   parity.py llama     --bin B --shared S   ids vs spm_encode, LLaMA-2 tokenizer
-  parity.py trained   --bin B --shared S   ids vs spm_encode, models spm_train'ed here
-  parity.py decode    --bin B --shared S   text vs spm_decode
+  parity.py trained   --bin B --shared S   ids and decode vs spm_encode/spm_decode, models
+                                           spm_train'ed here and the shipped data/monet-tiny one
+  parity.py decode    --bin B --shared S   text vs spm_decode, LLaMA-2 tokenizer
   parity.py malformed --bin B --shared S   broken tokenizer.model -> exit 2, one line
 
-Inputs are built at run time in a temporary directory from slices of
-../shared/data (never copied into the repository) plus generated lines:
-whitespace runs, tabs, CJK, emoji, invalid UTF-8, very long lines.
-Fails (exit 1) on the first mismatch, printing the input line; exit 77 (skip)
-when spm_encode is not installed.
+Inputs are built at run time in a temporary directory from generated lines
+(whitespace runs, tabs, CJK, emoji, invalid UTF-8, very long lines) plus slices of
+../shared/data (llama, decode: never copied into the repository) or of the shipped
+data/corpus (trained). `llama` and `decode` need ../shared/data (ctest label `data`:
+"skipped: ../shared/data/<dir> not found", exit 77); `trained` and `malformed` need only
+the repository. Fails (exit 1) on the first mismatch, printing the input line; exit 77
+(skip) when spm_encode is not installed.
 """
 import argparse
 import csv
@@ -92,6 +95,25 @@ def whitespace_line(rng):
     return "".join(rng.choice(toks) for _ in range(rng.randint(1, 30))).encode("utf-8")
 
 
+REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+SHIPPED_TOKENIZER = os.path.join(REPO, "data", "monet-tiny", "tokenizer.model")
+
+
+def shipped_corpus(rng):
+    """Lines of the shipped data/corpus (prose, code in six languages, ToxiGen texts)
+    plus the generated groups."""
+    groups = {"prose": [], "code": [], "toxigen": []}
+    for name in ("valid.jsonl", "probe.jsonl"):
+        with open(os.path.join(REPO, "data", "corpus", name), encoding="utf-8") as f:
+            for line in f:
+                doc = json.loads(line)
+                kind = {"prose": "prose", "code": "code"}.get(doc["domain"], "toxigen")
+                groups[kind].extend(l for l in doc["text"].encode("utf-8").split(b"\n") if l)
+    rng.shuffle(groups["code"])
+    groups["code"] = groups["code"][:4000]
+    return add_generated(groups, rng, groups["prose"])
+
+
 def build_corpus(shared, rng, scale=1):
     d = os.path.join(shared, "data")
     groups = {}
@@ -112,13 +134,18 @@ def build_corpus(shared, rng, scale=1):
     groups["humaneval"] = json_field_lines(os.path.join(d, "humaneval/HumanEval.jsonl.gz"), "prompt",
                                            40 * scale, opener=gzip.open)
     groups["hellaswag"] = lines_of(os.path.join(d, "hellaswag/hellaswag_val_full.txt"), 1000 * scale, 7)
+    return add_generated(groups, rng, groups["agnews"], scale)
+
+
+def add_generated(groups, rng, prose, scale=1):
+    """Adds the generated groups (unicode, invalid UTF-8, whitespace, fixed edge
+    cases, long lines built partly from `prose`) to groups and returns it."""
     groups["unicode"] = [random_unicode_line(rng) for _ in range(800 * scale)]
     groups["invalid-utf8"] = [invalid_utf8_line(rng) for _ in range(800 * scale)]
     groups["whitespace"] = [whitespace_line(rng) for _ in range(500 * scale)] + [b"", b" ", b"\t", b"   "]
     groups["fixed"] = [b"<mask> the@@ def  def x <mask><mask>@@@", "\u2581the \u2581\u2581the".encode(),
                        b"<s> </s> <unk> <pad> <0x41>", "\ufb01 \u2460 \uff21 \u00bd \u3000x".encode(),
                        b"  leading and trailing  ", b"\t\tdef f():\r", b"\x00\x01\x1b[0m"]
-    prose = groups["agnews"]
     groups["long"] = [b" ".join(prose[i:i + 400]) for i in range(0, 1200, 400)] + [
         b"a" * 20000, b" " * 5000, "😀".encode() * 3000, b"\xff" * 3000,
         "の".encode() * 5000, b"\t" * 2000, b"ab " * 7000]
@@ -286,13 +313,16 @@ def train(tmp, name, text_path, extra):
 
 def test_trained(args, tmp):
     rng = random.Random(99)
-    groups = build_corpus(args.shared, rng)
+    groups = shipped_corpus(rng)
     train_txt = os.path.join(tmp, "train.txt")
     with open(train_txt, "wb") as f:
-        f.write(b"\n".join(groups["agnews"] + groups["rosettacode"][:1500] + groups["hellaswag"][:500]))
+        f.write(b"\n".join(groups["prose"] + groups["code"][:1500] + groups["toxigen"][:1000]))
     small = {k: v[: max(200, len(v) // 3)] for k, v in groups.items()}
     inp = os.path.join(tmp, "input.txt")
     lines, tags = write_lines(inp, small)
+    # the tokenizer the repository ships (and every test checkpoint carries)
+    ref = compare_ids(args, SHIPPED_TOKENIZER, inp, lines, tags, "shipped/monet-tiny")
+    compare_decode(args, SHIPPED_TOKENIZER, tmp, ref[:-1], "shipped/monet-tiny")
     variants = [
         ("identity", ["--vocab_size=1500", "--byte_fallback=true", "--normalization_rule_name=identity"]),
         ("identity-nofallback", ["--vocab_size=800", "--normalization_rule_name=identity",
@@ -367,8 +397,7 @@ def minimal_model(pieces, trainer=None, normalizer=None):
 
 
 def test_malformed(args, tmp):
-    llama = os.path.join(args.shared, "data/llama2-tokenizer/tokenizer.model")
-    with open(llama, "rb") as f:
+    with open(SHIPPED_TOKENIZER, "rb") as f:
         good = f.read()
     base = [("<unk>", 0, 2), ("<s>", 0, 3), ("</s>", 0, 3), ("a", -1, 1), ("b", -2, 1), ("ab", -3, 1)]
     ok = minimal_model(base)
@@ -452,8 +481,8 @@ def main():
         if not shutil.which(tool):
             print("skipped: %s not installed (apt-get install sentencepiece)" % tool)
             return SKIP
-    if not os.path.isfile(os.path.join(args.shared, "data/llama2-tokenizer/tokenizer.model")):
-        print("skipped: %s/data/llama2-tokenizer/tokenizer.model missing" % args.shared)
+    if args.what in ("llama", "decode") and not os.path.isdir(os.path.join(args.shared, "data/llama2-tokenizer")):
+        print("skipped: ../shared/data/llama2-tokenizer not found")
         return SKIP
     with tempfile.TemporaryDirectory(prefix="mp-tok-") as tmp:
         globals()["test_" + args.what](args, tmp)
