@@ -377,8 +377,10 @@ def mode_errors(tmp):
     check(one_line_error(p) and b"'topk' missing" in p.stderr, "missing table: exit 2 naming it")
     p = run("top-contexts", "--store", os.path.join(tmp, "nope.db"), "--expert", "1,1", ok=False)
     check(one_line_error(p) and b"nope.db" in p.stderr, "missing store: exit 2")
-    for e, why in [("16,0", b"out of range"), ("0,16", b"out of range"), ("256", b"out of range"),
-                   ("2:1,1", b"unknown router group"), ("x", b"expected"), ("-1:3", b"unknown router group")]:
+    for e, why in [("16,0", b"I and J must be in 0..15"), ("0,16", b"I and J must be in 0..15"),
+                   ("256", b"flat id must be in 0..255"), ("1:#256", b"flat id must be in 0..255"),
+                   ("2:1,1", b"router group 2 does not exist"), ("x", b"expected R:I,J or R:#N"),
+                   ("-1:3", b"expected R:I,J or R:#N"), ("0:#1,2", b"expected R:I,J or R:#N")]:
         p = run("top-contexts", "--store", store, "--expert", e, ok=False)
         check(one_line_error(p) and why in p.stderr, f"top-contexts --expert {e}: exit 2 ({why.decode()})")
     p = run("top-contexts", "--store", store, "--expert", "1,1", "--model", OTHER, ok=False)
@@ -410,8 +412,10 @@ def mode_commands(tmp):
     E = 16
     out = run("top-contexts", "--store", store, "--expert", f"{g}:{e // E},{e % E}", "--window", "4").stdout.decode()
     lines = out.splitlines()
-    check(lines[0].startswith(f"group {g} (layers ") and f"expert {e // E},{e % E} (id {e})" in lines[0],
-          "top-contexts header: group, layers, I,J and flat id")
+    check(lines[0].startswith(f"expert {g}:{e // E},{e % E} ({g}:#{e}), group {g} (layers "),
+          "top-contexts header: R:I,J, R:#N, group and layers")
+    same = run("top-contexts", "--store", store, "--expert", f"{g}:#{e}", "--window", "4").stdout.decode()
+    check(same == out, "top-contexts --expert R:#N == R:I,J")
     check(f"{100 * w:.2f}%" in lines[1] and f"doc {doc} pos {pos}" in lines[1] and "[lang=" in lines[1],
           f"first context: activation as a percentage ({100 * w:.2f}%), document, labels")
     check("[[" in lines[2] and "]]" in lines[2], "activating token highlighted with [[...]] off a TTY")

@@ -207,7 +207,8 @@ static void test_text(void) {
     /* whole file */
     o.whole_file = 1;
     read_all(&r, fx("a.txt"), o);
-    CHECK(r.rc == 0 && r.n == 0 && r.skipped == 1); /* invalid UTF-8 somewhere: skipped */
+    /* invalid UTF-8 somewhere: skipped, and then no document is an error */
+    CHECK(r.rc == MP_EINPUT && r.n == 0 && r.skipped == 1 && strstr(r.err.msg, "no documents (1 malformed"));
     tres_free(&r);
     write_str("w.txt", "line one\nline two\n");
     read_all(&r, fx("w.txt"), o);
@@ -223,10 +224,10 @@ static void test_text(void) {
     CHECK(r.rc == 0 && r.n == 1 && r.docs[0].len == 3);
     tres_free(&r);
 
-    /* empty file: no documents */
+    /* empty file: no documents, a one-line error rather than an empty result */
     write_str("empty.txt", "");
     read_all(&r, fx("empty.txt"), o);
-    CHECK(r.rc == 0 && r.n == 0);
+    CHECK(r.rc == MP_EINPUT && r.n == 0 && strstr(r.err.msg, "empty.txt: no documents"));
     tres_free(&r);
 }
 
@@ -336,7 +337,8 @@ static void test_csv(void) {
               "\"unterminated,q,5\n"
               "more\n");
     read_all(&r, fx("q.csv"), o);
-    CHECK(r.rc == 0);
+    /* every document is read; then the label column no document has is an error (a misspelt field) */
+    CHECK(r.rc == MP_EINPUT && strstr(r.err.msg, "no document of the first 5 has the label field \"nope\""));
     CHECK(r.n == 5);
     CHECK(indexes_ok(&r));
     CHECK_STR(text(&r, 0), "plain");
@@ -478,10 +480,10 @@ static void test_zstd(void) {
     CHECK(mp_corpus_open(fx("plain.jsonl.zst"), &o, &c, &err) == MP_EINPUT && c == NULL);
     CHECK(strstr(err.msg, "corrupt zstd data (not a zstd frame") != NULL);
 
-    /* empty .zst: no documents */
+    /* empty .zst: no documents (an error) */
     write_str("empty.txt.zst", "");
     read_all(&r, fx("empty.txt.zst"), (mp_corpus_opts){0});
-    CHECK(r.rc == 0 && r.n == 0);
+    CHECK(r.rc == MP_EINPUT && r.n == 0 && strstr(r.err.msg, "no documents"));
     tres_free(&r);
     free(z);
     free(zt);

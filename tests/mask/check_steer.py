@@ -82,9 +82,8 @@ check(p.returncode == 2 and p.stderr.count(b"\n") == 1 and b"say which router gr
 # steer command: greedy chain == reference argmax under the same steering
 p = subprocess.run([BIN, "steer", "--model", model, "--expert", f"0:{inactive[0]},{inactive[1]}", "--strength", "2",
                     "--prompt", "The cat", "--max-tokens", "8", "--temperature", "0", "--json"], capture_output=True)
-# lenient decode: a byte-fallback piece (<0xB0>) sampled alone reaches "text" as a raw
-# byte, not valid UTF-8 (product issue, reported); only the ids are checked here
-g = json.loads(p.stdout.decode("utf-8", errors="replace"))
+# strict: a byte-fallback piece sampled alone reaches "text" as U+FFFD, never a raw byte
+g = json.loads(p.stdout.decode("utf-8"))
 allids = g["prompt_ids"] + g["ids"]
 lg = ref.forward(allids, steer=[(0, *inactive, 2.0)])[0]
 pred = [int(np.argmax(lg[len(g["prompt_ids"]) - 1 + k])) for k in range(len(g["ids"]))]
