@@ -337,3 +337,22 @@ int cli_corpus_open(const char *cmd, const char *spec, const char *text_field, c
     mp_error_clear(&err);
     return mp_corpus_open(spec, &o, c, &err) < 0 ? cli_exit_error(&err) : 0;
 }
+
+int cli_session_open(const char *cmd, const cli_model_args *ma, const cli_input_args *in, cli_session *s,
+                     mp_error *err) {
+    memset(s, 0, sizeof *s);
+    mp_device dev;
+    if (cli_input_check(cmd, in) || cli_model_device(cmd, ma, &dev)) return 2;
+    MP_TRY(cli_get_ids(ma->model, in->ids, in->text, !in->no_bos, &s->ids, &s->n, err));
+    MP_TRY(mp_model_load(ma->model, &s->m, err));
+    MP_TRY(mp_engine_create(s->m, dev, (int)s->n, 0, &s->e, err));
+    return cli_engine_apply_mask(ma->mask, s->m, s->e, &s->mask, err);
+}
+
+void cli_session_close(cli_session *s) {
+    mp_engine_free(s->e);
+    mp_mask_free(s->mask);
+    mp_model_free(s->m);
+    free(s->ids);
+    memset(s, 0, sizeof *s);
+}

@@ -140,4 +140,20 @@ int cli_input_check(const char *cmd, const cli_input_args *in);
 int cli_engine_apply_mask(const char *path, const mp_model *m, mp_engine *e, mp_mask **mask, mp_error *err);
 int cli_engine_apply_steering(const mp_model *m, mp_engine *e, const char **args, int n, int have_strength,
                               double strength, int quiet, mp_error *err);
+/* What a one-input model command (logits, route) works on: the token ids of
+ * --ids/--text, the model, an engine sized for them and the --mask loaded. */
+typedef struct cli_session {
+    int32_t *ids;
+    size_t n;
+    mp_model *m;
+    mp_engine *e;
+    mp_mask *mask;
+} cli_session;
+
+/* Open it from parsed options: checks --ids/--text and --device (usage
+ * errors print and return 2); then library errors return <0 with err filled.
+ * cli_session_close frees whatever was opened. */
+int cli_session_open(const char *cmd, const cli_model_args *ma, const cli_input_args *in, cli_session *s,
+                     mp_error *err);
+void cli_session_close(cli_session *s);
 #endif

@@ -51,28 +51,20 @@ int cmd_logits(int argc, char **argv) {
     const cli_spec spec = {.cmd = "logits", .about = ABOUT, .opts = opts};
     int prc = cli_parse(&spec, argc, argv);
     if (prc) return prc == 1 ? 0 : prc;
-    mp_device dev;
-    if (cli_input_check("logits", &in) || cli_model_device("logits", &ma, &dev)) return 2;
     if (steers.n > CLI_MAX_STEER) return cli_usage_error("logits", "too many --steer options (at most %d)", CLI_MAX_STEER);
-    const char *dir = ma.model, *ids_arg = in.ids, *text = in.text, *mask_path = ma.mask;
-    const char **steer = steers.v;
-    int bos = !in.no_bos, n_steer = steers.n;
-
     mp_error err;
     mp_error_clear(&err);
-    int32_t *ids = NULL;
-    size_t n = 0;
-    mp_model *m = NULL;
-    mp_engine *st = NULL;
-    mp_mask *mask = NULL;
+    cli_session ses;
     float *logits = NULL;
     FILE *out = NULL;
-    int rc = 0;
-    if ((rc = cli_get_ids(dir, ids_arg, text, bos, &ids, &n, &err)) < 0) goto cleanup;
-    if ((rc = mp_model_load(dir, &m, &err)) < 0) goto cleanup;
-    if ((rc = mp_engine_create(m, dev, (int)n, 0, &st, &err)) < 0) goto cleanup;
-    if ((rc = cli_engine_apply_mask(mask_path, m, st, &mask, &err)) < 0) goto cleanup;
-    if (n_steer && (rc = cli_engine_apply_steering(m, st, steer, n_steer, 0, 0, 1, &err)) < 0) goto cleanup;
+    int rc = cli_session_open("logits", &ma, &in, &ses, &err);
+    if (rc > 0) return rc;
+    if (rc < 0) goto cleanup;
+    mp_model *m = ses.m;
+    mp_engine *st = ses.e;
+    const int32_t *ids = ses.ids;
+    const size_t n = ses.n;
+    if (steers.n && (rc = cli_engine_apply_steering(m, st, steers.v, steers.n, 0, 0, 1, &err)) < 0) goto cleanup;
     const size_t V = (size_t)m->cfg.vocab_size, rows = last ? 1 : n;
     logits = malloc(rows * V * sizeof *logits);
     if (!logits) {
@@ -102,9 +94,6 @@ int cmd_logits(int argc, char **argv) {
 cleanup:
     if (out && out != stdout && fclose(out) != 0 && rc == 0) rc = mp_fail(&err, MP_EIO, "%s: write failed", out_path);
     free(logits);
-    mp_engine_free(st);
-    mp_mask_free(mask);
-    mp_model_free(m);
-    free(ids);
+    cli_session_close(&ses);
     return rc < 0 ? cli_exit_error(&err) : 0;
 }

@@ -45,29 +45,24 @@ int cmd_route(int argc, char **argv) {
     const cli_spec spec = {.cmd = "route", .about = ABOUT, .opts = opts};
     int prc = cli_parse(&spec, argc, argv);
     if (prc) return prc == 1 ? 0 : prc;
-    mp_device dev;
-    if (cli_input_check("route", &in) || cli_model_device("route", &ma, &dev)) return 2;
-    const char *dir = ma.model, *ids_arg = in.ids, *text = in.text, *mask_path = ma.mask;
-    int bos = !in.no_bos;
-
     mp_error err;
     mp_error_clear(&err);
-    int32_t *ids = NULL;
-    size_t n = 0;
-    mp_model *m = NULL;
-    mp_engine *st = NULL;
+    cli_session ses;
     mp_tokenizer *tok = NULL;
-    mp_mask *mask = NULL;
     mp_routing routing = {0};
-    int rc = 0;
-    if ((rc = cli_get_ids(dir, ids_arg, text, bos, &ids, &n, &err)) < 0) goto cleanup;
-    if ((rc = mp_model_load(dir, &m, &err)) < 0) goto cleanup;
+    int rc = cli_session_open("route", &ma, &in, &ses, &err);
+    if (rc > 0) return rc;
+    if (rc < 0) goto cleanup;
+    const mp_model *m = ses.m;
+    mp_engine *st = ses.e;
+    const int32_t *ids = ses.ids;
+    const size_t n = ses.n;
+    const mp_mask *mask = ses.mask;
+    const char *dir = ma.model;
     const mp_config *c = &m->cfg;
-    if (text) { /* pieces make the text output readable; optional with --ids */
+    if (in.text) { /* pieces make the text output readable; optional with --ids */
         if ((rc = cli_load_tokenizer(dir, &tok, &err)) < 0) goto cleanup;
     }
-    if ((rc = mp_engine_create(m, dev, (int)n, 0, &st, &err)) < 0) goto cleanup;
-    if ((rc = cli_engine_apply_mask(mask_path, m, st, &mask, &err)) < 0) goto cleanup;
     if ((rc = mp_routing_init(&routing, c, &err)) < 0) goto cleanup;
     if ((rc = mp_engine_forward(st, ids, n, NULL, 0, &routing, &err)) < 0) goto cleanup;
 
@@ -126,10 +121,7 @@ int cmd_route(int argc, char **argv) {
     if (json && rc == 0) printf("\n]}\n");
 cleanup:
     mp_routing_free(&routing);
-    mp_engine_free(st);
     mp_tokenizer_free(tok);
-    mp_mask_free(mask);
-    mp_model_free(m);
-    free(ids);
+    cli_session_close(&ses);
     return rc < 0 ? cli_exit_error(&err) : 0;
 }
