@@ -12,13 +12,15 @@ static const char *ABOUT =
 
 int cmd_merge(int argc, char **argv) {
     const char *files[1024];
-    int n = 0, force = 0, json = 0;
+    int n = 0, force = 0, partial = 0, json = 0;
     const cli_opt opts[] = {
-        {"--force", NULL, CLI_FLAG, NULL, &force, 0, 0, NULL, "overwrite OUT.db", 0, NULL, 0},
+        {"--force", NULL, CLI_FLAG, NULL, &force, 0, 0, NULL, "overwrite OUT.db (never one of the inputs)", 0, NULL, 0},
+        {"--partial", NULL, CLI_FLAG, NULL, &partial, 0, 0, NULL,
+         "accept an incomplete set of shards (default: every shard i/n must be given)", 0, NULL, 0},
         CLI_OPT_JSON(&json),
         CLI_OPT_END,
     };
-    const cli_spec spec = {.cmd = "merge", .synopsis = "[--force] [--json] OUT.db SHARD.db...", .about = ABOUT,
+    const cli_spec spec = {.cmd = "merge", .synopsis = "[--force] [--partial] [--json] OUT.db SHARD.db...", .about = ABOUT,
                            .opts = opts, .pos_name = "OUT.db SHARD.db", .pos = files, .pos_min = 2,
                            .pos_max = 1024, .pos_n = &n};
     int prc = cli_parse(&spec, argc, argv);
@@ -27,7 +29,7 @@ int cmd_merge(int argc, char **argv) {
     mp_error err;
     mp_error_clear(&err);
     mp_collect_summary s;
-    if (mp_collect_merge(files[0], files + 1, n - 1, force, &s, &err) < 0) return cli_exit_error(&err);
+    if (mp_collect_merge(files[0], files + 1, n - 1, (force ? MP_MERGE_FORCE : 0) | (partial ? MP_MERGE_PARTIAL : 0), &s, &err) < 0) return cli_exit_error(&err);
     if (json) {
         printf("{\"store\": ");
         cli_json_str(stdout, files[0]);

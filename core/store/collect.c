@@ -723,10 +723,16 @@ static int parse_shards(const char *s, uint64_t *set, int *n) {
     return 0;
 }
 
-int mp_collect_merge(const char *out, const char *const *inputs, int n_inputs, int force, mp_collect_summary *sum,
+int mp_collect_merge(const char *out, const char *const *inputs, int n_inputs, int flags, mp_collect_summary *sum,
                      mp_error *err) {
     memset(sum, 0, sizeof *sum);
     MP_FAIL_IF(n_inputs < 1, err, MP_EINPUT, "merge: no input stores");
+    const int force = flags & MP_MERGE_FORCE;
+    struct stat ob, ib;
+    if (stat(out, &ob) == 0)
+        for (int i = 0; i < n_inputs; i++)
+            if (stat(inputs[i], &ib) == 0 && ib.st_dev == ob.st_dev && ib.st_ino == ob.st_ino)
+                return mp_fail(err, MP_EINPUT, "%s: the output is also input %d: merge into a new file", out, i + 1);
     settings first, cur;
     mp_store *st = NULL, *o = NULL;
     mp_acc *acc = NULL;
@@ -793,6 +799,15 @@ int mp_collect_merge(const char *out, const char *const *inputs, int n_inputs, i
         if ((uint64_t)v > next_doc) next_doc = (uint64_t)v;
         mp_store_close(st);
         st = NULL;
+    }
+    if (!(flags & MP_MERGE_PARTIAL)) {
+        for (int i = 0; i < shard_n; i++)
+            if (!(shard_set >> i & 1)) {
+                rc = mp_fail(err, MP_EINPUT,
+                             "merge: shard %d/%d is missing (%d of %d shards given); pass --partial to write a store "
+                             "of the shards given", i, shard_n, __builtin_popcountll(shard_set), shard_n);
+                goto cleanup;
+            }
     }
     char shard[1100] = "";
     for (int i = 0; i < shard_n; i++)

@@ -75,11 +75,13 @@ typedef struct mp_collect_summary {
 int mp_collect_run(const mp_collect_opts *o, mp_collect_summary *sum, mp_error *err);
 
 /* Merge finished shard stores into a new store out (must not exist unless
- * force). Refuses stores of another model or other settings, overlapping or
- * unfinished shards. Top-K: exact union with the same ordering; counts exact;
- * sums added in argument order (equal to a single run's up to rounding).
- * @return 0, MP_EINPUT or MP_EIO. */
-int mp_collect_merge(const char *out, const char *const *inputs, int n_inputs, int force, mp_collect_summary *sum,
+ * MP_MERGE_FORCE; never one of the inputs). Refuses stores of another model or
+ * other settings, overlapping or unfinished shards, and an incomplete set of
+ * shards unless MP_MERGE_PARTIAL. Top-K: exact union with the same ordering;
+ * counts exact; sums added in argument order (equal to a single run's up to
+ * rounding). @return 0, MP_EINPUT or MP_EIO. */
+enum { MP_MERGE_FORCE = 1, MP_MERGE_PARTIAL = 2 };
+int mp_collect_merge(const char *out, const char *const *inputs, int n_inputs, int flags, mp_collect_summary *sum,
                      mp_error *err);
 
 /* Fill the store-derived fields of sum (sizes, contexts, groups) from path. */

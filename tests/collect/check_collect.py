@@ -325,6 +325,16 @@ def mode_shards(tmp):
     check(not os.path.exists(os.path.join(tmp, "z.db")), "a refused merge leaves no output")
     p = run("merge", merged, *shards, ok=False)
     check(one_line_error(p) and b"exists" in p.stderr, "merge does not overwrite without --force")
+    part = os.path.join(tmp, "part.db")
+    p = run("merge", part, shards[0], shards[2], ok=False)
+    check(one_line_error(p) and b"shard 1/3 is missing" in p.stderr and not os.path.exists(part),
+          "merge refuses an incomplete set of shards, naming the missing one")
+    run("merge", "--partial", part, shards[0], shards[2])
+    check(dict(dump(part)["progress"])["finished"] == 1, "merge --partial writes the shards given")
+    before = open(shards[0], "rb").read()
+    p = run("merge", "--force", shards[0], shards[0], shards[1], shards[2], ok=False)
+    check(one_line_error(p) and b"also input" in p.stderr and open(shards[0], "rb").read() == before,
+          "merge --force into one of its inputs is refused and the input is untouched")
 
 
 # ------------------------------------------------------------------ errors
