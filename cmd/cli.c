@@ -38,16 +38,6 @@ int cli_parse_long(const char *s, long lo, long hi, long *out) {
     return 0;
 }
 
-int cli_parse_double(const char *s, double lo, double hi, double *out) {
-    if (!s || !*s) return -1;
-    char *end = NULL;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || *end != '\0' || !isfinite(v) || v < lo || v > hi) return -1;
-    *out = v;
-    return 0;
-}
-
 int cli_parse_ids(const char *s, int32_t **ids, size_t *n, mp_error *err) {
     size_t cap = 16, cnt = 0;
     int32_t *v = malloc(cap * sizeof *v);
@@ -80,42 +70,6 @@ int cli_parse_ids(const char *s, int32_t **ids, size_t *n, mp_error *err) {
     *ids = v;
     *n = cnt;
     return 0;
-}
-
-int cli_read_all(const char *path, char **buf, size_t *len, mp_error *err) {
-    int is_stdin = !strcmp(path, "-");
-    FILE *f = is_stdin ? stdin : fopen(path, "rb");
-    if (!f) return mp_fail(err, MP_EIO, "%s: cannot open: %s", path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    char *b = malloc(cap + 1);
-    if (!b) { if (!is_stdin) fclose(f); return mp_fail(err, MP_ENOMEM, "out of memory"); }
-    for (;;) {
-        if (n == cap) {
-            cap *= 2;
-            char *nb = realloc(b, cap + 1);
-            if (!nb) { free(b); if (!is_stdin) fclose(f); return mp_fail(err, MP_ENOMEM, "out of memory"); }
-            b = nb;
-        }
-        size_t r = fread(b + n, 1, cap - n, f);
-        n += r;
-        if (r == 0) break;
-    }
-    int bad = ferror(f);
-    if (!is_stdin) fclose(f);
-    if (bad) { free(b); return mp_fail(err, MP_EIO, "%s: read error", path); }
-    b[n] = '\0';
-    *buf = b;
-    *len = n;
-    return 0;
-}
-
-const char *cli_opt_value(const char *cmd, int argc, char **argv, int *i) {
-    if (*i + 1 >= argc) {
-        cli_usage_error(cmd, "option %s needs a value", argv[*i]);
-        return NULL;
-    }
-    *i += 1;
-    return argv[*i];
 }
 
 int cli_load_tokenizer(const char *model_dir, mp_tokenizer **tok, mp_error *err) {

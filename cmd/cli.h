@@ -26,19 +26,12 @@ int cli_is_help(const char *s);
 
 /* Strict number parsing with range checks; 0 on success, -1 on bad input. */
 int cli_parse_long(const char *s, long lo, long hi, long *out);
-int cli_parse_double(const char *s, double lo, double hi, double *out);
 
 /* Parse a comma-separated list of token ids "1,450,29871" (whitespace allowed).
  * On success *ids is malloc'ed (caller frees) and 0 returned; -1 on bad input
  * with a message in err. */
 int cli_parse_ids(const char *s, int32_t **ids, size_t *n, mp_error *err);
 
-/* Read a whole file ("-" = stdin) into a NUL-terminated malloc'ed buffer. */
-int cli_read_all(const char *path, char **buf, size_t *len, mp_error *err);
-
-/* Take the value of option argv[*i] (advancing *i); NULL with a usage error
- * printed when it is missing. */
-const char *cli_opt_value(const char *cmd, int argc, char **argv, int *i);
 
 
 #include "core/model/model.h"
@@ -99,9 +92,6 @@ int cli_apply_mask(const char *path, const mp_model *m, mp_state *st, mp_mask **
 
 #include "core/model/backend.h"
 
-/* Usage text for the option, shared by the commands that take it. */
-#define CLI_DEVICE_HELP \
-    "  --device D      cpu | cuda | auto (default: auto = cuda when a GPU is visible; env MP_DEVICE)\n"
 
 /* Parse a --device value (cpu|cuda|auto). @return 0, or 2 after printing a
  * usage error. */

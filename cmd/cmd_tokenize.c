@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "core/util/readfile.h"
 #include "core/text/tokenizer.h"
 
 static const char ABOUT[] =
@@ -197,7 +198,7 @@ int cmd_tokenize(int argc, char **argv) {
     } else if (!strcmp(input, "-")) {
         char *buf = NULL;
         size_t len = 0;
-        rc = cli_read_all("-", &buf, &len, &err);
+        rc = mp_read_file("-", &buf, &len, &err);
         if (rc == 0) rc = decode ? decode_one(&c, buf, &err) : encode_one(&c, buf, len, 0, &err);
         free(buf);
     } else {

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "core/util/readfile.h"
 #include "core/eval/roberta.h"
 #include "core/eval/tox_scorer.h"
 #include "eval_opts.h"
@@ -40,7 +41,7 @@ static int read_texts(const char *path, char ***texts, size_t **lens, size_t *n,
     *texts = NULL;
     *lens = NULL;
     *n = 0;
-    MP_TRY(cli_read_all(path, &buf, &len, err));
+    MP_TRY(mp_read_file(path, &buf, &len, err));
     int rc = 0;
     for (char *p = buf; p < buf + len;) {
         char *e = memchr(p, '\n', (size_t)(buf + len - p));
