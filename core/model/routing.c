@@ -209,3 +209,19 @@ int mp_route_expert_pairs(const mp_route_group *g, int t, mp_expert_weight **pai
     *n = kept;
     return 0;
 }
+
+double mp_route_expert_weight(const mp_route_group *g, int t, int i, int j) {
+    float w = 0; /* float products summed over heads, as the pairs are */
+    for (int h = 0; h < g->Hm; h++) {
+        const int32_t *i1, *i2;
+        const float *p1, *p2;
+        int n1 = mp_route_get(g, t, 0, h, &i1, &p1), n2 = mp_route_get(g, t, 1, h, &i2, &p2);
+        float a = 0, b = 0;
+        for (int k = 0; k < n1; k++)
+            if (i1[k] == i) a = p1[k];
+        for (int k = 0; k < n2; k++)
+            if (i2[k] == j) b = p2[k];
+        if (a != 0 && b != 0) w += a * b;
+    }
+    return (double)w;
+}

@@ -75,4 +75,9 @@ int mp_router_route(const float *z1, const float *z2, int n, int Hm, int E, cons
  * @return 0 or MP_ENOMEM. */
 int mp_route_expert_pairs(const mp_route_group *g, int t, mp_expert_weight **pairs, size_t *n, mp_error *err);
 
+/* One expert's routing weight at token t: w_ij = sum_h g1[h,i] * g2[h,j]
+ * over the sparse lists of g (0 when inactive). Same sum as the pairs of
+ * mp_route_expert_pairs. */
+double mp_route_expert_weight(const mp_route_group *g, int t, int i, int j);
+
 #endif
