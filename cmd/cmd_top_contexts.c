@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "core/model/expert_addr.h"
+#include "core/model/routing.h"
 #include "core/store/collect.h"
 #include "core/store/store.h"
 #include "core/text/tokenizer.h"
@@ -48,7 +49,24 @@ static void append_text(const mp_tokenizer *tok, const int32_t *ids, size_t from
 
 typedef struct ctx_text {
     char *left, *tok, *right;
+    int32_t *ids;         /* the whole stored window (what collect ran forward on) */
+    size_t n, t, from, to; /* window length, activating token, shown range [from, to) */
 } ctx_text;
+
+static void ctx_free(ctx_text *c) {
+    free(c->left), free(c->tok), free(c->right), free(c->ids);
+    memset(c, 0, sizeof *c);
+}
+
+/* The expert's weight on every shown token of c, from one forward over the window. */
+static int context_scores(mp_engine *e, mp_routing *routing, const ctx_text *c, int g, int i, int j, double *w,
+                          mp_error *err) {
+    mp_engine_reset(e);
+    mp_routing_clear(routing);
+    MP_TRY(mp_engine_forward(e, c->ids, c->n, NULL, 0, routing, err));
+    for (size_t k = c->from; k < c->to; k++) w[k - c->from] = mp_route_expert_weight(&routing->groups[g], (int)k, i, j);
+    return 0;
+}
 
 static int context_of(mp_store *st, const mp_tokenizer *tok, int W, uint64_t doc, uint32_t pos, int show, int oneline,
                       ctx_text *out, mp_error *err) {
@@ -69,7 +87,8 @@ static int context_of(mp_store *st, const mp_tokenizer *tok, int W, uint64_t doc
     append_text(tok, ids, from, t, oneline, &out->left, &l1, &c1);
     append_text(tok, ids, t, t + 1, oneline, &out->tok, &l2, &c2);
     append_text(tok, ids, t + 1, to, oneline, &out->right, &l3, &c3);
-    free(ids);
+    out->ids = ids;
+    out->n = n, out->t = t, out->from = from, out->to = to;
     if (!out->left) out->left = strdup("");
     if (!out->tok) out->tok = strdup("");
     if (!out->right) out->right = strdup("");
@@ -102,8 +121,8 @@ int cmd_top_contexts(int argc, char **argv) {
         {"--limit", NULL, CLI_LONG, "N", &limit, 1, 1 << 20, NULL, "contexts per group (default: all stored)", 0, NULL,
          0},
         {"--model", NULL, CLI_STR, "DIR", &model, 0, 0, NULL,
-         "check that the store was collected with this model (tokens are decoded with the\n"
-         "tokenizer kept in the store)", 0, NULL, 0},
+         "the model the store was collected with (checked): adds the expert's weight on\n"
+         "every shown token of each context (one forward per context window)", 0, NULL, 0},
         CLI_OPT_JSON(&json),
         CLI_OPT_END,
     };
@@ -118,6 +137,10 @@ int cmd_top_contexts(int argc, char **argv) {
     size_t toklen = 0;
     char *hash = NULL;
     mp_store_hit *hits = NULL;
+    mp_model *m = NULL;
+    mp_engine *eng = NULL;
+    mp_routing routing = {0};
+    double *scores = NULL;
     int rc = 0, g0, g1, is_tty = !json && isatty(STDOUT_FILENO);
     long E, n_groups, G, W, L, ei = 0, ej = 0;
     if ((rc = mp_store_open(store, MP_STORE_READ, &st, &err)) < 0) goto cleanup;
@@ -145,6 +168,13 @@ int cmd_top_contexts(int argc, char **argv) {
         if (rc == 0 || strcmp(hash, h1)) {
             rc = mp_fail(&err, MP_EINPUT, "%s: was collected with another model (model hash %.12s..., %s has %.12s...)",
                          store, hash ? hash : "?", model, h1);
+            goto cleanup;
+        }
+        if ((rc = mp_model_load(model, &m, &err)) < 0 || (rc = mp_engine_create(m, MP_DEVICE_AUTO, (int)W, 0, &eng, &err)) < 0 ||
+            (rc = mp_routing_init(&routing, &m->cfg, &err)) < 0)
+            goto cleanup;
+        if (!(scores = malloc(((size_t)show * 2 + 1) * sizeof *scores))) {
+            rc = mp_fail(&err, MP_ENOMEM, "out of memory");
             goto cleanup;
         }
     }
@@ -184,8 +214,9 @@ int cmd_top_contexts(int argc, char **argv) {
             int64_t line = 0;
             rc = context_of(st, tok, (int)W, hits[k].doc, hits[k].pos, (int)show, !json, &ct, &err);
             if (rc == 0 && mp_store_get_doc(st, hits[k].doc, &labels, &source, &line, &err) < 0) rc = -1;
+            if (rc == 0 && eng) rc = context_scores(eng, &routing, &ct, g, (int)ei, (int)ej, scores, &err);
             if (rc < 0) {
-                free(ct.left), free(ct.tok), free(ct.right), free(labels), free(source);
+                ctx_free(&ct), free(labels), free(source);
                 rc = err.code ? err.code : MP_EINTERNAL;
                 goto cleanup;
             }
@@ -205,6 +236,20 @@ int cmd_top_contexts(int argc, char **argv) {
                 cli_json_str(stdout, ct.tok);
                 printf(", \"right\": ");
                 cli_json_str(stdout, ct.right);
+                if (eng) { /* per-token weights of the shown tokens, first = the first of "left" */
+                    printf(", \"tokens\": [");
+                    for (size_t q = ct.from; q < ct.to; q++) {
+                        char *one = NULL;
+                        size_t l = 0, cap = 0;
+                        append_text(tok, ct.ids, q, q + 1, 0, &one, &l, &cap);
+                        printf("%s", q > ct.from ? ", " : "");
+                        cli_json_str(stdout, one ? one : "");
+                        free(one);
+                    }
+                    printf("], \"scores\": [");
+                    for (size_t q = ct.from; q < ct.to; q++) printf("%s%.9g", q > ct.from ? ", " : "", scores[q - ct.from]);
+                    printf("], \"token_index\": %zu", ct.t - ct.from);
+                }
                 printf("}");
             } else {
                 printf("  %7.2f%%  doc %llu pos %u", 100.0 * hits[k].w, (unsigned long long)hits[k].doc, hits[k].pos);
@@ -225,9 +270,24 @@ int cmd_top_contexts(int argc, char **argv) {
                 fputs(is_tty ? "\033[0m" : "]]", stdout);
                 cli_term_str(stdout, ct.right, 0);
                 putchar('\n');
+                if (eng) { /* the expert on the other shown tokens */
+                    int any = 0;
+                    for (size_t q = ct.from; q < ct.to; q++) {
+                        if (q == ct.t || scores[q - ct.from] <= 0) continue;
+                        char *one = NULL;
+                        size_t l = 0, cap = 0;
+                        append_text(tok, ct.ids, q, q + 1, 1, &one, &l, &cap);
+                        printf("%s", any++ ? ", " : "           also active: ");
+                        putchar('\'');
+                        cli_term_str(stdout, one ? one : "", 0);
+                        printf("' %.1f%%", 100 * scores[q - ct.from]);
+                        free(one);
+                    }
+                    printf("%s", any ? "\n" : "           active on no other shown token\n");
+                }
             }
             cJSON_Delete(lj);
-            free(ct.left), free(ct.tok), free(ct.right), free(labels), free(source);
+            ctx_free(&ct), free(labels), free(source);
         }
         if (json) printf("]}");
         else if (shown < n) printf("  ... %zu more (--limit)\n", n - shown);
@@ -239,6 +299,10 @@ int cmd_top_contexts(int argc, char **argv) {
 cleanup:
     free(hits);
     free(hash);
+    free(scores);
+    mp_routing_free(&routing);
+    mp_engine_free(eng);
+    mp_model_free(m);
     free(tokbytes);
     mp_tokenizer_free(tok);
     mp_store_close(st);
