@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "analysis/context.h"
 #include "cli.h"
 #include "core/model/expert_addr.h"
 #include "core/model/routing.h"
@@ -18,83 +19,6 @@ static const char *ABOUT =
     "  An expert's top contexts, highest first: activation w_ij as a percentage (as the paper shows it;\n"
     "  it can exceed 100%: it sums over heads), the document's labels, and the text around the token\n"
     "  (bold on a terminal, [[token]] otherwise). Without R:, the expert in every router group.";
-
-/* Append the text of ids[from..to) to buf (escaped for one line when oneline). */
-static void append_text(const mp_tokenizer *tok, const int32_t *ids, size_t from, size_t to, int oneline, char **buf,
-                        size_t *len, size_t *cap) {
-    for (size_t k = from; k < to; k++) {
-        char piece[256];
-        int prev = k > 0 ? ids[k - 1] : -1;
-        int n = mp_tokenizer_decode_piece(tok, prev, ids[k], piece, sizeof piece);
-        if (n < 0) n = snprintf(piece, sizeof piece, "<%d>", ids[k]);
-        for (int c = 0; c < n; c++) {
-            char tmp[3] = {piece[c], 0, 0};
-            if (oneline && piece[c] == '\n') tmp[0] = '\\', tmp[1] = 'n';
-            else if (oneline && piece[c] == '\t') tmp[0] = '\\', tmp[1] = 't';
-            else if (oneline && piece[c] == '\r') tmp[0] = '\\', tmp[1] = 'r';
-            for (int t = 0; tmp[t]; t++) {
-                if (*len + 2 > *cap) {
-                    size_t nc = *cap ? *cap * 2 : 256;
-                    char *nb = realloc(*buf, nc);
-                    if (!nb) return;
-                    *buf = nb;
-                    *cap = nc;
-                }
-                (*buf)[(*len)++] = tmp[t];
-                (*buf)[*len] = '\0';
-            }
-        }
-    }
-}
-
-typedef struct ctx_text {
-    char *left, *tok, *right;
-    int32_t *ids;         /* the whole stored window (what collect ran forward on) */
-    size_t n, t, from, to; /* window length, activating token, shown range [from, to) */
-} ctx_text;
-
-static void ctx_free(ctx_text *c) {
-    free(c->left), free(c->tok), free(c->right), free(c->ids);
-    memset(c, 0, sizeof *c);
-}
-
-/* The expert's weight on every shown token of c, from one forward over the window. */
-static int context_scores(mp_engine *e, mp_routing *routing, const ctx_text *c, int g, int i, int j, double *w,
-                          mp_error *err) {
-    mp_engine_reset(e);
-    mp_routing_clear(routing);
-    MP_TRY(mp_engine_forward(e, c->ids, c->n, NULL, 0, routing, err));
-    for (size_t k = c->from; k < c->to; k++) w[k - c->from] = mp_route_expert_weight(&routing->groups[g], (int)k, i, j);
-    return 0;
-}
-
-static int context_of(mp_store *st, const mp_tokenizer *tok, int W, uint64_t doc, uint32_t pos, int show, int oneline,
-                      ctx_text *out, mp_error *err) {
-    int32_t *ids = NULL;
-    size_t n = 0;
-    memset(out, 0, sizeof *out);
-    uint32_t start = pos - pos % (uint32_t)W;
-    int r = mp_store_get_window(st, doc, start, &ids, &n, err);
-    if (r < 0) return r;
-    if (r == 0 || pos - start >= n) {
-        free(ids);
-        return mp_fail(err, MP_EINPUT, "%s: corrupt store: no window for document %llu position %u",
-                       mp_store_path(st), (unsigned long long)doc, pos);
-    }
-    size_t t = pos - start, from = t > (size_t)show ? t - (size_t)show : 0;
-    size_t to = t + 1 + (size_t)show < n ? t + 1 + (size_t)show : n;
-    size_t l1 = 0, c1 = 0, l2 = 0, c2 = 0, l3 = 0, c3 = 0;
-    append_text(tok, ids, from, t, oneline, &out->left, &l1, &c1);
-    append_text(tok, ids, t, t + 1, oneline, &out->tok, &l2, &c2);
-    append_text(tok, ids, t + 1, to, oneline, &out->right, &l3, &c3);
-    out->ids = ids;
-    out->n = n, out->t = t, out->from = from, out->to = to;
-    if (!out->left) out->left = strdup("");
-    if (!out->tok) out->tok = strdup("");
-    if (!out->right) out->right = strdup("");
-    if (!out->left || !out->tok || !out->right) return mp_fail(err, MP_ENOMEM, "out of memory");
-    return 0;
-}
 
 static int meta_int(mp_store *st, const char *key, long *v, mp_error *err) {
     char *s = NULL;
@@ -140,7 +64,6 @@ int cmd_top_contexts(int argc, char **argv) {
     mp_model *m = NULL;
     mp_engine *eng = NULL;
     mp_routing routing = {0};
-    double *scores = NULL;
     int rc = 0, g0, g1, is_tty = !json && isatty(STDOUT_FILENO);
     long E, n_groups, G, W, L, ei = 0, ej = 0;
     if ((rc = mp_store_open(store, MP_STORE_READ, &st, &err)) < 0) goto cleanup;
@@ -173,10 +96,6 @@ int cmd_top_contexts(int argc, char **argv) {
         if ((rc = mp_model_load(model, &m, &err)) < 0 || (rc = mp_engine_create(m, MP_DEVICE_AUTO, (int)W, 0, &eng, &err)) < 0 ||
             (rc = mp_routing_init(&routing, &m->cfg, &err)) < 0)
             goto cleanup;
-        if (!(scores = malloc(((size_t)show * 2 + 1) * sizeof *scores))) {
-            rc = mp_fail(&err, MP_ENOMEM, "out of memory");
-            goto cleanup;
-        }
     }
     rc = mp_store_get_file(st, "tokenizer.model", &tokbytes, &toklen, &err);
     if (rc == 0) rc = mp_fail(&err, MP_EINPUT, "%s: corrupt store: no tokenizer.model in table files", store);
@@ -209,14 +128,19 @@ int cmd_top_contexts(int argc, char **argv) {
         }
         size_t shown = limit > 0 && (size_t)limit < n ? (size_t)limit : n;
         for (size_t k = 0; k < shown; k++) {
-            ctx_text ct;
+            mp_context ct;
             char *labels = NULL, *source = NULL;
             int64_t line = 0;
-            rc = context_of(st, tok, (int)W, hits[k].doc, hits[k].pos, (int)show, !json, &ct, &err);
+            rc = mp_context_load(st, tok, (int)W, hits[k].doc, hits[k].pos, (int)show, &ct, &err);
             if (rc == 0 && mp_store_get_doc(st, hits[k].doc, &labels, &source, &line, &err) < 0) rc = -1;
-            if (rc == 0 && eng) rc = context_scores(eng, &routing, &ct, g, (int)ei, (int)ej, scores, &err);
+            if (rc == 0 && eng) rc = mp_context_score(eng, &routing, &ct, g, (int)ei, (int)ej, &err);
+            const size_t ti = ct.t - ct.from, ns = ct.to - ct.from;
+            char *left = rc == 0 ? mp_context_join(&ct, 0, ti, !json) : NULL;
+            char *tokt = rc == 0 ? mp_context_join(&ct, ti, ti + 1, !json) : NULL;
+            char *right = rc == 0 ? mp_context_join(&ct, ti + 1, ns, !json) : NULL;
+            if (rc == 0 && (!left || !tokt || !right)) rc = mp_fail(&err, MP_ENOMEM, "out of memory");
             if (rc < 0) {
-                ctx_free(&ct), free(labels), free(source);
+                mp_context_free(&ct), free(labels), free(source), free(left), free(tokt), free(right);
                 rc = err.code ? err.code : MP_EINTERNAL;
                 goto cleanup;
             }
@@ -231,24 +155,20 @@ int cmd_top_contexts(int argc, char **argv) {
                 char *lab = cJSON_IsObject(lj) ? cJSON_PrintUnformatted(lj) : NULL;
                 printf(", \"line\": %lld, \"labels\": %s, \"left\": ", (long long)line, lab ? lab : "{}");
                 free(lab);
-                cli_json_str(stdout, ct.left);
+                cli_json_str(stdout, left);
                 printf(", \"token\": ");
-                cli_json_str(stdout, ct.tok);
+                cli_json_str(stdout, tokt);
                 printf(", \"right\": ");
-                cli_json_str(stdout, ct.right);
+                cli_json_str(stdout, right);
                 if (eng) { /* per-token weights of the shown tokens, first = the first of "left" */
                     printf(", \"tokens\": [");
-                    for (size_t q = ct.from; q < ct.to; q++) {
-                        char *one = NULL;
-                        size_t l = 0, cap = 0;
-                        append_text(tok, ct.ids, q, q + 1, 0, &one, &l, &cap);
-                        printf("%s", q > ct.from ? ", " : "");
-                        cli_json_str(stdout, one ? one : "");
-                        free(one);
+                    for (size_t q = 0; q < ns; q++) {
+                        printf("%s", q ? ", " : "");
+                        cli_json_str(stdout, ct.pieces[q]);
                     }
                     printf("], \"scores\": [");
-                    for (size_t q = ct.from; q < ct.to; q++) printf("%s%.9g", q > ct.from ? ", " : "", scores[q - ct.from]);
-                    printf("], \"token_index\": %zu", ct.t - ct.from);
+                    for (size_t q = 0; q < ns; q++) printf("%s%.9g", q ? ", " : "", ct.scores[q]);
+                    printf("], \"token_index\": %zu", ti);
                 }
                 printf("}");
             } else {
@@ -264,30 +184,28 @@ int cmd_top_contexts(int argc, char **argv) {
                 }
                 if (nl) printf("]");
                 printf("\n           ");
-                cli_term_str(stdout, ct.left, 0);
+                cli_term_str(stdout, left, 0);
                 fputs(is_tty ? "\033[1m" : "[[", stdout);
-                cli_term_str(stdout, ct.tok, 0);
+                cli_term_str(stdout, tokt, 0);
                 fputs(is_tty ? "\033[0m" : "]]", stdout);
-                cli_term_str(stdout, ct.right, 0);
+                cli_term_str(stdout, right, 0);
                 putchar('\n');
                 if (eng) { /* the expert on the other shown tokens */
                     int any = 0;
-                    for (size_t q = ct.from; q < ct.to; q++) {
-                        if (q == ct.t || scores[q - ct.from] <= 0) continue;
-                        char *one = NULL;
-                        size_t l = 0, cap = 0;
-                        append_text(tok, ct.ids, q, q + 1, 1, &one, &l, &cap);
+                    for (size_t q = 0; q < ns; q++) {
+                        if (q == ti || ct.scores[q] <= 0) continue;
+                        char *one = mp_context_join(&ct, q, q + 1, 1);
                         printf("%s", any++ ? ", " : "           also active: ");
                         putchar('\'');
                         cli_term_str(stdout, one ? one : "", 0);
-                        printf("' %.1f%%", 100 * scores[q - ct.from]);
+                        printf("' %.1f%%", 100 * ct.scores[q]);
                         free(one);
                     }
                     printf("%s", any ? "\n" : "           active on no other shown token\n");
                 }
             }
             cJSON_Delete(lj);
-            ctx_free(&ct), free(labels), free(source);
+            mp_context_free(&ct), free(labels), free(source), free(left), free(tokt), free(right);
         }
         if (json) printf("]}");
         else if (shown < n) printf("  ... %zu more (--limit)\n", n - shown);
@@ -299,7 +217,6 @@ int cmd_top_contexts(int argc, char **argv) {
 cleanup:
     free(hits);
     free(hash);
-    free(scores);
     mp_routing_free(&routing);
     mp_engine_free(eng);
     mp_model_free(m);
