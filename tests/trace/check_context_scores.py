@@ -44,5 +44,37 @@ check(all("".join(c["tokens"][:c["token_index"]]) == c["left"] and c["tokens"][c
           for c in ctxs), "tokens line up with left / token")
 txt = run("top-contexts", "--store", store, "--expert", expert, "--model", MODEL, "--limit", "1").decode()
 check("also active:" in txt or "active on no other shown token" in txt, "text output lists the other active tokens")
+
+# export: the documented JSONL schema, the same contexts as top-contexts, Neuronpedia files
+lines = run("export", "--store", store, "--experts", "3", "--contexts", "4", "--context-tokens", "8", "--model", MODEL,
+            "--quiet").decode().splitlines()
+ex = [json.loads(l) for l in lines]
+KEYS = {"expert": str, "group": int, "i": int, "j": int, "flat": int, "layers": list, "n_active": int,
+        "frac_active": (int, float), "mean": (int, float), "max": (int, float), "label_stats": list,
+        "per_token_scores": bool, "contexts": list}
+CKEYS = {"rank": int, "w": (int, float), "doc": int, "pos": int, "source": str, "line": int, "labels": dict,
+         "text": str, "tokens": list, "token_index": int, "scores": list}
+check(len(ex) == 3 and all(set(e) == set(KEYS) and all(isinstance(e[k], t) for k, t in KEYS.items()) for e in ex),
+      "export jsonl: every expert object has exactly the documented keys and types")
+check(all(set(c) == set(CKEYS) and all(isinstance(c[k], t) for k, t in CKEYS.items())
+          for e in ex for c in e["contexts"]), "export jsonl: every context has the documented keys and types")
+counts = [e["n_active"] for e in ex]
+check(counts == sorted(counts, reverse=True), "export: experts by active-token count, most first")
+tc = json.loads(run("top-contexts", "--store", store, "--expert", ex[0]["expert"], "--model", MODEL, "--window", "8",
+                    "--limit", "4", "--json"))["groups"][0]["contexts"]
+check([c["tokens"] for c in ex[0]["contexts"]] == [c["tokens"] for c in tc] and
+      all(abs(a - b) <= 1e-7 for x, y in zip(ex[0]["contexts"], tc) for a, b in zip(x["scores"], y["scores"])),
+      "export contexts == top-contexts contexts (tokens and per-token scores)")
+npd = os.path.join(WORK, "np")
+run("export", "--store", store, "--experts", "3", "--contexts", "4", "--format", "neuronpedia", "--out", npd,
+    "--model", MODEL, "--quiet")
+feats = [json.loads(l) for l in open(os.path.join(npd, "features.jsonl"))]
+acts = [json.loads(l) for l in open(os.path.join(npd, "activations.jsonl"))]
+check([f["vectorLabel"] for f in feats] == [e["expert"] for e in ex] and
+      all(f["index"] == str(e["flat"]) for f, e in zip(feats, ex)), "neuronpedia features: one per expert, index = flat id")
+check(len(acts) == sum(len(e["contexts"]) for e in ex) and
+      all(len(a["values"]) == len(a["tokens"]) and abs(a["values"][a["maxValueTokenIndex"]] - a["maxValue"]) <= 1e-5
+          for a in acts), "neuronpedia activations: values aligned with tokens, values[maxValueTokenIndex] == maxValue")
+check(not [f for f in os.listdir(npd) if "tmp" in f], "no temporary files left")
 print(f"check_context_scores: {len(failures)} failed")
 sys.exit(1 if failures else 0)
