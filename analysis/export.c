@@ -109,6 +109,9 @@ static int context_json(exp_ctx *x, int g, long e, const mp_store_hit *h, const 
         cJSON_AddStringToObject(o, "text", text ? text : "");
         free(text);
         cJSON_AddItemToObject(o, "tokens", toks);
+        cJSON *idv = cJSON_CreateArray();
+        for (size_t k = c.from; k < c.to; k++) cJSON_AddItemToArray(idv, cJSON_CreateNumber(c.ids[k]));
+        cJSON_AddItemToObject(o, "ids", idv);
         cJSON_AddNumberToObject(o, "token_index", (double)ti);
         if (c.scores) cJSON_AddItemToObject(o, "scores", vals);
         else cJSON_Delete(vals);

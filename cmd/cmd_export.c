@@ -6,6 +6,7 @@
 
 #include "analysis/export.h"
 #include "cli.h"
+#include "core/store/model_check.h"
 
 static const char *ABOUT =
     "  Write a store's experts for other tools: --format jsonl (one object per expert: address, layers,\n"
@@ -71,7 +72,8 @@ int cmd_export(int argc, char **argv) {
     if (rc < 0) goto cleanup;
     if (model_dir) {
         mp_store_shape sh;
-        if ((rc = mp_store_shape_read(st, &sh, &err)) < 0 || (rc = mp_model_load(model_dir, &m, &err)) < 0 ||
+        if ((rc = mp_store_check_model(st, model_dir, &err)) < 0 || (rc = mp_store_shape_read(st, &sh, &err)) < 0 ||
+            (rc = mp_model_load(model_dir, &m, &err)) < 0 ||
             (rc = mp_engine_create(m, MP_DEVICE_AUTO, sh.window, 0, &e, &err)) < 0)
             goto cleanup;
     }

@@ -12,6 +12,7 @@
 #include "core/model/expert_addr.h"
 #include "core/model/routing.h"
 #include "core/store/collect.h"
+#include "core/store/model_check.h"
 #include "core/store/store.h"
 #include "core/text/tokenizer.h"
 
@@ -59,7 +60,6 @@ int cmd_top_contexts(int argc, char **argv) {
     mp_tokenizer *tok = NULL;
     void *tokbytes = NULL;
     size_t toklen = 0;
-    char *hash = NULL;
     mp_store_hit *hits = NULL;
     mp_model *m = NULL;
     mp_engine *eng = NULL;
@@ -85,14 +85,7 @@ int cmd_top_contexts(int argc, char **argv) {
     ei = addr.i;
     ej = addr.j;
     if (model) {
-        char c1[65], t1[65], h1[65];
-        if ((rc = mp_model_fingerprint(model, c1, t1, h1, &err)) < 0) goto cleanup;
-        if ((rc = mp_store_meta_get(st, "model_hash", &hash, &err)) < 0) goto cleanup;
-        if (rc == 0 || strcmp(hash, h1)) {
-            rc = mp_fail(&err, MP_EINPUT, "%s: was collected with another model (model hash %.12s..., %s has %.12s...)",
-                         store, hash ? hash : "?", model, h1);
-            goto cleanup;
-        }
+        if ((rc = mp_store_check_model(st, model, &err)) < 0) goto cleanup;
         if ((rc = mp_model_load(model, &m, &err)) < 0 || (rc = mp_engine_create(m, MP_DEVICE_AUTO, (int)W, 0, &eng, &err)) < 0 ||
             (rc = mp_routing_init(&routing, &m->cfg, &err)) < 0)
             goto cleanup;
@@ -216,7 +209,6 @@ int cmd_top_contexts(int argc, char **argv) {
     rc = 0;
 cleanup:
     free(hits);
-    free(hash);
     mp_routing_free(&routing);
     mp_engine_free(eng);
     mp_model_free(m);

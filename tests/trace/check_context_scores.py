@@ -53,7 +53,7 @@ KEYS = {"expert": str, "group": int, "i": int, "j": int, "flat": int, "layers": 
         "frac_active": (int, float), "mean": (int, float), "max": (int, float), "label_stats": list,
         "per_token_scores": bool, "contexts": list}
 CKEYS = {"rank": int, "w": (int, float), "doc": int, "pos": int, "source": str, "line": int, "labels": dict,
-         "text": str, "tokens": list, "token_index": int, "scores": list}
+         "text": str, "tokens": list, "ids": list, "token_index": int, "scores": list}
 check(len(ex) == 3 and all(set(e) == set(KEYS) and all(isinstance(e[k], t) for k, t in KEYS.items()) for e in ex),
       "export jsonl: every expert object has exactly the documented keys and types")
 check(all(set(c) == set(CKEYS) and all(isinstance(c[k], t) for k, t in CKEYS.items())
@@ -76,5 +76,38 @@ check(len(acts) == sum(len(e["contexts"]) for e in ex) and
       all(len(a["values"]) == len(a["tokens"]) and abs(a["values"][a["maxValueTokenIndex"]] - a["maxValue"]) <= 1e-5
           for a in acts), "neuronpedia activations: values aligned with tokens, values[maxValueTokenIndex] == maxValue")
 check(not [f for f in os.listdir(npd) if "tmp" in f], "no temporary files left")
+
+# effects == a brute-force recomputation with `logits --last` unmasked and masked, over the same prefixes
+import numpy as np
+E_, G_ = 32, 2
+top3 = json.loads(run("export", "--store", store, "--experts", "1", "--contexts", "3", "--context-tokens", "64",
+                      "--quiet").decode().splitlines()[0])
+g, i, j = top3["group"], top3["i"], top3["j"]
+mask = os.path.join(WORK, "one.json")
+json.dump({"format": "monet-probe-mask", "version": 1, "model": {"moe_experts": E_, "n_groups": G_},
+           "groups": [{"group": g, "experts": [[i, j]]}]}, open(mask, "w"))
+
+
+def logprobs(ids, *extra):
+    out = os.path.join(WORK, "l.f32")
+    run("logits", "--model", MODEL, "--ids", ",".join(map(str, ids)), "--last", "--out", out, *extra)
+    x = np.fromfile(out, dtype="<f4").astype(np.float64)
+    return x - (x.max() + np.log(np.exp(x - x.max()).sum()))
+
+
+acc = None
+for c in top3["contexts"]:
+    check(c["ids"][0] is not None and len(c["ids"]) == len(c["tokens"]), "export ids aligned with tokens")
+    prefix = c["ids"][:c["token_index"] + 1]
+    d = logprobs(prefix) - logprobs(prefix, "--mask", mask)
+    acc = d if acc is None else acc + d
+want = acc / len(top3["contexts"])
+fx = json.loads(run("effects", "--model", MODEL, "--store", store, "--expert", top3["expert"], "--contexts", "3",
+                    "--top", "5", "--json"))
+order = np.argsort(-want, kind="stable")
+check(fx["contexts"] == 3 and [p["id"] for p in fx["promoted"]] == [int(v) for v in order[:5]] and
+      all(abs(p["effect"] - want[p["id"]]) <= 1e-4 for p in fx["promoted"] + fx["suppressed"]) and
+      [p["id"] for p in fx["suppressed"]] == [int(v) for v in order[::-1][:5]],
+      f"effects == brute force masked-vs-unmasked logits over the same contexts (top id {order[0]})")
 print(f"check_context_scores: {len(failures)} failed")
 sys.exit(1 if failures else 0)
