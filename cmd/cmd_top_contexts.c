@@ -21,6 +21,16 @@ static const char *ABOUT =
     "  it can exceed 100%: it sums over heads), the document's labels, and the text around the token\n"
     "  (bold on a terminal, [[token]] otherwise). Without R:, the expert in every router group.";
 
+/* A shown text already printed, and the rank that printed it. */
+typedef struct seen_key {
+    char *text;
+    int rank;
+} seen_key;
+
+static void free_keys(seen_key *k, size_t n) {
+    for (size_t i = 0; i < n; i++) free(k[i].text);
+}
+
 static int meta_int(mp_store *st, const char *key, long *v, mp_error *err) {
     char *s = NULL;
     int r = mp_store_meta_get(st, key, &s, err);
@@ -36,7 +46,7 @@ static int meta_int(mp_store *st, const char *key, long *v, mp_error *err) {
 int cmd_top_contexts(int argc, char **argv) {
     const char *store = NULL, *expert = NULL, *model = NULL;
     long show = 10, limit = -1;
-    int json = 0;
+    int json = 0, all_text = 0;
     const cli_opt opts[] = {
         CLI_OPT_STORE(&store, CLI_REQUIRED),
         CLI_OPT_EXPERT(&expert, CLI_STR, "the expert: R:I,J or R:ID (flat id I*E+J); without R:, every group",
@@ -48,6 +58,9 @@ int cmd_top_contexts(int argc, char **argv) {
         {"--model", NULL, CLI_STR, "DIR", &model, 0, 0, NULL,
          "the model the store was collected with (checked): adds the expert's weight on\n"
          "every shown token of each context (one forward per context window)", 0, NULL, 0},
+        {"--all-text", NULL, CLI_FLAG, NULL, &all_text, 0, 0, NULL,
+         "print every context in full (default: a context whose shown text repeats an\n"
+         "earlier one is one line naming that rank; --json marks it duplicate_of)", 0, NULL, 0},
         CLI_OPT_JSON(&json),
         CLI_OPT_END,
     };
@@ -61,6 +74,8 @@ int cmd_top_contexts(int argc, char **argv) {
     void *tokbytes = NULL;
     size_t toklen = 0;
     mp_store_hit *hits = NULL;
+    seen_key *keys = NULL;
+    size_t n_keys = 0;
     mp_model *m = NULL;
     mp_engine *eng = NULL;
     mp_routing routing = {0};
@@ -120,6 +135,12 @@ int cmd_top_contexts(int argc, char **argv) {
             else printf("never active\n");
         }
         size_t shown = limit > 0 && (size_t)limit < n ? (size_t)limit : n;
+        free_keys(keys, n_keys);
+        n_keys = 0;
+        if (shown && !(keys = realloc(keys, shown * sizeof *keys))) {
+            rc = mp_fail(&err, MP_ENOMEM, "out of memory");
+            goto cleanup;
+        }
         for (size_t k = 0; k < shown; k++) {
             mp_context ct;
             char *labels = NULL, *source = NULL;
@@ -132,6 +153,19 @@ int cmd_top_contexts(int argc, char **argv) {
             char *tokt = rc == 0 ? mp_context_join(&ct, ti, ti + 1, !json) : NULL;
             char *right = rc == 0 ? mp_context_join(&ct, ti + 1, ns, !json) : NULL;
             if (rc == 0 && (!left || !tokt || !right)) rc = mp_fail(&err, MP_ENOMEM, "out of memory");
+            int dup = -1; /* the same shown text as an earlier context (e.g. a repeated licence line) */
+            if (rc == 0) {
+                size_t kl = strlen(left) + strlen(tokt) + strlen(right) + 3;
+                char *key = malloc(kl);
+                if (!key) {
+                    rc = mp_fail(&err, MP_ENOMEM, "out of memory");
+                } else {
+                    snprintf(key, kl, "%s\x01%s\x01%s", left, tokt, right);
+                    for (size_t q = 0; q < n_keys && dup < 0; q++)
+                        if (!strcmp(keys[q].text, key)) dup = keys[q].rank;
+                    keys[n_keys++] = (seen_key){key, hits[k].rank};
+                }
+            }
             if (rc < 0) {
                 mp_context_free(&ct), free(labels), free(source), free(left), free(tokt), free(right);
                 rc = err.code ? err.code : MP_EINTERNAL;
@@ -153,6 +187,7 @@ int cmd_top_contexts(int argc, char **argv) {
                 cli_json_str(stdout, tokt);
                 printf(", \"right\": ");
                 cli_json_str(stdout, right);
+                if (dup >= 0) printf(", \"duplicate_of\": %d", dup);
                 if (eng) { /* per-token weights of the shown tokens, first = the first of "left" */
                     printf(", \"tokens\": [");
                     for (size_t q = 0; q < ns; q++) {
@@ -164,6 +199,9 @@ int cmd_top_contexts(int argc, char **argv) {
                     printf("], \"token_index\": %zu", ti);
                 }
                 printf("}");
+            } else if (dup >= 0 && !all_text) {
+                printf("  %7.2f%%  doc %llu pos %u  same text as rank %d\n", 100.0 * hits[k].w,
+                       (unsigned long long)hits[k].doc, hits[k].pos, dup);
             } else {
                 printf("  %7.2f%%  doc %llu pos %u", 100.0 * hits[k].w, (unsigned long long)hits[k].doc, hits[k].pos);
                 const cJSON *it;
@@ -209,6 +247,8 @@ int cmd_top_contexts(int argc, char **argv) {
     rc = 0;
 cleanup:
     free(hits);
+    free_keys(keys, n_keys);
+    free(keys);
     mp_routing_free(&routing);
     mp_engine_free(eng);
     mp_model_free(m);

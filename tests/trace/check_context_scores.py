@@ -109,5 +109,20 @@ check(fx["contexts"] == 3 and [p["id"] for p in fx["promoted"]] == [int(v) for v
       all(abs(p["effect"] - want[p["id"]]) <= 1e-4 for p in fx["promoted"] + fx["suppressed"]) and
       [p["id"] for p in fx["suppressed"]] == [int(v) for v in order[::-1][:5]],
       f"effects == brute force masked-vs-unmasked logits over the same contexts (top id {order[0]})")
+
+# repeated windows (the same licence line in many files) are named once
+rep = os.path.join(WORK, "rep.jsonl")
+with open(rep, "w") as f:
+    for _ in range(6):
+        f.write(json.dumps({"text": "Licensed under the Apache License, Version 2.0 (the License);", "lang": "x"}) + "\n")
+rdb = os.path.join(WORK, "rep.db")
+run("collect", "--model", MODEL, "--corpus", rep, "--label-field", "lang", "--top-k", "4", "--out", rdb, "--quiet")
+e0 = json.loads(run("export", "--store", rdb, "--experts", "1", "--quiet").decode().splitlines()[0])["expert"]
+txt = run("top-contexts", "--store", rdb, "--expert", e0).decode()
+js = json.loads(run("top-contexts", "--store", rdb, "--expert", e0, "--json"))["groups"][0]["contexts"]
+check(txt.count("same text as rank 0") == 3 and [c.get("duplicate_of") for c in js] == [None, 0, 0, 0],
+      "identical contexts: printed once, the others name rank 0 (--json: duplicate_of)")
+full = run("top-contexts", "--store", rdb, "--expert", e0, "--all-text").decode()
+check("same text as" not in full and full.count("Apache") == 4, "--all-text prints every context in full")
 print(f"check_context_scores: {len(failures)} failed")
 sys.exit(1 if failures else 0)
