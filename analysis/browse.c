@@ -737,10 +737,10 @@ static int write_coact(ctx *c, wr *w, int grp, uint32_t e, mp_error *err) {
         w_puts(w, "<tr><td>");
         int link = listed(c, g2, e2);
         if (link) w_printf(w, "<a href=\"../g%d/%u_%u.html\">", g2, e2 / (uint32_t)c->E, e2 % (uint32_t)c->E);
-        w_printf(w, "Group %d / Expert %s", g2, thou(e2, t));
+        w_printf(w, "Expert %d:%u,%u", g2, e2 / (uint32_t)c->E, e2 % (uint32_t)c->E);
         if (link) w_puts(w, "</a>");
-        w_printf(w, " <span class=\"muted\">(%u,%u)</span></td><td class=\"num\">%lld</td></tr>\n", e2 / (uint32_t)c->E,
-                 e2 % (uint32_t)c->E, (long long)sqlite3_column_int64(s, 2));
+        w_printf(w, " <span class=\"muted\">(%d:#%s)</span></td><td class=\"num\">%lld</td></tr>\n", g2, thou(e2, t),
+                 (long long)sqlite3_column_int64(s, 2));
     }
     MP_FAIL_IF(r != SQLITE_DONE, err, MP_EIO, "%s: %s", mp_store_path(c->st), sqlite3_errmsg(c->db));
     if (k) w_puts(w, "</tbody></table>\n");
@@ -758,11 +758,11 @@ static int write_page(ctx *c, const struct sel *x, mp_error *err) {
     int rc;
     snprintf(path, sizeof path, "%s/experts/g%d/%u_%u.html", c->o->out_dir, x->grp, I, J);
     MP_TRY(w_open(&w, path, err));
-    snprintf(title, sizeof title, "Group %d / Expert %s", x->grp, thou(x->e, t));
+    snprintf(title, sizeof title, "Expert %d:%u,%u", x->grp, I, J);
     snprintf(sub, sizeof sub,
-             "(I, J) = (%u, %u) \xc2\xb7 router group %d covers layers %ld\xe2\x80\x93%ld \xc2\xb7 "
-             "<a href=\"../../index.html\">all experts</a>",
-             I, J, x->grp, first, last);
+             "flat id %d:#%u (the paper's Group %d / Expert %s) \xc2\xb7 router group %d covers layers "
+             "%ld\xe2\x80\x93%ld \xc2\xb7 <a href=\"../../index.html\">all experts</a>",
+             x->grp, x->e, x->grp, thou(x->e, t), x->grp, first, last);
     page_head(&w, title, sub);
     int64_t gt = x->grp < c->n_groups ? c->group_tokens[x->grp] : 0;
     w_printf(&w, "<div class=\"cards\"><div class=\"card\"><span class=\"muted\">active on</span><b>%s tokens</b>"

@@ -140,7 +140,8 @@ def site_mode():
     check(re.search(r'<td class="num pct">\d+\.\d\d%</td>', hp) is not None, "activation shown as the paper does")
     check("<svg class=\"profile\"" in hp and "<rect" in hp, "per-label activation profile as inline SVG")
     check("Co-activating experts" in hp, "co-activating experts section")
-    check(re.search(r"Group \d+ / Expert [\d,]+", hp) is not None, "page titled like the paper (Group R / Expert N)")
+    check(re.search(r"<title>Expert \d+:\d+,\d+", hp) is not None and re.search(r"Group \d+ / Expert [\d,]+", hp) is not None,
+      "page titled with the address R:I,J, and names the paper's Group R / Expert N")
 
     # annotations computed from the store == read from the JSON files
     auto = os.path.join(WORK, "site_auto")
