@@ -40,10 +40,8 @@ int cmd_browse(int argc, char **argv) {
         {"--rank", NULL, CLI_CHOICE, NULL, &rank, 0, 0, "count|max|mean|skew|toxicity",
          "which N: count (active tokens, default), max, mean (activation),\n"
          "skew (specialists, most skewed first), toxicity (highest r first)", 0, NULL, 0},
-        {"--contexts", NULL, CLI_INT, "N", &contexts, 0, 1 << 20, NULL,
-         "top contexts per page (default 32; 0 = all stored)", 0, NULL, 0},
-        {"--context-tokens", NULL, CLI_INT, "N", &context_tokens, 0, 4096, NULL,
-         "tokens shown each side of the activating token (default 12)", 0, NULL, 0},
+        CLI_OPT_CONTEXTS(&contexts, "top contexts per page (default 32; 0 = all stored)"),
+        CLI_OPT_CONTEXT_TOKENS(&context_tokens, "tokens shown each side of the activating token (default 12)"),
         {"--coact", NULL, CLI_INT, "N", &coact, 0, 1000, NULL, "co-activating experts per page (default 12)", 0, NULL,
          0},
         CLI_OPT_QUIET(&quiet),

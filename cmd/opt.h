@@ -170,6 +170,10 @@ int cli_parse_label_select(const char *value, void *dest, char *msg, size_t cap)
 #define CLI_OPT_LABEL_SELECT(p, help)                                                                                 \
     {"--label", NULL, CLI_CUSTOM, "F=V", (p), 0, 0, NULL, (help), 0, cli_parse_label_select, 0}
 
+/* --contexts N (top contexts per expert) / --context-tokens N (tokens each side) */
+#define CLI_OPT_CONTEXTS(p, help) {"--contexts", NULL, CLI_INT, "N", (p), 0, 1 << 20, NULL, (help), 0, NULL, 0}
+#define CLI_OPT_CONTEXT_TOKENS(p, help) {"--context-tokens", NULL, CLI_INT, "N", (p), 0, 4096, NULL, (help), 0, NULL, 0}
+
 /* The model group: --model (flags fl), --device, --mask. */
 #define CLI_OPTS_MODEL(a, fl) CLI_OPT_MODEL(a, fl), CLI_OPT_DEVICE(a), CLI_OPT_MASK(a)
 
