@@ -114,6 +114,7 @@ typedef struct cli_ppl_args {
     const char *corpus, *text_field, *label_field;
     long ctx, max_docs;
     int strict, quiet;
+    int batch; /* windows per engine call (0 = 1) */
 } cli_ppl_args;
 #define CLI_OPTS_PPL(a)                                                                                               \
     CLI_OPTS_MODEL(&(a)->model, CLI_REQUIRED), CLI_OPT_CORPUS(&(a)->corpus, CLI_REQUIRED),                          \
@@ -125,8 +126,10 @@ typedef struct cli_ppl_args {
          "window length in tokens (default: min(512, max_position_embeddings))", 0, NULL, 0},                        \
         {"--max-docs", NULL, CLI_LONG, "N", &(a)->max_docs, 1, 1099511627776.0, NULL, "stop after N documents", 0,   \
          NULL, 0},                                                                                                    \
+        CLI_OPT_BATCH(&(a)->batch, "windows per engine call, one KV cache of --context tokens each (default 1);\n" \
+                                   "never changes a result"),                                                    \
         CLI_OPT_STRICT(&(a)->strict), CLI_OPT_QUIET(&(a)->quiet)
-#define CLI_PPL_ARGS_INIT {{0}, NULL, "text", NULL, 0, -1, 0, 0}
+#define CLI_PPL_ARGS_INIT {{0}, NULL, "text", NULL, 0, -1, 0, 0, 0}
 
 /* The resolved request of a parsed cli_model_args' --device (NULL = auto).
  * @return 0, or 2 after printing a usage error. */
