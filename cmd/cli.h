@@ -87,16 +87,6 @@ void cli_csv_str(FILE *f, const char *s);
 
 #define CLI_MAX_STEER 64
 
-/* Steering from --expert "[R:]I,J[=S]" arguments (strength defaults to
- * `strength` when have_strength): sets the list on st and, unless quiet, says
- * on stderr exactly which weights change in which layers. */
-int cli_apply_steering(const mp_model *m, mp_state *st, const char **args, int n, int have_strength, double strength,
-                       int quiet, mp_error *err);
-
-/* When path is non-NULL: load the mask file for model m and attach it to st.
- * *mask receives the loaded mask (caller frees with mp_mask_free). */
-int cli_apply_mask(const char *path, const mp_model *m, mp_state *st, mp_mask **mask, mp_error *err);
-
 #include "core/model/backend.h"
 
 /* Usage text for the option, shared by the commands that take it. */
@@ -139,7 +129,12 @@ int cli_model_device(const char *cmd, const cli_model_args *a, mp_device *out);
  * after printing a usage error. */
 int cli_input_check(const char *cmd, const cli_input_args *in);
 
-/* cli_apply_mask / cli_apply_steering for a backend engine (core/model/backend.h). */
+/* When path is non-NULL: load the mask file for model m and attach it to e
+ * (every slot). *mask receives the loaded mask (caller frees with mp_mask_free).
+ * cli_engine_apply_steering: steering from --expert "[R:]I,J[=S]" arguments
+ * (strength defaults to `strength` when have_strength): sets the list on e
+ * and, unless quiet, says on stderr exactly which weights change in which
+ * layers. */
 int cli_engine_apply_mask(const char *path, const mp_model *m, mp_engine *e, mp_mask **mask, mp_error *err);
 int cli_engine_apply_steering(const mp_model *m, mp_engine *e, const char **args, int n, int have_strength,
                               double strength, int quiet, mp_error *err);

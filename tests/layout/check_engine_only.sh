@@ -6,18 +6,16 @@
 # exits 1 naming every use outside the allow-list below, and every allow-list
 # entry that no longer needs to be there (so the list only shrinks).
 #
-# The allow-list: code that still drives generation, which core/model/generate.c
-# runs on an mp_state (incremental decoding of B sequences on the engine is
-# not built yet):
-#   cmd/cli.c, cmd/cli.h       cli_apply_mask / cli_apply_steering for `generate`
-#   cmd/cmd_generate.c         generate / steer: mp_generate
+# The allow-list: the evaluations that generate on an mp_state with
+# mp_generate; they can move to mp_generate_batch on an engine
+# (mp_eval_model_open_engine), which `generate` / `steer` already use:
 #   core/eval/eval_model.[ch]  mp_eval_model_open: the state MULTIPL-E / toxicity generate on
 #   core/eval/multiple_eval.c  MULTIPL-E generation (mp_generate)
 #   core/eval/toxicity_eval.c  ToxiGen / RTP generation and annotated-statement log-likelihoods
 set -u
 root=${1:-$(cd "$(dirname "$0")/../.." && pwd)}
 cd "$root" || exit 2
-allow="cmd/cli.c cmd/cli.h cmd/cmd_generate.c core/eval/eval_model.c core/eval/eval_model.h
+allow="core/eval/eval_model.c core/eval/eval_model.h
 core/eval/multiple_eval.c core/eval/toxicity_eval.c"
 pat='\bmp_forward[[:space:]]*\(|\bmp_state_[a-z_]+[[:space:]]*\(|\bmp_state[[:space:]]*\*'
 bad=0 scanned=0
