@@ -51,3 +51,4 @@ if [[ -x bench/bench_tokenizer.sh ]]; then
   bench/bench_tokenizer.sh "$bin"
 fi
 if [[ -x bench/bench_collect.sh ]]; then echo "== collect =="; bench/bench_collect.sh "$bin"; fi
+if [[ -x bench/bench_batch.sh ]]; then echo "== batched engine =="; bench/bench_batch.sh "$bin"; fi

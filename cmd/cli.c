@@ -92,13 +92,6 @@ int cli_get_ids(const char *model_dir, const char *ids_arg, const char *text_arg
     return rc;
 }
 
-int cli_apply_mask(const char *path, const mp_model *m, mp_state *st, mp_mask **mask, mp_error *err) {
-    *mask = NULL;
-    if (!path) return 0;
-    MP_TRY(mp_mask_load(path, &m->cfg, mask, err));
-    return mp_state_set_mask(st, *mask, err);
-}
-
 int cli_parse_expert(const char *s, int E, int n_groups, int *group, int *i, int *j, mp_error *err) {
     mp_expert_addr a;
     MP_TRY(mp_expert_addr_parse(s, E, n_groups, &a, err));
@@ -147,15 +140,6 @@ static int build_steering(const mp_model *m, const char **args, int n, int have_
     }
     *cnt_out = cnt;
     return 0;
-}
-
-/* Parse the --expert list into a steering list on st (see cli.h). */
-int cli_apply_steering(const mp_model *m, mp_state *st, const char **args, int n, int have_strength,
-                          double strength, int quiet, mp_error *err) {
-    mp_steer list[CLI_MAX_STEER * 8];
-    size_t cnt = 0;
-    MP_TRY(build_steering(m, args, n, have_strength, strength, quiet, list, &cnt, err));
-    return mp_state_set_steering(st, list, cnt, err);
 }
 
 int cli_engine_apply_steering(const mp_model *m, mp_engine *e, const char **args, int n, int have_strength,

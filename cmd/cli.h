@@ -80,16 +80,6 @@ void cli_csv_str(FILE *f, const char *s);
 
 #define CLI_MAX_STEER 64
 
-/* Steering from --expert "[R:]I,J[=S]" arguments (strength defaults to
- * `strength` when have_strength): sets the list on st and, unless quiet, says
- * on stderr exactly which weights change in which layers. */
-int cli_apply_steering(const mp_model *m, mp_state *st, const char **args, int n, int have_strength, double strength,
-                       int quiet, mp_error *err);
-
-/* When path is non-NULL: load the mask file for model m and attach it to st.
- * *mask receives the loaded mask (caller frees with mp_mask_free). */
-int cli_apply_mask(const char *path, const mp_model *m, mp_state *st, mp_mask **mask, mp_error *err);
-
 #include "core/model/backend.h"
 
 
@@ -104,6 +94,7 @@ typedef struct cli_ppl_args {
     const char *corpus, *text_field, *label_field;
     long ctx, max_docs;
     int strict, quiet;
+    int batch; /* windows per engine call (0 = 1) */
 } cli_ppl_args;
 #define CLI_OPTS_PPL(a)                                                                                               \
     CLI_OPTS_MODEL(&(a)->model, CLI_REQUIRED), CLI_OPT_CORPUS(&(a)->corpus, CLI_REQUIRED),                          \
@@ -115,8 +106,10 @@ typedef struct cli_ppl_args {
          "window length in tokens (default: min(512, max_position_embeddings))", 0, NULL, 0},                        \
         {"--max-docs", NULL, CLI_LONG, "N", &(a)->max_docs, 1, 1099511627776.0, NULL, "stop after N documents", 0,   \
          NULL, 0},                                                                                                    \
+        CLI_OPT_BATCH(&(a)->batch, "windows per engine call, one KV cache of --context tokens each (default 1);\n" \
+                                   "never changes a result"),                                                    \
         CLI_OPT_STRICT(&(a)->strict), CLI_OPT_QUIET(&(a)->quiet)
-#define CLI_PPL_ARGS_INIT {{0}, NULL, "text", NULL, 0, -1, 0, 0}
+#define CLI_PPL_ARGS_INIT {{0}, NULL, "text", NULL, 0, -1, 0, 0, 0}
 
 /* The resolved request of a parsed cli_model_args' --device (NULL = auto).
  * @return 0, or 2 after printing a usage error. */
@@ -126,7 +119,12 @@ int cli_model_device(const char *cmd, const cli_model_args *a, mp_device *out);
  * after printing a usage error. */
 int cli_input_check(const char *cmd, const cli_input_args *in);
 
-/* cli_apply_mask / cli_apply_steering for a backend engine (core/model/backend.h). */
+/* When path is non-NULL: load the mask file for model m and attach it to e
+ * (every slot). *mask receives the loaded mask (caller frees with mp_mask_free).
+ * cli_engine_apply_steering: steering from --expert "[R:]I,J[=S]" arguments
+ * (strength defaults to `strength` when have_strength): sets the list on e
+ * and, unless quiet, says on stderr exactly which weights change in which
+ * layers. */
 int cli_engine_apply_mask(const char *path, const mp_model *m, mp_engine *e, mp_mask **mask, mp_error *err);
 int cli_engine_apply_steering(const mp_model *m, mp_engine *e, const char **args, int n, int have_strength,
                               double strength, int quiet, mp_error *err);

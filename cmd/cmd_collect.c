@@ -12,7 +12,9 @@ static const char *ABOUT =
     "  w_ij = sum_h g1[h,I]*g2[h,J] with their document and position, activation statistics and\n"
     "  per-label statistics, in a SQLite store (schema: docs/store.md).";
 static const char *FOOTER =
-    "Re-running the same command after an interruption resumes from the last committed batch.\n";
+    "Re-running the same command after an interruption resumes from the last committed transaction\n"
+    "(every --commit-every windows). --batch only groups windows into engine calls: the store is the\n"
+    "same bit for bit at any --batch (before the engine API, --batch meant --commit-every).\n";
 
 /* --shard i/n into mp_collect_opts.shard_i / shard_n */
 static int parse_shard(const char *v, void *dest, char *msg, size_t cap) {
@@ -51,6 +53,7 @@ int cmd_collect(int argc, char **argv) {
     o.shard_n = 1;
     int quiet = 0, json = 0;
     cli_list labels = {0}, scores = {0};
+    cli_model_args dev_arg = {0};
     long max_tokens = 0;
     const cli_opt table[] = {
         {"--model", NULL, CLI_STR, "DIR", &o.model_dir, 0, 0, NULL,
@@ -62,7 +65,10 @@ int cmd_collect(int argc, char **argv) {
          "stop after N tokens (the last document is cut)", 0, NULL, 0},
         {"--context-window", NULL, CLI_INT, "W", &o.window, 1, 1 << 20, NULL,
          "forward window in tokens (default min(512, max_position_embeddings))", 0, NULL, 0},
-        CLI_OPT_BATCH(&o.batch, "windows per committed transaction (default 64)"),
+        CLI_OPT_DEVICE(&dev_arg),
+        CLI_OPT_BATCH(&o.batch, "windows per engine call, one KV cache of W tokens each (default 1)"),
+        {"--commit-every", NULL, CLI_INT, "N", &o.commit_every, 1, 1 << 24, NULL,
+         "windows per committed transaction (default 64; resume granularity)", 0, NULL, 0},
         {"--shard", NULL, CLI_CUSTOM, "i/n", &o, 0, 0, NULL,
          "process documents i, i+n, i+2n, ... (combine shards with `merge`)", 0, parse_shard, 0},
         CLI_OPT_TEXT_FIELD(&o.text_field),
@@ -81,6 +87,7 @@ int cmd_collect(int argc, char **argv) {
     int prc = cli_parse(&spec, argc, argv);
     if (prc) return prc == 1 ? 0 : prc;
     if ((prc = take_fields(&labels, &scores, &o))) return prc;
+    if (cli_model_device("collect", &dev_arg, &o.device)) return 2;
     o.max_tokens = max_tokens;
     mp_progress prog;
     mp_progress_start(&prog, quiet ? NULL : stderr, "collect", "tok", o.max_tokens > 0 ? (uint64_t)o.max_tokens : 0);

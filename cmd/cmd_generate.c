@@ -1,5 +1,6 @@
 /* cmd/cmd_generate.c — `monet-probe generate`: prefill the prompt once, then
- * decode token by token with the KV cache, streaming text to stdout; and
+ * decode token by token with the KV cache on the engine (core/model/backend.h,
+ * mp_generate_batch with one sequence), streaming text to stdout; and
  * `monet-probe steer`, the same generation with chosen experts' routing
  * weights forced up (w_ij += S at every token of their group). */
 #include <stdio.h>
@@ -7,7 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "core/model/forward.h"
+#include "core/model/backend.h"
 #include "core/model/generate.h"
 #include "core/model/sampling.h"
 
@@ -31,6 +32,7 @@ static void stream_text(void *ctx, const char *bytes, size_t n) {
 static int generate_main(int argc, char **argv, int steer_mode) {
     const char *cmd = steer_mode ? "steer" : "generate";
     const char *dir = NULL, *prompt = NULL, *mask_path = NULL;
+    cli_model_args dev_arg = {0};
     int have_strength = 0, no_bos = 0, json = 0;
     double strength = NO_STRENGTH;
     long max_new = 64, seed = 1;
@@ -46,6 +48,7 @@ static int generate_main(int argc, char **argv, int steer_mode) {
          0, NULL, 0},                                                                                                 \
         {"--seed", NULL, CLI_LONG, "S", &seed, 0, 4.6e18, NULL, "RNG seed (default 1); same seed, same output", 0,    \
          NULL, 0},                                                                                                    \
+        CLI_OPT_DEVICE(&dev_arg),                                                                                     \
         {"--no-bos", NULL, CLI_FLAG, NULL, &no_bos, 0, 0, NULL, "do not prepend BOS to the prompt", 0, NULL, 0},    \
         {"--mask", NULL, CLI_STR, "MASK", &mask_path, 0, 0, NULL, "purge the experts listed in a mask file", 0, NULL, \
          0},                                                                                                          \
@@ -66,6 +69,8 @@ static int generate_main(int argc, char **argv, int steer_mode) {
                            .opts = steer_mode ? steer_opts : gen_opts};
     int prc = cli_parse(&spec, argc, argv);
     if (prc) return prc == 1 ? 0 : prc;
+    mp_device dev;
+    if (cli_model_device(cmd, &dev_arg, &dev)) return 2;
     have_strength = strength != NO_STRENGTH;
     if (!have_strength) strength = 0;
     const int bos = !no_bos;
@@ -76,7 +81,7 @@ static int generate_main(int argc, char **argv, int steer_mode) {
     mp_error_clear(&err);
     mp_tokenizer *tok = NULL;
     mp_model *m = NULL;
-    mp_state *st = NULL;
+    mp_engine *st = NULL;
     mp_mask *mask = NULL;
     mp_sampler sampler = {0};
     int32_t *ids = NULL;
@@ -95,14 +100,16 @@ static int generate_main(int argc, char **argv, int steer_mode) {
                      mp_tokenizer_vocab_size(tok), m->cfg.vocab_size);
         goto cleanup;
     }
-    if ((rc = mp_state_create(m, (int)(n + (size_t)max_new), 0, &st, &err)) < 0) goto cleanup;
-    if ((rc = cli_apply_mask(mask_path, m, st, &mask, &err)) < 0) goto cleanup;
-    if (steer_mode && (rc = cli_apply_steering(m, st, steer_arg, n_steer_arg, have_strength, strength, json, &err)) < 0)
+    if ((rc = mp_engine_create(m, dev, (int)(n + (size_t)max_new), 0, &st, &err)) < 0) goto cleanup;
+    if ((rc = cli_engine_apply_mask(mask_path, m, st, &mask, &err)) < 0) goto cleanup;
+    if (steer_mode &&
+        (rc = cli_engine_apply_steering(m, st, steer_arg, n_steer_arg, have_strength, strength, json, &err)) < 0)
         goto cleanup;
     if ((rc = mp_sampler_init(&sampler, m->cfg.vocab_size, temp, top_p, (uint64_t)seed, &err)) < 0) goto cleanup;
     mp_gen_opts go = {.max_new_tokens = (int)max_new, .on_text = json ? NULL : stream_text};
     if (!json) fputs(prompt, stdout);
-    if ((rc = mp_generate(st, tok, ids, n, &go, &sampler, &gen, &err)) < 0) goto cleanup;
+    const int32_t *prompts[1] = {ids};
+    if ((rc = mp_generate_batch(st, tok, prompts, &n, 1, &go, &sampler, &gen, &err)) < 0) goto cleanup;
     size_t n_out = gen.n_ids;
     const int32_t *out_ids = gen.ids;
     double t_prefill = gen.prefill_s;
@@ -125,7 +132,7 @@ static int generate_main(int argc, char **argv, int steer_mode) {
 cleanup:
     mp_gen_result_free(&gen);
     mp_sampler_free(&sampler);
-    mp_state_free(st);
+    mp_engine_free(st);
     mp_mask_free(mask);
     mp_model_free(m);
     mp_tokenizer_free(tok);

@@ -21,13 +21,13 @@ static const char *ABOUT =
 
 /* The parsed options of both commands. */
 typedef struct eval_mc_args {
-    cli_model_args model;      /* --model, --mask (the scorer runs on the CPU state) */
+    cli_model_args model;      /* --model, --device, --mask */
     const char *list;          /* --subjects / --tasks: comma list, NULL = all */
     const char *json, *items, *data;
     long shots, limit, context;
     int batch, no_bos, metric_acc, quiet;
 } eval_mc_args;
-#define EVAL_MC_ARGS_INIT {{0}, NULL, NULL, NULL, NULL, 0, 0, 0, 16, 0, 0, 0}
+#define EVAL_MC_ARGS_INIT {{0}, NULL, NULL, NULL, NULL, 0, 0, 0, 1, 0, 0, 0}
 
 static int eval_mc_main(const char *cmd, const eval_mc_args *a, int mmlu_only);
 
@@ -36,8 +36,7 @@ int cmd_eval_general(int argc, char **argv) { return eval_mc_cmd(argc, argv, 0, 
 int eval_mc_cmd(int argc, char **argv, int mmlu_only, const char *about) {
     eval_mc_args a = EVAL_MC_ARGS_INIT;
     const cli_opt opts[] = {
-        CLI_OPT_MODEL(&a.model, CLI_REQUIRED),
-        CLI_OPT_MASK(&a.model),
+        CLI_OPTS_MODEL(&a.model, CLI_REQUIRED),
         {"--shots", NULL, CLI_LONG, "N", &a.shots, 0, 16, NULL,
          "few-shot examples before each question (default 0; the harness uses 5 for MMLU);\n"
          "MMLU takes them from dev, the other tasks from the same split", 0, NULL, 0},
@@ -46,7 +45,8 @@ int eval_mc_cmd(int argc, char **argv, int mmlu_only, const char *about) {
         {"--items", NULL, CLI_STR, "FILE", &a.items, 0, 0, NULL,
          "one JSON line per item (log-likelihoods, prediction)", 0, NULL, 0},
         CLI_OPT_DATA(&a.data),
-        CLI_OPT_BATCH(&a.batch, "items per progress / flush unit (default 16); never changes a score"),
+        CLI_OPT_BATCH(&a.batch, "items per engine call (one KV cache of --context tokens each) and per\n"
+                                "progress / --items flush (default 1); never changes a score"),
         {"--context", NULL, CLI_LONG, "N", &a.context, 2, 1 << 20, NULL,
          "KV-cache length in tokens (default: max_position_embeddings); longer prompts\n"
          "lose their first tokens, like the harness", 0, NULL, 0},
@@ -130,6 +130,11 @@ static int eval_mc_main(const char *cmd, const eval_mc_args *a, int mmlu_only) {
         free(list);
         return drc;
     }
+    mp_device dev;
+    if (cli_model_device(cmd, &a->model, &dev)) {
+        free(list);
+        return 2;
+    }
     mp_general_cfg c = {
         .model_dir = a->model.model,
         .mask_path = a->model.mask,
@@ -141,6 +146,7 @@ static int eval_mc_main(const char *cmd, const eval_mc_args *a, int mmlu_only) {
         .shots = (int)a->shots,
         .limit = (size_t)a->limit,
         .batch = a->batch,
+        .device = dev,
         .context = (int)a->context,
         .add_bos = !a->no_bos,
         .metric_acc = a->metric_acc,

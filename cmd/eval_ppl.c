@@ -62,10 +62,10 @@ int cmd_eval_ppl(int argc, char **argv) {
     if ((rc = cli_load_tokenizer(dir, &tok, &err)) < 0) goto cleanup;
     if ((rc = mp_model_load(dir, &m, &err)) < 0) goto cleanup;
     if (!ctx) ctx = m->cfg.max_position_embeddings < 512 ? m->cfg.max_position_embeddings : 512;
-    if ((rc = mp_engine_create(m, dev, (int)ctx, 0, &st, &err)) < 0) goto cleanup;
+    if ((rc = mp_engine_create_slots(m, dev, pa.batch > 1 ? pa.batch : 1, (int)ctx, 0, &st, &err)) < 0) goto cleanup;
     if ((rc = cli_engine_apply_mask(mask_path, m, st, &mask, &err)) < 0) goto cleanup;
     mp_progress_start(&prog, quiet ? NULL : stderr, cmd, "tok", 0);
-    rc = mp_ppl_corpus(st, m->cfg.vocab_size, tok, c, label_field != NULL, (int)ctx, max_docs, &prog, &r, &err);
+    rc = mp_ppl_corpus(st, m->cfg.vocab_size, tok, c, label_field != NULL, (int)ctx, max_docs, pa.batch, &prog, &r, &err);
     if (rc < 0) goto cleanup;
     mp_progress_finish(&prog);
     size_t docs = r.docs, total_tok = r.tokens, no_label = r.no_label;

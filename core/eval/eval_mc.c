@@ -33,31 +33,66 @@ static int prefix_keep(mp_mc_runner *r, const char *ctx, size_t prefix_len, cons
     return 0;
 }
 
-/* Score choice set [c0, c1) that share context string ctx. */
-static int score_group(mp_mc_runner *r, const mp_mc_request *rq, const char *ctx, int c0, int c1,
-                       mp_mcq_result *res, mp_error *err) {
-    int32_t *cids[MP_MC_MAX_CHOICES] = {0}, *ctx_ids = NULL;
-    size_t nc[MP_MC_MAX_CHOICES] = {0}, n_ctx = 0, keep = 0;
-    int rc = 0, trunc = 0;
+/* One item waiting for its engine call: its request and, per scoring group
+ * (one shared context, or one context per choice), the encoded ids. */
+typedef struct mc_item {
+    mp_mc_request rq;
+    size_t index;
+    int n_groups;
+    int c0[MP_MC_MAX_CHOICES], c1[MP_MC_MAX_CHOICES]; /* group g scores choices [c0, c1) */
+    int32_t *ctx_ids[MP_MC_MAX_CHOICES];
+    size_t n_ctx[MP_MC_MAX_CHOICES], keep[MP_MC_MAX_CHOICES];
+    int32_t *cids[MP_MC_MAX_CHOICES];
+    size_t nc[MP_MC_MAX_CHOICES];
+    mp_mcq_result res[MP_MC_MAX_CHOICES];
+} mc_item;
+
+static void mc_item_free(mc_item *it) {
+    for (int c = 0; c < MP_MC_MAX_CHOICES; c++) {
+        free(it->ctx_ids[c]);
+        free(it->cids[c]);
+    }
+    mp_mc_request_free(&it->rq);
+    memset(it, 0, sizeof *it);
+}
+
+/* Encode choice set [c0, c1) that shares context string ctx as group g. */
+static int encode_group(mp_mc_runner *r, mc_item *it, int g, const char *ctx, int c0, int c1, mp_error *err) {
+    const mp_mc_request *rq = &it->rq;
+    int rc = 0;
+    it->c0[g] = c0;
+    it->c1[g] = c1;
     for (int c = c0; c < c1 && rc == 0; c++) {
         int32_t *x = NULL;
         size_t nx = 0;
         rc = mp_mcq_encode_pair(r->tok, r->add_bos, ctx, strlen(ctx), rq->cont[c], strlen(rq->cont[c]), &x, &nx,
-                                &cids[c], &nc[c], err);
-        if (rc == 0 && !ctx_ids) {
-            ctx_ids = x;
-            n_ctx = nx;
+                                &it->cids[c], &it->nc[c], err);
+        if (rc == 0 && !it->ctx_ids[g]) {
+            it->ctx_ids[g] = x;
+            it->n_ctx[g] = nx;
         } else {
             free(x);
         }
     }
-    if (rc == 0) rc = prefix_keep(r, ctx, rq->prefix_len, ctx_ids, n_ctx, &keep, err);
-    if (rc == 0)
-        rc = mp_mcq_score(r->q, ctx_ids, n_ctx, keep, (const int32_t *const *)(cids + c0), nc + c0,
-                          (size_t)(c1 - c0), res + c0, &trunc, err);
-    if (trunc) r->truncated++;
-    free(ctx_ids);
-    for (int c = 0; c < MP_MC_MAX_CHOICES; c++) free(cids[c]);
+    if (rc == 0) rc = prefix_keep(r, ctx, rq->prefix_len, it->ctx_ids[g], it->n_ctx[g], &it->keep[g], err);
+    return rc;
+}
+
+/* Score every group of items [0, n): one mp_mcq_score_batch call. */
+static int score_items(mp_mc_runner *r, mc_item *items, size_t n, mp_error *err) {
+    mp_mcq_item *q = calloc(n * MP_MC_MAX_CHOICES, sizeof *q);
+    MP_FAIL_IF(!q, err, MP_ENOMEM, "out of memory");
+    size_t nq = 0;
+    for (size_t i = 0; i < n; i++)
+        for (int g = 0; g < items[i].n_groups; g++) {
+            mc_item *it = &items[i];
+            int c0 = it->c0[g];
+            q[nq++] = (mp_mcq_item){it->ctx_ids[g], it->n_ctx[g], it->keep[g], (const int32_t *const *)(it->cids + c0),
+                                    it->nc + c0, (size_t)(it->c1[g] - c0), it->res + c0, 0};
+        }
+    int rc = mp_mcq_score_batch(r->q, q, nq, err);
+    for (size_t k = 0; rc == 0 && k < nq; k++) r->truncated += (size_t)q[k].truncated;
+    free(q);
     return rc;
 }
 
@@ -102,6 +137,32 @@ static void flush_units(mp_mc_runner *r, int force) {
     }
 }
 
+/* Accuracy bookkeeping and the items file for one scored item. */
+static void finish_item(mp_mc_runner *r, mp_mc_task task, const char *subject, const mp_mc_set *docs,
+                        const mc_item *it, mp_mc_score *out) {
+    const mp_mc_request *rq = &it->rq;
+    const mp_mcq_result *res = it->res;
+    int pred = 0, pred_norm = 0;
+    for (int c = 1; c < rq->n_choices; c++) {
+        if (res[c].loglik > res[pred].loglik) pred = c;
+        double a = res[c].loglik / (double)(rq->norm_len[c] ? rq->norm_len[c] : 1);
+        double b = res[pred_norm].loglik / (double)(rq->norm_len[pred_norm] ? rq->norm_len[pred_norm] : 1);
+        if (a > b) pred_norm = c;
+    }
+    out->n++;
+    out->correct += pred == rq->gold;
+    out->correct_norm += pred_norm == rq->gold;
+    if (r->items) write_item(r->items, task, subject, it->index, &docs->docs[it->index], rq, res, pred, pred_norm);
+    r->pending++;
+    flush_units(r, 0);
+}
+
+static int item_error(mp_mc_task task, const char *subject, size_t i, mp_error *err) {
+    mp_error_prefix(err, "%s%s%s item %zu", mp_mc_task_get(task)->name, subject ? "/" : "", subject ? subject : "",
+                    i);
+    return err ? err->code : MP_EINPUT;
+}
+
 int mp_mc_run(mp_mc_runner *r, mp_mc_task task, const char *subject, const mp_mc_set *docs, size_t limit,
               const mp_mc_set *shot_pool, int n_shots, mp_mc_score *out, mp_error *err) {
     size_t n = limit && limit < docs->n ? limit : docs->n;
@@ -111,40 +172,55 @@ int mp_mc_run(mp_mc_runner *r, mp_mc_task task, const char *subject, const mp_mc
     MP_FAIL_IF((size_t)n_shots > pool->n - (shot_pool ? 0 : 1), err, MP_EINPUT,
                "%s: %d few-shot examples requested, %zu available", mp_mc_task_get(task)->name, n_shots,
                pool->n - (shot_pool ? 0 : 1));
-    for (size_t i = 0; i < n; i++) {
+    /* items per engine call: as many as the engine has slots (a WinoGrande
+     * item takes one per choice), never more than `batch` */
+    size_t per = (size_t)mp_mcq_slots(r->q);
+    if (r->batch > 0 && (size_t)r->batch < per) per = (size_t)r->batch;
+    mc_item *items = calloc(per, sizeof *items);
+    MP_FAIL_IF(!items, err, MP_ENOMEM, "out of memory");
+    size_t ni = 0;
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
         int k = 0;
         for (size_t j = 0; j < pool->n && k < n_shots; j++)
             if (shot_pool || j != i) shots[k++] = pool->docs[j];
-        mp_mc_request rq;
-        MP_TRY(mp_mc_format(task, &docs->docs[i], subject, shots, (size_t)k, &rq, err));
-        mp_mcq_result res[MP_MC_MAX_CHOICES];
-        int rc = 0;
-        if (rq.n_ctx == 1) {
-            rc = score_group(r, &rq, rq.ctx[0], 0, rq.n_choices, res, err);
+        mc_item *it = &items[ni++];
+        it->index = i;
+        if ((rc = mp_mc_format(task, &docs->docs[i], subject, shots, (size_t)k, &it->rq, err)) < 0) {
+            ni--; /* nothing to free: the request was not filled */
+            break;
+        }
+        const mp_mc_request *rq = &it->rq;
+        if (rq->n_ctx == 1) {
+            it->n_groups = 1;
+            rc = encode_group(r, it, 0, rq->ctx[0], 0, rq->n_choices, err);
         } else {
-            for (int c = 0; c < rq.n_choices && rc == 0; c++) rc = score_group(r, &rq, rq.ctx[c], c, c + 1, res, err);
+            it->n_groups = rq->n_choices;
+            for (int c = 0; c < rq->n_choices && rc == 0; c++) rc = encode_group(r, it, c, rq->ctx[c], c, c + 1, err);
         }
         if (rc < 0) {
-            mp_error_prefix(err, "%s%s%s item %zu", mp_mc_task_get(task)->name, subject ? "/" : "",
-                            subject ? subject : "", i);
-            mp_mc_request_free(&rq);
-            return rc;
+            rc = item_error(task, subject, i, err);
+            break;
         }
-        int pred = 0, pred_norm = 0;
-        for (int c = 1; c < rq.n_choices; c++) {
-            if (res[c].loglik > res[pred].loglik) pred = c;
-            double a = res[c].loglik / (double)(rq.norm_len[c] ? rq.norm_len[c] : 1);
-            double b = res[pred_norm].loglik / (double)(rq.norm_len[pred_norm] ? rq.norm_len[pred_norm] : 1);
-            if (a > b) pred_norm = c;
+        if (ni < per && i + 1 < n) continue;
+        if ((rc = score_items(r, items, ni, err)) < 0) {
+            /* which item: score them alone (deterministic, so the same error recurs) */
+            for (size_t x = 0; x < ni; x++)
+                if (score_items(r, &items[x], 1, err) < 0) {
+                    rc = item_error(task, subject, items[x].index, err);
+                    break;
+                }
+            break;
         }
-        out->n++;
-        out->correct += pred == rq.gold;
-        out->correct_norm += pred_norm == rq.gold;
-        if (r->items) write_item(r->items, task, subject, i, &docs->docs[i], &rq, res, pred, pred_norm);
-        mp_mc_request_free(&rq);
-        r->pending++;
-        flush_units(r, 0);
+        for (size_t x = 0; x < ni; x++) {
+            finish_item(r, task, subject, docs, &items[x], out);
+            mc_item_free(&items[x]);
+        }
+        ni = 0;
     }
+    for (size_t x = 0; x < ni; x++) mc_item_free(&items[x]);
+    free(items);
+    if (rc < 0) return rc;
     flush_units(r, 1);
     return 0;
 }

@@ -105,8 +105,10 @@ int mp_general_eval(const mp_general_cfg *c, mp_general_out *out, mp_error *err)
         if ((rc = mp_mc_load((mp_mc_task)t, c->data_dir, NULL, NULL, &sets[t], err)) < 0) goto cleanup;
         total += c->limit && c->limit < sets[t].n ? c->limit : sets[t].n;
     }
-    if ((rc = mp_eval_model_open(c->model_dir, c->mask_path, c->context, &em, err)) < 0) goto cleanup;
-    if ((rc = mp_mcq_create(em.st, em.m->cfg.vocab_size, &q, err)) < 0) goto cleanup;
+    if ((rc = mp_eval_model_open_engine(c->model_dir, c->mask_path, c->context, c->device,
+                                        c->batch > 1 ? c->batch : 1, &em, err)) < 0)
+        goto cleanup;
+    if ((rc = mp_mcq_create(em.engine, em.m->cfg.vocab_size, &q, err)) < 0) goto cleanup;
     if (c->items_path && !(items = fopen(c->items_path, "wb"))) {
         rc = mp_fail(err, MP_EIO, "%s: cannot write", c->items_path);
         goto cleanup;
@@ -114,7 +116,7 @@ int mp_general_eval(const mp_general_cfg *c, mp_general_out *out, mp_error *err)
     if ((rc = mp_eval_result_init(&out->res, mmlu_only ? "mmlu" : "general", c->model_dir, c->mask_path, "acc", 1,
                                   err)) < 0)
         goto cleanup;
-    out->context = mp_state_max_ctx(em.st);
+    out->context = mp_engine_max_ctx(em.engine);
     char settings[256];
     snprintf(settings, sizeof settings, "{\"shots\": %d, \"limit\": %zu, \"bos\": %s, \"context\": %d, \"metric\": \"%s\"}",
              c->shots, c->limit, c->add_bos ? "true" : "false", out->context, c->metric_acc ? "acc" : "headline");

@@ -14,6 +14,7 @@
 #include <stdio.h>
 
 #include "core/eval/eval_result.h"
+#include "core/model/backend.h"
 #include "core/util/error.h"
 
 typedef struct mp_general_cfg {
@@ -26,7 +27,9 @@ typedef struct mp_general_cfg {
     size_t n_names;
     int shots;                     /* few-shot examples (0..16) */
     size_t limit;                  /* first N items per task / MMLU subject, 0 = all */
-    int batch;                     /* items per progress / flush unit (>= 1); never changes a score */
+    int batch;                     /* items per engine call and per progress / flush unit (>= 1), one
+                                      KV slot each; never changes a score */
+    mp_device device;              /* engine device (MP_DEVICE_CPU when zeroed; MP_DEVICE_AUTO) */
     int context;                   /* KV-cache length, 0 = max_position_embeddings */
     int add_bos;                   /* BOS before each prompt */
     int metric_acc;                /* general: 1 = acc everywhere, 0 = acc_norm where the harness reports it */

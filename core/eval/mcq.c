@@ -8,14 +8,24 @@
 
 #include "core/model/sampling.h"
 
-struct mp_mcq {
-    mp_state *st;
-    int vocab;
-    int32_t *cache_ids;   /* [cache_cap] the prefix the cache holds as forward(prefix) from empty */
+typedef struct mcq_slot {
+    int32_t *cache_ids;   /* [cache_cap] the prefix the slot holds as forward(prefix) from empty */
     size_t cache_n, cache_cap;
-    float *last;          /* [vocab] logits at the last context position */
-    float *buf;           /* [buf_rows][vocab] logits of continuation tokens */
-    size_t buf_rows;
+} mcq_slot;
+
+struct mp_mcq {
+    mp_engine *e;
+    int vocab;
+    int n_slots;
+    mcq_slot *slot;       /* [n_slots] */
+    float *last;          /* [n_slots][vocab] logits at each item's last context position */
+    /* one engine call: packed ids, targets, offsets, slots, scores */
+    int32_t *ids, *tgt;
+    double *lp;
+    uint8_t *am;
+    size_t cap;
+    size_t *off;          /* [n_slots + 1] */
+    int *seq_slot;        /* [n_slots] */
     uint64_t tokens_run;
 };
 
@@ -86,15 +96,20 @@ size_t mp_mcq_common_prefix(const int32_t *a, size_t na, const int32_t *b, size_
     return i;
 }
 
-int mp_mcq_create(mp_state *st, int vocab, mp_mcq **out, mp_error *err) {
+int mp_mcq_create(mp_engine *e, int vocab, mp_mcq **out, mp_error *err) {
+    *out = NULL;
     mp_mcq *q = calloc(1, sizeof *q);
     if (!q) return mp_fail(err, MP_ENOMEM, "out of memory");
-    q->st = st;
+    q->e = e;
     q->vocab = vocab;
-    q->last = malloc((size_t)vocab * sizeof *q->last);
-    if (!q->last) {
+    q->n_slots = mp_engine_slots(e);
+    q->slot = calloc((size_t)q->n_slots, sizeof *q->slot);
+    q->last = malloc((size_t)q->n_slots * (size_t)vocab * sizeof *q->last);
+    q->off = malloc(((size_t)q->n_slots + 1) * sizeof *q->off);
+    q->seq_slot = malloc((size_t)q->n_slots * sizeof *q->seq_slot);
+    if (!q->slot || !q->last || !q->off || !q->seq_slot) {
         mp_mcq_free(q);
-        return mp_fail(err, MP_ENOMEM, "out of memory for %d logits", vocab);
+        return mp_fail(err, MP_ENOMEM, "out of memory for %d x %d logits", q->n_slots, vocab);
     }
     *out = q;
     return 0;
@@ -102,13 +117,20 @@ int mp_mcq_create(mp_state *st, int vocab, mp_mcq **out, mp_error *err) {
 
 void mp_mcq_free(mp_mcq *q) {
     if (!q) return;
-    free(q->cache_ids);
+    for (int k = 0; q->slot && k < q->n_slots; k++) free(q->slot[k].cache_ids);
+    free(q->slot);
     free(q->last);
-    free(q->buf);
+    free(q->ids);
+    free(q->tgt);
+    free(q->lp);
+    free(q->am);
+    free(q->off);
+    free(q->seq_slot);
     free(q);
 }
 
 uint64_t mp_mcq_tokens_run(const mp_mcq *q) { return q->tokens_run; }
+int mp_mcq_slots(const mp_mcq *q) { return q->n_slots; }
 
 static int argmax(const float *v, int n) {
     int best = 0;
@@ -117,78 +139,168 @@ static int argmax(const float *v, int n) {
     return best;
 }
 
-/* Bring the cache to exactly forward(ctx[0..keep)) from empty. */
-static int load_prefix(mp_mcq *q, const int32_t *ctx, size_t keep, mp_error *err) {
-    if (keep > 0 && q->cache_n == keep && !memcmp(q->cache_ids, ctx, keep * sizeof *ctx))
-        return mp_state_rewind(q->st, (int)keep, err);
-    mp_state_reset(q->st);
-    q->cache_n = 0;
-    if (keep == 0) return 0;
-    MP_TRY(mp_forward(q->st, ctx, keep, NULL, 0, NULL, err));
-    q->tokens_run += keep;
-    if (keep > q->cache_cap) {
-        int32_t *n = realloc(q->cache_ids, keep * sizeof *n);
-        MP_FAIL_IF(!n, err, MP_ENOMEM, "out of memory");
-        q->cache_ids = n;
-        q->cache_cap = keep;
+/* Room for `need` packed tokens of one engine call. */
+static int reserve(mp_mcq *q, size_t need, mp_error *err) {
+    if (need <= q->cap) return 0;
+    size_t nc = q->cap ? q->cap : 1024;
+    while (nc < need) nc *= 2;
+    int32_t *ids = realloc(q->ids, nc * sizeof *ids);
+    if (ids) q->ids = ids;
+    int32_t *tgt = realloc(q->tgt, nc * sizeof *tgt);
+    if (tgt) q->tgt = tgt;
+    double *lp = realloc(q->lp, nc * sizeof *lp);
+    if (lp) q->lp = lp;
+    uint8_t *am = realloc(q->am, nc * sizeof *am);
+    if (am) q->am = am;
+    MP_FAIL_IF(!ids || !tgt || !lp || !am, err, MP_ENOMEM, "out of memory for %zu tokens", nc);
+    q->cap = nc;
+    return 0;
+}
+
+/* Per item of a chunk: the context after left truncation. */
+typedef struct eff {
+    const int32_t *ctx;
+    size_t n_ctx, keep;
+} eff;
+
+/* Check an item and apply the harness's truncation. */
+static int prepare(const mp_mcq *q, mp_mcq_item *it, eff *f, mp_error *err) {
+    const size_t max_ctx = (size_t)mp_engine_max_ctx(q->e);
+    size_t max_cont = 0;
+    it->truncated = 0;
+    MP_FAIL_IF(it->n_ctx == 0, err, MP_EINPUT, "empty context");
+    for (size_t c = 0; c < it->n_choices; c++) {
+        MP_FAIL_IF(it->n_conts[c] == 0, err, MP_EINPUT, "choice %zu: empty continuation", c);
+        if (it->n_conts[c] > max_cont) max_cont = it->n_conts[c];
+        for (size_t k = 0; k < it->n_conts[c]; k++)
+            MP_FAIL_IF(it->conts[c][k] < 0 || it->conts[c][k] >= q->vocab, err, MP_EINPUT,
+                       "continuation token %d outside the vocabulary", it->conts[c][k]);
     }
-    memcpy(q->cache_ids, ctx, keep * sizeof *ctx);
-    q->cache_n = keep;
+    MP_FAIL_IF(max_cont > max_ctx, err, MP_EINPUT, "a %zu-token continuation does not fit the %zu-token context",
+               max_cont, max_ctx);
+    f->ctx = it->ctx;
+    f->n_ctx = it->n_ctx;
+    f->keep = it->keep;
+    /* the harness keeps the last max_length tokens of context + continuation[:-1] */
+    if (f->n_ctx + max_cont - 1 > max_ctx) {
+        size_t cut = f->n_ctx + max_cont - 1 - max_ctx;
+        f->ctx += cut;
+        f->n_ctx -= cut;
+        f->keep = 0;
+        it->truncated = 1;
+    }
+    if (f->keep >= f->n_ctx) f->keep = f->n_ctx - 1;
+    return 0;
+}
+
+/* Add ids[0..n) (targets tg, may be NULL) as the next sequence of the call. */
+static int push(mp_mcq *q, size_t *ns, int slot, const int32_t *ids, size_t n, const int32_t *tg, mp_error *err) {
+    size_t at = q->off[*ns];
+    MP_TRY(reserve(q, at + n, err));
+    memcpy(q->ids + at, ids, n * sizeof *ids);
+    if (tg) memcpy(q->tgt + at, tg, n * sizeof *tg);
+    q->seq_slot[*ns] = slot;
+    q->off[++*ns] = at + n;
+    return 0;
+}
+
+/* Score items [0, n) with n <= n_slots, item k on slot k. */
+static int score_chunk(mp_mcq *q, mp_mcq_item *items, size_t n, mp_error *err) {
+    eff f[64];
+    const int V = q->vocab;
+    size_t ns = 0, max_choices = 0;
+    for (size_t k = 0; k < n; k++) {
+        MP_TRY(prepare(q, &items[k], &f[k], err));
+        if (items[k].n_choices > max_choices) max_choices = items[k].n_choices;
+    }
+    /* 1. the stable prefix: reused when the slot holds it, else one forward from empty */
+    q->off[0] = 0;
+    for (size_t k = 0; k < n; k++) {
+        mcq_slot *s = &q->slot[k];
+        size_t keep = f[k].keep;
+        if (keep > 0 && s->cache_n == keep && !memcmp(s->cache_ids, f[k].ctx, keep * sizeof *f[k].ctx)) {
+            MP_TRY(mp_engine_slot_rewind(q->e, (int)k, (int)keep, err));
+            continue;
+        }
+        MP_TRY(mp_engine_slot_rewind(q->e, (int)k, 0, err));
+        s->cache_n = 0;
+        if (keep == 0) continue;
+        if (keep > s->cache_cap) {
+            int32_t *nb = realloc(s->cache_ids, keep * sizeof *nb);
+            MP_FAIL_IF(!nb, err, MP_ENOMEM, "out of memory");
+            s->cache_ids = nb;
+            s->cache_cap = keep;
+        }
+        memcpy(s->cache_ids, f[k].ctx, keep * sizeof *f[k].ctx);
+        MP_TRY(push(q, &ns, (int)k, f[k].ctx, keep, NULL, err));
+        q->tokens_run += keep;
+    }
+    mp_engine_batch b = {.ids = q->ids, .off = q->off, .slot = q->seq_slot};
+    b.n_seqs = ns;
+    MP_TRY(mp_engine_prefill(q->e, &b, err));
+    for (size_t k = 0; k < n; k++) q->slot[k].cache_n = f[k].keep; /* now held by forward(prefix) */
+    /* 2. the rest of each context: logits of its last position */
+    ns = 0;
+    for (size_t k = 0; k < n; k++) {
+        MP_TRY(push(q, &ns, (int)k, f[k].ctx + f[k].keep, f[k].n_ctx - f[k].keep, NULL, err));
+        q->tokens_run += f[k].n_ctx - f[k].keep;
+    }
+    b = (mp_engine_batch){.n_seqs = ns, .ids = q->ids, .off = q->off, .slot = q->seq_slot, .logits = q->last,
+                          .last_only = 1};
+    MP_TRY(mp_engine_prefill(q->e, &b, err));
+    for (size_t k = 0; k < n; k++) {
+        const float *last = q->last + k * (size_t)V;
+        int best = argmax(last, V);
+        for (size_t c = 0; c < items[k].n_choices; c++) {
+            int32_t t0 = items[k].conts[c][0];
+            items[k].out[c].loglik = mp_logprob(last, V, t0);
+            items[k].out[c].n_tokens = (int)items[k].n_conts[c];
+            items[k].out[c].is_greedy = best == t0;
+        }
+    }
+    /* 3. round c: every item's choice c (when longer than one token) after its context */
+    for (size_t c = 0; c < max_choices; c++) {
+        ns = 0;
+        for (size_t k = 0; k < n; k++) {
+            if (c >= items[k].n_choices || items[k].n_conts[c] < 2) continue;
+            const int32_t *t = items[k].conts[c];
+            size_t L = items[k].n_conts[c];
+            MP_TRY(mp_engine_slot_rewind(q->e, (int)k, (int)f[k].n_ctx, err));
+            MP_TRY(push(q, &ns, (int)k, t, L - 1, t + 1, err));
+            q->tokens_run += L - 1;
+        }
+        if (ns == 0) continue;
+        b = (mp_engine_batch){.n_seqs = ns, .ids = q->ids, .off = q->off, .slot = q->seq_slot, .targets = q->tgt,
+                              .logprobs = q->lp, .is_argmax = q->am};
+        MP_TRY(mp_engine_prefill(q->e, &b, err));
+        for (size_t x = 0; x < ns; x++) {
+            mp_mcq_result *r = &items[q->seq_slot[x]].out[c];
+            for (size_t t = q->off[x]; t < q->off[x + 1]; t++) {
+                r->loglik += q->lp[t];
+                if (!q->am[t]) r->is_greedy = 0;
+            }
+        }
+    }
+    return 0;
+}
+
+int mp_mcq_score_batch(mp_mcq *q, mp_mcq_item *items, size_t n, mp_error *err) {
+    size_t per = (size_t)q->n_slots < 64 ? (size_t)q->n_slots : 64;
+    for (size_t i = 0; i < n; i += per) {
+        int rc = score_chunk(q, items + i, n - i < per ? n - i : per, err);
+        if (rc < 0) { /* the slots' caches are unknown now */
+            for (int k = 0; k < q->n_slots; k++) q->slot[k].cache_n = 0;
+            return rc;
+        }
+    }
     return 0;
 }
 
 int mp_mcq_score(mp_mcq *q, const int32_t *ctx, size_t n_ctx, size_t keep, const int32_t *const *conts,
                  const size_t *n_conts, size_t n_choices, mp_mcq_result *out, int *truncated, mp_error *err) {
-    const size_t max_ctx = (size_t)mp_state_max_ctx(q->st);
-    size_t max_cont = 0;
+    mp_mcq_item it = {ctx, n_ctx, keep, conts, n_conts, n_choices, out, 0};
     if (truncated) *truncated = 0;
-    MP_FAIL_IF(n_ctx == 0, err, MP_EINPUT, "empty context");
-    for (size_t c = 0; c < n_choices; c++) {
-        MP_FAIL_IF(n_conts[c] == 0, err, MP_EINPUT, "choice %zu: empty continuation", c);
-        if (n_conts[c] > max_cont) max_cont = n_conts[c];
-    }
-    MP_FAIL_IF(max_cont > max_ctx, err, MP_EINPUT, "a %zu-token continuation does not fit the %zu-token context",
-               max_cont, max_ctx);
-    /* the harness keeps the last max_length tokens of context + continuation[:-1] */
-    if (n_ctx + max_cont - 1 > max_ctx) {
-        size_t cut = n_ctx + max_cont - 1 - max_ctx;
-        ctx += cut;
-        n_ctx -= cut;
-        keep = 0;
-        if (truncated) *truncated = 1;
-    }
-    if (keep >= n_ctx) keep = n_ctx - 1;
-    if (max_cont > 1 && max_cont - 1 > q->buf_rows) {
-        float *nb = realloc(q->buf, (max_cont - 1) * (size_t)q->vocab * sizeof *nb);
-        MP_FAIL_IF(!nb, err, MP_ENOMEM, "out of memory for %zu x %d logits", max_cont - 1, q->vocab);
-        q->buf = nb;
-        q->buf_rows = max_cont - 1;
-    }
-    MP_TRY(load_prefix(q, ctx, keep, err));
-    MP_TRY(mp_forward(q->st, ctx + keep, n_ctx - keep, q->last, 1, NULL, err));
-    q->tokens_run += n_ctx - keep;
-    const int V = q->vocab;
-    for (size_t c = 0; c < n_choices; c++) {
-        const int32_t *t = conts[c];
-        size_t L = n_conts[c];
-        MP_FAIL_IF(t[0] < 0 || t[0] >= V, err, MP_EINPUT, "continuation token %d outside the vocabulary", t[0]);
-        double lp = mp_logprob(q->last, V, t[0]);
-        int greedy = argmax(q->last, V) == t[0];
-        if (L > 1) {
-            MP_TRY(mp_state_rewind(q->st, (int)n_ctx, err));
-            MP_TRY(mp_forward(q->st, t, L - 1, q->buf, 0, NULL, err));
-            q->tokens_run += L - 1;
-            for (size_t k = 1; k < L; k++) {
-                const float *row = q->buf + (k - 1) * (size_t)V;
-                MP_FAIL_IF(t[k] < 0 || t[k] >= V, err, MP_EINPUT, "continuation token %d outside the vocabulary",
-                           t[k]);
-                lp += mp_logprob(row, V, t[k]);
-                if (argmax(row, V) != t[k]) greedy = 0;
-            }
-        }
-        out[c].loglik = lp;
-        out[c].n_tokens = (int)L;
-        out[c].is_greedy = greedy;
-    }
-    return 0;
+    int rc = mp_mcq_score_batch(q, &it, 1, err);
+    if (truncated) *truncated = it.truncated;
+    return rc;
 }

@@ -23,7 +23,14 @@
  * it. So scores never depend on which other items ran, their order, --limit or
  * the batch size.
  *
- * Ownership: mp_mcq_create borrows the state (and through it the model and any
+ * Batching (mp_mcq_score_batch): the items of one call run through the
+ * batched engine (core/model/backend.h), item k of a chunk on KV slot k, each
+ * slot with its own reusable prefix: first every prefix that is not cached,
+ * then every rest of context, then round c runs every item's choice c. Each
+ * item sees exactly the forwards it would see alone, so its scores are
+ * bit-identical at any batch size (tests/eval_mc).
+ *
+ * Ownership: mp_mcq_create borrows the engine (and through it the model and any
  * mask); both must outlive the scorer. Id arrays from mp_mcq_encode_pair are
  * malloc'ed for the caller.
  */
@@ -34,7 +41,7 @@
 #include <stdint.h>
 
 #include "core/util/error.h"
-#include "core/model/forward.h"
+#include "core/model/backend.h"
 #include "core/text/tokenizer.h"
 
 typedef struct mp_mcq mp_mcq;
@@ -55,9 +62,27 @@ int mp_mcq_encode_pair(const mp_tokenizer *tok, int add_bos, const char *ctx, si
 /* Length of the common prefix of two id arrays. */
 size_t mp_mcq_common_prefix(const int32_t *a, size_t na, const int32_t *b, size_t nb);
 
-/* @return 0, or MP_ENOMEM. */
-int mp_mcq_create(mp_state *st, int vocab, mp_mcq **out, mp_error *err);
+/* A scorer over e's slots (mp_engine_slots items per engine call).
+ * @return 0, or MP_ENOMEM. */
+int mp_mcq_create(mp_engine *e, int vocab, mp_mcq **out, mp_error *err);
 void mp_mcq_free(mp_mcq *q);
+/* Items one engine call scores (the engine's slots). */
+int mp_mcq_slots(const mp_mcq *q);
+
+/* One item of a batch: arguments and results of mp_mcq_score. */
+typedef struct mp_mcq_item {
+    const int32_t *ctx;
+    size_t n_ctx, keep;
+    const int32_t *const *conts; /* [n_choices] */
+    const size_t *n_conts;       /* [n_choices] */
+    size_t n_choices;
+    mp_mcq_result *out;          /* [n_choices], filled */
+    int truncated;               /* set: 1 when the context was cut on the left */
+} mp_mcq_item;
+
+/* Score n items, mp_mcq_slots of them per engine round; each item exactly as
+ * mp_mcq_score would. @return as mp_mcq_score (the first failing item's error). */
+int mp_mcq_score_batch(mp_mcq *q, mp_mcq_item *items, size_t n, mp_error *err);
 
 /* Score n_choices continuations after one context. keep: leading context
  * tokens that form the stable, reusable prefix (clipped to n_ctx - 1; 0 = none).

@@ -1,24 +1,46 @@
-/* core/eval/perplexity.c — streamed per-label perplexity (see perplexity.h). */
+/* core/eval/perplexity.c — streamed per-label perplexity (see perplexity.h):
+ * documents are read in order, their windows queued, run `batch` windows per
+ * engine call (one slot each), and the log-probabilities summed back per
+ * document in token order, so the sums never depend on the batch. */
 #include "core/eval/perplexity.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/model/sampling.h"
+typedef struct pdoc {
+    char *label;      /* owned copy */
+    int32_t *ids;     /* [n] BOS + tokens */
+    size_t n;
+    size_t n_win;     /* windows not yet scored */
+    double nll;
+    size_t count;
+} pdoc;
 
-/* NLL of ids[1..n) given their prefixes, window by window. */
-static int score_doc(mp_engine *st, const int32_t *ids, size_t n, int ctx, int vocab, float *logits, double *nll,
-                     size_t *count, mp_error *err) {
-    for (size_t start = 0; start + 1 < n; start += (size_t)ctx) {
-        size_t len = n - start < (size_t)ctx ? n - start : (size_t)ctx;
-        if (len < 2) break;
-        mp_engine_reset(st);
-        MP_TRY(mp_engine_forward(st, ids + start, len, logits, 0, NULL, err));
-        for (size_t t = 0; t + 1 < len; t++) {
-            *nll -= mp_logprob(logits + t * (size_t)vocab, vocab, ids[start + t + 1]);
-            (*count)++;
-        }
-    }
+typedef struct pwin {
+    size_t doc;       /* index into the pending documents */
+    size_t start, len;
+} pwin;
+
+typedef struct pq {
+    pdoc *d;
+    size_t nd, capd;
+    pwin *w;
+    size_t nw, capw;
+    /* one engine call */
+    int32_t *ids, *tgt;
+    double *lp;
+    size_t *off;
+    int *slot;
+} pq;
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem, mp_error *err) {
+    if (need <= *cap) return 0;
+    size_t nc = *cap ? *cap * 2 : 16;
+    while (nc < need) nc *= 2;
+    void *np = realloc(*p, nc * elem);
+    MP_FAIL_IF(!np, err, MP_ENOMEM, "out of memory");
+    *p = np;
+    *cap = nc;
     return 0;
 }
 
@@ -41,16 +63,77 @@ static mp_ppl_label *label_slot(mp_ppl_result *r, const char *label, mp_error *e
     return s;
 }
 
-int mp_ppl_corpus(mp_engine *st, int vocab, const mp_tokenizer *tok, mp_corpus *c, int group_by_label, int ctx,
-                  long max_docs, mp_progress *prog, mp_ppl_result *res, mp_error *err) {
+/* Score every queued window, `per_call` per engine call, then fold the
+ * documents into res in reading order. */
+static int flush(pq *q, mp_engine *e, int per_call, mp_corpus *c, long max_docs, mp_progress *prog,
+                 mp_ppl_result *res, mp_error *err) {
+    for (size_t w0 = 0; w0 < q->nw; w0 += (size_t)per_call) {
+        size_t nb = q->nw - w0 < (size_t)per_call ? q->nw - w0 : (size_t)per_call, tot = 0;
+        q->off[0] = 0;
+        for (size_t k = 0; k < nb; k++) {
+            const pwin *w = &q->w[w0 + k];
+            const int32_t *ids = q->d[w->doc].ids + w->start;
+            /* the window's last token is a target only: run len - 1 tokens */
+            memcpy(q->ids + tot, ids, (w->len - 1) * sizeof *ids);
+            memcpy(q->tgt + tot, ids + 1, (w->len - 1) * sizeof *ids);
+            tot += w->len - 1;
+            q->off[k + 1] = tot;
+            q->slot[k] = (int)k;
+            MP_TRY(mp_engine_slot_rewind(e, (int)k, 0, err));
+        }
+        mp_engine_batch b = {.n_seqs = nb, .ids = q->ids, .off = q->off, .slot = q->slot, .targets = q->tgt,
+                             .logprobs = q->lp};
+        MP_TRY(mp_engine_prefill(e, &b, err));
+        for (size_t k = 0; k < nb; k++) {
+            pdoc *d = &q->d[q->w[w0 + k].doc];
+            for (size_t t = q->off[k]; t < q->off[k + 1]; t++) d->nll -= q->lp[t];
+            d->count += q->off[k + 1] - q->off[k];
+        }
+    }
+    for (size_t i = 0; i < q->nd; i++) {
+        pdoc *d = &q->d[i];
+        mp_ppl_label *s = label_slot(res, d->label, err);
+        if (!s) return MP_ENOMEM;
+        s->nll += d->nll;
+        s->tokens += d->count;
+        s->docs++;
+        res->nll += d->nll;
+        res->tokens += d->count;
+        res->docs++;
+        if (prog) mp_progress_add(prog, d->count);
+        free(d->label);
+        free(d->ids);
+        d->label = NULL;
+        d->ids = NULL;
+    }
+    if (prog && max_docs < 0) mp_progress_set_fraction(prog, mp_corpus_fraction(c));
+    q->nd = q->nw = 0;
+    return 0;
+}
+
+int mp_ppl_corpus(mp_engine *e, int vocab, const mp_tokenizer *tok, mp_corpus *c, int group_by_label, int ctx,
+                  long max_docs, int batch, mp_progress *prog, mp_ppl_result *res, mp_error *err) {
+    (void)vocab;
     memset(res, 0, sizeof *res);
-    MP_FAIL_IF(ctx < 2 || ctx > mp_engine_max_ctx(st), err, MP_EINPUT, "context %d does not fit the engine (%d)", ctx,
-               mp_engine_max_ctx(st));
-    float *logits = malloc((size_t)ctx * (size_t)vocab * sizeof *logits);
-    if (!logits) return mp_fail(err, MP_ENOMEM, "out of memory for %d x %d logits", ctx, vocab);
+    MP_FAIL_IF(ctx < 2 || ctx > mp_engine_max_ctx(e), err, MP_EINPUT, "context %d does not fit the engine (%d)", ctx,
+               mp_engine_max_ctx(e));
+    int per_call = batch < 1 ? 1 : batch;
+    if (per_call > mp_engine_slots(e)) per_call = mp_engine_slots(e);
+    pq q;
+    memset(&q, 0, sizeof q);
+    size_t cap = (size_t)per_call * (size_t)ctx;
+    q.ids = malloc(cap * sizeof *q.ids);
+    q.tgt = malloc(cap * sizeof *q.tgt);
+    q.lp = malloc(cap * sizeof *q.lp);
+    q.off = malloc(((size_t)per_call + 1) * sizeof *q.off);
+    q.slot = malloc((size_t)per_call * sizeof *q.slot);
     int rc = 0;
+    if (!q.ids || !q.tgt || !q.lp || !q.off || !q.slot) rc = mp_fail(err, MP_ENOMEM, "out of memory");
+    long read = 0;
     mp_doc doc;
-    while ((max_docs < 0 || (long)res->docs < max_docs) && (rc = mp_corpus_next(c, &doc, err)) > 0) {
+    while (rc == 0 && (max_docs < 0 || read < max_docs) && (rc = mp_corpus_next(c, &doc, err)) > 0) {
+        rc = 0;
+        read++;
         const char *label = "all";
         if (group_by_label) {
             label = doc.n_labels ? doc.label_values[0] : NULL;
@@ -59,28 +142,36 @@ int mp_ppl_corpus(mp_engine *st, int vocab, const mp_tokenizer *tok, mp_corpus *
                 label = "(none)";
             }
         }
-        int32_t *ids = NULL;
-        size_t n = 0, cnt = 0;
-        double nll = 0;
-        rc = mp_tokenizer_encode(tok, doc.text, doc.len, 1, &ids, &n, err);
-        if (rc == 0) rc = score_doc(st, ids, n, ctx, vocab, logits, &nll, &cnt, err);
-        free(ids);
-        if (rc < 0) break;
-        mp_ppl_label *s = label_slot(res, label, err);
-        if (!s) {
-            rc = MP_ENOMEM;
+        if ((rc = grow((void **)&q.d, &q.capd, q.nd + 1, sizeof *q.d, err)) < 0) break;
+        pdoc *d = &q.d[q.nd];
+        memset(d, 0, sizeof *d);
+        if (!(d->label = strdup(label))) {
+            rc = mp_fail(err, MP_ENOMEM, "out of memory");
             break;
         }
-        s->nll += nll;
-        s->tokens += cnt;
-        s->docs++;
-        res->nll += nll;
-        res->tokens += cnt;
-        res->docs++;
-        if (prog && max_docs < 0) mp_progress_set_fraction(prog, mp_corpus_fraction(c));
-        if (prog) mp_progress_add(prog, cnt);
+        q.nd++;
+        if ((rc = mp_tokenizer_encode(tok, doc.text, doc.len, 1, &d->ids, &d->n, err)) < 0) break;
+        /* non-overlapping windows of ctx tokens; the first token of each is context only */
+        for (size_t start = 0; start + 1 < d->n; start += (size_t)ctx) {
+            size_t len = d->n - start < (size_t)ctx ? d->n - start : (size_t)ctx;
+            if (len < 2) break;
+            if ((rc = grow((void **)&q.w, &q.capw, q.nw + 1, sizeof *q.w, err)) < 0) break;
+            q.w[q.nw++] = (pwin){q.nd - 1, start, len};
+        }
+        if (rc == 0 && q.nw >= (size_t)per_call) rc = flush(&q, e, per_call, c, max_docs, prog, res, err);
     }
-    free(logits);
+    if (rc == 0) rc = flush(&q, e, per_call, c, max_docs, prog, res, err);
+    for (size_t i = 0; i < q.nd; i++) {
+        free(q.d[i].label);
+        free(q.d[i].ids);
+    }
+    free(q.d);
+    free(q.w);
+    free(q.ids);
+    free(q.tgt);
+    free(q.lp);
+    free(q.off);
+    free(q.slot);
     if (rc < 0) {
         mp_ppl_result_free(res);
         return rc;

@@ -33,10 +33,12 @@ typedef struct mp_ppl_result {
 
 /* Score documents of c until its end or max_docs (< 0: no limit), grouped by
  * the document's first label value when group_by_label. vocab: the model's
- * vocabulary size; ctx <= the engine's context. prog may be NULL.
+ * vocabulary size (unused; kept for callers); ctx <= the engine's context.
+ * batch: windows per engine call (capped by mp_engine_slots; < 1 = 1); the
+ * results are bit-identical at every batch. prog may be NULL.
  * @return 0, or the corpus / forward error (MP_EINPUT, MP_EIO, MP_ENOMEM). */
 int mp_ppl_corpus(mp_engine *e, int vocab, const mp_tokenizer *tok, mp_corpus *c, int group_by_label, int ctx,
-                  long max_docs, mp_progress *prog, mp_ppl_result *res, mp_error *err);
+                  long max_docs, int batch, mp_progress *prog, mp_ppl_result *res, mp_error *err);
 void mp_ppl_result_free(mp_ppl_result *res);
 
 #endif

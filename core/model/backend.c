@@ -4,9 +4,12 @@
  * backend.h, so core never includes a cuda/ header. */
 #include "core/model/backend.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "core/model/sampling.h"
 
 int mp_backend_cuda_built(void) {
 #ifdef MP_HAVE_CUDA
@@ -66,6 +69,64 @@ int mp_device_resolve(mp_device req, mp_device *out, mp_error *err) {
     return mp_fail(err, MP_EUNSUPPORTED, "no CUDA device: %.*s", (int)len, r);
 }
 
+/* ---- reference batched prefill ------------------------------------------------- */
+
+int mp_engine_score_rows(const float *logits, size_t n, int vocab, const int32_t *targets, double *lp, uint8_t *am,
+                         mp_error *err) {
+    for (size_t t = 0; t < n; t++) {
+        int32_t y = targets[t];
+        MP_FAIL_IF(y >= vocab, err, MP_EINPUT, "target token %d outside the vocabulary (%d)", (int)y, vocab);
+        const float *row = logits + t * (size_t)vocab;
+        if (lp) lp[t] = y < 0 ? NAN : mp_logprob(row, vocab, y);
+        if (am) {
+            int best = 0;
+            for (int v = 1; v < vocab; v++)
+                if (row[v] > row[best]) best = v;
+            am[t] = y >= 0 && best == y;
+        }
+    }
+    return 0;
+}
+
+int mp_engine_prefill_each(const mp_backend_ops *ops, void *const *states, const mp_engine_batch *b, int vocab,
+                           mp_error *err) {
+    const size_t V = (size_t)vocab;
+    const int scores = b->targets && (b->logprobs || b->is_argmax);
+    float *tmp = NULL;
+    size_t tmp_rows = 0;
+    int rc = 0;
+    for (size_t s = 0; s < b->n_seqs && rc == 0; s++) {
+        const size_t o = b->off[s], n = b->off[s + 1] - o;
+        void *st = states[b->slot ? (size_t)b->slot[s] : s];
+        mp_routing *rt = b->routing ? &b->routing[s] : NULL;
+        if (!scores) {
+            float *lg = !b->logits ? NULL : b->last_only ? b->logits + s * V : b->logits + o * V;
+            rc = ops->forward(st, b->ids + o, n, lg, b->last_only, rt, err);
+            continue;
+        }
+        /* every row is needed: the caller's per-token logits, or a scratch */
+        float *rows = b->logits && !b->last_only ? b->logits + o * V : NULL;
+        if (!rows) {
+            if (n > tmp_rows) {
+                free(tmp);
+                tmp_rows = 0;
+                if (!(tmp = malloc(n * V * sizeof *tmp))) {
+                    rc = mp_fail(err, MP_ENOMEM, "out of memory for %zu x %d logits", n, vocab);
+                    break;
+                }
+                tmp_rows = n;
+            }
+            rows = tmp;
+        }
+        if ((rc = ops->forward(st, b->ids + o, n, rows, 0, rt, err)) < 0) break;
+        rc = mp_engine_score_rows(rows, n, vocab, b->targets + o, b->logprobs ? b->logprobs + o : NULL,
+                                  b->is_argmax ? b->is_argmax + o : NULL, err);
+        if (rc == 0 && b->logits && b->last_only) memcpy(b->logits + s * V, rows + (n - 1) * V, V * sizeof *rows);
+    }
+    free(tmp);
+    return rc;
+}
+
 /* ---- CPU entry: core/model/forward.h ------------------------------------------- */
 
 static int cpu_create(const mp_model *m, int max_ctx, int max_chunk, void **st, mp_error *err) {
@@ -93,31 +154,60 @@ static int cpu_devices(char *desc, size_t cap) {
     return 1;
 }
 
+static const mp_backend_ops CPU_OPS;
+
+/* Correctness first: one mp_state per slot, sequences one after the other
+ * (the dense GEMMs are already batched over each sequence's tokens). */
+static int cpu_prefill(void *const *states, const mp_engine_batch *b, int vocab, mp_error *err) {
+    return mp_engine_prefill_each(&CPU_OPS, states, b, vocab, err);
+}
+
 static const mp_backend_ops CPU_OPS = {"cpu",       cpu_devices, cpu_create,   cpu_destroy,      cpu_reset,  cpu_pos,
-                                       cpu_max_ctx, cpu_rewind,  cpu_set_mask, cpu_set_steering, cpu_forward};
+                                       cpu_max_ctx, cpu_rewind,  cpu_set_mask, cpu_set_steering, cpu_forward,
+                                       cpu_prefill, 0};
 
 
 struct mp_engine {
     const mp_backend_ops *ops;
     mp_device dev;
-    void *state;
+    int vocab;
+    int n_slots;
+    void **slots; /* [n_slots] backend states, one KV cache each */
+    int *seen;    /* [n_slots] scratch: slot used in the current batch */
 };
 
 int mp_engine_create(const mp_model *m, mp_device dev, int max_ctx, int max_chunk, mp_engine **out, mp_error *err) {
+    return mp_engine_create_slots(m, dev, 1, max_ctx, max_chunk, out, err);
+}
+
+int mp_engine_create_slots(const mp_model *m, mp_device dev, int n_slots, int max_ctx, int max_chunk,
+                           mp_engine **out, mp_error *err) {
     *out = NULL;
+    MP_FAIL_IF(n_slots < 1, err, MP_EINPUT, "an engine needs at least one slot (asked %d)", n_slots);
     MP_TRY(mp_device_resolve(dev, &dev, err));
     const mp_backend_ops *ops = &CPU_OPS;
 #ifdef MP_HAVE_CUDA
     if (dev == MP_DEVICE_CUDA) ops = &mp_cuda_backend_ops;
 #endif
+    if (ops->max_slots > 0 && n_slots > ops->max_slots) n_slots = ops->max_slots;
     mp_engine *e = calloc(1, sizeof *e);
     if (!e) return mp_fail(err, MP_ENOMEM, "out of memory");
     e->ops = ops;
     e->dev = dev;
-    int rc = ops->create(m, max_ctx, max_chunk, &e->state, err);
-    if (rc < 0) {
-        free(e);
-        return rc;
+    e->vocab = m->cfg.vocab_size;
+    e->slots = calloc((size_t)n_slots, sizeof *e->slots);
+    e->seen = calloc((size_t)n_slots, sizeof *e->seen);
+    if (!e->slots || !e->seen) {
+        mp_engine_free(e);
+        return mp_fail(err, MP_ENOMEM, "out of memory");
+    }
+    for (int k = 0; k < n_slots; k++) {
+        int rc = ops->create(m, max_ctx, max_chunk, &e->slots[k], err);
+        if (rc < 0) {
+            mp_engine_free(e);
+            return rc;
+        }
+        e->n_slots = k + 1;
     }
     *out = e;
     return 0;
@@ -125,23 +215,59 @@ int mp_engine_create(const mp_model *m, mp_device dev, int max_ctx, int max_chun
 
 void mp_engine_free(mp_engine *e) {
     if (!e) return;
-    e->ops->destroy(e->state);
+    for (int k = 0; k < e->n_slots; k++) e->ops->destroy(e->slots[k]);
+    free(e->slots);
+    free(e->seen);
     free(e);
 }
 
 mp_device mp_engine_device(const mp_engine *e) { return e->dev; }
-void mp_engine_reset(mp_engine *e) { e->ops->reset(e->state); }
-int mp_engine_pos(const mp_engine *e) { return e->ops->pos(e->state); }
-int mp_engine_max_ctx(const mp_engine *e) { return e->ops->max_ctx(e->state); }
-int mp_engine_rewind(mp_engine *e, int pos, mp_error *err) { return e->ops->rewind(e->state, pos, err); }
+void mp_engine_reset(mp_engine *e) { e->ops->reset(e->slots[0]); }
+int mp_engine_pos(const mp_engine *e) { return e->ops->pos(e->slots[0]); }
+int mp_engine_max_ctx(const mp_engine *e) { return e->ops->max_ctx(e->slots[0]); }
+int mp_engine_rewind(mp_engine *e, int pos, mp_error *err) { return e->ops->rewind(e->slots[0], pos, err); }
 int mp_engine_set_mask(mp_engine *e, const mp_mask *mask, mp_error *err) {
-    return e->ops->set_mask(e->state, mask, err);
+    for (int k = 0; k < e->n_slots; k++) MP_TRY(e->ops->set_mask(e->slots[k], mask, err));
+    return 0;
 }
 int mp_engine_set_steering(mp_engine *e, const mp_steer *list, size_t n, mp_error *err) {
-    return e->ops->set_steering(e->state, list, n, err);
+    for (int k = 0; k < e->n_slots; k++) MP_TRY(e->ops->set_steering(e->slots[k], list, n, err));
+    return 0;
 }
 int mp_engine_forward(mp_engine *e, const int32_t *ids, size_t n, float *logits, int last_only, mp_routing *routing,
                       mp_error *err) {
-    return e->ops->forward(e->state, ids, n, logits, last_only, routing, err);
+    return e->ops->forward(e->slots[0], ids, n, logits, last_only, routing, err);
 }
-mp_state *mp_engine_cpu_state(mp_engine *e) { return e->dev == MP_DEVICE_CPU ? e->state : NULL; }
+mp_state *mp_engine_cpu_state(mp_engine *e) { return e->dev == MP_DEVICE_CPU ? e->slots[0] : NULL; }
+
+int mp_engine_slots(const mp_engine *e) { return e->n_slots; }
+
+int mp_engine_slot_pos(const mp_engine *e, int slot) {
+    return slot >= 0 && slot < e->n_slots ? e->ops->pos(e->slots[slot]) : 0;
+}
+
+int mp_engine_slot_rewind(mp_engine *e, int slot, int pos, mp_error *err) {
+    MP_FAIL_IF(slot < 0 || slot >= e->n_slots, err, MP_EINPUT, "slot %d outside 0..%d", slot, e->n_slots - 1);
+    if (pos == 0) {
+        e->ops->reset(e->slots[slot]);
+        return 0;
+    }
+    return e->ops->rewind(e->slots[slot], pos, err);
+}
+
+int mp_engine_prefill(mp_engine *e, const mp_engine_batch *b, mp_error *err) {
+    if (b->n_seqs == 0) return 0;
+    MP_FAIL_IF(!b->off || !b->ids || b->off[0] != 0, err, MP_EINPUT, "batch: no tokens or offsets");
+    MP_FAIL_IF(b->n_seqs > (size_t)e->n_slots, err, MP_EINPUT, "batch of %zu sequences, engine has %d slots",
+               b->n_seqs, e->n_slots);
+    MP_FAIL_IF((b->logprobs || b->is_argmax) && !b->targets, err, MP_EINPUT, "batch: scores asked without targets");
+    memset(e->seen, 0, (size_t)e->n_slots * sizeof *e->seen);
+    for (size_t s = 0; s < b->n_seqs; s++) {
+        int k = b->slot ? b->slot[s] : (int)s;
+        MP_FAIL_IF(b->off[s + 1] <= b->off[s], err, MP_EINPUT, "batch: sequence %zu is empty", s);
+        MP_FAIL_IF(k < 0 || k >= e->n_slots || e->seen[k], err, MP_EINPUT,
+                   "batch: sequence %zu on slot %d (slots 0..%d, each once per call)", s, k, e->n_slots - 1);
+        e->seen[k] = 1;
+    }
+    return e->ops->prefill(e->slots, b, e->vocab, err);
+}

@@ -2,8 +2,14 @@
  * evaluations (MULTIPL-E, toxicity): prefill a prompt, decode with the KV
  * cache, stop at EOS, a stop string, or a token budget.
  *
- * Ownership: the caller owns the state (its context must hold prompt +
- * max_new_tokens), the tokenizer and the sampler; mp_gen_result's buffers are
+ * mp_generate_batch decodes B sequences at once on the batched engine
+ * (core/model/backend.h): one prefill call for the prompts, then one call per
+ * step with one token of every sequence still running, each on its own KV
+ * slot, each stopping on its own. A sequence's tokens and text are exactly
+ * mp_generate's for the same prompt and sampler state, at any B.
+ *
+ * Ownership: the caller owns the state / engine (its context must hold
+ * prompt + max_new_tokens), the tokenizer and the samplers; mp_gen_result's buffers are
  * malloc'ed for the caller (mp_gen_result_free).
  */
 #ifndef MP_GENERATE_H
@@ -13,6 +19,7 @@
 #include <stdint.h>
 
 #include "core/util/error.h"
+#include "core/model/backend.h"
 #include "core/model/forward.h"
 #include "core/model/sampling.h"
 #include "core/text/tokenizer.h"
@@ -48,6 +55,15 @@ typedef struct mp_gen_result {
  * @return 0, MP_EINPUT (empty prompt, context too small) or MP_ENOMEM. */
 int mp_generate(mp_state *st, const mp_tokenizer *tok, const int32_t *prompt, size_t n_prompt,
                 const mp_gen_opts *opts, mp_sampler *sampler, mp_gen_result *res, mp_error *err);
+/* Generate for n prompts (prompts[k][0..n_prompts[k])) on e, at most
+ * mp_engine_slots(e) at a time, sequence k sampling with samplers[k] (one
+ * per sequence: each keeps its own RNG stream) into res[k]. prefill_s is the
+ * time of the prefill call that included the sequence, decode_s until it
+ * stopped. opts->on_text streams every sequence's bytes as produced (useful
+ * with n = 1). @return 0, MP_EINPUT (empty prompt, context too small) or
+ * MP_ENOMEM; on error every res[k] is freed. */
+int mp_generate_batch(mp_engine *e, const mp_tokenizer *tok, const int32_t *const *prompts, const size_t *n_prompts,
+                      size_t n, const mp_gen_opts *opts, mp_sampler *samplers, mp_gen_result *res, mp_error *err);
 void mp_gen_result_free(mp_gen_result *res);
 
 #endif

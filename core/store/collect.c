@@ -1,6 +1,7 @@
-/* core/store/collect.c — the collect loop (corpus -> tokenizer -> windows -> forward
- * with routing -> accumulators -> store, one transaction per batch), resume,
- * and the exact merge of shard stores. See collect.h for the semantics and
+/* core/store/collect.c — the collect loop (corpus -> tokenizer -> windows ->
+ * batched engine forward with routing, --batch windows per engine call ->
+ * accumulators in document and token order -> store, one transaction per
+ * --commit-every windows), resume, and the exact merge of shard stores. See collect.h for the semantics and
  * docs/store.md for the store. */
 #include "core/store/collect.h"
 
@@ -15,7 +16,7 @@
 #include <unistd.h>
 
 #include "core/model/checkpoint.h"
-#include "core/model/forward.h"
+#include "core/model/backend.h"
 #include "core/model/model.h"
 #include "core/util/file.h"
 #include "core/util/sha256.h"
@@ -190,11 +191,29 @@ static win *batch_find(batch *b, uint64_t doc, uint32_t start) {
     return lo < b->nw && b->w[lo].doc == doc && b->w[lo].start == start ? &b->w[lo] : NULL;
 }
 
+/* A document whose windows are queued for the engine (see enqueue_doc). */
+typedef struct pdoc {
+    int vid[MP_ACC_MAX_FIELDS];
+    double sc[MP_ACC_MAX_FIELDS];
+    uint64_t index;
+    size_t first;  /* 1 when ids[0] is BOS (context only, not counted) */
+    int bd_idx;    /* into batch.d */
+} pdoc;
+
 typedef struct run {
     const mp_collect_opts *o;
     mp_store *st;
     mp_acc *acc;
     batch b;
+    /* engine queue: documents not yet accumulated, and their windows
+     * b.w[pw0 .. b.nw) */
+    pdoc *pd;
+    size_t npd, cappd, pw0;
+    mp_engine *eng;
+    mp_routing *rt;   /* [per_call] */
+    int per_call;     /* windows per engine call */
+    int32_t *call_ids;
+    size_t *call_off;
     int W;
     uint64_t docs, tokens, windows, batches, next_doc;
     size_t batch_windows;
@@ -268,6 +287,7 @@ static int commit(run *r, int finished, mp_error *err) {
     if ((rc = mp_store_commit(st, err)) < 0) goto fail;
     mp_acc_clear_dirty(a);
     batch_clear(&r->b);
+    r->pw0 = 0;
     r->batch_windows = 0;
     return 0;
 fail:
@@ -322,15 +342,16 @@ static int doc_values(run *r, const mp_doc *d, int *vid, double *sc, mp_error *e
     return 0;
 }
 
-static int process_doc(run *r, const mp_doc *d, mp_tokenizer *tok, mp_state *state, mp_routing *routing,
-                       int64_t budget, int *stop, mp_error *err) {
+/* Tokenize d, record its labels, document row and windows, and queue them
+ * for the engine. Counters (tokens, windows, the token budget) advance here,
+ * in document order; the accumulators advance in flush_queue, in the same
+ * order, so nothing depends on how windows are grouped into engine calls. */
+static int enqueue_doc(run *r, const mp_doc *d, mp_tokenizer *tok, int64_t budget, int *stop, mp_error *err) {
     const mp_collect_opts *o = r->o;
     int32_t *ids = NULL;
     size_t n = 0;
     int rc = 0;
     char *lj = NULL;
-    int vid[MP_ACC_MAX_FIELDS];
-    double sc[MP_ACC_MAX_FIELDS];
     if ((rc = mp_tokenizer_encode(tok, d->text, d->len, 1, &ids, &n, err)) < 0) return rc;
     int bos = mp_tokenizer_bos_id(tok);
     size_t first = (n > 0 && bos >= 0 && ids[0] == bos) ? 1 : 0;
@@ -338,7 +359,10 @@ static int process_doc(run *r, const mp_doc *d, mp_tokenizer *tok, mp_state *sta
         n = first + (size_t)budget;
         *stop = 1;
     }
-    if ((rc = doc_values(r, d, vid, sc, err)) < 0) goto cleanup;
+    if ((rc = grow((void **)&r->pd, &r->cappd, r->npd + 1, sizeof *r->pd, err)) < 0) goto cleanup;
+    pdoc *pd = &r->pd[r->npd];
+    memset(pd, 0, sizeof *pd);
+    if ((rc = doc_values(r, d, pd->vid, pd->sc, err)) < 0) goto cleanup;
     if (!(lj = labels_json(d))) {
         rc = mp_fail(err, MP_ENOMEM, "out of memory");
         goto cleanup;
@@ -357,27 +381,13 @@ static int process_doc(run *r, const mp_doc *d, mp_tokenizer *tok, mp_state *sta
         rc = mp_fail(err, MP_ENOMEM, "out of memory");
         goto cleanup;
     }
+    pd->index = d->index;
+    pd->first = first;
+    pd->bd_idx = (int)r->b.nd - 1;
+    r->npd++;
     for (size_t start = 0; start < n && n > first; start += (size_t)r->W) {
         size_t len = n - start < (size_t)r->W ? n - start : (size_t)r->W;
-        mp_state_reset(state);
-        mp_routing_clear(routing);
-        if ((rc = mp_forward(state, ids + start, len, NULL, 0, routing, err)) < 0) goto cleanup;
-        for (size_t t = 0; t < len; t++) {
-            uint32_t pos = (uint32_t)(start + t);
-            if (pos < first) continue;
-            mp_acc_token(r->acc);
-            for (int g = 0; g < routing->n_groups; g++) {
-                mp_expert_weight *pairs = NULL;
-                size_t np = 0;
-                if ((rc = mp_route_expert_pairs(&routing->groups[g], (int)t, &pairs, &np, err)) < 0) goto cleanup;
-                for (size_t k = 0; k < np && rc == 0; k++)
-                    rc = mp_acc_hit(r->acc, g, (uint32_t)pairs[k].i * (uint32_t)routing->E + (uint32_t)pairs[k].j,
-                                    pairs[k].w, d->index, pos, err);
-                free(pairs);
-                if (rc < 0) goto cleanup;
-            }
-        }
-        /* keep the window's ids until the batch is committed */
+        /* keep the window's ids until the batch is committed; the engine reads them there */
         if ((rc = grow((void **)&r->b.w, &r->b.capw, r->b.nw + 1, sizeof *r->b.w, err)) < 0 ||
             (rc = grow((void **)&r->b.ids, &r->b.capids, r->b.nids + len, sizeof *r->b.ids, err)) < 0)
             goto cleanup;
@@ -390,12 +400,67 @@ static int process_doc(run *r, const mp_doc *d, mp_tokenizer *tok, mp_state *sta
         r->tokens += counted;
         if (o->progress) mp_progress_add(o->progress, counted);
     }
-    rc = mp_acc_doc_end(r->acc, vid, sc, err);
-    r->docs++;
 cleanup:
     free(lj);
     free(ids);
     return rc;
+}
+
+/* Fold window w's routing (rt, its tokens in order) into the accumulators. */
+static int accumulate_window(run *r, const win *w, size_t first, const mp_routing *rt, mp_error *err) {
+    int rc = 0;
+    for (size_t t = 0; t < w->n; t++) {
+        uint32_t pos = w->start + (uint32_t)t;
+        if (pos < first) continue;
+        mp_acc_token(r->acc);
+        for (int g = 0; g < rt->n_groups; g++) {
+            mp_expert_weight *pairs = NULL;
+            size_t np = 0;
+            MP_TRY(mp_route_expert_pairs(&rt->groups[g], (int)t, &pairs, &np, err));
+            for (size_t k = 0; k < np && rc == 0; k++)
+                rc = mp_acc_hit(r->acc, g, (uint32_t)pairs[k].i * (uint32_t)rt->E + (uint32_t)pairs[k].j, pairs[k].w,
+                                w->doc, pos, err);
+            free(pairs);
+            MP_TRY(rc);
+        }
+    }
+    return 0;
+}
+
+/* Run every queued window through the engine, per_call per call (window k of
+ * a call on slot k, from an empty cache), and accumulate documents and
+ * windows in reading order. */
+static int flush_queue(run *r, mp_error *err) {
+    size_t di = 0;
+    for (size_t w0 = r->pw0; w0 < r->b.nw; w0 += (size_t)r->per_call) {
+        size_t nb = r->b.nw - w0 < (size_t)r->per_call ? r->b.nw - w0 : (size_t)r->per_call;
+        r->call_off[0] = 0;
+        for (size_t k = 0; k < nb; k++) {
+            const win *w = &r->b.w[w0 + k];
+            memcpy(r->call_ids + r->call_off[k], r->b.ids + w->off, w->n * sizeof *r->call_ids);
+            r->call_off[k + 1] = r->call_off[k] + w->n;
+            MP_TRY(mp_engine_slot_rewind(r->eng, (int)k, 0, err));
+            mp_routing_clear(&r->rt[k]);
+        }
+        mp_engine_batch b = {.n_seqs = nb, .ids = r->call_ids, .off = r->call_off, .routing = r->rt};
+        MP_TRY(mp_engine_prefill(r->eng, &b, err));
+        for (size_t k = 0; k < nb; k++) {
+            const win *w = &r->b.w[w0 + k];
+            while (r->pd[di].bd_idx < w->doc_idx) { /* earlier documents are complete */
+                MP_TRY(mp_acc_doc_end(r->acc, r->pd[di].vid, r->pd[di].sc, err));
+                r->docs++;
+                di++;
+            }
+            MP_TRY(accumulate_window(r, w, r->pd[di].first, &r->rt[k], err));
+        }
+    }
+    for (; di < r->npd; di++) {
+        MP_TRY(mp_acc_doc_end(r->acc, r->pd[di].vid, r->pd[di].sc, err));
+        r->docs++;
+    }
+    r->npd = 0;
+    r->pw0 = r->b.nw;
+    return 0;
 }
 
 /* ---------------------------------------------------------------- run */
@@ -443,7 +508,8 @@ static int write_meta(run *r, const mp_model *m, const settings *s, const char *
     if (rc == 0) rc = mp_store_meta_set(st, "moe_groups", buf, err);
     snprintf(buf, sizeof buf, "%d", m->cfg.n_layers);
     if (rc == 0) rc = mp_store_meta_set(st, "n_layers", buf, err);
-    snprintf(buf, sizeof buf, "%d", r->o->batch > 0 ? r->o->batch : 64);
+    /* meta "batch" keeps its name: windows per transaction (--commit-every) */
+    snprintf(buf, sizeof buf, "%d", r->o->commit_every > 0 ? r->o->commit_every : 64);
     if (rc == 0) rc = mp_store_meta_set(st, "batch", buf, err);
     if (rc == 0) rc = mp_store_meta_set(st, "monet_probe_version", MP_VERSION, err);
     if (rc == 0) rc = mp_store_meta_set(st, "model_path", r->o->model_dir, err);
@@ -546,8 +612,6 @@ int mp_collect_run(const mp_collect_opts *o, mp_collect_summary *sum, mp_error *
     r.o = o;
     mp_model *m = NULL;
     mp_tokenizer *tok = NULL;
-    mp_state *state = NULL;
-    mp_routing routing = {0};
     mp_lock *lock = NULL;
     int rc = 0;
     char cfg_sha[65], tok_sha[65], hash[65], path[4096];
@@ -633,8 +697,18 @@ int mp_collect_run(const mp_collect_opts *o, mp_collect_summary *sum, mp_error *
             goto summary;
         }
     }
-    if ((rc = mp_state_create(m, r.W, 0, &state, err)) < 0 || (rc = mp_routing_init(&routing, c, err)) < 0)
+    if ((rc = mp_engine_create_slots(m, o->device, o->batch > 1 ? o->batch : 1, r.W, 0, &r.eng, err)) < 0)
         goto cleanup;
+    r.per_call = mp_engine_slots(r.eng);
+    r.rt = calloc((size_t)r.per_call, sizeof *r.rt);
+    r.call_ids = malloc((size_t)r.per_call * (size_t)r.W * sizeof *r.call_ids);
+    r.call_off = malloc(((size_t)r.per_call + 1) * sizeof *r.call_off);
+    if (!r.rt || !r.call_ids || !r.call_off) {
+        rc = mp_fail(err, MP_ENOMEM, "out of memory");
+        goto cleanup;
+    }
+    for (int k = 0; k < r.per_call; k++)
+        if ((rc = mp_routing_init(&r.rt[k], c, err)) < 0) goto cleanup;
     mp_corpus_opts co;
     memset(&co, 0, sizeof co);
     co.text_field = o->text_field;
@@ -661,11 +735,12 @@ int mp_collect_run(const mp_collect_opts *o, mp_collect_summary *sum, mp_error *
         r.next_doc = d.index + 1;
         if (o->shard_n > 1 && d.index % (uint64_t)o->shard_n != (uint64_t)o->shard_i) continue;
         int64_t budget = o->max_tokens > 0 ? o->max_tokens - (int64_t)r.tokens : -1;
-        if ((rc = process_doc(&r, &d, tok, state, &routing, budget, &stop, err)) < 0) goto cleanup;
-        if (r.batch_windows >= (size_t)(o->batch > 0 ? o->batch : 64) && !stop && (rc = commit(&r, 0, err)) < 0)
-            goto cleanup;
+        if ((rc = enqueue_doc(&r, &d, tok, budget, &stop, err)) < 0) goto cleanup;
+        int commit_now = r.batch_windows >= (size_t)(o->commit_every > 0 ? o->commit_every : 64) && !stop;
+        if ((commit_now || r.b.nw - r.pw0 >= (size_t)r.per_call) && (rc = flush_queue(&r, err)) < 0) goto cleanup;
+        if (commit_now && (rc = commit(&r, 0, err)) < 0) goto cleanup;
     }
-    if ((rc = commit(&r, 1, err)) < 0) goto cleanup;
+    if ((rc = flush_queue(&r, err)) < 0 || (rc = commit(&r, 1, err)) < 0) goto cleanup;
     sum->seconds = mp_now() - t0;
     sum->new_tokens = r.tokens - tokens0;
 summary:
@@ -681,8 +756,12 @@ cleanup:
     batch_free(&r.b);
     mp_acc_free(r.acc);
     mp_store_close(r.st);
-    mp_routing_free(&routing);
-    mp_state_free(state);
+    for (int k = 0; r.rt && k < r.per_call; k++) mp_routing_free(&r.rt[k]);
+    free(r.rt);
+    free(r.call_ids);
+    free(r.call_off);
+    free(r.pd);
+    mp_engine_free(r.eng);
     mp_tokenizer_free(tok);
     mp_model_free(m);
     mp_lock_release(lock);

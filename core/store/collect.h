@@ -28,6 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/model/backend.h"
 #include "core/text/corpus.h"
 #include "core/util/error.h"
 #include "core/util/progress.h"
@@ -47,7 +48,9 @@ typedef struct mp_collect_opts {
     int top_k;                   /* K (default 32) */
     int64_t max_tokens;          /* 0 = whole corpus */
     int window;                  /* 0 = min(512, max_position_embeddings) */
-    int batch;                   /* windows per committed batch (0 = 64) */
+    int commit_every;            /* windows per committed transaction (0 = 64); store meta "batch" */
+    int batch;                   /* windows per engine call, one KV slot each (0 = 1); never changes the store */
+    mp_device device;            /* engine device (MP_DEVICE_CPU when zeroed; MP_DEVICE_AUTO) */
     int shard_i, shard_n;        /* shard_n = 1: no sharding */
     int force_new;               /* overwrite an existing store */
     int strict;                  /* malformed corpus line is an error */

@@ -150,7 +150,7 @@ def mode_bruteforce(tmp):
     corpus = os.path.join(tmp, "c.jsonl")
     docs = write_corpus(corpus, 24)
     store = os.path.join(tmp, "s.db")
-    run(*collect_args(corpus, store, "--batch", "3"))
+    run(*collect_args(corpus, store, "--commit-every", "3", "--batch", "4"))
     hits, tok_x = brute_force(docs)
     db = sqlite3.connect(store)
     rows = {}
@@ -240,13 +240,14 @@ def mode_resume(tmp):
     write_corpus(corpus, 60)
     ref = os.path.join(tmp, "ref.db")
     t0 = time.time()
-    run(*collect_args(corpus, ref, "--batch", "2"))
+    run(*collect_args(corpus, ref, "--commit-every", "2"))
     full_s = time.time() - t0
     store = os.path.join(tmp, "k.db")
     rng = random.Random(int(os.environ.get("MP_TEST_SEED", "1234")))
     kills = mid = 0
     for attempt in range(40):
-        p = subprocess.Popen([BIN, *collect_args(corpus, store, "--batch", "2")], stdout=subprocess.DEVNULL,
+        p = subprocess.Popen([BIN, *collect_args(corpus, store, "--commit-every", "2", "--batch", "3")],
+                             stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE)
         # the first two kills land early enough that the (resumed) run is surely still going,
         # so the test always sees >= 2 kills; later ones are random moments
@@ -266,18 +267,33 @@ def mode_resume(tmp):
         check(p.returncode == 0, f"run {attempt} after {kills} kills exits 0 ({err.strip()[:200]})")
         break
     else:
-        run(*collect_args(corpus, store, "--batch", "2"))
+        run(*collect_args(corpus, store, "--commit-every", "2", "--batch", "3"))
     check(kills >= 2 and mid >= 1, f"killed {kills} times with SIGKILL, {mid} times mid-run after a commit")
-    p = run(*collect_args(corpus, store, "--batch", "2"))
+    p = run(*collect_args(corpus, store, "--commit-every", "2", "--batch", "3"))
     check(b"complete" in p.stdout, "re-running a finished collection does nothing and says so")
     a, b = dump(ref), dump(store)
     for k in DUMP:
-        check(a[k] == b[k], f"resumed store == uninterrupted store, bit for bit: {k} ({len(a[k])} rows)")
-    # a different batch size changes nothing either (statistics in token order)
+        check(a[k] == b[k], f"resumed --batch 3 store == uninterrupted --batch 1 store, bit for bit: {k} "
+                            f"({len(a[k])} rows)")
+    # another transaction size changes nothing either (statistics in token order)
     other = os.path.join(tmp, "b7.db")
-    run(*collect_args(corpus, other, "--batch", "7"))
+    run(*collect_args(corpus, other, "--commit-every", "7"))
     c = dump(other)
-    check(all(a[k] == c[k] for k in DUMP), "--batch 7 store == --batch 2 store")
+    check(all(a[k] == c[k] for k in DUMP), "--commit-every 7 store == --commit-every 2 store")
+    # windows of several documents per engine call: the same store, whatever the grouping
+    for b in ("2", "16"):
+        eb = os.path.join(tmp, f"e{b}.db")
+        run(*collect_args(corpus, eb, "--commit-every", "2", "--batch", b))
+        c = dump(eb)
+        for k in DUMP:
+            check(a[k] == c[k], f"--batch {b} store == --batch 1 store, bit for bit: {k}")
+        db = sqlite3.connect(eb)
+        nb = db.execute("SELECT value FROM progress WHERE key='batches'").fetchone()[0]
+        db.close()
+        db = sqlite3.connect(ref)
+        check(nb == db.execute("SELECT value FROM progress WHERE key='batches'").fetchone()[0],
+              f"--batch {b}: same transactions as --batch 1")
+        db.close()
 
 
 # ------------------------------------------------------------------ shards
@@ -286,11 +302,11 @@ def mode_shards(tmp):
     corpus = os.path.join(tmp, "c.jsonl")
     write_corpus(corpus, 45)
     full = os.path.join(tmp, "full.db")
-    run(*collect_args(corpus, full, "--batch", "4"))
+    run(*collect_args(corpus, full, "--commit-every", "4"))
     shards = []
     for i in range(3):
         s = os.path.join(tmp, f"s{i}.db")
-        run(*collect_args(corpus, s, "--batch", "4", "--shard", f"{i}/3"))
+        run(*collect_args(corpus, s, "--commit-every", "4", "--batch", "3", "--shard", f"{i}/3"))
         shards.append(s)
     db = sqlite3.connect(shards[1])
     docs1 = {d for (d,) in db.execute("SELECT DISTINCT doc FROM topk")}

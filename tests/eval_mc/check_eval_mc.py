@@ -90,7 +90,7 @@ def e2e(bin_, model, data, work):
 
     # --- determinism: --batch and OPENBLAS_NUM_THREADS do not change one bit; --limit is a prefix
     run([bin_, "eval", "mmlu", "--model", model, "--data", data, "--subjects", subj, "--limit", "3",
-         "--json", W("m0b.json"), "--items", W("m0b.jsonl"), "--batch", "1", "--quiet"],
+         "--json", W("m0b.json"), "--items", W("m0b.jsonl"), "--batch", "16", "--quiet"],
         {"OPENBLAS_NUM_THREADS": "2"})
     check(open(W("m0.jsonl")).read() == open(W("m0b.jsonl")).read(), "items differ across --batch / threads")
     check(rows(load(W("m0b.json")), "subject") == s, "scores differ across --batch / threads")
@@ -171,6 +171,20 @@ def e2e(bin_, model, data, work):
     run([bin_, "eval", "ppl", "--model", model, "--corpus", os.path.join(data, "mmlu/dev/anatomy_dev.csv"),
          "--text-field", "question", "--label-field", "answer", "--json", W("pc.json"), "--quiet"])
     check(sum(r["n"] for r in rows(load(W("pc.json")), "label").values()) == 5, "csv ppl: 5 questions")
+    # --batch: windows of several documents per engine call (short --context: several windows per
+    # document, split across calls) give the same sums bit for bit, in `eval ppl` and `ppl`
+    for b in ("1", "4", "5"):
+        run([bin_, "eval", "ppl", "--model", model, "--corpus", W("c.jsonl"), "--label-field", "meta.lang",
+             "--context", "5", "--batch", b, "--json", W(f"pb{b}.json"), "--quiet"])
+    pb = [load(W(f"pb{b}.json"))["rows"] for b in ("1", "4", "5")]
+    check(pb[0] == pb[1] == pb[2], "eval ppl differs across --batch 1/4/5")
+    outs = []
+    for b in ("1", "4", "5"):
+        o = json.loads(run([bin_, "ppl", "--model", model, "--corpus", W("c.jsonl"), "--label-field", "meta.lang",
+                            "--context", "5", "--batch", b, "--json", "--quiet"]).stdout)
+        o.pop("tokens_per_s")
+        outs.append(o)
+    check(outs[0] == outs[1] == outs[2] and outs[0]["tokens"] > 20, f"ppl differs across --batch 1/4/5: {outs}")
 
     # --- errors: one line, exit 2
     for args, needle in [
@@ -209,10 +223,10 @@ def threads(bin_, model, data, work):
     res = []
     for th in ("1", "2"):
         j = os.path.join(work, f"p{th}.json")
-        run([bin_, "eval", "ppl", "--model", model, "--corpus", f, "--label-field", "l", "--json", j, "--quiet"],
-            {"OPENBLAS_NUM_THREADS": th})
+        run([bin_, "eval", "ppl", "--model", model, "--corpus", f, "--label-field", "l", "--json", j, "--quiet",
+             "--batch", "1" if th == "1" else "3"], {"OPENBLAS_NUM_THREADS": th})
         res.append(load(j)["rows"])
-    check(res[0] == res[1], "ppl differs between OPENBLAS_NUM_THREADS=1 and 2")
+    check(res[0] == res[1], "ppl differs between OPENBLAS_NUM_THREADS=1 / --batch 1 and 2 / --batch 3")
     print("threads: identical at 1 and 2 OpenBLAS threads")
 
 

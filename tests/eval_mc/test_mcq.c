@@ -3,6 +3,8 @@
  *    continuation from an empty cache (tolerance: chunking changes float sums);
  *  - scores are bit-identical whatever ran before (prefix reuse vs a fresh
  *    scorer) and with a different chunk size is not required;
+ *  - batched scoring (mp_mcq_score_batch over an engine with several slots,
+ *    items in another order, chunks of 3) is bit-identical to one by one;
  *  - writes the ids and log-likelihoods as JSON for check_eval_mc.py to compare
  *    against the float64 reference (tests/ref/monet_ref.py).
  * usage: test_mcq MODEL_DIR OUT_JSON */
@@ -11,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/model/backend.h"
 #include "core/model/forward.h"
 #include "core/eval/mcq.h"
 #include "core/model/sampling.h"
@@ -48,12 +51,15 @@ int main(int argc, char **argv) {
     mp_error err;
     mp_model *m = NULL;
     mp_tokenizer *tok = NULL;
-    mp_state *st = NULL, *st2 = NULL;
-    mp_mcq *q = NULL, *q2 = NULL;
+    mp_state *st2 = NULL;
+    mp_engine *e = NULL, *e2 = NULL, *eb = NULL;
+    mp_mcq *q = NULL, *q2 = NULL, *qb = NULL;
     char tp[4096];
     snprintf(tp, sizeof tp, "%s/tokenizer.model", argv[1]);
-    if (mp_model_load(argv[1], &m, &err) || mp_tokenizer_load(tp, &tok, &err) || mp_state_create(m, 0, 0, &st, &err) ||
-        mp_state_create(m, 0, 0, &st2, &err) || mp_mcq_create(st, m->cfg.vocab_size, &q, &err))
+    if (mp_model_load(argv[1], &m, &err) || mp_tokenizer_load(tp, &tok, &err) || mp_state_create(m, 0, 0, &st2, &err) ||
+        mp_engine_create(m, MP_DEVICE_CPU, 0, 0, &e, &err) || mp_engine_create(m, MP_DEVICE_CPU, 0, 0, &e2, &err) ||
+        mp_engine_create_slots(m, MP_DEVICE_CPU, 3, 0, 0, &eb, &err) || mp_mcq_create(e, m->cfg.vocab_size, &q, &err) ||
+        mp_mcq_create(eb, m->cfg.vocab_size, &qb, &err))
         return fprintf(stderr, "setup: %s\n", err.msg), 1;
     const int V = m->cfg.vocab_size;
     float *logits = malloc((size_t)512 * V * sizeof *logits);
@@ -61,10 +67,11 @@ int main(int argc, char **argv) {
     if (!logits || !out) return fprintf(stderr, "setup: out of memory or %s\n", argv[2]), 1;
     fputs("[", out);
     int first = 1;
+    static double ll0[8][4];
+    enum { NC = (int)(sizeof CASES / sizeof CASES[0]) };
     for (int pass = 0; pass < 2; pass++) {
         /* pass 0: cases in order with one scorer (prefix reuse across case 0 -> 1);
          * pass 1: each case on a fresh scorer, in reverse order: must be bit-identical */
-        static double ll0[8][4];
         for (int ci = 0; ci < (int)(sizeof CASES / sizeof CASES[0]); ci++) {
             int k = pass ? (int)(sizeof CASES / sizeof CASES[0]) - 1 - ci : ci;
             const tcase *c = &CASES[k];
@@ -93,7 +100,7 @@ int main(int argc, char **argv) {
             if (pass) {
                 mp_mcq_free(q2);
                 q2 = NULL;
-                if (mp_mcq_create(st2, V, &q2, &err)) return 1;
+                if (mp_mcq_create(e2, V, &q2, &err)) return 1;
                 use = q2;
             }
             if (mp_mcq_score(use, ctx_ids, n_ctx, keep, (const int32_t *const *)cont_ids, n_cont, (size_t)c->n, res,
@@ -141,6 +148,50 @@ int main(int argc, char **argv) {
     }
     fputs("\n]\n", out);
     fclose(out);
+    /* batched: every case twice (reverse order, then in order) through 3 slots,
+     * so chunks mix cases and slots hold other prefixes: bit-identical */
+    {
+        int32_t *ctx_ids[2 * NC], *cont_ids[2 * NC][4];
+        size_t n_ctx[2 * NC], n_cont[2 * NC][4];
+        mp_mcq_result res[2 * NC][4];
+        mp_mcq_item items[2 * NC];
+        memset(cont_ids, 0, sizeof cont_ids);
+        for (int x = 0; x < 2 * NC; x++) {
+            int k = x < NC ? NC - 1 - x : x - NC;
+            const tcase *c = &CASES[k];
+            for (int j = 0; j < c->n; j++) {
+                int32_t *xi;
+                size_t nx;
+                if (mp_mcq_encode_pair(tok, 1, c->ctx, strlen(c->ctx), c->conts[j], strlen(c->conts[j]), &xi, &nx,
+                                       &cont_ids[x][j], &n_cont[x][j], &err))
+                    return fprintf(stderr, "encode: %s\n", err.msg), 1;
+                if (j == 0) ctx_ids[x] = xi, n_ctx[x] = nx;
+                else free(xi);
+            }
+            size_t keep = 0;
+            if (*c->prefix) {
+                int32_t *p;
+                size_t np;
+                mp_tokenizer_encode(tok, c->prefix, strlen(c->prefix), 1, &p, &np, &err);
+                keep = mp_mcq_common_prefix(p, np, ctx_ids[x], n_ctx[x]);
+                free(p);
+            }
+            items[x] = (mp_mcq_item){ctx_ids[x], n_ctx[x], keep, (const int32_t *const *)cont_ids[x], n_cont[x],
+                                     (size_t)c->n, res[x], 0};
+        }
+        CHECK(mp_mcq_slots(qb) == 3, "batched scorer has %d slots", mp_mcq_slots(qb));
+        if (mp_mcq_score_batch(qb, items, 2 * NC, &err)) return fprintf(stderr, "batch: %s\n", err.msg), 1;
+        for (int x = 0; x < 2 * NC; x++) {
+            int k = x < NC ? NC - 1 - x : x - NC;
+            for (int j = 0; j < CASES[k].n; j++) {
+                CHECK(memcmp(&res[x][j].loglik, &ll0[k][j], sizeof(double)) == 0,
+                      "batched item %d (case %d) choice %d: %.17g vs one by one %.17g", x, k, j, res[x][j].loglik,
+                      ll0[k][j]);
+                free(cont_ids[x][j]);
+            }
+            free(ctx_ids[x]);
+        }
+    }
     /* errors: empty continuation, too long */
     int32_t one = 1, *pc = &one;
     size_t zero = 0;
@@ -150,7 +201,10 @@ int main(int argc, char **argv) {
     free(logits);
     mp_mcq_free(q);
     mp_mcq_free(q2);
-    mp_state_free(st);
+    mp_mcq_free(qb);
+    mp_engine_free(e);
+    mp_engine_free(e2);
+    mp_engine_free(eb);
     mp_state_free(st2);
     mp_tokenizer_free(tok);
     mp_model_free(m);
