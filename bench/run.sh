@@ -1,49 +1,74 @@
 #!/usr/bin/env bash
-# bench/run.sh — `make bench`: figures measured in one invocation, each next to
-# its baseline from the same run:
-#   1. CPU prefill tokens/s of monet-probe vs the same math (official einsum
-#      formulation) in Debian's python3-torch, CPU float32, same thread count;
-#   2. tokenizer throughput vs spm_encode (bench/bench_tokenizer.sh).
-# Medium random model: d=512, 8 layers, 8 heads, E=128, Hm=4, m=16, k=8, G=4, V=32000.
+# bench/run.sh — `make bench`: every figure measured in this one invocation,
+# next to its baseline from the same run, as min / median / max over REPS
+# repetitions after a warm-up (the machine may be shared: compare medians,
+# look at the spread):
+#   1. CPU prefill tok/s, sparse expert compute vs MP_MOE=dense (all experts,
+#      the einsum formulation's work), unmasked and masked (5% of the experts
+#      of every group) alternating in one process (bench/bench_forward.c);
+#      decode tok/s (single-token steps), the first prefill of a fresh state,
+#      model load;
+#   2. the same prefill in PyTorch (bench/torch_cpu_bench.py: the same bf16
+#      checkpoint widened to float32, same ids, last-position logits, official
+#      einsum formulation, OMP_WAIT_POLICY=PASSIVE, the same thread count),
+#      or a line saying python3-torch is missing;
+#   3. tokenizer throughput vs spm_encode; collect vs forward.
+# Medium random model (bench/make_bench_checkpoint.py --shape medium): d=512,
+# 8 layers, 8 heads, E=128, Hm=4, m=16, k=8, G=4, vocab 32000, bf16.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${1:-build/monet-probe}
+bdir=$(dirname "$bin")
 py=/usr/bin/python3
-T=${BENCH_TOKENS:-512}
+T=${BENCH_TOKENS:-256}
+REPS=${BENCH_REPS:-3}
 threads=${BENCH_THREADS:-$(nproc)}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-echo "== CPU prefill, ${T} tokens, ${threads} threads ($(nproc) cores) =="
+export OPENBLAS_NUM_THREADS=$threads OMP_NUM_THREADS=$threads OMP_WAIT_POLICY=PASSIVE
+have_torch=1
+$py -c 'import torch' 2>/dev/null || have_torch=0
+echo "== CPU forward, ${T}-token prefill, ${threads} threads ($(nproc) cores), min/median/max of ${REPS} runs =="
+[[ $have_torch == 1 ]] || echo "python3-torch is not installed: the PyTorch baseline is skipped (C-side figures only)"
 for dec in vertical horizontal; do
-  $py tests/ref/make_checkpoint.py --out "$tmp/$dec" --decompose $dec --dtype BF16 --layers 8 --groups 4 \
-      --hidden 512 --heads 8 --kv-heads 8 --experts 128 --moe-heads 4 --moe-dim 16 --topk 8 --vocab 32000 \
-      --seed 1 --quiet
-  ours=$(OPENBLAS_NUM_THREADS=$threads build/bench_forward "$tmp/$dec" "$T" 3)
-  theirs=$($py tests/ref/torch_bench.py --tokens "$T" --threads "$threads" --decompose $dec --repeats 3)
-  $py - "$dec" "$ours" "$theirs" <<'PY'
-import json, sys
-dec, a, b = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3].strip().splitlines()[-1])
-print(f"{dec:10s} monet-probe {a['tokens_per_s']:9.1f} tok/s   torch einsum {b['tokens_per_s']:9.1f} tok/s   ratio {a['tokens_per_s']/b['tokens_per_s']:.2f}x   (load+bf16->f32 {a['load_s']:.2f}s, {a['params']/1e6:.1f}M params)")
-PY
-done
-echo "== masked forward (vertical; random experts of every group masked) =="
-base=$(OPENBLAS_NUM_THREADS=$threads build/bench_forward "$tmp/vertical" "$T" 3)
-for pct in 1 5 15; do
-  $py - "$tmp/mask$pct.json" "$pct" <<'PY'
+  $py bench/make_bench_checkpoint.py --out "$tmp/$dec" --shape medium --decompose $dec 2>/dev/null
+  $py - "$tmp/mask.json" <<'PY'
 import json, random, sys
-path, pct = sys.argv[1], float(sys.argv[2])
-E, R = 128, 2
-rng = random.Random(int(pct))
+E, R, pct = 128, 2, 5.0
+rng = random.Random(5)
 allx = [(r, i, j) for r in range(R) for i in range(E) for j in range(E)]
 sel = rng.sample(allx, int(len(allx) * pct / 100))
 json.dump({"format": "monet-probe-mask", "version": 1, "model": {"moe_experts": E, "n_groups": R},
            "groups": [{"group": r, "experts": [[i, j] for (g, i, j) in sel if g == r]} for r in range(R)]},
-          open(path, "w"))
+          open(sys.argv[1], "w"))
 PY
-  masked=$(OPENBLAS_NUM_THREADS=$threads build/bench_forward "$tmp/vertical" "$T" 3 "$tmp/mask$pct.json")
-  $py - "$pct" "$base" "$masked" <<'PY'
-import json, sys
-a, b = json.loads(sys.argv[2]), json.loads(sys.argv[3])
-print(f"{sys.argv[1]:>3}% masked   {b['tokens_per_s']:9.1f} tok/s   unmasked {a['tokens_per_s']:9.1f} tok/s   masked/unmasked time {a['tokens_per_s']/b['tokens_per_s']:.3f}x")
+  "$bdir/bench_forward" "$tmp/$dec" --tokens "$T" --reps "$REPS" --mask "$tmp/mask.json" --decode 32 \
+      --prompt 32 > "$tmp/ours.json"
+  theirs=""
+  if [[ $have_torch == 1 ]]; then
+    $py bench/torch_cpu_bench.py --model "$tmp/$dec" --tokens "$T" --threads "$threads" --reps "$REPS" \
+        --mask "$tmp/mask.json" > "$tmp/theirs.json" || theirs="failed"
+  fi
+  $py - "$dec" "$tmp/ours.json" "$tmp/theirs.json" "$have_torch" <<'PY'
+import json, os, sys
+dec, ours, theirs, have_torch = sys.argv[1], json.load(open(sys.argv[2])), sys.argv[3], sys.argv[4] == "1"
+t = json.load(open(theirs)) if have_torch and os.path.exists(theirs) and os.path.getsize(theirs) else None
+def f(s):
+    return f"{s['min']:8.1f} {s['median']:8.1f} {s['max']:8.1f}" if s else "       -        -        -"
+print(f"-- {dec}: {ours['params'] / 1e6:.1f}M params, tok/s (min median max)")
+rows = [("prefill sparse", ours["prefill_sparse_tok_s"]), ("prefill dense (MP_MOE=dense)", ours["prefill_dense_tok_s"]),
+        ("prefill sparse, 5% masked", ours["prefill_sparse_masked_tok_s"]),
+        ("prefill dense, 5% masked", ours["prefill_dense_masked_tok_s"])]
+if t:
+    rows += [("torch einsum", t["prefill_unmasked_tok_s"]), ("torch einsum, 5% masked (E x E)", t["prefill_masked_tok_s"])]
+rows += [("decode sparse", ours["decode_sparse_tok_s"]), ("decode dense", ours["decode_dense_tok_s"]),
+         ("first prefill of a fresh state", ours["first_prefill_tok_s"])]
+for name, s in rows:
+    print(f"  {name:34s} {f(s)}")
+med = lambda s: s["median"]
+print(f"  sparse/dense prefill (medians) {med(ours['prefill_sparse_tok_s']) / med(ours['prefill_dense_tok_s']):.2f}x,"
+      f" masked/unmasked time (sparse) {med(ours['prefill_sparse_tok_s']) / med(ours['prefill_sparse_masked_tok_s']):.3f}x"
+      + (f", sparse/torch {med(ours['prefill_sparse_tok_s']) / med(t['prefill_unmasked_tok_s']):.2f}x" if t else ""))
+print(f"  load (bf16 -> f32) {ours['load_s']:.2f} s")
 PY
 done
 if [[ -x bench/bench_tokenizer.sh ]]; then

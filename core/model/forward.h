@@ -1,7 +1,12 @@
 /* core/model/forward.h — the CPU Monet forward pass: batched prefill over T tokens
  * with a KV cache, so the same call serves prompt processing and incremental
- * decoding (generate). Dense projections use OpenBLAS sgemm; routing and the
- * expert mixture are sparse (DESIGN.md §2, §5).
+ * decoding (generate). Dense projections use OpenBLAS sgemm (sgemv for one
+ * token); routing and the expert mixture are sparse (DESIGN.md §2, §5): the
+ * U / V expert products run only for the experts the chunk's tokens route
+ * to. The environment variable MP_MOE=dense (read by mp_state_create)
+ * computes them for all E experts instead, as the official einsum
+ * formulation does, for comparison; any value but sparse / dense is
+ * MP_EINPUT.
  *
  * Ownership: mp_state_create allocates the KV cache and scratch buffers for
  * one sequence; the state borrows the model, which must outlive it.
@@ -19,7 +24,8 @@
 
 typedef struct mp_state mp_state;
 
-/* max_ctx: KV cache length in tokens (0 = max_position_embeddings).
+/* max_ctx: KV cache length in tokens (0 = max_position_embeddings); the
+ * cache and scratch are pre-faulted here, so the first forward runs at speed.
  * max_chunk: tokens processed per internal batch (0 = 256); bounds scratch
  * memory, does not change results.
  * @return 0, MP_EINPUT (bad sizes) or MP_ENOMEM. */

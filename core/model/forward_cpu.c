@@ -3,13 +3,21 @@
  * KV cache, the product-key router shared by each group of moe_groups layers,
  * and the VD / HD expert mixtures computed from the sparse routing without
  * ever forming the E x E expert matrix. Dense projections are OpenBLAS sgemm
- * over a chunk of tokens. */
+ * over a chunk of tokens (sgemv for a single token: decoding).
+ *
+ * Expert compute is sparse by default: the chunk's (token, expert) pairs of
+ * each factor are grouped by expert (counting sort) and the U and V products
+ * run as one small GEMM per expert the router activated (or steering
+ * touches), never over all E experts. MP_MOE=dense selects the einsum-style
+ * path (every expert's a_i / b_j, V GEMMs over the mostly-zero mixed inputs)
+ * for comparison; both share the routing mixture code through "rows". */
 #include "core/model/forward.h"
 
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/model/mask.h"
 
@@ -25,10 +33,23 @@ struct mp_state {
     float *k, *v;              /* [C][KV*hd] */
     float *scores;             /* [C][max_ctx] */
     float *z1, *z2;            /* [C][Hm*E] router logits */
-    float *a1, *a2;            /* VD: [C][E*m/2] each; HD: a1 is [C][E*m] */
-    float *y11, *y12, *y21, *y22; /* VD: [C][E*m/2]; HD uses y21 as [C][E*m] */
-    float *coef_a, *coef_d;    /* [C][E]: A_i = sum_h g1[h,i], D_j = sum_h g2[h,j] */
+    /* Expert buffers are indexed by "row": one row per (token, expert) pair of
+     * a factor (rows of factor 1 for a1, y11, y12, coef_a; factor 2 for a2,
+     * y21, y22, coef_d; HD: a1 factor 1, y21 and coef_d factor 2). Dense:
+     * row t*E + i; sparse: the chunk's pairs grouped by expert. */
+    float *a1, *a2;            /* VD: [C*E rows][m/2] each; HD: a1 is [C*E][m] */
+    float *y11, *y12, *y21, *y22; /* VD: [C*E][m/2]; HD uses y21 as [C*E][m] */
+    float *coef_a, *coef_d;    /* [C*E]: A_i = sum_h g1[h,i], D_j = sum_h g2[h,j] */
     float *alpha, *beta;       /* [m] per-head mixtures */
+    int sparse;                /* 1: per-expert GEMMs over active experts; 0: MP_MOE=dense */
+    int32_t *ent_row;          /* [cap_ent] row of each entry of s->cur (factor from its slot) */
+    size_t cap_ent;
+    int32_t *steer_row;        /* [2][C][n_steer] rows of the steered experts, current group */
+    int32_t *pair_tok[2];      /* [C*E] token of each row (sparse) */
+    int32_t *ex_start[2];      /* [E+1] expert i owns rows ex_start[f][i] .. ex_start[f][i+1] */
+    int32_t *mark, *fill, *rowcur; /* [E] scratch of build_rows */
+    int n_rows[2];             /* rows in use per factor */
+    float *xg, *og;            /* [C][d] gathered inputs / per-expert outputs (sparse) */
     mp_route_group cur;        /* routing of the current group for the chunk */
     const mp_mask *mask;       /* borrowed; NULL = no experts masked */
     mp_steer *steer;           /* owned copy of the steering list */
@@ -42,49 +63,73 @@ static void *xcalloc(size_t n, size_t size, int *fail) {
     return p;
 }
 
+/* Write one byte per page so the kernel maps the pages now (calloc leaves
+ * large blocks as untouched zero mappings), not during the first forward. */
+static void prefault(void *p, size_t bytes) {
+    static size_t page;
+    if (!page) {
+        long ps = sysconf(_SC_PAGESIZE);
+        page = ps > 0 ? (size_t)ps : 4096;
+    }
+    volatile unsigned char *b = p;
+    for (size_t o = 0; o < bytes; o += page) b[o] = 0;
+}
+
+/* MP_MOE: unset / "sparse" (default) or "dense" (every expert, as the
+ * einsum formulation). @return 0 or MP_EINPUT. */
+static int moe_mode(int *sparse, mp_error *err) {
+    const char *env = getenv("MP_MOE");
+    *sparse = 1;
+    if (!env || !*env || !strcmp(env, "sparse")) return 0;
+    if (!strcmp(env, "dense")) {
+        *sparse = 0;
+        return 0;
+    }
+    return mp_fail(err, MP_EINPUT, "MP_MOE=%s: expected sparse or dense", env);
+}
+
 int mp_state_create(const mp_model *m, int max_ctx, int max_chunk, mp_state **out, mp_error *err) {
     const mp_config *c = &m->cfg;
     if (max_ctx <= 0) max_ctx = c->max_position_embeddings;
     if (max_chunk <= 0) max_chunk = 256;
     if (max_chunk > max_ctx) max_chunk = max_ctx;
     MP_FAIL_IF(max_ctx > (1 << 22), err, MP_EINPUT, "context of %d tokens is too long", max_ctx);
+    int sparse;
+    MP_TRY(moe_mode(&sparse, err));
     mp_state *s = calloc(1, sizeof *s);
     if (!s) return mp_fail(err, MP_ENOMEM, "out of memory");
     s->m = m;
     s->max_ctx = max_ctx;
     s->chunk = max_chunk;
+    s->sparse = sparse;
     s->threshold = mp_router_threshold(c->moe_topk, c->moe_experts);
     const size_t C = (size_t)max_chunk, d = (size_t)c->hidden_size, hd = (size_t)c->head_dim;
     const size_t qd = (size_t)c->n_heads * hd, kvd = (size_t)c->n_kv_heads * hd;
     const size_t E = (size_t)c->moe_experts, Hm = (size_t)c->moe_heads, mm = (size_t)c->moe_dim;
     const size_t eu = c->decompose == MP_VD ? E * (mm / 2) : E * mm;
     int fail = 0;
-    s->kcache = xcalloc((size_t)c->n_layers * (size_t)max_ctx * kvd, sizeof(float), &fail);
-    s->vcache = xcalloc((size_t)c->n_layers * (size_t)max_ctx * kvd, sizeof(float), &fail);
-    s->rope_cos = xcalloc((size_t)max_ctx * hd / 2, sizeof(float), &fail);
-    s->rope_sin = xcalloc((size_t)max_ctx * hd / 2, sizeof(float), &fail);
-    s->x = xcalloc(C * d, sizeof(float), &fail);
-    s->xn = xcalloc(C * d, sizeof(float), &fail);
-    s->tmp = xcalloc(C * d, sizeof(float), &fail);
-    s->q = xcalloc(C * qd, sizeof(float), &fail);
-    s->att = xcalloc(C * qd, sizeof(float), &fail);
-    s->k = xcalloc(C * kvd, sizeof(float), &fail);
-    s->v = xcalloc(C * kvd, sizeof(float), &fail);
-    s->scores = xcalloc(C * (size_t)max_ctx, sizeof(float), &fail);
-    s->z1 = xcalloc(C * Hm * E, sizeof(float), &fail);
-    s->z2 = xcalloc(C * Hm * E, sizeof(float), &fail);
-    s->a1 = xcalloc(C * eu, sizeof(float), &fail);
-    s->y21 = xcalloc(C * eu, sizeof(float), &fail);
-    if (c->decompose == MP_VD) {
-        s->a2 = xcalloc(C * eu, sizeof(float), &fail);
-        s->y11 = xcalloc(C * eu, sizeof(float), &fail);
-        s->y12 = xcalloc(C * eu, sizeof(float), &fail);
-        s->y22 = xcalloc(C * eu, sizeof(float), &fail);
+    struct { float **p; size_t n; } fb[] = {
+        {&s->kcache, (size_t)c->n_layers * (size_t)max_ctx * kvd}, {&s->vcache, (size_t)c->n_layers * (size_t)max_ctx * kvd},
+        {&s->rope_cos, (size_t)max_ctx * hd / 2}, {&s->rope_sin, (size_t)max_ctx * hd / 2},
+        {&s->x, C * d}, {&s->xn, C * d}, {&s->tmp, C * d}, {&s->q, C * qd}, {&s->att, C * qd},
+        {&s->k, C * kvd}, {&s->v, C * kvd}, {&s->scores, C * (size_t)max_ctx},
+        {&s->z1, C * Hm * E}, {&s->z2, C * Hm * E}, {&s->a1, C * eu}, {&s->y21, C * eu},
+        {&s->a2, c->decompose == MP_VD ? C * eu : 0}, {&s->y11, c->decompose == MP_VD ? C * eu : 0},
+        {&s->y12, c->decompose == MP_VD ? C * eu : 0}, {&s->y22, c->decompose == MP_VD ? C * eu : 0},
+        {&s->coef_a, C * E}, {&s->coef_d, C * E}, {&s->alpha, mm}, {&s->beta, mm},
+        {&s->xg, C * d}, {&s->og, C * d}};
+    for (size_t i = 0; i < sizeof fb / sizeof fb[0]; i++)
+        if (fb[i].n) {
+            *fb[i].p = xcalloc(fb[i].n, sizeof(float), &fail);
+            if (*fb[i].p) prefault(*fb[i].p, fb[i].n * sizeof(float));
+        }
+    for (int f = 0; f < 2; f++) {
+        s->pair_tok[f] = xcalloc(C * E, sizeof(int32_t), &fail);
+        s->ex_start[f] = xcalloc(E + 1, sizeof(int32_t), &fail);
     }
-    s->coef_a = xcalloc(C * E, sizeof(float), &fail);
-    s->coef_d = xcalloc(C * E, sizeof(float), &fail);
-    s->alpha = xcalloc(mm, sizeof(float), &fail);
-    s->beta = xcalloc(mm, sizeof(float), &fail);
+    s->mark = xcalloc(E, sizeof(int32_t), &fail);
+    s->fill = xcalloc(E, sizeof(int32_t), &fail);
+    s->rowcur = xcalloc(E, sizeof(int32_t), &fail);
     if (fail) {
         mp_state_free(s);
         return mp_fail(err, MP_ENOMEM, "out of memory allocating the KV cache and buffers for %d tokens", max_ctx);
@@ -105,8 +150,12 @@ void mp_state_free(mp_state *s) {
     if (!s) return;
     float *bufs[] = {s->kcache, s->vcache, s->rope_cos, s->rope_sin, s->x,   s->xn,     s->tmp,    s->q,
                      s->att,    s->k,      s->v,        s->scores,   s->z1,  s->z2,     s->a1,     s->a2,
-                     s->y11,    s->y12,    s->y21,      s->y22,      s->coef_a, s->coef_d, s->alpha, s->beta};
+                     s->y11,    s->y12,    s->y21,      s->y22,      s->coef_a, s->coef_d, s->alpha, s->beta,
+                     s->xg,     s->og};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    int32_t *ibufs[] = {s->ent_row, s->steer_row, s->pair_tok[0], s->pair_tok[1], s->ex_start[0], s->ex_start[1],
+                        s->mark,    s->fill,      s->rowcur};
+    for (size_t i = 0; i < sizeof ibufs / sizeof ibufs[0]; i++) free(ibufs[i]);
     mp_route_group_free(&s->cur);
     free(s->steer);
     free(s);
@@ -140,13 +189,21 @@ int mp_state_set_steering(mp_state *s, const mp_steer *list, size_t n, mp_error 
                    err, MP_EINPUT, "steered expert %d:%d,%d is out of range (%d groups, E=%d)", list[k].group,
                    list[k].i, list[k].j, c->n_router_groups, c->moe_experts);
     mp_steer *copy = NULL;
+    int32_t *rows = NULL;
     if (n) {
         copy = malloc(n * sizeof *copy);
-        if (!copy) return mp_fail(err, MP_ENOMEM, "out of memory");
+        rows = malloc(2 * (size_t)s->chunk * n * sizeof *rows);
+        if (!copy || !rows) {
+            free(copy);
+            free(rows);
+            return mp_fail(err, MP_ENOMEM, "out of memory");
+        }
         memcpy(copy, list, n * sizeof *copy);
     }
     free(s->steer);
+    free(s->steer_row);
     s->steer = copy;
+    s->steer_row = rows;
     s->n_steer = n;
     return 0;
 }
@@ -166,6 +223,10 @@ static void mp_cpu_rmsnorm(float *out, const float *x, const float *w, int n, in
 
 /* y[n][out] = x[n][in] * W^T, W row-major [out][in] (nn.Linear layout). */
 static void mp_cpu_linear(float *y, const float *x, const float *w, int n, int in, int outd) {
+    if (n == 1) { /* decoding: GEMV streams W once, sgemm would repack it per token */
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, outd, in, 1.0f, w, in, x, 1, 0.0f, y, 1);
+        return;
+    }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, outd, in, 1.0f, x, in, w, in, 0.0f, y, outd);
 }
 
@@ -195,8 +256,12 @@ static void mp_cpu_attention(mp_state *s, int layer, int n, int pos0) {
     const float *V = s->vcache + (size_t)layer * s->max_ctx * kvd;
     for (int h = 0; h < H; h++) {
         int kvh = h / (H / KV);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, S, hd, scale, s->q + (size_t)h * hd, qd,
-                    K + (size_t)kvh * hd, kvd, 0.0f, s->scores, S);
+        if (n == 1) /* decoding: scores = K q, a GEMV over the cached keys */
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, S, hd, scale, K + (size_t)kvh * hd, kvd, s->q + (size_t)h * hd, 1,
+                        0.0f, s->scores, 1);
+        else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, S, hd, scale, s->q + (size_t)h * hd, qd,
+                        K + (size_t)kvh * hd, kvd, 0.0f, s->scores, S);
         for (int t = 0; t < n; t++) {
             float *row = s->scores + (size_t)t * S;
             int len = pos0 + t + 1; /* causal: keys 0..pos0+t */
@@ -212,8 +277,12 @@ static void mp_cpu_attention(mp_state *s, int layer, int n, int pos0) {
             for (int j = 0; j < len; j++) row[j] *= inv;
             for (int j = len; j < S; j++) row[j] = 0.0f;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hd, S, 1.0f, s->scores, S, V + (size_t)kvh * hd,
-                    kvd, 0.0f, s->att + (size_t)h * hd, qd);
+        if (n == 1) /* att = V^T p */
+            cblas_sgemv(CblasRowMajor, CblasTrans, S, hd, 1.0f, V + (size_t)kvh * hd, kvd, s->scores, 1, 0.0f,
+                        s->att + (size_t)h * hd, 1);
+        else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hd, S, 1.0f, s->scores, S, V + (size_t)kvh * hd,
+                        kvd, 0.0f, s->att + (size_t)h * hd, qd);
     }
 }
 
@@ -229,11 +298,159 @@ static void mp_cpu_expert_up(float *a, const float *xn, const float *wt, const f
     }
 }
 
-/* mix[0..ms) = sum over the entries of one head of p * act[idx*ms ..]. */
-static void head_mix(float *mix, const float *act, const int32_t *idx, const float *p, int cnt, int ms) {
+/* ---- rows: where each (token, expert) pair of the chunk lives ------------ */
+
+/* Visit every (token, expert) pair of factor f in the chunk's routing, in a
+ * fixed order (tokens, heads, entries, then steered experts). pass 0 counts
+ * distinct pairs per expert into ex_start[f][i+1]; pass 1 gives each pair
+ * its row (sparse layout) and records it for the entries and steering. */
+static void visit_pairs(mp_state *s, int n, int f, int pass) {
+    const int Hm = s->cur.Hm;
+    const int32_t *off = s->cur.off, *idx = s->cur.idx;
+    int32_t *cnt = s->ex_start[f] + 1, *mark = s->mark;
+    for (int t = 0; t < n; t++) {
+        for (int h = 0; h < Hm; h++) {
+            size_t k = ((size_t)t * 2 + (size_t)f) * (size_t)Hm + (size_t)h;
+            for (int32_t e = off[k]; e < off[k + 1]; e++) {
+                int32_t i = idx[e];
+                if (mark[i] != t) {
+                    mark[i] = t;
+                    if (pass == 0) cnt[i]++;
+                    else {
+                        s->rowcur[i] = s->fill[i]++;
+                        s->pair_tok[f][s->rowcur[i]] = t;
+                    }
+                }
+                if (pass) s->ent_row[e] = s->rowcur[i];
+            }
+        }
+        for (size_t q = 0; q < s->n_steer; q++) {
+            const mp_steer *st = &s->steer[q];
+            if (st->group != s->cur_group) continue;
+            int32_t i = f ? st->j : st->i;
+            if (mark[i] != t) {
+                mark[i] = t;
+                if (pass == 0) cnt[i]++;
+                else {
+                    s->rowcur[i] = s->fill[i]++;
+                    s->pair_tok[f][s->rowcur[i]] = t;
+                }
+            }
+            if (pass) s->steer_row[((size_t)f * (size_t)s->chunk + (size_t)t) * s->n_steer + q] = s->rowcur[i];
+        }
+    }
+}
+
+/* Rows of the chunk's routing s->cur (n tokens), once per router group.
+ * Dense: row t*E + i. Sparse: the distinct pairs of factor f grouped by
+ * expert (counting sort); expert i owns rows ex_start[f][i] ..
+ * ex_start[f][i+1], pair_tok[f] gives each row's token.
+ * @return 0 or MP_ENOMEM. */
+static int build_rows(mp_state *s, int n, mp_error *err) {
+    const int E = s->m->cfg.moe_experts, Hm = s->cur.Hm;
+    if (s->cur.n_entries > s->cap_ent) {
+        size_t nc = s->cap_ent ? s->cap_ent : 1024;
+        while (nc < s->cur.n_entries) nc *= 2;
+        int32_t *nr = realloc(s->ent_row, nc * sizeof *nr);
+        if (!nr) return mp_fail(err, MP_ENOMEM, "out of memory");
+        s->ent_row = nr;
+        s->cap_ent = nc;
+    }
+    for (int f = 0; f < 2; f++) {
+        if (!s->sparse) {
+            for (int t = 0; t < n; t++) {
+                for (int h = 0; h < Hm; h++) {
+                    size_t k = ((size_t)t * 2 + (size_t)f) * (size_t)Hm + (size_t)h;
+                    for (int32_t e = s->cur.off[k]; e < s->cur.off[k + 1]; e++)
+                        s->ent_row[e] = t * E + s->cur.idx[e];
+                }
+                for (size_t q = 0; q < s->n_steer; q++)
+                    s->steer_row[((size_t)f * (size_t)s->chunk + (size_t)t) * s->n_steer + q] =
+                        t * E + (f ? s->steer[q].j : s->steer[q].i);
+            }
+            s->n_rows[f] = n * E;
+            continue;
+        }
+        int32_t *start = s->ex_start[f];
+        memset(start, 0, ((size_t)E + 1) * sizeof *start);
+        for (int i = 0; i < E; i++) s->mark[i] = -1;
+        visit_pairs(s, n, f, 0);
+        for (int i = 0; i < E; i++) start[i + 1] += start[i];
+        memcpy(s->fill, start, (size_t)E * sizeof *start);
+        for (int i = 0; i < E; i++) s->mark[i] = -1;
+        visit_pairs(s, n, f, 1);
+        s->n_rows[f] = start[E];
+    }
+    return 0;
+}
+
+/* act[row][w] = relu(U_i x_t + c_i)^2 for every row (t, i) of factor f:
+ * per expert, its tokens' normed inputs gathered into xg and one GEMM
+ * (GEMV for a single token) against the expert's w rows of U. */
+static void sparse_up(mp_state *s, int f, const float *U, const float *bias, int w, float *act) {
+    const int E = s->m->cfg.moe_experts, d = s->m->cfg.hidden_size;
+    const int32_t *start = s->ex_start[f], *tok = s->pair_tok[f];
+    for (int i = 0; i < E; i++) {
+        const int r0 = start[i], cnt = start[i + 1] - r0;
+        if (!cnt) continue;
+        const float *Ui = U + (size_t)i * w * d, *bi = bias + (size_t)i * w;
+        float *out = act + (size_t)r0 * w;
+        if (cnt == 1) {
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, w, d, 1.0f, Ui, d, s->xn + (size_t)tok[r0] * d, 1, 0.0f, out, 1);
+        } else {
+            for (int r = 0; r < cnt; r++)
+                memcpy(s->xg + (size_t)r * d, s->xn + (size_t)tok[r0 + r] * d, (size_t)d * sizeof(float));
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, cnt, w, d, 1.0f, s->xg, d, Ui, d, 0.0f, out, w);
+        }
+        for (int r = 0; r < cnt; r++)
+            for (int k = 0; k < w; k++) {
+                float u = out[(size_t)r * w + k] + bi[k];
+                out[(size_t)r * w + k] = u > 0 ? u * u : 0.0f;
+            }
+    }
+}
+
+/* out[t][0..dout) (row stride ldo) += sum over the rows (t, i) of factor f
+ * of y1_row V1_i^T (+ y2_row V2_i^T when y2) + coef_row B_i, where V_i are
+ * expert i's w columns of V [dout][E*w] and B_i row i of B [E][dout]. */
+static void sparse_down(mp_state *s, int f, const float *y1, const float *v1, const float *y2, const float *v2,
+                        const float *coef, const float *B, int w, int dout, float *out, int ldo) {
+    const int E = s->m->cfg.moe_experts, ldv = E * w;
+    const int32_t *start = s->ex_start[f], *tok = s->pair_tok[f];
+    float *og = s->og;
+    for (int i = 0; i < E; i++) {
+        const int r0 = start[i], cnt = start[i + 1] - r0;
+        if (!cnt) continue;
+        const size_t col = (size_t)i * w;
+        if (cnt == 1) {
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, dout, w, 1.0f, v1 + col, ldv, y1 + (size_t)r0 * w, 1, 0.0f, og, 1);
+            if (y2)
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, dout, w, 1.0f, v2 + col, ldv, y2 + (size_t)r0 * w, 1, 1.0f,
+                            og, 1);
+        } else {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, cnt, dout, w, 1.0f, y1 + (size_t)r0 * w, w, v1 + col,
+                        ldv, 0.0f, og, dout);
+            if (y2)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, cnt, dout, w, 1.0f, y2 + (size_t)r0 * w, w,
+                            v2 + col, ldv, 1.0f, og, dout);
+        }
+        const float *bi = B + (size_t)i * dout;
+        for (int r = 0; r < cnt; r++) {
+            float *o = out + (size_t)tok[r0 + r] * ldo;
+            const float *g = og + (size_t)r * dout;
+            const float cf = coef[r0 + r];
+            for (int k = 0; k < dout; k++) o[k] += g[k] + cf * bi[k];
+        }
+    }
+}
+
+/* ---- the routing mixture, over rows (shared by the dense and sparse paths) */
+
+/* mix[0..ms) = sum over entries e0..e0+cnt of one head of p_e * act[row_e]. */
+static void head_mix(float *mix, const float *act, const int32_t *rows, const float *p, int cnt, int ms) {
     memset(mix, 0, (size_t)ms * sizeof *mix);
     for (int a = 0; a < cnt; a++) {
-        const float *r = act + (size_t)idx[a] * ms;
+        const float *r = act + (size_t)rows[a] * ms;
         for (int k = 0; k < ms; k++) mix[k] += p[a] * r[k];
     }
 }
@@ -242,52 +459,58 @@ static void head_mix(float *mix, const float *act, const int32_t *idx, const flo
  * head contribution c = g1[h,i] g2[h,j] of a masked expert (i,j), remove c
  * from A_i and D_j and c*b_j / c*a_i from the mixed inputs. w'_ij = 0 then
  * holds exactly as in the E x E expansion, at O(active pairs * m) cost.
- * act_i / act_j: [E][ms] expert activations (a_i for factor 1, b_j for
+ * act_i / act_j: row-indexed expert activations (a_i of factor 1, b_j of
  * factor 2; HD passes act_j = NULL and y_i = NULL). */
 static void mask_correction(const mp_state *s, int t, const float *act_i, const float *act_j, int ms, float *ca,
                             float *cd, float *y_i, float *y_j) {
     const mp_mask *mk = s->mask;
-    const int r = s->cur_group, E = s->m->cfg.moe_experts;
+    const int r = s->cur_group, E = s->m->cfg.moe_experts, Hm = s->cur.Hm;
     const uint8_t *row_any = mk->row_any + (size_t)r * (size_t)E;
-    for (int h = 0; h < s->cur.Hm; h++) {
-        const int32_t *i1, *i2;
-        const float *p1, *p2;
-        int n1 = mp_route_get(&s->cur, t, 0, h, &i1, &p1);
-        int n2 = mp_route_get(&s->cur, t, 1, h, &i2, &p2);
-        for (int a = 0; a < n1; a++) {
-            if (!row_any[i1[a]]) continue;
-            for (int b = 0; b < n2; b++) {
-                if (!mp_mask_contains(mk, r, i1[a], i2[b])) continue;
-                float c = p1[a] * p2[b];
-                if (ca) ca[i1[a]] -= c;
-                cd[i2[b]] -= c;
+    const int32_t *off = s->cur.off, *idx = s->cur.idx, *rows = s->ent_row;
+    const float *p = s->cur.p;
+    for (int h = 0; h < Hm; h++) {
+        size_t k1 = (size_t)t * 2 * (size_t)Hm + (size_t)h, k2 = k1 + (size_t)Hm;
+        for (int32_t a = off[k1]; a < off[k1 + 1]; a++) {
+            if (!row_any[idx[a]]) continue;
+            for (int32_t b = off[k2]; b < off[k2 + 1]; b++) {
+                if (!mp_mask_contains(mk, r, idx[a], idx[b])) continue;
+                const size_t ra = (size_t)rows[a], rb = (size_t)rows[b];
+                float c = p[a] * p[b];
+                if (ca) ca[ra] -= c;
+                cd[rb] -= c;
                 if (y_i) {
-                    float *yr = y_i + (size_t)i1[a] * ms;
-                    const float *bj = act_j + (size_t)i2[b] * ms;
-                    for (int k = 0; k < ms; k++) yr[k] -= c * bj[k];
+                    float *yr = y_i + ra * ms;
+                    const float *bj = act_j + rb * ms;
+                    for (int q = 0; q < ms; q++) yr[q] -= c * bj[q];
                 }
-                float *yr = y_j + (size_t)i2[b] * ms;
-                const float *ai = act_i + (size_t)i1[a] * ms;
-                for (int k = 0; k < ms; k++) yr[k] -= c * ai[k];
+                float *yr = y_j + rb * ms;
+                const float *ai = act_i + ra * ms;
+                for (int q = 0; q < ms; q++) yr[q] -= c * ai[q];
             }
         }
     }
 }
 
+/* Row of steering entry q of token t in factor f. */
+static size_t steer_row(const mp_state *s, int f, int t, size_t q) {
+    return (size_t)s->steer_row[((size_t)f * (size_t)s->chunk + (size_t)t) * s->n_steer + q];
+}
+
 /* Steering: w_ij += S for each steered expert of the current group, the same
  * update as mask_correction with c = -S. Steered experts need not be active,
  * so the caller also writes their A_i a_i / D_j b_j inputs (VD). */
-static void steer_correction(const mp_state *s, const float *act_i, const float *act_j, int ms, float *ca, float *cd,
-                             float *y_i, float *y_j) {
+static void steer_correction(const mp_state *s, int t, const float *act_i, const float *act_j, int ms, float *ca,
+                             float *cd, float *y_i, float *y_j) {
     for (size_t k = 0; k < s->n_steer; k++) {
         const mp_steer *st = &s->steer[k];
         if (st->group != s->cur_group) continue;
-        float c = st->strength;
-        if (ca) ca[st->i] += c;
-        cd[st->j] += c;
+        const float c = st->strength;
+        const size_t ri = steer_row(s, 0, t, k), rj = steer_row(s, 1, t, k);
+        if (ca) ca[ri] += c;
+        cd[rj] += c;
         if (y_i)
-            for (int q = 0; q < ms; q++) y_i[(size_t)st->i * ms + q] += c * act_j[(size_t)st->j * ms + q];
-        for (int q = 0; q < ms; q++) y_j[(size_t)st->j * ms + q] += c * act_i[(size_t)st->i * ms + q];
+            for (int q = 0; q < ms; q++) y_i[ri * ms + q] += c * act_j[rj * ms + q];
+        for (int q = 0; q < ms; q++) y_j[rj * ms + q] += c * act_i[ri * ms + q];
     }
 }
 
@@ -296,66 +519,81 @@ static void mp_cpu_moe_vd(mp_state *s, const mp_layer *y, int n) {
     const mp_config *c = &s->m->cfg;
     const int d = c->hidden_size, dh = d / 2, E = c->moe_experts, Hm = c->moe_heads, m2 = c->moe_dim / 2;
     const size_t eu = (size_t)E * m2;
-    mp_cpu_expert_up(s->a1, s->xn, y->u1, y->u1_bias, n, d, (int)eu);
-    mp_cpu_expert_up(s->a2, s->xn, y->u2, y->u2_bias, n, d, (int)eu);
-    memset(s->y11, 0, (size_t)n * eu * sizeof(float));
-    memset(s->y12, 0, (size_t)n * eu * sizeof(float));
-    memset(s->y21, 0, (size_t)n * eu * sizeof(float));
-    memset(s->y22, 0, (size_t)n * eu * sizeof(float));
-    memset(s->coef_a, 0, (size_t)n * E * sizeof(float));
-    memset(s->coef_d, 0, (size_t)n * E * sizeof(float));
+    const int32_t *off = s->cur.off, *rows = s->ent_row;
+    const float *p = s->cur.p;
+    if (s->sparse) {
+        sparse_up(s, 0, y->u1, y->u1_bias, m2, s->a1);
+        sparse_up(s, 1, y->u2, y->u2_bias, m2, s->a2);
+    } else {
+        mp_cpu_expert_up(s->a1, s->xn, y->u1, y->u1_bias, n, d, (int)eu);
+        mp_cpu_expert_up(s->a2, s->xn, y->u2, y->u2_bias, n, d, (int)eu);
+    }
+    /* y11 / y22 are written for every row in use (active or steered) below;
+     * the dense GEMMs read all n*E rows, so they are cleared there */
+    const size_t r1 = (size_t)s->n_rows[0], r2 = (size_t)s->n_rows[1];
+    if (!s->sparse) {
+        memset(s->y11, 0, r1 * m2 * sizeof(float));
+        memset(s->y22, 0, r2 * m2 * sizeof(float));
+    }
+    memset(s->y12, 0, r1 * m2 * sizeof(float));
+    memset(s->y21, 0, r2 * m2 * sizeof(float));
+    memset(s->coef_a, 0, r1 * sizeof(float));
+    memset(s->coef_d, 0, r2 * sizeof(float));
+    float *a1 = s->a1, *a2 = s->a2, *y11 = s->y11, *y12 = s->y12, *y21 = s->y21, *y22 = s->y22;
+    float *ca = s->coef_a, *cd = s->coef_d;
     for (int t = 0; t < n; t++) {
-        const float *a1 = s->a1 + t * eu, *a2 = s->a2 + t * eu;
-        float *y12 = s->y12 + t * eu, *y21 = s->y21 + t * eu;
-        float *ca = s->coef_a + (size_t)t * E, *cd = s->coef_d + (size_t)t * E;
         for (int h = 0; h < Hm; h++) {
-            const int32_t *i1, *i2;
-            const float *p1, *p2;
-            int n1 = mp_route_get(&s->cur, t, 0, h, &i1, &p1);
-            int n2 = mp_route_get(&s->cur, t, 1, h, &i2, &p2);
-            head_mix(s->alpha, a1, i1, p1, n1, m2); /* alpha_h = sum_i g1[h,i] a_i */
-            head_mix(s->beta, a2, i2, p2, n2, m2);  /* beta_h  = sum_j g2[h,j] b_j */
+            size_t k1 = (size_t)t * 2 * (size_t)Hm + (size_t)h, k2 = k1 + (size_t)Hm;
+            const int32_t e1 = off[k1], n1 = off[k1 + 1] - e1, e2 = off[k2], n2 = off[k2 + 1] - e2;
+            head_mix(s->alpha, a1, rows + e1, p + e1, n1, m2); /* alpha_h = sum_i g1[h,i] a_i */
+            head_mix(s->beta, a2, rows + e2, p + e2, n2, m2);  /* beta_h  = sum_j g2[h,j] b_j */
             for (int a = 0; a < n1; a++) {          /* (sum_j w_ij b_j) = sum_h g1[h,i] beta_h */
-                ca[i1[a]] += p1[a];
-                float *r = y12 + (size_t)i1[a] * m2;
-                for (int k = 0; k < m2; k++) r[k] += p1[a] * s->beta[k];
+                const size_t r = (size_t)rows[e1 + a];
+                ca[r] += p[e1 + a];
+                for (int k = 0; k < m2; k++) y12[r * m2 + k] += p[e1 + a] * s->beta[k];
             }
             for (int b = 0; b < n2; b++) {          /* (sum_i w_ij a_i) = sum_h g2[h,j] alpha_h */
-                cd[i2[b]] += p2[b];
-                float *r = y21 + (size_t)i2[b] * m2;
-                for (int k = 0; k < m2; k++) r[k] += p2[b] * s->alpha[k];
+                const size_t r = (size_t)rows[e2 + b];
+                cd[r] += p[e2 + b];
+                for (int k = 0; k < m2; k++) y21[r * m2 + k] += p[e2 + b] * s->alpha[k];
             }
         }
         if (s->mask) mask_correction(s, t, a1, a2, m2, ca, cd, y12, y21);
-        if (s->n_steer) steer_correction(s, a1, a2, m2, ca, cd, y12, y21);
-        float *y11 = s->y11 + t * eu, *y22 = s->y22 + t * eu;
+        if (s->n_steer) steer_correction(s, t, a1, a2, m2, ca, cd, y12, y21);
         for (size_t k = 0; k < s->n_steer; k++) { /* A_i a_i, D_j b_j of steered experts */
-            const mp_steer *st = &s->steer[k];
-            if (st->group != s->cur_group) continue;
+            if (s->steer[k].group != s->cur_group) continue;
+            const size_t ri = steer_row(s, 0, t, k), rj = steer_row(s, 1, t, k);
             for (int q = 0; q < m2; q++) {
-                y11[(size_t)st->i * m2 + q] = ca[st->i] * a1[(size_t)st->i * m2 + q];
-                y22[(size_t)st->j * m2 + q] = cd[st->j] * a2[(size_t)st->j * m2 + q];
+                y11[ri * m2 + q] = ca[ri] * a1[ri * m2 + q];
+                y22[rj * m2 + q] = cd[rj] * a2[rj * m2 + q];
             }
         }
         for (int h = 0; h < Hm; h++) { /* A_i a_i and D_j b_j for the active experts */
-            const int32_t *i1, *i2;
-            const float *p1, *p2;
-            int n1 = mp_route_get(&s->cur, t, 0, h, &i1, &p1);
-            int n2 = mp_route_get(&s->cur, t, 1, h, &i2, &p2);
-            for (int a = 0; a < n1; a++)
-                for (int k = 0; k < m2; k++) y11[(size_t)i1[a] * m2 + k] = ca[i1[a]] * a1[(size_t)i1[a] * m2 + k];
-            for (int b = 0; b < n2; b++)
-                for (int k = 0; k < m2; k++) y22[(size_t)i2[b] * m2 + k] = cd[i2[b]] * a2[(size_t)i2[b] * m2 + k];
+            size_t k1 = (size_t)t * 2 * (size_t)Hm + (size_t)h, k2 = k1 + (size_t)Hm;
+            for (int32_t e = off[k1]; e < off[k1 + 1]; e++) {
+                const size_t r = (size_t)rows[e];
+                for (int k = 0; k < m2; k++) y11[r * m2 + k] = ca[r] * a1[r * m2 + k];
+            }
+            for (int32_t e = off[k2]; e < off[k2 + 1]; e++) {
+                const size_t r = (size_t)rows[e];
+                for (int k = 0; k < m2; k++) y22[r * m2 + k] = cd[r] * a2[r * m2 + k];
+            }
         }
     }
     float *top = s->tmp, *bot = s->tmp + dh;
+    if (s->sparse) {
+        memset(s->tmp, 0, (size_t)n * d * sizeof(float));
+        sparse_down(s, 0, y11, y->v11, y12, y->v12, ca, y->b1, m2, dh, top, d);
+        sparse_down(s, 1, y21, y->v21, y22, y->v22, cd, y->b2, m2, dh, bot, d);
+        return;
+    }
     const int K = (int)eu;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, dh, K, 1.0f, s->y11, K, y->v11, K, 0.0f, top, d);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, dh, K, 1.0f, s->y12, K, y->v12, K, 1.0f, top, d);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, dh, E, 1.0f, s->coef_a, E, y->b1, dh, 1.0f, top, d);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, dh, K, 1.0f, s->y21, K, y->v21, K, 0.0f, bot, d);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, dh, K, 1.0f, s->y22, K, y->v22, K, 1.0f, bot, d);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, dh, E, 1.0f, s->coef_d, E, y->b2, dh, 1.0f, bot, d);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, dh, K, 1.0f, y11, K, y->v11, K, 0.0f, top, d);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, dh, K, 1.0f, y12, K, y->v12, K, 1.0f, top, d);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, dh, E, 1.0f, ca, E, y->b1, dh, 1.0f, top, d);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, dh, K, 1.0f, y21, K, y->v21, K, 0.0f, bot, d);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, dh, K, 1.0f, y22, K, y->v22, K, 1.0f, bot, d);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, dh, E, 1.0f, cd, E, y->b2, dh, 1.0f, bot, d);
 }
 
 /* HD mixture: out = sum_j V_j (sum_i w_ij a_i) + sum_j D_j B_j. */
@@ -363,30 +601,37 @@ static void mp_cpu_moe_hd(mp_state *s, const mp_layer *y, int n) {
     const mp_config *c = &s->m->cfg;
     const int d = c->hidden_size, E = c->moe_experts, Hm = c->moe_heads, m = c->moe_dim;
     const size_t eu = (size_t)E * m;
-    mp_cpu_expert_up(s->a1, s->xn, y->u, y->u_bias, n, d, (int)eu);
-    memset(s->y21, 0, (size_t)n * eu * sizeof(float));
-    memset(s->coef_d, 0, (size_t)n * E * sizeof(float));
+    const int32_t *off = s->cur.off, *rows = s->ent_row;
+    const float *p = s->cur.p;
+    if (s->sparse) sparse_up(s, 0, y->u, y->u_bias, m, s->a1);
+    else mp_cpu_expert_up(s->a1, s->xn, y->u, y->u_bias, n, d, (int)eu);
+    const size_t r2 = (size_t)s->n_rows[1];
+    memset(s->y21, 0, r2 * m * sizeof(float));
+    memset(s->coef_d, 0, r2 * sizeof(float));
+    const float *a = s->a1;
+    float *yr = s->y21, *cd = s->coef_d;
     for (int t = 0; t < n; t++) {
-        const float *a = s->a1 + t * eu;
-        float *yr = s->y21 + t * eu, *cd = s->coef_d + (size_t)t * E;
         for (int h = 0; h < Hm; h++) {
-            const int32_t *i1, *i2;
-            const float *p1, *p2;
-            int n1 = mp_route_get(&s->cur, t, 0, h, &i1, &p1);
-            int n2 = mp_route_get(&s->cur, t, 1, h, &i2, &p2);
-            head_mix(s->alpha, a, i1, p1, n1, m);
-            for (int b = 0; b < n2; b++) {
-                cd[i2[b]] += p2[b];
-                float *r = yr + (size_t)i2[b] * m;
-                for (int k = 0; k < m; k++) r[k] += p2[b] * s->alpha[k];
+            size_t k1 = (size_t)t * 2 * (size_t)Hm + (size_t)h, k2 = k1 + (size_t)Hm;
+            const int32_t e1 = off[k1], n1 = off[k1 + 1] - e1;
+            head_mix(s->alpha, a, rows + e1, p + e1, n1, m);
+            for (int32_t e = off[k2]; e < off[k2 + 1]; e++) {
+                const size_t r = (size_t)rows[e];
+                cd[r] += p[e];
+                for (int k = 0; k < m; k++) yr[r * m + k] += p[e] * s->alpha[k];
             }
         }
         if (s->mask) mask_correction(s, t, a, NULL, m, NULL, cd, NULL, yr);
-        if (s->n_steer) steer_correction(s, a, NULL, m, NULL, cd, NULL, yr);
+        if (s->n_steer) steer_correction(s, t, a, NULL, m, NULL, cd, NULL, yr);
+    }
+    if (s->sparse) {
+        memset(s->tmp, 0, (size_t)n * d * sizeof(float));
+        sparse_down(s, 1, yr, y->v, NULL, NULL, cd, y->b, m, d, s->tmp, d);
+        return;
     }
     const int K = (int)eu;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, d, K, 1.0f, s->y21, K, y->v, K, 0.0f, s->tmp, d);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, d, E, 1.0f, s->coef_d, E, y->b, d, 1.0f, s->tmp, d);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, d, K, 1.0f, yr, K, y->v, K, 0.0f, s->tmp, d);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, d, E, 1.0f, cd, E, y->b, d, 1.0f, s->tmp, d);
 }
 
 static void add_into(float *x, const float *y, size_t n) {
@@ -425,6 +670,7 @@ static int forward_chunk(mp_state *s, const int32_t *ids, int n, float *logits, 
             MP_TRY(mp_router_route(s->z1, s->z2, n, Hm, E, y->bn1_mean, y->bn1_var, y->bn2_mean, y->bn2_var,
                                    s->threshold, &s->cur, err));
             if (routing) MP_TRY(mp_route_group_append(&routing->groups[l / c->moe_groups], &s->cur, err));
+            MP_TRY(build_rows(s, n, err));
         }
         if (c->decompose == MP_VD) mp_cpu_moe_vd(s, y, n);
         else mp_cpu_moe_hd(s, y, n);

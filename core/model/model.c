@@ -1,12 +1,22 @@
 /* core/model/model.c — loads a Monet checkpoint into float32 host memory (see
  * model.h). The tensor list is built from config.json, every tensor is
- * checked for presence, shape and dtype before anything is converted. */
+ * checked for presence, shape and dtype before anything is converted.
+ *
+ * Load time at the 1.4B shape is page faults on the 5.8 GB arena and the
+ * bf16 -> f32 conversion, more than reading the file: the arena is 2 MiB
+ * aligned with MADV_HUGEPAGE, the conversion runs on several threads over
+ * equal slices of the weights, each asking the kernel to read ahead
+ * (MADV_WILLNEED) the next stretch of its slice of the mapping. */
 #include "core/model/model.h"
 
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "core/model/checkpoint.h"
 
@@ -96,6 +106,82 @@ static int build_specs(mp_model *m, spec_list *l, mp_error *err) {
     return 0;
 }
 
+/* The arena: 2 MiB aligned and MADV_HUGEPAGE (fewer page faults while the
+ * weights are written; plain pages where THP is off). Freed with free().
+ * @return 0 or MP_ENOMEM. */
+static int alloc_arena(size_t floats, float **out) {
+    const size_t huge = (size_t)2 << 20, bytes = (floats ? floats : 1) * sizeof(float);
+    void *p = NULL;
+    if (posix_memalign(&p, huge, bytes) != 0) return MP_ENOMEM;
+#ifdef MADV_HUGEPAGE
+    if (bytes >= huge) madvise(p, bytes / huge * huge, MADV_HUGEPAGE);
+#endif
+    *out = p;
+    return 0;
+}
+
+/* One converter thread: the global element range [begin, end) of the
+ * concatenated tensors (in spec order, as laid out in the arena). */
+typedef struct {
+    const spec_list *specs;
+    size_t begin, end;
+} convert_job;
+
+/* Ask for read-ahead of bytes [at, at + len) of a mapping (page aligned). */
+static void will_need(const void *at, size_t len) {
+    static size_t page;
+    if (!page) {
+        long ps = sysconf(_SC_PAGESIZE);
+        page = ps > 0 ? (size_t)ps : 4096;
+    }
+    uintptr_t a = (uintptr_t)at & ~(uintptr_t)(page - 1);
+    madvise((void *)a, len + ((uintptr_t)at - a), MADV_WILLNEED);
+}
+
+static void *convert_range(void *arg) {
+    const convert_job *j = arg;
+    const size_t ahead = (size_t)64 << 20; /* bytes of read-ahead per step */
+    size_t base = 0;
+    for (size_t i = 0; i < j->specs->n && base < j->end; i++) {
+        const weight_spec *s = &j->specs->v[i];
+        const size_t n = s->t->numel;
+        if (base + n > j->begin) {
+            size_t lo = j->begin > base ? j->begin - base : 0, hi = j->end < base + n ? j->end - base : n;
+            const size_t es = mp_dtype_size(s->t->dtype), step = ahead / es;
+            for (size_t a = lo; a < hi; a += step) {
+                size_t cnt = hi - a < step ? hi - a : step;
+                if (a + cnt < hi) /* the next step, while this one converts */
+                    will_need((const char *)s->t->data + (a + cnt) * es, (hi - a - cnt < step ? hi - a - cnt : step) * es);
+                mp_convert_to_f32(s->t->dtype, (const char *)s->t->data + a * es, cnt, *s->dst + a);
+            }
+        }
+        base += n;
+    }
+    return NULL;
+}
+
+/* Convert every tensor into its arena slot on up to 8 threads (one per
+ * online CPU); a failed thread start converts that slice here instead. */
+static void convert_all(const spec_list *specs, size_t total) {
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int nt = cpus < 1 ? 1 : cpus > 8 ? 8 : (int)cpus;
+    if (total < ((size_t)1 << 22)) nt = 1; /* small models: not worth a thread */
+    convert_job jobs[8];
+    pthread_t tid[8];
+    int started[8] = {0};
+    for (int k = 0; k < nt; k++) {
+        jobs[k].specs = specs;
+        jobs[k].begin = total / (size_t)nt * (size_t)k;
+        jobs[k].end = k + 1 == nt ? total : total / (size_t)nt * (size_t)(k + 1);
+        if (k > 0) started[k] = pthread_create(&tid[k], NULL, convert_range, &jobs[k]) == 0;
+    }
+    convert_range(&jobs[0]);
+    for (int k = 1; k < nt; k++) {
+        if (started[k]) pthread_join(tid[k], NULL);
+        else convert_range(&jobs[k]);
+    }
+}
+
 int mp_model_load(const char *dir, mp_model **out, mp_error *err) {
     mp_checkpoint *ck = NULL;
     MP_TRY(mp_checkpoint_open(dir, &ck, err));
@@ -125,8 +211,8 @@ int mp_model_load(const char *dir, mp_model **out, mp_error *err) {
         if (s->is_param) m->n_params += s->t->numel;
     }
     snprintf(m->weight_dtype, sizeof m->weight_dtype, "%s", mp_dtype_name(specs.v[0].t->dtype));
-    m->arena = malloc(total * sizeof(float));
-    if (!m->arena) {
+    rc = alloc_arena(total, &m->arena);
+    if (rc < 0) {
         rc = mp_fail(err, MP_ENOMEM, "cannot allocate %.1f GiB for float32 weights",
                      (double)total * 4 / (1024.0 * 1024 * 1024));
         goto cleanup;
@@ -135,10 +221,10 @@ int mp_model_load(const char *dir, mp_model **out, mp_error *err) {
     float *p = m->arena;
     for (size_t i = 0; i < specs.n; i++) {
         weight_spec *s = &specs.v[i];
-        mp_convert_to_f32(s->t->dtype, s->t->data, s->t->numel, p);
         *s->dst = p;
         p += s->t->numel;
     }
+    convert_all(&specs, total);
     if (m->cfg.tie_word_embeddings) m->lm_head = m->embed;
     for (int i = 0; i < m->cfg.n_layers; i += m->cfg.moe_groups) {
         const mp_layer *y = &m->layers[i];
