@@ -4,7 +4,10 @@
 usage: replay.py AREA MONET_PROBE HOSTILE_CORPUS SOURCE_DIR SHARED_DIR WORK_DIR MODEL_DIR
 
 Each area folder holds the hostile inputs as files and cases.json, a list of
-  {"name", "args": [...], "exit": N, "error": REGEX or null, "setup": KIND?, "check": KIND?}
+  {"name", "args": [...], "exit": N, "error": REGEX or null, "setup": KIND?, "check": KIND?,
+   "env": {NAME: VALUE}?, "signal_after": S?}
+"signal_after" sends SIGTERM after S seconds (exit -15 expected; an interrupted
+run prints nothing, so stderr is not checked).
 args placeholders: {bin} (monet-probe), {corpus_bin} (hostile_corpus), {work}
 (this case's scratch folder), {here} (the area folder), {model} (tiny model of
 tests/collect), {store:NAME} (a store built from store/base.sql + NAME.sql),
@@ -111,6 +114,8 @@ def setup(kind, work):
         # a first run finishes the store; the case's command then resumes it
         subprocess.run([BIN, "collect", "--model", MODEL, "--corpus", os.path.join(HERE, "empty.jsonl"),
                         "--out", os.path.join(work, "out.db"), "--quiet"], capture_output=True, timeout=60)
+    elif kind == "existing_out":
+        open(os.path.join(work, "out.jsonl"), "w").write("keep me\n")
     elif kind:
         raise SystemExit(f"unknown setup {kind}")
     return state
@@ -139,6 +144,15 @@ def check_after(kind, case, work, state, p):
     elif kind == "no_control":
         if any(b < 0x20 and b != 0x0a or b == 0x7f for b in p.stderr):
             return "control bytes reached the terminal: " + repr(p.stderr[:200])
+    elif kind in ("out_intact", "out_replaced"):
+        text = open(os.path.join(work, "out.jsonl")).read()
+        if (text == "keep me\n") != (kind == "out_intact"):
+            return f"out.jsonl after the run: {text[:200]!r}"
+        left = []
+        if kind == "out_replaced":
+            left = [f for f in os.listdir(work) if f.startswith("out.jsonl.")]
+        if left:
+            return f"temporary files left: {left}"
     elif kind:
         return f"unknown check {kind}"
     return None
@@ -151,7 +165,17 @@ def run_case(c):
     state = setup(c.get("setup"), work)
     args = [expand(a, work) for a in c["args"]]
     try:
-        p = subprocess.run(args, capture_output=True, timeout=60, preexec_fn=state.get("preexec"))
+        env = dict(os.environ, **{k: expand(v, work) for k, v in c.get("env", {}).items()})
+        if "signal_after" in c:
+            proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+            try:
+                proc.wait(timeout=c["signal_after"])
+            except subprocess.TimeoutExpired:
+                proc.send_signal(signal.SIGTERM)
+            out, errb = proc.communicate(timeout=60)
+            p = subprocess.CompletedProcess(args, proc.returncode, out, errb)
+        else:
+            p = subprocess.run(args, capture_output=True, timeout=60, preexec_fn=state.get("preexec"), env=env)
     except subprocess.TimeoutExpired:
         return "timed out after 60 s (blocked or looping)"
     finally:
@@ -160,7 +184,7 @@ def run_case(c):
     err = p.stderr.decode(errors="replace")
     if p.returncode != c["exit"]:
         return f"exit {p.returncode}, want {c['exit']}; stderr: {err.strip()[:400]}"
-    if c["exit"] != 0:
+    if c["exit"] > 0:
         if err.count("\n") != 1 or not err.startswith("monet-probe: "):
             return f"error is not one line 'monet-probe: ...': {err[:400]!r}"
         if c.get("error") and not re.search(c["error"], err):
