@@ -42,6 +42,9 @@ int cmd_sweep(int argc, char **argv) {
         {"--set", NULL, CLI_LIST, "KEY=VAL", &sets, 0, 0, NULL,
          "override a recipe value: --set criterion.thresholds=[0.2,0.1]\n"
          "--set evals.0.limit=50 --set collect.max_tokens=0 (VAL is YAML)", 0, NULL, 0},
+        {"--allow-commands", NULL, CLI_FLAG, NULL, &ov.allow_commands, 0, 0, NULL,
+         "allow a recipe's shell commands (toxicity scorer: \"cmd:...\", run by /bin/sh outside the sandbox)", 0,
+         NULL, 0},
         {"--resume", NULL, CLI_FLAG, NULL, &resume, 0, 0, NULL, "", CLI_HIDDEN, NULL, 0}, /* the default */
         CLI_OPT_QUIET(&quiet),
         CLI_OPT_END,
@@ -58,6 +61,10 @@ int cmd_sweep(int argc, char **argv) {
     if (n <= 0) snprintf(exe, sizeof exe, "%s", "/proc/self/exe");
     else exe[n] = 0;
     if (mp_recipe_load(recipe_path, &ov, &r, &err) < 0 || mp_plan_build(r, &p, &err) < 0) {
+        status = cli_exit_error(&err);
+        goto done;
+    }
+    if (mp_plan_claim_out(p, 0, &err) < 0) {
         status = cli_exit_error(&err);
         goto done;
     }

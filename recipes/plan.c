@@ -6,6 +6,7 @@
 #include "recipes/plan.h"
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -490,6 +491,43 @@ static int mkdir_p(const char *path, mp_error *err) {
     return 0;
 }
 
+#define OUT_MARKER ".monet-probe-sweep"
+
+int mp_plan_claim_out(const mp_plan *p, int create, mp_error *err) {
+    char marker[4200], lockf[4200];
+    snprintf(marker, sizeof marker, "%s/" OUT_MARKER, p->out_dir);
+    snprintf(lockf, sizeof lockf, "%s/lock", p->cache_dir);
+    struct stat st;
+    int empty = 1;
+    if (lstat(p->out_dir, &st) == 0) {
+        if (!S_ISDIR(st.st_mode)) return mp_fail(err, MP_EINPUT, "%s: --out exists and is not a directory", p->out_dir);
+        if (lstat(marker, &st) == 0 && S_ISREG(st.st_mode)) return 0;
+        if (!is_file(lockf)) { /* with cache/lock it is a sweep output from before the marker */
+            DIR *d = opendir(p->out_dir);
+            struct dirent *e;
+            if (!d) return mp_fail(err, MP_EIO, "%s: cannot read: %s", p->out_dir, strerror(errno));
+            while (empty && (e = readdir(d))) empty = !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..");
+            closedir(d);
+        }
+        if (!empty)
+            return mp_fail(err, MP_EINPUT, "%s: not empty and not a sweep output (no %s): choose a new or empty "
+                           "directory", p->out_dir, OUT_MARKER);
+    } else if (errno != ENOENT) {
+        return mp_fail(err, MP_EIO, "%s: %s", p->out_dir, strerror(errno));
+    }
+    if (!create) return 0;
+    MP_TRY(mkdir_p(p->out_dir, err));
+    int fd = open(marker, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+    if (fd < 0 && errno != EEXIST) return mp_fail(err, MP_EIO, "%s: cannot create: %s", marker, strerror(errno));
+    if (fd >= 0) {
+        static const char TXT[] = "written by monet-probe sweep: this directory holds sweep outputs\n";
+        ssize_t w = write(fd, TXT, sizeof TXT - 1);
+        close(fd);
+        if (w != (ssize_t)sizeof TXT - 1) return mp_fail(err, MP_EIO, "%s: write failed", marker);
+    }
+    return 0;
+}
+
 /* Write MMLU questions as a labelled JSONL corpus. */
 static int write_mmlu_corpus(const char *split, const char *data, const char *path, mp_error *err) {
     mp_mmlu_subject *subj = NULL;
@@ -648,6 +686,7 @@ static void log_line(const mp_plan *p, const char *fmt, ...) {
 }
 
 int mp_plan_execute(mp_plan *p, const char *exe, FILE *progress, mp_error *err) {
+    MP_TRY(mp_plan_claim_out(p, 1, err));
     MP_TRY(mkdir_p(p->cache_dir, err));
     char lock_path[4200];
     snprintf(lock_path, sizeof lock_path, "%s/lock", p->cache_dir);

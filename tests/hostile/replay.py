@@ -6,6 +6,7 @@ usage: replay.py AREA MONET_PROBE HOSTILE_CORPUS SOURCE_DIR SHARED_DIR WORK_DIR 
 Each area folder holds the hostile inputs as files and cases.json, a list of
   {"name", "args": [...], "exit": N, "error": REGEX or null, "setup": KIND?, "check": KIND?,
    "env": {NAME: VALUE}?, "signal_after": S?}
+"max_seconds" fails a case that takes longer (a fail-fast check);
 "signal_after" sends SIGTERM after S seconds (exit -15 expected; an interrupted
 run prints nothing, so stderr is not checked).
 args placeholders: {bin} (monet-probe), {corpus_bin} (hostile_corpus), {work}
@@ -26,6 +27,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 
 AREA, BIN, CORPUS_BIN, SRC, SHARED, WORK, MODEL = sys.argv[1:8]
 HERE = os.path.join(SRC, "tests/hostile", AREA)
@@ -114,6 +116,8 @@ def setup(kind, work):
         # a first run finishes the store; the case's command then resumes it
         subprocess.run([BIN, "collect", "--model", MODEL, "--corpus", os.path.join(HERE, "empty.jsonl"),
                         "--out", os.path.join(work, "out.db"), "--quiet"], capture_output=True, timeout=60)
+    elif kind == "empty_out":
+        os.mkdir(os.path.join(work, "empty"))
     elif kind == "existing_out":
         open(os.path.join(work, "out.jsonl"), "w").write("keep me\n")
     elif kind:
@@ -144,6 +148,10 @@ def check_after(kind, case, work, state, p):
     elif kind == "no_control":
         if any(b < 0x20 and b != 0x0a or b == 0x7f for b in p.stderr):
             return "control bytes reached the terminal: " + repr(p.stderr[:200])
+    elif kind == "foreign_intact":
+        site = os.path.join(work, "site")
+        if sorted(os.listdir(site)) != ["notes.txt"] or open(os.path.join(site, "notes.txt")).read() != "mine\n":
+            return f"the foreign directory was written to: {sorted(os.listdir(site))}"
     elif kind in ("out_intact", "out_replaced"):
         text = open(os.path.join(work, "out.jsonl")).read()
         if (text == "keep me\n") != (kind == "out_intact"):
@@ -164,6 +172,7 @@ def run_case(c):
     os.makedirs(work)
     state = setup(c.get("setup"), work)
     args = [expand(a, work) for a in c["args"]]
+    t0 = time.monotonic()
     try:
         env = dict(os.environ, **{k: expand(v, work) for k, v in c.get("env", {}).items()})
         if "signal_after" in c:
@@ -182,6 +191,8 @@ def run_case(c):
         if "lock_fd" in state:
             os.close(state["lock_fd"])
     err = p.stderr.decode(errors="replace")
+    if "max_seconds" in c and time.monotonic() - t0 > c["max_seconds"]:
+        return f"took {time.monotonic() - t0:.1f} s, more than {c['max_seconds']} s"
     if p.returncode != c["exit"]:
         return f"exit {p.returncode}, want {c['exit']}; stderr: {err.strip()[:400]}"
     if c["exit"] > 0:
