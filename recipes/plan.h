@@ -55,6 +55,7 @@ typedef struct mp_step {
     char *sub;            /* multipl-e language, else NULL */
     double seconds;       /* run time (executed steps) */
     int ran;              /* executed in this invocation */
+    int failed;           /* executed in this invocation and failed */
 } mp_step;
 
 /* One mask of the sweep: a target (specialize) and a threshold. */
@@ -84,6 +85,14 @@ void mp_plan_free(mp_plan *p);
 /* Print the plan: one block per step with its key, cached/will run, and the
  * equivalent shell command. */
 void mp_plan_print(const mp_plan *p, const char *exe, FILE *out);
+
+/* Before step 1 (and for --dry-run): check what the steps still to run need —
+ * the model's config.json, tokenizer.model and weights, the data files of each
+ * evaluation (MMLU subjects.tsv, the MULTIPL-E problems, the general tasks'
+ * files, ToxiGen / RTP folders) and the MULTIPL-E toolchains (naming the
+ * Debian package). @return 0 or MP_EUNSUPPORTED listing every problem in one
+ * line. */
+int mp_plan_preflight(const mp_plan *p, mp_error *err);
 
 /* Check that the output directory is new, empty, or a sweep output (it holds
  * the marker file .monet-probe-sweep, or cache/lock of an older sweep); with
