@@ -17,8 +17,10 @@
  * may be multithreaded, so between clone and execve the children only make
  * plain system calls (no malloc, no stdio, no glibc set*id broadcast).
  *
- * The sandbox dir itself is a size-capped tmpfs mounted by P (root), so its
- * removal is one lazy unmount whatever the program left in it; without a
+ * The sandbox dir itself is a size-capped tmpfs mounted by P (root) in a
+ * mount namespace private to P's worker thread (so a killed monet-probe leaves
+ * no mount on the host), and its removal is one lazy unmount whatever the
+ * program left in it; without a
  * tmpfs, remove_tree() walks it with openat/unlinkat, no recursion and no
  * path longer than one name.
  */
@@ -75,6 +77,9 @@
 #endif
 #ifndef MS_PRIVATE
 #define MS_PRIVATE (1 << 18)
+#endif
+#ifndef MS_SLAVE
+#define MS_SLAVE (1 << 19)
 #endif
 #ifndef SYS_mount_setattr
 #define SYS_mount_setattr 442
@@ -878,17 +883,18 @@ static int cg_hit_limit(const char *path) {
     return (m && strtoull(m + 5, NULL, 10) > 0) || (o && strtoull(o + 9, NULL, 10) > 0);
 }
 
-/* 1 when every directory from / down to dir is searchable by others: the
- * unprivileged sandbox uid must reach its dir. */
+/* 1 when dir and every directory above it are searchable by others: the
+ * unprivileged sandbox uid must reach its dir below it. */
 static int others_can_reach(const char *dir) {
     char p[4096];
     snprintf(p, sizeof p, "%s", dir);
-    for (char *q = p + strlen(p); q > p; q = strrchr(p, '/')) {
-        *q = '\0';
+    for (;;) {
         struct stat sb;
         if (stat(*p ? p : "/", &sb) < 0 || !(sb.st_mode & S_IXOTH)) return 0;
+        char *q = strrchr(p, '/');
+        if (!*p || !q) return 1;
+        *q = '\0';
     }
-    return 1;
 }
 
 int mp_sandbox_run(const mp_sbx_job *job, mp_sbx_result *res, mp_error *err) {
@@ -898,14 +904,18 @@ int mp_sandbox_run(const mp_sbx_job *job, mp_sbx_result *res, mp_error *err) {
     const char *tmp = getenv("TMPDIR");
     char dir[4096], cg_path[600] = "";
     if (!tmp || !*tmp || strlen(tmp) > 3000) tmp = "/tmp";
-    char probe[4096];
-    snprintf(probe, sizeof probe, "%s/x", tmp);
-    if (g_iso.drop_uid && !others_can_reach(probe)) tmp = "/tmp"; /* e.g. a private 0700 TMPDIR */
+    if (g_iso.drop_uid && !others_can_reach(tmp)) tmp = "/tmp"; /* e.g. a private 0700 TMPDIR */
     snprintf(dir, sizeof dir, "%s/mp-sbx-XXXXXX", tmp);
     if (!mkdtemp(dir)) return mp_fail(err, MP_EIO, "sandbox: mkdtemp %s: %s", dir, strerror(errno));
     int rc = 0, mounted = 0, cg_fd = -1;
     unsigned uid = 0;
-    if (g_iso.tmpfs_dir) {
+    /* The dir's tmpfs is mounted in a mount namespace private to this thread
+     * (a slave of the host's): if monet-probe is killed, the kernel drops it
+     * with the thread instead of leaving a mount behind on the host. */
+    static _Thread_local int tl_ns; /* 0 not tried, 1 private, -1 unavailable */
+    if (g_iso.tmpfs_dir && !tl_ns)
+        tl_ns = unshare(CLONE_NEWNS) == 0 && mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) == 0 ? 1 : -1;
+    if (g_iso.tmpfs_dir && tl_ns == 1) {
         char opts[96];
         snprintf(opts, sizeof opts, "size=%llu,nr_inodes=65536,mode=700",
                  (unsigned long long)(job->limits.tmp_bytes ? job->limits.tmp_bytes : 256ULL << 20));

@@ -153,6 +153,9 @@ def check_after(kind, case, work, state, p):
         if sorted(os.listdir(site)) != ["notes.txt"] or open(os.path.join(site, "notes.txt")).read() != "mine\n":
             return f"the foreign directory was written to: {sorted(os.listdir(site))}"
     elif kind in ("out_intact", "out_replaced"):
+        mounts = [l.split()[4] for l in open("/proc/self/mountinfo") if l.split()[4].startswith(work)]
+        if mounts:
+            return f"mounts left on the host: {mounts}"
         text = open(os.path.join(work, "out.jsonl")).read()
         if (text == "keep me\n") != (kind == "out_intact"):
             return f"out.jsonl after the run: {text[:200]!r}"
