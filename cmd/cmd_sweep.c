@@ -105,9 +105,13 @@ int cmd_sweep(int argc, char **argv) {
         goto done;
     }
     if (dry) {
+        /* the plan, then what the check before step 1 finds on this machine (a real run refuses then) */
         mp_plan_print(p, exe, stdout);
-        fflush(stdout);
-        if (mp_plan_preflight(p, &err) < 0) status = cli_exit_error(&err);
+        if (mp_plan_preflight(p, &err) < 0) {
+            const char *why = strstr(err.msg, "before step 1: ");
+            printf("check before step 1: a run would not start: %s\n", why ? why + 15 : err.msg);
+        }
+        else printf("check before step 1: ok (model, data files, toolchains)\n");
         goto done;
     }
     if (mp_plan_preflight(p, &err) < 0) {
