@@ -17,12 +17,14 @@ A case passes when the exit code is as listed and, for a failure, stderr is
 exactly one line "monet-probe: ..." matching the regex (re.search). Every
 command runs under a 60 s timeout: a hang (FIFO, 2^32 loop) is a failure.
 """
+import ctypes
 import fcntl
 import json
 import os
 import re
 import resource
 import shutil
+import socket
 import signal
 import sqlite3
 import subprocess
@@ -116,6 +118,18 @@ def setup(kind, work):
         # a first run finishes the store; the case's command then resumes it
         subprocess.run([BIN, "collect", "--model", MODEL, "--corpus", os.path.join(HERE, "empty.jsonl"),
                         "--out", os.path.join(work, "out.db"), "--quiet"], capture_output=True, timeout=60)
+    elif kind == "escapes":
+        # a host AF_UNIX listener anyone may connect to, under /tmp (privately mounted over in the sandbox)
+        path = "/tmp/mp-hostile-unix.sock"
+        if os.path.exists(path):
+            os.unlink(path)
+        ls = socket.socket(socket.AF_UNIX)
+        ls.bind(path)
+        ls.listen(4)
+        ls.setblocking(False)
+        os.chmod(path, 0o777)
+        state["unix"] = (ls, path)
+        os.mkdir(os.path.join(work, "tmp"))
     elif kind == "empty_out":
         os.mkdir(os.path.join(work, "empty"))
     elif kind == "existing_out":
@@ -148,6 +162,30 @@ def check_after(kind, case, work, state, p):
     elif kind == "no_control":
         if any(b < 0x20 and b != 0x0a or b == 0x7f for b in p.stderr):
             return "control bytes reached the terminal: " + repr(p.stderr[:200])
+    elif kind == "escapes_contained":
+        ls, path = state["unix"]
+        try:
+            ls.accept()
+            return "a sandboxed program connected to the host AF_UNIX socket"
+        except BlockingIOError:
+            pass
+        finally:
+            ls.close()
+            os.unlink(path)
+        libc = ctypes.CDLL(None)
+        shm, mq = libc.shmget(0x4d50fffe, 0, 0), libc.msgget(0x4d50fffe, 0)
+        for ident, ctl in ((shm, libc.shmctl), (mq, libc.msgctl)):
+            if ident >= 0:
+                ctl(ident, 0, None)  # IPC_RMID
+        if shm >= 0 or mq >= 0:
+            return f"SysV objects of a sandboxed program outlived it (shm {shm}, msg {mq})"
+        left = os.listdir(os.path.join(work, "tmp"))
+        if left:
+            return f"sandbox dirs left in TMPDIR: {left}"
+        row = json.loads(open(os.path.join(work, "out.jsonl")).readline())
+        statuses = [x["status"] for x in row["samples"]]
+        if statuses != ["ok"] * 4:
+            return f"every sample's result kept and ok: {statuses}"
     elif kind == "foreign_intact":
         site = os.path.join(work, "site")
         if sorted(os.listdir(site)) != ["notes.txt"] or open(os.path.join(site, "notes.txt")).read() != "mine\n":
