@@ -2,7 +2,9 @@
  * (recipes/recipe.h), build its plan (recipes/plan.h), print it (--dry-run) or
  * run the steps that are not in the cache, then write results.json,
  * results.csv and report.html (recipes/report.h). docs/recipes.md. */
+#include <cjson/cJSON.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +14,7 @@
 #include "recipes/plan.h"
 #include "recipes/recipe.h"
 #include "recipes/report.h"
+#include "core/util/readfile.h"
 
 static const char *ABOUT =
     "  Run a whole study from one YAML recipe (docs/recipes.md): collect a store, find the masks\n"
@@ -21,6 +24,39 @@ static const char *ABOUT =
     "  SHA-256 of the command, its input files and the model): a re-run, or a run after a crash or\n"
     "  with an added threshold, only runs what is new (resuming is the default).";
 static const char *FOOTER = "Paths in the recipe are relative to the current directory (run from the repository root).\n";
+
+/* The results table on stdout, from OUT/results.json's summary: one row per
+ * evaluation × mask with Δ target and Δ others. */
+static void print_table(const char *out_dir) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/results.json", out_dir);
+    char *txt = NULL;
+    size_t len = 0;
+    mp_error e;
+    if (mp_read_file(path, &txt, &len, &e) < 0) return;
+    cJSON *root = cJSON_ParseWithLength(txt, len);
+    free(txt);
+    cJSON *summ = cJSON_GetObjectItem(root, "summary"), *o;
+    if (cJSON_GetArraySize(summ) > 0) {
+        printf("%-10s %-24s %8s %9s %12s %12s\n", "eval", "mask", "masked", "ratio", "delta target", "delta others");
+        cJSON_ArrayForEach(o, summ) {
+            const char *ev = cJSON_GetStringValue(cJSON_GetObjectItem(o, "eval"));
+            const char *tg = cJSON_GetStringValue(cJSON_GetObjectItem(o, "target"));
+            cJSON *th = cJSON_GetObjectItem(o, "threshold"), *mx = cJSON_GetObjectItem(o, "masked_experts"),
+                  *ra = cJSON_GetObjectItem(o, "masking_ratio"), *dt = cJSON_GetObjectItem(o, "delta_target"),
+                  *dot = cJSON_GetObjectItem(o, "delta_others");
+            char mask[64], d1[32], d2[32];
+            char *safe = cli_term_dup(tg ? tg : "?", 0);
+            snprintf(mask, sizeof mask, "%.40s@%g", safe ? safe : "?", cJSON_IsNumber(th) ? th->valuedouble : NAN);
+            free(safe);
+            snprintf(d1, sizeof d1, cJSON_IsNumber(dt) ? "%+.4f" : "-", cJSON_IsNumber(dt) ? dt->valuedouble : 0);
+            snprintf(d2, sizeof d2, cJSON_IsNumber(dot) ? "%+.4f" : "-", cJSON_IsNumber(dot) ? dot->valuedouble : 0);
+            printf("%-10s %-24s %8.0f %8.3f%% %12s %12s\n", ev ? ev : "?", mask,
+                   cJSON_IsNumber(mx) ? mx->valuedouble : 0, cJSON_IsNumber(ra) ? 100 * ra->valuedouble : 0, d1, d2);
+        }
+    }
+    cJSON_Delete(root);
+}
 
 int cmd_sweep(int argc, char **argv) {
     const char *recipe_path = NULL;
@@ -42,6 +78,9 @@ int cmd_sweep(int argc, char **argv) {
         {"--set", NULL, CLI_LIST, "KEY=VAL", &sets, 0, 0, NULL,
          "override a recipe value: --set criterion.thresholds=[0.2,0.1]\n"
          "--set evals.0.limit=50 --set collect.max_tokens=0 (VAL is YAML)", 0, NULL, 0},
+        {"--allow-commands", NULL, CLI_FLAG, NULL, &ov.allow_commands, 0, 0, NULL,
+         "allow a recipe's shell commands (toxicity scorer: \"cmd:...\", run by /bin/sh outside the sandbox)", 0,
+         NULL, 0},
         {"--resume", NULL, CLI_FLAG, NULL, &resume, 0, 0, NULL, "", CLI_HIDDEN, NULL, 0}, /* the default */
         CLI_OPT_QUIET(&quiet),
         CLI_OPT_END,
@@ -61,17 +100,45 @@ int cmd_sweep(int argc, char **argv) {
         status = cli_exit_error(&err);
         goto done;
     }
-    if (dry) {
-        mp_plan_print(p, exe, stdout);
+    if (mp_plan_claim_out(p, 0, &err) < 0) {
+        status = cli_exit_error(&err);
         goto done;
     }
-    if (mp_plan_execute(p, exe, quiet ? NULL : stderr, &err) < 0 || mp_report_write(p, exe, &err) < 0) {
+    if (dry) {
+        /* the plan, then what the check before step 1 finds on this machine (a real run refuses then) */
+        mp_plan_print(p, exe, stdout);
+        if (mp_plan_preflight(p, &err) < 0) {
+            const char *why = strstr(err.msg, "before step 1: ");
+            printf("check before step 1: a run would not start: %s\n", why ? why + 15 : err.msg);
+        }
+        else printf("check before step 1: ok (model, data files, toolchains)\n");
+        goto done;
+    }
+    if (mp_plan_preflight(p, &err) < 0) {
+        status = cli_exit_error(&err);
+        goto done;
+    }
+    /* progress (a redrawn line with the inner command's progress) only on a terminal */
+    FILE *progress = !quiet && isatty(fileno(stderr)) ? stderr : NULL;
+    if (mp_plan_execute(p, exe, progress, &err) < 0) {
+        /* keep what finished: a partial report with the failure marked, then the error */
+        mp_error rerr = {0};
+        if (p->n_steps && mp_report_write(p, exe, err.msg, &rerr) == 0) {
+            print_table(p->out_dir);
+            printf("partial report (sweep failed): %s/results.json, %s/report.html\n", p->out_dir, p->out_dir);
+        }
+        fflush(stdout);
+        status = cli_exit_error(&err);
+        goto done;
+    }
+    if (mp_report_write(p, exe, NULL, &err) < 0) {
         status = cli_exit_error(&err);
         goto done;
     }
     size_t ran = 0;
     for (size_t i = 0; i < p->n_steps; i++) ran += p->steps[i].ran != 0;
     printf("sweep %s: %zu steps, %zu ran, %zu cached\n", r->name, p->n_steps, ran, p->n_steps - ran);
+    print_table(p->out_dir);
     printf("wrote %s/results.json, %s/results.csv, %s/report.html\n", p->out_dir, p->out_dir, p->out_dir);
 done:
     mp_plan_free(p);

@@ -6,6 +6,7 @@
 #include "recipes/plan.h"
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -16,10 +17,12 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/model/checkpoint.h"
 #include "core/eval/eval_tasks.h"
+#include "core/eval/multiple_eval.h"
 #include "core/util/progress.h"
 #include "core/util/sha256.h"
 
@@ -490,6 +493,140 @@ static int mkdir_p(const char *path, mp_error *err) {
     return 0;
 }
 
+/* ---- preflight ------------------------------------------------------------------------ */
+
+typedef struct problems {
+    char text[MP_ERRMSG_MAX - 64];
+    size_t len;
+    int n;
+} problems;
+
+static void problem(problems *pr, const char *fmt, ...) {
+    char one[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(one, sizeof one, fmt, ap);
+    va_end(ap);
+    if (strstr(pr->text, one)) return; /* the same folder or toolchain named twice */
+    pr->n++;
+    if (pr->len + strlen(one) + 3 < sizeof pr->text)
+        pr->len += (size_t)snprintf(pr->text + pr->len, sizeof pr->text - pr->len, "%s%s", pr->n > 1 ? "; " : "", one);
+}
+
+static int is_dir(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static void need_data(problems *pr, const char *data, const char *rel, const char *what) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", data, rel);
+    if (!is_file(path) && !is_dir(path)) problem(pr, "%s needs %s (missing)", what, path);
+}
+
+int mp_plan_preflight(const mp_plan *p, mp_error *err) {
+    const mp_recipe *r = p->recipe;
+    problems pr = {.len = 0, .n = 0};
+    pr.text[0] = 0;
+    char path[4200];
+    static const char *const MODEL_FILES[] = {"config.json", "tokenizer.model", NULL};
+    for (const char *const *f = MODEL_FILES; *f; f++) {
+        snprintf(path, sizeof path, "%s/%s", r->model, *f);
+        if (!is_file(path)) problem(&pr, "model: %s missing", path);
+    }
+    char **names = NULL;
+    size_t n = 0;
+    mp_error e2;
+    if (mp_list_safetensors(r->model, &names, &n, &e2) < 0 || n == 0)
+        problem(&pr, "model: no *.safetensors weights in %s", r->model);
+    mp_free_names(names, n);
+    int have_data = is_dir(r->data);
+    for (size_t i = 0; i < p->n_steps; i++) {
+        const mp_step *s = &p->steps[i];
+        if (s->cached) continue; /* done: needs nothing any more */
+        if (!have_data && (s->kind == MP_STEP_CORPUS || s->kind == MP_STEP_SCORER ||
+                           (s->kind == MP_STEP_EVAL && r->eval_kind[s->eval] != MP_REVAL_PPL))) {
+            problem(&pr, "the data folder %s does not exist (--data DIR or the recipe's data:)", r->data);
+            continue;
+        }
+        if (s->kind == MP_STEP_CORPUS) need_data(&pr, r->data, "mmlu/subjects.tsv", "the MMLU corpus");
+        if (s->kind == MP_STEP_SCORER) need_data(&pr, r->data, "toxigen/annotated", "toxicity-scorer train");
+        if (s->kind != MP_STEP_EVAL) continue;
+        const mp_rsection *sec = &r->evals[s->eval];
+        switch (r->eval_kind[s->eval]) {
+        case MP_REVAL_MULTIPLE: {
+            char rel[300];
+            snprintf(rel, sizeof rel, "multipl-e/humaneval-%s-reworded.jsonl", s->sub);
+            need_data(&pr, r->data, rel, "eval multipl-e");
+            mp_error te;
+            if (mp_multiple_check_toolchain(s->sub, &te) < 0) problem(&pr, "%s", te.msg);
+            break;
+        }
+        case MP_REVAL_MMLU: need_data(&pr, r->data, "mmlu/subjects.tsv", "eval mmlu"); break;
+        case MP_REVAL_GENERAL: {
+            const mp_ropt *tasks = mp_rsection_get(sec, "tasks");
+            size_t nt = tasks ? tasks->node->n : MP_TASK_COUNT - 1;
+            for (size_t t = 0; t < nt; t++) {
+                int id = tasks ? mp_mc_task_find(tasks->node->items[t]->scalar) : (int)t + 1;
+                const mp_mc_task_info *ti = id > 0 ? mp_mc_task_get((mp_mc_task)id) : NULL;
+                if (ti && ti->file[0]) need_data(&pr, r->data, ti->file, "eval general");
+            }
+            break;
+        }
+        case MP_REVAL_TOXICITY: {
+            const mp_ropt *pp = mp_rsection_get(sec, "prompts");
+            const char *v = pp ? pp->node->scalar : "";
+            need_data(&pr, r->data, !strcmp(v, "rtp") ? "realtoxicityprompts" : !strcmp(v, "toxigen") ? "toxigen"
+                                                                                  : "toxigen/annotated",
+                      "eval toxicity");
+            break;
+        }
+        default: break;
+        }
+    }
+    if (pr.n)
+        return mp_fail(err, MP_EUNSUPPORTED, "sweep: cannot start, %d problem%s before step 1: %s%s", pr.n,
+                       pr.n > 1 ? "s" : "", pr.text, pr.len + 3 >= sizeof pr.text ? "; ..." : "");
+    return 0;
+}
+
+#define OUT_MARKER ".monet-probe-sweep"
+
+int mp_plan_claim_out(const mp_plan *p, int create, mp_error *err) {
+    char marker[4200], lockf[4200];
+    snprintf(marker, sizeof marker, "%s/" OUT_MARKER, p->out_dir);
+    snprintf(lockf, sizeof lockf, "%s/lock", p->cache_dir);
+    struct stat st;
+    int empty = 1;
+    if (lstat(p->out_dir, &st) == 0) {
+        if (!S_ISDIR(st.st_mode)) return mp_fail(err, MP_EINPUT, "%s: --out exists and is not a directory", p->out_dir);
+        if (lstat(marker, &st) == 0 && S_ISREG(st.st_mode)) return 0;
+        if (!is_file(lockf)) { /* with cache/lock it is a sweep output from before the marker */
+            DIR *d = opendir(p->out_dir);
+            struct dirent *e;
+            if (!d) return mp_fail(err, MP_EIO, "%s: cannot read: %s", p->out_dir, strerror(errno));
+            while (empty && (e = readdir(d))) empty = !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..");
+            closedir(d);
+        }
+        if (!empty)
+            return mp_fail(err, MP_EINPUT, "%s: not empty and not a sweep output (no %s): choose a new or empty "
+                           "directory", p->out_dir, OUT_MARKER);
+    } else if (errno != ENOENT) {
+        return mp_fail(err, MP_EIO, "%s: %s", p->out_dir, strerror(errno));
+    }
+    if (!create) return 0;
+    MP_TRY(mkdir_p(p->out_dir, err));
+    int fd = open(marker, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+    if (fd < 0 && errno != EEXIST) return mp_fail(err, MP_EIO, "%s: cannot create: %s", marker, strerror(errno));
+    if (fd >= 0) {
+        static const char TXT[] = "written by monet-probe sweep: this directory holds sweep outputs\n";
+        ssize_t w = write(fd, TXT, sizeof TXT - 1);
+        close(fd);
+        if (w != (ssize_t)sizeof TXT - 1) return mp_fail(err, MP_EIO, "%s: write failed", marker);
+    }
+    return 0;
+}
+
 /* Write MMLU questions as a labelled JSONL corpus. */
 static int write_mmlu_corpus(const char *split, const char *data, const char *path, mp_error *err) {
     mp_mmlu_subject *subj = NULL;
@@ -554,22 +691,115 @@ static void last_line(const char *path, char *buf, size_t cap) {
     fclose(f);
 }
 
-static int run_child(const mp_plan *p, const mp_step *s, const char *exe, mp_error *err) {
+/* ---- live progress (a TTY) ------------------------------------------------------------ */
+
+/* The sweep's one redrawn line: step, the inner command's latest progress line
+ * (read back from its stderr.txt) and an overall ETA that is smoothed so that
+ * it counts down instead of jumping with every estimate. */
+typedef struct live {
+    FILE *out;
+    const mp_plan *p;
+    size_t step;          /* index of the running step */
+    double t_step;        /* when it started */
+    double eta, t_eta;    /* last shown ETA and when (eta < 0: none yet) */
+    double t_draw;
+} live;
+
+/* Mean seconds of the steps of this kind run so far (any kind when none), or -1. */
+static double est_seconds(const mp_plan *p, mp_step_kind kind) {
+    double sum[2] = {0, 0};
+    int n[2] = {0, 0};
+    for (size_t i = 0; i < p->n_steps; i++)
+        if (p->steps[i].ran) {
+            int same = p->steps[i].kind == kind;
+            sum[same] += p->steps[i].seconds;
+            n[same]++;
+        }
+    if (n[1]) return sum[1] / n[1];
+    return n[0] ? sum[0] / n[0] : -1;
+}
+
+/* The last non-empty line of the inner command's stderr (progress lines end in
+ * '\n', or '\r' on a TTY), control bytes replaced, at most cap - 1 bytes. */
+static void inner_line(const char *path, char *buf, size_t cap) {
+    buf[0] = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0) return;
+    char tail[512];
+    ssize_t n = 0;
+    if (fstat(fd, &st) == 0 && st.st_size > 0) {
+        off_t off = st.st_size > (off_t)sizeof tail ? st.st_size - (off_t)sizeof tail : 0;
+        n = pread(fd, tail, sizeof tail, off);
+    }
+    close(fd);
+    while (n > 0 && (tail[n - 1] == '\n' || tail[n - 1] == '\r' || tail[n - 1] == ' ')) n--;
+    ssize_t b = n;
+    while (b > 0 && tail[b - 1] != '\n' && tail[b - 1] != '\r') b--;
+    size_t o = 0;
+    for (ssize_t i = b; i < n && o + 1 < cap; i++) {
+        unsigned char c = (unsigned char)tail[i];
+        buf[o++] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+    }
+    buf[o] = 0;
+}
+
+static void live_draw(live *lv, const char *err_path) {
+    double now = mp_now();
+    if (!lv->out || now - lv->t_draw < 0.5) return;
+    lv->t_draw = now;
+    const mp_plan *p = lv->p;
+    const mp_step *s = &p->steps[lv->step];
+    char inner[200];
+    inner_line(err_path, inner, 72);
+    /* the running step: from its own percent when it prints one, else from the mean of its kind */
+    double el = now - lv->t_step, rem = -1, est = est_seconds(p, s->kind);
+    const char *pc = strrchr(inner, '%');
+    double frac = -1;
+    if (pc) {
+        const char *q = pc;
+        while (q > inner && (q[-1] == '.' || (q[-1] >= '0' && q[-1] <= '9'))) q--;
+        if (q < pc) frac = strtod(q, NULL) / 100;
+    }
+    if (frac > 0.02 && frac <= 1) rem = el * (1 - frac) / frac;
+    else if (est >= 0) rem = est > el ? est - el : 0;
+    for (size_t i = lv->step + 1; rem >= 0 && i < p->n_steps; i++) {
+        if (p->steps[i].cached) continue;
+        double e = est_seconds(p, p->steps[i].kind);
+        if (e < 0) e = rem + el; /* nothing measured yet: the running step's own estimate */
+        rem += e;
+    }
+    if (rem >= 0) {
+        double counted = lv->eta >= 0 ? lv->eta - (now - lv->t_eta) : rem;
+        lv->eta = lv->eta >= 0 ? 0.8 * (counted > 0 ? counted : 0) + 0.2 * rem : rem;
+        lv->t_eta = now;
+    }
+    fprintf(lv->out, "\r\033[Ksweep [%zu/%zu] %.40s | %s", lv->step + 1, p->n_steps, s->label, inner[0] ? inner : "...");
+    if (lv->eta >= 0) fprintf(lv->out, " | ETA %dm%02ds", (int)(lv->eta / 60), (int)lv->eta % 60);
+    fflush(lv->out);
+}
+
+static int run_child(const mp_plan *p, const mp_step *s, const char *exe, live *lv, mp_error *err) {
     size_t argc = s->n_args + 2;
     char **argv = calloc(argc, sizeof *argv);
     char out_path[4200], err_path[4200];
     int rc = 0;
     if (!argv) return mp_fail(err, MP_ENOMEM, "out of memory");
     argv[0] = strdup("monet-probe");
+    size_t na = 1;
     for (size_t a = 0; a < s->n_args; a++) {
         char buf[4200];
-        argv[a + 1] = strdup(mp_plan_arg(p, s, a, buf, sizeof buf));
-    }
-    for (size_t a = 0; a + 1 < argc; a++)
-        if (!argv[a]) {
+        /* live display: let the command print its progress into stderr.txt (--quiet stays in the key) */
+        if (lv->out && s->args[a].kind == MP_ARG_LIT && !strcmp(s->args[a].text, "--quiet")) continue;
+        if (!(argv[na++] = strdup(mp_plan_arg(p, s, a, buf, sizeof buf)))) {
             rc = mp_fail(err, MP_ENOMEM, "out of memory");
             goto cleanup;
         }
+    }
+    if (!argv[0]) {
+        rc = mp_fail(err, MP_ENOMEM, "out of memory");
+        goto cleanup;
+    }
     snprintf(out_path, sizeof out_path, "%s/stdout.txt", s->dir);
     snprintf(err_path, sizeof err_path, "%s/stderr.txt", s->dir);
     pid_t parent = getpid();
@@ -589,11 +819,22 @@ static int run_child(const mp_plan *p, const mp_step *s, const char *exe, mp_err
         _exit(127);
     }
     int status = 0;
-    while (waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR) {
+    for (;;) {
+        pid_t w = waitpid(pid, &status, lv->out ? WNOHANG : 0);
+        if (w == pid) break;
+        if (w < 0 && errno != EINTR) {
             rc = mp_fail(err, MP_EINTERNAL, "waitpid: %s", strerror(errno));
             goto cleanup;
         }
+        if (w == 0) {
+            live_draw(lv, err_path);
+            struct timespec ts = {0, 200 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    if (lv->out) { /* the command's last line (its summary), until the next step's line replaces it */
+        lv->t_draw = 0;
+        live_draw(lv, err_path);
     }
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         char last[600];
@@ -648,6 +889,7 @@ static void log_line(const mp_plan *p, const char *fmt, ...) {
 }
 
 int mp_plan_execute(mp_plan *p, const char *exe, FILE *progress, mp_error *err) {
+    MP_TRY(mp_plan_claim_out(p, 1, err));
     MP_TRY(mkdir_p(p->cache_dir, err));
     char lock_path[4200];
     snprintf(lock_path, sizeof lock_path, "%s/lock", p->cache_dir);
@@ -660,6 +902,7 @@ int mp_plan_execute(mp_plan *p, const char *exe, FILE *progress, mp_error *err) 
     size_t to_run = 0, done_run = 0;
     for (size_t i = 0; i < p->n_steps; i++) to_run += !p->steps[i].cached;
     double t0 = mp_now(), spent = 0;
+    live lv = {.out = progress, .p = p, .eta = -1};
     int rc = 0;
     log_line(p, "sweep %s: %zu steps, %zu to run\n", p->recipe->path, p->n_steps, to_run);
     for (size_t i = 0; i < p->n_steps && rc == 0; i++) {
@@ -668,13 +911,15 @@ int mp_plan_execute(mp_plan *p, const char *exe, FILE *progress, mp_error *err) 
         snprintf(done, sizeof done, "%s/DONE", s->dir);
         if (s->cached || is_file(done)) {
             s->cached = 1;
-            if (progress) fprintf(progress, "sweep: step %zu of %zu: %s: cached\n", i + 1, p->n_steps, s->label);
+            if (progress) fprintf(progress, "\r\033[Ksweep: step %zu of %zu: %s: cached\n", i + 1, p->n_steps, s->label);
             log_line(p, "cached %s %s\n", s->key, s->label);
             continue;
         }
         if (progress) {
-            double eta = done_run ? spent / (double)done_run * (double)(to_run - done_run) : -1;
-            fprintf(progress, "sweep: step %zu of %zu: %s (%zu of %zu to run", i + 1, p->n_steps, s->label,
+            double eta = lv.eta >= 0 ? lv.eta - (mp_now() - lv.t_eta)
+                         : done_run ? spent / (double)done_run * (double)(to_run - done_run) : -1;
+            if (lv.eta >= 0 && eta < 0) eta = 0;
+            fprintf(progress, "\r\033[Ksweep: step %zu of %zu: %s (%zu of %zu to run", i + 1, p->n_steps, s->label,
                     done_run + 1, to_run);
             if (eta >= 0) fprintf(progress, ", ETA %.0f s", eta);
             fprintf(progress, ")\n");
@@ -682,15 +927,19 @@ int mp_plan_execute(mp_plan *p, const char *exe, FILE *progress, mp_error *err) 
         }
         if ((rc = mkdir_p(s->dir, err)) < 0) break;
         double ts = mp_now();
+        lv.step = i;
+        lv.t_step = ts;
+        lv.t_draw = 0;
         if (s->kind == MP_STEP_CORPUS) {
             char out[4200];
             rc = write_mmlu_corpus(s->args[0].text, s->args[1].text, mp_plan_arg(p, s, 3, out, sizeof out), err);
         } else {
-            rc = run_child(p, s, exe, err);
+            rc = run_child(p, s, exe, &lv, err);
         }
         s->seconds = mp_now() - ts;
         if (rc == 0) rc = write_marker(p, s, exe, err);
         if (rc < 0) {
+            s->failed = 1;
             log_line(p, "failed %s %s\n", s->key, s->label);
             break;
         }
@@ -699,6 +948,7 @@ int mp_plan_execute(mp_plan *p, const char *exe, FILE *progress, mp_error *err) 
         done_run++;
         log_line(p, "ran %s %s %.2f s\n", s->key, s->label, s->seconds);
     }
+    if (progress) fputs("\r\033[K", progress);
     if (progress && rc == 0)
         fprintf(progress, "sweep: %zu steps, %zu ran, %zu cached, %.1f s\n", p->n_steps, done_run,
                 p->n_steps - done_run, mp_now() - t0);

@@ -55,6 +55,7 @@ typedef struct mp_step {
     char *sub;            /* multipl-e language, else NULL */
     double seconds;       /* run time (executed steps) */
     int ran;              /* executed in this invocation */
+    int failed;           /* executed in this invocation and failed */
 } mp_step;
 
 /* One mask of the sweep: a target (specialize) and a threshold. */
@@ -85,7 +86,22 @@ void mp_plan_free(mp_plan *p);
  * equivalent shell command. */
 void mp_plan_print(const mp_plan *p, const char *exe, FILE *out);
 
-/* Run every step without a DONE marker, in order, as `exe ARGS` with stdout and
+/* Before step 1 (and for --dry-run): check what the steps still to run need —
+ * the model's config.json, tokenizer.model and weights, the data files of each
+ * evaluation (MMLU subjects.tsv, the MULTIPL-E problems, the general tasks'
+ * files, ToxiGen / RTP folders) and the MULTIPL-E toolchains (naming the
+ * Debian package). @return 0 or MP_EUNSUPPORTED listing every problem in one
+ * line. */
+int mp_plan_preflight(const mp_plan *p, mp_error *err);
+
+/* Check that the output directory is new, empty, or a sweep output (it holds
+ * the marker file .monet-probe-sweep, or cache/lock of an older sweep); with
+ * create, make it and write the marker. An unrelated non-empty directory is
+ * refused so that a typo in --out cannot mix a sweep into someone's files.
+ * @return 0, MP_EINPUT (refused) or MP_EIO. */
+int mp_plan_claim_out(const mp_plan *p, int create, mp_error *err);
+
+/* Run every step without a DONE marker, claiming the output directory first, in order, as `exe ARGS` with stdout and
  * stderr into the step's directory; progress lines "step i of n: ..., ETA" go
  * to progress (NULL: quiet). Takes an exclusive lock on OUT/cache.
  * @return 0, or the first failure (MP_EINPUT naming the step and its last error

@@ -3,7 +3,9 @@
  * into the tree → typed schema check (docs/recipes.md). Every complaint is one
  * line "FILE:LINE:COL: problem" with MP_EINPUT. Aliases are expanded by libyaml;
  * depth and node count are capped so that alias bombs and recursive aliases
- * fail cleanly (fuzz/fuzz_recipe.c). */
+ * fail cleanly (fuzz/fuzz_recipe.c); the nesting depth is checked on the event
+ * stream first, because libyaml's scanner is quadratic in the flow depth (a
+ * 60,000-deep "[[[..." took seconds before the document existed). */
 #include "recipes/recipe.h"
 #include "core/util/data_dir.h"
 
@@ -131,12 +133,39 @@ nomem:
     return NULL;
 }
 
+/* Fail fast on nesting deeper than MAX_DEPTH: walk the event stream and stop
+ * at the first level too deep, before libyaml has scanned the rest. Syntax
+ * errors are left to yaml_parser_load, which reports them. */
+static int check_depth(const char *file, const char *text, size_t len, mp_error *err) {
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser)) return mp_fail(err, MP_ENOMEM, "out of memory (yaml)");
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    int depth = 0, rc = 0;
+    for (;;) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&parser, &ev)) break;
+        yaml_event_type_t t = ev.type;
+        int line = (int)ev.start_mark.line + 1, col = (int)ev.start_mark.column + 1;
+        yaml_event_delete(&ev);
+        if (t == YAML_STREAM_END_EVENT) break;
+        if (t == YAML_SEQUENCE_START_EVENT || t == YAML_MAPPING_START_EVENT) depth++;
+        if (t == YAML_SEQUENCE_END_EVENT || t == YAML_MAPPING_END_EVENT) depth--;
+        if (depth > MAX_DEPTH) {
+            rc = mp_fail(err, MP_EINPUT, "%s:%d:%d: nesting deeper than %d levels", file, line, col, MAX_DEPTH);
+            break;
+        }
+    }
+    yaml_parser_delete(&parser);
+    return rc;
+}
+
 /* Parse YAML text into a tree. An empty document is an empty map. */
 static int parse_tree(const char *file, const char *text, size_t len, mp_ynode **out, mp_error *err) {
     yaml_parser_t parser;
     yaml_document_t doc;
     int rc = 0;
     *out = NULL;
+    MP_TRY(check_depth(file, text, len, err));
     if (!yaml_parser_initialize(&parser)) return mp_fail(err, MP_ENOMEM, "out of memory (yaml)");
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
     if (!yaml_parser_load(&parser, &doc)) {
@@ -495,6 +524,10 @@ static int check_eval(mp_recipe *r, const mp_ynode *e, size_t idx, int check_fil
             const char *v = sc->node->scalar;
             if (strncmp(v, "builtin:", 8) && strncmp(v, "roberta:", 8) && strncmp(v, "cmd:", 4))
                 return at(err, sc->node, "scorer: '", v, "' is not builtin, builtin:PATH, roberta:DIR or cmd:COMMAND");
+            if (!strncmp(v, "cmd:", 4) && !r->allow_commands)
+                return at(err, sc->node, "scorer: '", v,
+                          "' runs a shell command (/bin/sh -c, outside the program sandbox): pass sweep "
+                          "--allow-commands to allow it");
             if (check_files && strncmp(v, "cmd:", 4) && !is_file(v + 8) && !is_dir(v + 8))
                 return at(err, sc->node, "scorer: no such file or directory '", v + 8, "'");
         }
@@ -534,6 +567,10 @@ static int check_recipe(mp_recipe *r, int check_files, mp_error *err) {
     for (const char *const *k = REQUIRED; *k; k++)
         if (!map_get(root, *k)) return at(err, root, "missing required key '", *k, "'");
     const char *name = (v = map_get(root, "name")) ? v->scalar : "sweep";
+    /* runs/NAME must stay inside runs/: one plain path component */
+    if (!*name || strchr(name, '/') || strchr(name, '\\') || !strcmp(name, ".") || !strcmp(name, "..") ||
+        strlen(name) > 200)
+        return at(err, v, "name: '", name, "' must be one folder name (no '/', not '.' or '..', at most 200 bytes)");
     v = map_get(root, "model");
     if (check_files) {
         char cfg[4096];
@@ -648,6 +685,7 @@ int mp_recipe_parse(const char *name, const char *text, size_t len, const mp_rec
         free(r);
         return mp_fail(err, MP_ENOMEM, "out of memory");
     }
+    r->allow_commands = ov && ov->allow_commands;
     int rc = parse_tree(r->path, text, len, &r->root, err);
     if (rc == 0) rc = apply_overrides(r->root, ov, err);
     if (rc == 0) rc = check_recipe(r, check_files, err);

@@ -72,6 +72,7 @@ typedef struct mp_recipe {
     mp_reval_kind *eval_kind; /* [n_evals] */
     size_t n_evals;
     long report_experts, report_contexts, report_context_tokens;
+    int allow_commands;       /* cmd: scorers (shell commands) allowed (sweep --allow-commands) */
 } mp_recipe;
 
 /* Overrides from the command line, applied before the schema check. */
@@ -81,6 +82,7 @@ typedef struct mp_recipe_overrides {
     long limit;               /* > 0: every eval's limit (ppl: max_docs) */
     const char **sets;        /* "dotted.key=yaml value" [n_sets], e.g. "criterion.thresholds=[0.2,0.1]" */
     size_t n_sets;
+    int allow_commands;       /* accept `scorer: "cmd:..."` (a shell command run outside the sandbox) */
 } mp_recipe_overrides;
 
 /* Parse and check a recipe. Relative paths are taken from the current

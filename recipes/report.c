@@ -440,7 +440,13 @@ static void html_contexts(FILE *f, const mp_plan *p, const char *exe, size_t m, 
     if (!shown) fputs("<p class=\"muted\">(no expert masked)</p>\n", f);
 }
 
-int mp_report_write(const mp_plan *p, const char *exe, mp_error *err) {
+static int step_done(const mp_step *s) { return s->cached || s->ran; }
+
+static const char *step_status(const mp_step *s) {
+    return s->ran ? "ran" : s->cached ? "cached" : s->failed ? "failed" : "not run";
+}
+
+int mp_report_write(const mp_plan *p, const char *exe, const char *failure, mp_error *err) {
     const mp_recipe *r = p->recipe;
     size_t nm = p->n_masks, ne = r->n_evals;
     rres *res = calloc(ne * (nm + 1) + 1, sizeof *res);
@@ -454,6 +460,7 @@ int mp_report_write(const mp_plan *p, const char *exe, mp_error *err) {
         goto cleanup;
     }
     for (size_t m = 0; m < nm; m++) {
+        if (!step_done(&p->steps[p->masks[m].step])) continue; /* a failed sweep: no mask, "-" in the tables */
         snprintf(path, sizeof path, "%s/mask.json", p->steps[p->masks[m].step].dir);
         char *txt = slurp(path, NULL);
         mk[m].json = txt ? cJSON_Parse(txt) : NULL;
@@ -469,7 +476,7 @@ int mp_report_write(const mp_plan *p, const char *exe, mp_error *err) {
     }
     for (size_t i = 0; i < p->n_steps; i++) {
         const mp_step *s = &p->steps[i];
-        if (s->kind != MP_STEP_EVAL) continue;
+        if (s->kind != MP_STEP_EVAL || !step_done(s)) continue;
         if ((rc = load_step(s, &res[(size_t)s->eval * (nm + 1) + (size_t)(s->mask + 1)], err)) < 0) goto cleanup;
     }
 
@@ -550,13 +557,15 @@ int mp_report_write(const mp_plan *p, const char *exe, mp_error *err) {
     cJSON_AddStringToObject(root, "model", r->model);
     cJSON_AddStringToObject(root, "criterion", r->correlate ? "correlate" : "specialize");
     cJSON_AddStringToObject(root, "field", r->field);
+    cJSON_AddBoolToObject(root, "complete", failure == NULL);
+    if (failure) cJSON_AddStringToObject(root, "failure", failure);
     cJSON *steps = cJSON_AddArrayToObject(root, "steps");
     for (size_t i = 0; steps && i < p->n_steps; i++) {
         cJSON *o = cJSON_CreateObject();
         if (!o) continue;
         cJSON_AddStringToObject(o, "step", p->steps[i].label);
         cJSON_AddStringToObject(o, "key", p->steps[i].key);
-        cJSON_AddStringToObject(o, "status", p->steps[i].ran ? "ran" : "cached");
+        cJSON_AddStringToObject(o, "status", step_status(&p->steps[i]));
         cJSON_AddNumberToObject(o, "seconds", p->steps[i].seconds);
         cJSON_AddItemToArray(steps, o);
     }
@@ -594,7 +603,23 @@ int mp_report_write(const mp_plan *p, const char *exe, mp_error *err) {
     html_esc(fh, r->field);
     size_t ran = 0;
     for (size_t i = 0; i < p->n_steps; i++) ran += p->steps[i].ran != 0;
-    fprintf(fh, "</code>; %zu steps (%zu ran now, %zu from the cache).</p>\n", p->n_steps, ran, p->n_steps - ran);
+    size_t done = 0;
+    for (size_t i = 0; i < p->n_steps; i++) done += step_done(&p->steps[i]);
+    fprintf(fh, "</code>; %zu steps (%zu ran now, %zu from the cache", p->n_steps, ran, done - ran);
+    if (done < p->n_steps) fprintf(fh, ", %zu not done", p->n_steps - done);
+    fputs(").</p>\n", fh);
+    if (failure) {
+        fputs("<p class=\"failed\"><b>The sweep failed; this report holds what finished.</b> ", fh);
+        html_esc(fh, failure);
+        fputs("</p>\n<table class=\"masks\"><tr><th class=\"l\">step</th><th>status</th></tr>\n", fh);
+        for (size_t i = 0; i < p->n_steps; i++) {
+            if (step_done(&p->steps[i])) continue;
+            fputs("<tr><td class=\"l\">", fh);
+            html_esc(fh, p->steps[i].label);
+            fprintf(fh, "</td><td>%s</td></tr>\n", step_status(&p->steps[i]));
+        }
+        fputs("</table>\n", fh);
+    }
     fputs("<h2>masks</h2>\n<table class=\"masks\"><tr><th class=\"l\">target</th><th>threshold</th><th>masked "
           "experts</th><th>of</th><th>masking ratio</th></tr>\n", fh);
     for (size_t m = 0; m < nm; m++) {

@@ -14,9 +14,13 @@
 #include "core/util/error.h"
 #include "recipes/plan.h"
 
-/* Write the three files; every step of the plan must be done. exe is the
- * monet-probe binary (for top-contexts). @return 0, MP_EIO, MP_EINPUT (a step's
- * output unreadable) or MP_ENOMEM. */
-int mp_report_write(const mp_plan *p, const char *exe, mp_error *err);
+/* Write the three files. exe is the monet-probe binary (for top-contexts).
+ * failure is NULL for a finished sweep; otherwise the sweep failed with that
+ * message: the files hold what finished (steps not done are skipped, their
+ * cells empty / null), results.json says "complete": false with "failure" and
+ * each step's status (ran, cached, failed, not run), report.html opens with
+ * the failure and the steps not done.
+ * @return 0, MP_EIO, MP_EINPUT (a done step's output unreadable) or MP_ENOMEM. */
+int mp_report_write(const mp_plan *p, const char *exe, const char *failure, mp_error *err);
 
 #endif

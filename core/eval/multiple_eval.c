@@ -488,13 +488,18 @@ int mp_multiple_eval(const mp_multiple_cfg *c, mp_multiple_out *o, mp_error *err
     mp_sbx_job *J = NULL;
     mp_sbx_result *R = NULL;
     FILE *out = NULL;
+    char out_tmp[4200] = ""; /* the JSONL goes here and is renamed onto out_path on success only */
     int rc = 0;
     size_t n_prob = 0, n_jobs = 0;
     double t_start = mp_now();
     if ((rc = load_problems(c, &P, &n_prob, err)) < 0) goto cleanup;
-    if (c->out_path && !(out = fopen(c->out_path, "w"))) {
-        rc = mp_fail(err, MP_EIO, "%s: cannot write: %s", c->out_path, strerror(errno));
-        goto cleanup;
+    if (c->out_path) {
+        snprintf(out_tmp, sizeof out_tmp, "%s.tmp-%d", c->out_path, (int)getpid());
+        if (!(out = fopen(out_tmp, "w"))) {
+            out_tmp[0] = '\0';
+            rc = mp_fail(err, MP_EIO, "%s: cannot write: %s", c->out_path, strerror(errno));
+            goto cleanup;
+        }
     }
     int per = c->model_dir ? c->n_samples : 0;
     for (size_t i = 0; i < n_prob; i++) n_jobs += c->model_dir ? (size_t)per : (size_t)P.p[i].n_given;
@@ -544,8 +549,14 @@ int mp_multiple_eval(const mp_multiple_cfg *c, mp_multiple_out *o, mp_error *err
         goto cleanup;
     }
     out = NULL;
+    if (out_tmp[0] && rename(out_tmp, c->out_path) < 0) {
+        rc = mp_fail(err, MP_EIO, "%s: cannot write: %s", c->out_path, strerror(errno));
+        goto cleanup;
+    }
+    out_tmp[0] = '\0';
 cleanup:
     if (out) fclose(out);
+    if (out_tmp[0]) unlink(out_tmp); /* a failed run leaves an existing --out file as it was */
     for (size_t j = 0; S && R && j < n_jobs; j++) { /* nothing is filled before both exist */
         free(S[j].completion);
         free(S[j].program);

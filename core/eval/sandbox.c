@@ -3,10 +3,12 @@
  *
  * Process layout of one step:
  *   P  (a worker thread of monet-probe)
- *   └─ G  raw clone() into new PID + mount + network namespaces; pid 1 of the
- *        PID namespace; makes the mount tree read-only except the sandbox dir,
- *        starts H and waits for it; its exit tears the namespace down, which
- *        kills every process left inside.
+ *   └─ G  raw clone() into new PID + mount + network + IPC namespaces; pid 1
+ *        of the PID namespace; joins the run's memory cgroup, makes the mount
+ *        tree read-only except the sandbox dir, mounts private tmpfs on /tmp,
+ *        /var/tmp, /run, /dev/shm, starts H and waits for it; its exit tears
+ *        the namespaces down, which kills every process left inside and frees
+ *        the private tmpfs and SysV IPC objects.
  *      └─ H  setsid, rlimits, unprivileged uid, no_new_privs, execve(program)
  * P reads stdout / stderr / a control pipe with poll() until the wall-time
  * deadline, then SIGKILLs G (which takes the namespace with it).
@@ -14,13 +16,20 @@
  * G and H are created with the raw clone system call, not fork(): the caller
  * may be multithreaded, so between clone and execve the children only make
  * plain system calls (no malloc, no stdio, no glibc set*id broadcast).
+ *
+ * The sandbox dir itself is a size-capped tmpfs mounted by P (root) in a
+ * mount namespace private to P's worker thread (so a killed monet-probe leaves
+ * no mount on the host), and its removal is one lazy unmount whatever the
+ * program left in it; without a
+ * tmpfs, remove_tree() walks it with openat/unlinkat, no recursion and no
+ * path longer than one name.
  */
-#define _GNU_SOURCE /* pipe2, nftw, clone flags */
+#define _GNU_SOURCE /* pipe2, clone flags, fdopendir */
 #include "core/eval/sandbox.h"
 
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -51,11 +60,26 @@
 #ifndef CLONE_NEWUSER
 #define CLONE_NEWUSER 0x10000000
 #endif
+#ifndef CLONE_NEWIPC
+#define CLONE_NEWIPC 0x08000000
+#endif
+#ifndef SYS_open_tree
+#define SYS_open_tree 428
+#endif
+#ifndef SYS_move_mount
+#define SYS_move_mount 429
+#endif
+#define SBX_OPEN_TREE_CLONE 1
+#define SBX_MOVE_MOUNT_F_EMPTY_PATH 0x4
+#define SBX_AT_EMPTY_PATH 0x1000
 #ifndef MS_REC
 #define MS_REC 16384
 #endif
 #ifndef MS_PRIVATE
 #define MS_PRIVATE (1 << 18)
+#endif
+#ifndef MS_SLAVE
+#define MS_SLAVE (1 << 19)
 #endif
 #ifndef SYS_mount_setattr
 #define SYS_mount_setattr 442
@@ -79,11 +103,16 @@ struct sbx_mount_attr { /* struct mount_attr of <linux/mount.h> */
 
 enum { MODE_PLAIN = 0, MODE_NS = 1, MODE_USERNS = 2 };
 
+enum { CG_NONE = 0, CG_V1 = 1, CG_V2 = 2 };
+
 static struct {
     int mode;          /* MODE_* */
     int drop_uid;      /* run programs as a fresh uid (needs root) */
-    int ro_root;       /* mount tree read-only except the dir */
-    char line[256];
+    int ro_root;       /* mount tree read-only except the dir, private tmpfs on /tmp etc. */
+    int tmpfs_dir;     /* P can mount a tmpfs on the sandbox dir */
+    int cg;            /* CG_*: memory cgroup per run under cg_base */
+    char cg_base[512];
+    char line[384];
 } g_iso;
 static pthread_once_t g_iso_once = PTHREAD_ONCE_INIT;
 static atomic_uint g_uid_counter;
@@ -105,25 +134,161 @@ static int setup_userns(const char *uid_map, const char *gid_map) {
     return write_file("/proc/self/gid_map", gid_map);
 }
 
-/* Make every mount read-only (recursive), then `dir` a writable bind mount.
- * Returns 0, or the failing stage (1..4) with errno set. */
-static int setup_mounts(const char *dir) {
+/* mkdir -p with plain system calls (child side: no malloc). */
+static void mkdir_p(const char *dir) {
+    char p[4096];
+    size_t n = strlen(dir);
+    if (n >= sizeof p) return;
+    memcpy(p, dir, n + 1);
+    for (size_t i = 1; i <= n; i++)
+        if (p[i] == '/' || p[i] == '\0') {
+            char c = p[i];
+            p[i] = '\0';
+            mkdir(p, 0755);
+            p[i] = c;
+        }
+}
+
+/* Mount tree of one sandbox: every mount read-only (recursive); private
+ * tmpfs (tmpfs_opts) on /tmp, /var/tmp, /run and /dev/shm, which hides the
+ * host's files and AF_UNIX sockets there; then `dir` (a detached clone taken
+ * before the tmpfs went on top) attached again, writable, at its own path.
+ * Returns 0, or the failing stage (1..6) with errno set. */
+static int setup_mounts(const char *dir, const char *tmpfs_opts) {
+    static const char *const priv[] = {"/tmp", "/var/tmp", "/run", "/dev/shm"};
+    int tree = -1;
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) return 1;
-    if (dir && mount(dir, dir, NULL, MS_BIND | MS_REC, NULL) < 0) return 2;
+    if (dir) {
+        tree = (int)syscall(SYS_open_tree, -100 /* AT_FDCWD */, dir,
+                            SBX_OPEN_TREE_CLONE | O_CLOEXEC | SBX_AT_RECURSIVE);
+        if (tree < 0) return 2;
+    }
     struct sbx_mount_attr ro = {SBX_ATTR_RDONLY | SBX_ATTR_NOSUID, 0, 0, 0};
     if (syscall(SYS_mount_setattr, -100 /* AT_FDCWD */, "/", SBX_AT_RECURSIVE, &ro, sizeof ro) < 0) return 3;
+    for (size_t i = 0; i < sizeof priv / sizeof priv[0]; i++) {
+        struct stat sb;
+        if (stat(priv[i], &sb) < 0 || !S_ISDIR(sb.st_mode)) continue; /* e.g. no /run */
+        if (mount("tmpfs", priv[i], "tmpfs", MS_NOSUID | MS_NODEV, tmpfs_opts) < 0) return 4;
+    }
     if (dir) {
         struct sbx_mount_attr rw = {SBX_ATTR_NOSUID | SBX_ATTR_NODEV, SBX_ATTR_RDONLY, 0, 0};
-        if (syscall(SYS_mount_setattr, -100, dir, SBX_AT_RECURSIVE, &rw, sizeof rw) < 0) return 4;
+        if (syscall(SYS_mount_setattr, tree, "", SBX_AT_EMPTY_PATH | SBX_AT_RECURSIVE, &rw, sizeof rw) < 0) return 5;
+        mkdir_p(dir); /* inside a private tmpfs when dir was below one; exists otherwise */
+        if (syscall(SYS_move_mount, tree, "", -100, dir, SBX_MOVE_MOUNT_F_EMPTY_PATH) < 0) return 6;
+        close(tree);
     }
     return 0;
+}
+
+/* ---- memory cgroup ------------------------------------------------------- */
+
+static int write_str(const char *dir, const char *file, const char *s) {
+    char p[700];
+    if ((size_t)snprintf(p, sizeof p, "%s/%s", dir, file) >= sizeof p) return -1;
+    return write_file(p, s);
+}
+
+static int file_has_word(const char *path, const char *word) {
+    char buf[512];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buf[n] = '\0';
+    size_t wl = strlen(word);
+    for (char *q = buf; (q = strstr(q, word)); q += wl)
+        if ((q == buf || q[-1] == ' ' || q[-1] == ',') && (q[wl] == '\0' || strchr(" ,\n", q[wl]))) return 1;
+    return 0;
+}
+
+/* Make cgroup `path` (already mkdir'ed) hold at most `bytes`. */
+static int cg_set_limit(const char *path, int kind, uint64_t bytes) {
+    char v[32];
+    snprintf(v, sizeof v, "%llu", (unsigned long long)bytes);
+    if (kind == CG_V1) {
+        if (write_str(path, "memory.limit_in_bytes", v) < 0) return -1;
+        (void)write_str(path, "memory.memsw.limit_in_bytes", v); /* absent without swap accounting */
+        return 0;
+    }
+    if (write_str(path, "memory.max", v) < 0) return -1;
+    (void)write_str(path, "memory.swap.max", "0");
+    return 0;
+}
+
+/* Remove a (now empty) cgroup; the kernel may report EBUSY for a moment
+ * after the last process is reaped. */
+static int cg_remove(const char *path) {
+    for (int i = 0; i < 100; i++) {
+        if (rmdir(path) == 0 || errno == ENOENT) return 0;
+        if (errno != EBUSY) return -1;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return -1;
+}
+
+/* Find this process's memory cgroup (v1 memory hierarchy or v2 with the
+ * memory controller delegated) and check that a child can be made and
+ * limited there. */
+static void probe_cgroup(void) {
+    FILE *f = fopen("/proc/self/cgroup", "re");
+    char line[600], path[520] = "";
+    int kind = CG_NONE;
+    while (f && fgets(line, sizeof line, f)) {
+        char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        if (!c2) continue;
+        *c2 = '\0';
+        char *nl = strchr(c2 + 1, '\n');
+        if (nl) *nl = '\0';
+        char ctl[128];
+        snprintf(ctl, sizeof ctl, ",%s,", c1 + 1);
+        if (strstr(ctl, ",memory,")) {
+            snprintf(path, sizeof path, "%s", c2 + 1);
+            kind = CG_V1;
+            break;
+        }
+        if (!strcmp(c1 + 1, "") && !strncmp(line, "0", 1) && kind == CG_NONE) {
+            snprintf(path, sizeof path, "%s", c2 + 1);
+            kind = CG_V2;
+        }
+    }
+    if (f) fclose(f);
+    if (kind == CG_V1)
+        snprintf(g_iso.cg_base, sizeof g_iso.cg_base, "/sys/fs/cgroup/memory%s", strcmp(path, "/") ? path : "");
+    else if (kind == CG_V2 && file_has_word("/sys/fs/cgroup/cgroup.controllers", "memory"))
+        snprintf(g_iso.cg_base, sizeof g_iso.cg_base, "/sys/fs/cgroup%s", strcmp(path, "/") ? path : "");
+    else
+        return;
+    if (kind == CG_V2) {
+        char sc[600];
+        snprintf(sc, sizeof sc, "%s/cgroup.subtree_control", g_iso.cg_base);
+        if (!file_has_word(sc, "memory") && write_file(sc, "+memory") < 0) return;
+    }
+    char probe[600];
+    snprintf(probe, sizeof probe, "%s/mp-sbx-probe-%d", g_iso.cg_base, (int)getpid());
+    if (mkdir(probe, 0755) < 0) return;
+    if (cg_set_limit(probe, kind, 64ULL << 20) == 0) g_iso.cg = kind;
+    cg_remove(probe);
+}
+
+/* 1 when a tmpfs can be mounted on a fresh dir in this mount namespace. */
+static int probe_tmpfs_dir(void) {
+    const char *tmp = getenv("TMPDIR");
+    char d[4096];
+    snprintf(d, sizeof d, "%s/mp-sbx-probe-XXXXXX", tmp && *tmp && strlen(tmp) < 3000 ? tmp : "/tmp");
+    if (!mkdtemp(d)) return 0;
+    int ok = mount("tmpfs", d, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=700") == 0;
+    if (ok) umount2(d, MNT_DETACH);
+    rmdir(d);
+    return ok;
 }
 
 static void probe_isolation(void) {
     char uid_map[64], gid_map[64];
     snprintf(uid_map, sizeof uid_map, "0 %u 1\n", (unsigned)geteuid());
     snprintf(gid_map, sizeof gid_map, "0 %u 1\n", (unsigned)getegid());
-    const unsigned long base = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET;
+    const unsigned long base = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC;
     int errs[2] = {0, 0};
     g_iso.mode = MODE_PLAIN;
     for (int attempt = 0; attempt < 2; attempt++) {
@@ -131,7 +296,7 @@ static void probe_isolation(void) {
         long pid = raw_clone(base | (userns ? CLONE_NEWUSER : 0));
         if (pid == 0) {
             if (userns && setup_userns(uid_map, gid_map) < 0) _exit(20);
-            int st = setup_mounts(NULL);
+            int st = setup_mounts(NULL, "size=1m,mode=1777");
             _exit(st ? 10 + st : 0);
         }
         if (pid < 0) {
@@ -148,14 +313,23 @@ static void probe_isolation(void) {
         errs[attempt] = EPERM;
     }
     g_iso.drop_uid = geteuid() == 0 && g_iso.mode != MODE_USERNS;
-    const char *fs = g_iso.ro_root ? "read-only filesystem except the sandbox dir"
+    if (g_iso.mode == MODE_NS) {
+        g_iso.tmpfs_dir = probe_tmpfs_dir();
+        probe_cgroup();
+    }
+    const char *fs = g_iso.ro_root ? "read-only filesystem except the sandbox dir, private /tmp /run /dev/shm"
                                    : "filesystem: only uid permissions (no read-only remount)";
+    const char *dirfs = g_iso.tmpfs_dir ? "sandbox dir on its own tmpfs" : "sandbox dir on the host filesystem";
+    const char *mem = g_iso.cg == CG_V1   ? "memory cgroup (v1) per run"
+                      : g_iso.cg == CG_V2 ? "memory cgroup (v2) per run"
+                                          : "memory: RLIMIT_AS only";
     if (g_iso.mode == MODE_NS)
-        snprintf(g_iso.line, sizeof g_iso.line, "network isolation: namespace; pid+mount namespaces; %s; %s", fs,
-                 g_iso.drop_uid ? "unprivileged uid per sandbox" : "same uid");
+        snprintf(g_iso.line, sizeof g_iso.line, "network isolation: namespace; pid+mount+ipc namespaces; %s; %s; %s; %s",
+                 fs, dirfs, mem, g_iso.drop_uid ? "unprivileged uid per sandbox" : "same uid");
     else if (g_iso.mode == MODE_USERNS)
         snprintf(g_iso.line, sizeof g_iso.line,
-                 "network isolation: namespace (user namespace); pid+mount namespaces; %s; caller's uid", fs);
+                 "network isolation: namespace (user namespace); pid+mount+ipc namespaces; %s; %s; %s; caller's uid", fs,
+                 dirfs, mem);
     else
         snprintf(g_iso.line, sizeof g_iso.line,
                  "network isolation: unavailable: %s; no pid/mount namespaces; %s; process group + rlimits only",
@@ -195,6 +369,8 @@ void mp_sbx_limits_default(mp_sbx_limits *l) {
     l->nofile = 256;
     l->out_keep = 64 << 10;
     l->out_limit = 16ULL << 20;
+    l->mem_bytes = 2ULL << 30;
+    l->tmp_bytes = 256ULL << 20;
 }
 
 void mp_sbx_result_free(mp_sbx_result *r) {
@@ -207,18 +383,23 @@ void mp_sbx_result_free(mp_sbx_result *r) {
 /* ---- child side ------------------------------------------------------------ */
 
 enum { CTL_SETUP = 1, CTL_STATUS = 2 };
-enum { ST_USERNS = 1, ST_MOUNT = 2, ST_CLONE = 3, ST_FDS = 4, ST_CHDIR = 5, ST_RLIMIT = 6, ST_UID = 7, ST_EXEC = 8 };
-static const char *const STAGE_NAMES[] = {"?",     "user namespace id map", "mounts", "clone", "file descriptors",
-                                          "chdir", "rlimits",               "setuid", "execve"};
+enum {
+    ST_USERNS = 1, ST_MOUNT = 2, ST_CLONE = 3, ST_FDS = 4, ST_CHDIR = 5, ST_RLIMIT = 6, ST_UID = 7, ST_EXEC = 8,
+    ST_CGROUP = 9
+};
+static const char *const STAGE_NAMES[] = {"?",     "user namespace id map", "mounts", "clone",  "file descriptors",
+                                          "chdir", "rlimits",               "setuid", "execve", "memory cgroup"};
 
 typedef struct child_ctx {
     const char *dir, *exe;
     char *const *argv, *const *envp;
     int out_w, err_w, ctl_w, devnull; /* all >= 10, close-on-exec */
+    int cg_fd;                        /* the run's cgroup.procs (>= 10, close-on-exec) or -1 */
     int mode, drop_uid, ro_root;
     unsigned uid;
     const mp_sbx_limits *lim;
     char uid_map[64], gid_map[64];
+    char tmpfs_opts[96];              /* options of the private /tmp, /run, ... */
 } child_ctx;
 
 static void ctl_send(int fd, int type, int a, int b) {
@@ -258,7 +439,10 @@ static _Noreturn void run_program(const child_ctx *c) {
         if (s != SIGKILL && s != SIGSTOP) signal(s, SIG_DFL);
     const mp_sbx_limits *l = c->lim;
     set_limit(RLIMIT_CPU, (uint64_t)l->cpu_s, (uint64_t)l->cpu_s + 1);
-    if (l->as_bytes) set_limit(RLIMIT_AS, l->as_bytes, l->as_bytes);
+    uint64_t as = l->as_bytes;
+    if (!as && c->cg_fd < 0 && l->mem_bytes) /* no cgroup: a virtual ceiling V8 and the JVM start under */
+        as = 2 * l->mem_bytes > (3ULL << 30) ? 2 * l->mem_bytes : (3ULL << 30);
+    if (as) set_limit(RLIMIT_AS, as, as);
     set_limit(RLIMIT_FSIZE, l->fsize_bytes, l->fsize_bytes);
     set_limit(RLIMIT_NOFILE, (uint64_t)l->nofile, (uint64_t)l->nofile);
     set_limit(RLIMIT_CORE, 0, 0);
@@ -285,13 +469,15 @@ fail:
 
 /* G: namespace init / supervisor. */
 static _Noreturn void supervise(const child_ctx *c) {
-    int stage = ST_USERNS;
+    int stage = ST_CGROUP;
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    if (c->cg_fd >= 0 && write(c->cg_fd, "0", 1) != 1) goto fail; /* "0": the writer itself */
+    stage = ST_USERNS;
     if (c->mode == MODE_USERNS && setup_userns(c->uid_map, c->gid_map) < 0) goto fail;
     stage = ST_MOUNT;
     if (c->mode != MODE_PLAIN) {
         if (c->ro_root) {
-            int st = setup_mounts(c->dir);
+            int st = setup_mounts(c->dir, c->tmpfs_opts);
             if (st) goto fail;
         }
         /* a /proc that shows only this PID namespace (best effort) */
@@ -408,7 +594,7 @@ static char *subst_dir(const char *s, const char *dir) {
     return r;
 }
 
-static int run_step(const mp_sbx_step *step, const mp_sbx_limits *lim, const char *dir, unsigned uid,
+static int run_step(const mp_sbx_step *step, const mp_sbx_limits *lim, const char *dir, unsigned uid, int cg_fd,
                     mp_sbx_result *res, mp_error *err) {
     char *argv[MP_SBX_MAX_ARGS + 1] = {0}, *envp[MP_SBX_MAX_ENV + 5] = {0};
     int pout[2] = {-1, -1}, perr[2] = {-1, -1}, pctl[2] = {-1, -1}, devnull = -1, rc = 0, na = 0, ne = 0;
@@ -445,11 +631,13 @@ static int run_step(const mp_sbx_step *step, const mp_sbx_limits *lim, const cha
     }
     child_ctx c = {.dir = dir, .exe = argv[0], .argv = argv, .envp = envp, .out_w = pout[1], .err_w = perr[1],
                    .ctl_w = pctl[1], .devnull = devnull, .mode = g_iso.mode, .drop_uid = g_iso.drop_uid,
-                   .ro_root = g_iso.ro_root, .uid = uid, .lim = lim};
+                   .ro_root = g_iso.ro_root, .uid = uid, .lim = lim, .cg_fd = cg_fd};
+    snprintf(c.tmpfs_opts, sizeof c.tmpfs_opts, "size=%llu,nr_inodes=65536,mode=1777",
+             (unsigned long long)(lim->tmp_bytes ? lim->tmp_bytes : 256ULL << 20));
     snprintf(c.uid_map, sizeof c.uid_map, "0 %u 1\n", (unsigned)geteuid());
     snprintf(c.gid_map, sizeof c.gid_map, "0 %u 1\n", (unsigned)getegid());
     unsigned long flags = 0;
-    if (g_iso.mode != MODE_PLAIN) flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET;
+    if (g_iso.mode != MODE_PLAIN) flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC;
     if (g_iso.mode == MODE_USERNS) flags |= CLONE_NEWUSER;
     double t0 = now_s();
     long pid = raw_clone(flags);
@@ -538,7 +726,7 @@ static int run_step(const mp_sbx_step *step, const mp_sbx_limits *lim, const cha
         if (setup_stage) {
             res->outcome = MP_SBX_SETUP;
             snprintf(res->setup_error, sizeof res->setup_error, "%s: %s",
-                     STAGE_NAMES[setup_stage > 0 && setup_stage <= ST_EXEC ? setup_stage : 0], strerror(setup_errno));
+                     STAGE_NAMES[setup_stage > 0 && setup_stage <= ST_CGROUP ? setup_stage : 0], strerror(setup_errno));
         } else if (!got_status) {
             res->outcome = MP_SBX_SETUP;
             snprintf(res->setup_error, sizeof res->setup_error, "sandbox supervisor ended without a status (%d)", gst);
@@ -572,40 +760,141 @@ cleanup:
     return rc;
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw) {
-    (void)sb;
-    (void)ftw;
-    if (type == FTW_DP || type == FTW_D || type == FTW_DNR) {
-        if (rmdir(path) < 0 && errno == ENOTEMPTY) return 0;
-        return 0;
-    }
-    unlink(path);
-    return 0;
-}
-
-static int fix_perm(const char *path, const struct stat *sb, int type, struct FTW *ftw) {
-    (void)ftw;
-    if (type == FTW_D || type == FTW_DNR) chmod(path, (sb->st_mode & 07777) | 0700);
-    return 0;
-}
-
+/* Remove the tree at dir without recursion and without building paths: the
+ * walk holds one directory fd and a stack of names, so depth (10,000 levels,
+ * past PATH_MAX) and modes (0000 directories, read-only files) do not matter.
+ * Only this process touches the tree once the sandbox is gone.
+ * @return 0, or -1 when an entry could not be removed (errno set). */
 static int remove_tree(const char *dir) {
-    if (geteuid() != 0) nftw(dir, fix_perm, 16, FTW_PHYS | FTW_MOUNT);
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
-    return access(dir, F_OK) == 0 ? -1 : 0;
+    size_t depth = 0, cap = 0;
+    char **names = NULL;
+    int rc = 0, cur = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (cur < 0) {
+        if (errno == ENOENT) return 0;
+        if (chmod(dir, 0700) < 0 || (cur = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) return -1;
+    }
+    for (;;) {
+        fchmod(cur, 0700); /* entries of a 0500 dir cannot be unlinked (non-root) */
+        int dfd = dup(cur);
+        DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+        if (!d) {
+            if (dfd >= 0) close(dfd);
+            rc = -1;
+            break;
+        }
+        int child = -1, stuck = 0;
+        struct dirent *e;
+        char *down = NULL;
+        while ((e = readdir(d))) {
+            const char *n = e->d_name;
+            if (!strcmp(n, ".") || !strcmp(n, "..")) continue;
+            if (unlinkat(cur, n, 0) == 0) continue;
+            if (errno != EISDIR && errno != EPERM) {
+                stuck = 1;
+                continue;
+            }
+            fchmodat(cur, n, 0700, 0);
+            if (unlinkat(cur, n, AT_REMOVEDIR) == 0) continue;
+            child = openat(cur, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (child < 0 || !(down = strdup(n))) {
+                if (child >= 0) close(child);
+                child = -1;
+                stuck = 1;
+                continue;
+            }
+            break;
+        }
+        closedir(d);
+        if (child >= 0) {
+            if (depth == cap) {
+                size_t nc = cap ? 2 * cap : 64;
+                char **nn = realloc(names, nc * sizeof *nn);
+                if (!nn) {
+                    free(down);
+                    close(child);
+                    rc = -1;
+                    break;
+                }
+                names = nn;
+                cap = nc;
+            }
+            names[depth++] = down;
+            close(cur);
+            cur = child;
+            continue;
+        }
+        if (depth == 0) {
+            if (stuck) rc = -1;
+            break;
+        }
+        /* this directory is as empty as it gets: go up and remove it */
+        int up = openat(cur, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        close(cur);
+        cur = up;
+        char *n = names[--depth];
+        int gone = up >= 0 && unlinkat(cur, n, AT_REMOVEDIR) == 0;
+        free(n);
+        if (!gone) { /* an entry that cannot go: retrying would loop */
+            rc = -1;
+            break;
+        }
+    }
+    if (cur >= 0) close(cur);
+    for (size_t i = 0; i < depth; i++) free(names[i]);
+    free(names);
+    if (rc == 0 && rmdir(dir) < 0 && errno != ENOENT) rc = -1;
+    return rc;
 }
 
-/* 1 when every directory from / down to dir is searchable by others: the
- * unprivileged sandbox uid must reach its dir. */
+/* The run's memory cgroup: mkdir'ed under g_iso.cg_base, limited, its
+ * cgroup.procs opened for G. Leaves path empty and returns -1 when not. */
+static int cg_create(char *path, size_t cap, uint64_t bytes) {
+    static atomic_uint counter;
+    path[0] = '\0';
+    if (!g_iso.cg || !bytes) return -1;
+    unsigned k = atomic_fetch_add(&counter, 1u);
+    if ((size_t)snprintf(path, cap, "%s/mp-sbx-%d-%u", g_iso.cg_base, (int)getpid(), k) >= cap) goto fail;
+    if (mkdir(path, 0755) < 0) goto fail;
+    char procs[700];
+    snprintf(procs, sizeof procs, "%s/cgroup.procs", path);
+    int fd = -1;
+    if (cg_set_limit(path, g_iso.cg, bytes) < 0 || (fd = high_fd(open(procs, O_WRONLY | O_CLOEXEC))) < 0) {
+        cg_remove(path);
+        goto fail;
+    }
+    return fd;
+fail:
+    path[0] = '\0';
+    return -1;
+}
+
+/* 1 when the run's cgroup hit its memory limit. */
+static int cg_hit_limit(const char *path) {
+    char p[700], buf[1024];
+    snprintf(p, sizeof p, "%s/%s", path, g_iso.cg == CG_V1 ? "memory.oom_control" : "memory.events");
+    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buf[n] = '\0';
+    const char *m = g_iso.cg == CG_V2 ? strstr(buf, "\nmax ") : NULL;
+    const char *o = strstr(buf, "oom_kill ");
+    return (m && strtoull(m + 5, NULL, 10) > 0) || (o && strtoull(o + 9, NULL, 10) > 0);
+}
+
+/* 1 when dir and every directory above it are searchable by others: the
+ * unprivileged sandbox uid must reach its dir below it. */
 static int others_can_reach(const char *dir) {
     char p[4096];
     snprintf(p, sizeof p, "%s", dir);
-    for (char *q = p + strlen(p); q > p; q = strrchr(p, '/')) {
-        *q = '\0';
+    for (;;) {
         struct stat sb;
         if (stat(*p ? p : "/", &sb) < 0 || !(sb.st_mode & S_IXOTH)) return 0;
+        char *q = strrchr(p, '/');
+        if (!*p || !q) return 1;
+        *q = '\0';
     }
-    return 1;
 }
 
 int mp_sandbox_run(const mp_sbx_job *job, mp_sbx_result *res, mp_error *err) {
@@ -613,15 +902,25 @@ int mp_sandbox_run(const mp_sbx_job *job, mp_sbx_result *res, mp_error *err) {
     res->exit_code = -1;
     pthread_once(&g_iso_once, probe_isolation);
     const char *tmp = getenv("TMPDIR");
-    char dir[4096];
+    char dir[4096], cg_path[600] = "";
     if (!tmp || !*tmp || strlen(tmp) > 3000) tmp = "/tmp";
-    char probe[4096];
-    snprintf(probe, sizeof probe, "%s/x", tmp);
-    if (g_iso.drop_uid && !others_can_reach(probe)) tmp = "/tmp"; /* e.g. a private 0700 TMPDIR */
+    if (g_iso.drop_uid && !others_can_reach(tmp)) tmp = "/tmp"; /* e.g. a private 0700 TMPDIR */
     snprintf(dir, sizeof dir, "%s/mp-sbx-XXXXXX", tmp);
     if (!mkdtemp(dir)) return mp_fail(err, MP_EIO, "sandbox: mkdtemp %s: %s", dir, strerror(errno));
-    int rc = 0;
+    int rc = 0, mounted = 0, cg_fd = -1;
     unsigned uid = 0;
+    /* The dir's tmpfs is mounted in a mount namespace private to this thread
+     * (a slave of the host's): if monet-probe is killed, the kernel drops it
+     * with the thread instead of leaving a mount behind on the host. */
+    static _Thread_local int tl_ns; /* 0 not tried, 1 private, -1 unavailable */
+    if (g_iso.tmpfs_dir && !tl_ns)
+        tl_ns = unshare(CLONE_NEWNS) == 0 && mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) == 0 ? 1 : -1;
+    if (g_iso.tmpfs_dir && tl_ns == 1) {
+        char opts[96];
+        snprintf(opts, sizeof opts, "size=%llu,nr_inodes=65536,mode=700",
+                 (unsigned long long)(job->limits.tmp_bytes ? job->limits.tmp_bytes : 256ULL << 20));
+        mounted = mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV, opts) == 0;
+    }
     for (size_t i = 0; i < job->n_files; i++) {
         const mp_sbx_file *f = &job->files[i];
         char path[4200];
@@ -654,13 +953,24 @@ int mp_sandbox_run(const mp_sbx_job *job, mp_sbx_result *res, mp_error *err) {
         }
         res->sandbox_uid = uid;
     }
+    cg_fd = cg_create(cg_path, sizeof cg_path, job->limits.mem_bytes);
     for (int s = 0; s < job->n_steps && s < MP_SBX_MAX_STEPS; s++) {
         res->steps_run = s + 1;
-        if ((rc = run_step(&job->steps[s], &job->limits, dir, uid, res, err)) < 0) goto cleanup;
+        if ((rc = run_step(&job->steps[s], &job->limits, dir, uid, cg_fd, res, err)) < 0) goto cleanup;
         if (res->outcome != MP_SBX_EXITED || res->exit_code != 0) break;
     }
 cleanup:
-    if (remove_tree(dir) < 0 && rc == 0) rc = mp_fail(err, MP_EIO, "sandbox: could not remove %s", dir);
+    /* every process of the run is gone here (G reaped: its PID namespace with it) */
+    if (cg_fd >= 0) close(cg_fd);
+    if (cg_path[0]) {
+        res->mem_exceeded = cg_hit_limit(cg_path);
+        if (cg_remove(cg_path) < 0)
+            snprintf(res->cleanup_error, sizeof res->cleanup_error, "memory cgroup not removed: %s", strerror(errno));
+    }
+    if (mounted && umount2(dir, MNT_DETACH) < 0)
+        snprintf(res->cleanup_error, sizeof res->cleanup_error, "tmpfs not unmounted: %s", strerror(errno));
+    if (remove_tree(dir) < 0)
+        snprintf(res->cleanup_error, sizeof res->cleanup_error, "sandbox dir not removed: %s", strerror(errno));
     return rc;
 }
 

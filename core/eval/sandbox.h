@@ -5,9 +5,11 @@
  * pool of parallel workers. docs/sandbox.md explains the layers.
  *
  * Isolation (best available, reported in mp_sandbox_isolation()):
- *   - root (CAP_SYS_ADMIN): clone() into new PID + mount + network
+ *   - root (CAP_SYS_ADMIN): clone() into new PID + mount + network + IPC
  *     namespaces; the whole mount tree is remounted read-only except the
- *     sandbox dir; the program runs as a fresh unprivileged uid/gid, unique
+ *     sandbox dir (a tmpfs of its own); private size-capped tmpfs on /tmp,
+ *     /var/tmp, /run and /dev/shm (no host AF_UNIX socket under them is
+ *     reachable); a memory cgroup per run; the program runs as a fresh unprivileged uid/gid, unique
  *     per sandbox run, so RLIMIT_NPROC really bounds it (NPROC is per uid and
  *     does not apply to root) and it cannot touch other sandboxes.
  *   - non-root: the same with a user namespace (uid 0 in the namespace maps
@@ -36,10 +38,15 @@ typedef struct mp_sbx_limits {
     int nofile;           /* RLIMIT_NOFILE */
     size_t out_keep;      /* bytes of stdout / stderr kept (the tail) */
     uint64_t out_limit;   /* stdout + stderr bytes after which the program is killed */
+    uint64_t mem_bytes;   /* memory (RSS + tmpfs pages) of the whole run: a cgroup limit when a
+                             memory cgroup can be made, else RLIMIT_AS max(2 * mem_bytes, 3 GiB)
+                             for steps with as_bytes 0 (binds V8's off-heap Buffers too) */
+    uint64_t tmp_bytes;   /* size of each per-run tmpfs: the sandbox dir and the private /tmp */
 } mp_sbx_limits;
 
 /* Defaults: 15 s, CPU 16 s, AS 4 GiB, 128 procs, 64 MiB files, 256 fds,
- * keep the last 64 KiB, kill after 16 MiB of output. */
+ * keep the last 64 KiB, kill after 16 MiB of output, memory 2 GiB, tmpfs
+ * 256 MiB. */
 void mp_sbx_limits_default(mp_sbx_limits *l);
 
 typedef struct mp_sbx_file {
@@ -90,16 +97,22 @@ typedef struct mp_sbx_result {
     uint64_t out_total, err_total; /* bytes the program wrote */
     double wall_s;        /* wall time of all steps */
     unsigned sandbox_uid; /* uid the program ran as (root mode), 0 otherwise */
+    int mem_exceeded;     /* the memory cgroup hit its limit (the program was OOM-killed or refused) */
     char setup_error[160];
+    char cleanup_error[160]; /* non-empty when the per-run dir could not be removed; the
+                                outcome above still stands */
 } mp_sbx_result;
 
 void mp_sbx_result_free(mp_sbx_result *r);
 
-/* Run one job: mkdtemp under $TMPDIR (or /tmp), write the files, run the
- * steps, kill every leftover process, remove the dir.
+/* Run one job: mkdtemp under $TMPDIR (or /tmp), mount a size-capped tmpfs on
+ * it (root), write the files, run the steps, kill every leftover process,
+ * unmount the tmpfs whole (or remove the tree without recursion when no tmpfs
+ * could be mounted) and remove the memory cgroup.
  * @return 0 (the program's fate is in res->outcome, including MP_SBX_SETUP
- *         for per-run setup failures) or MP_EIO / MP_ENOMEM when the temp dir
- *         cannot be created or written. */
+ *         for per-run setup failures; a failed removal is reported in
+ *         res->cleanup_error, not as an error) or MP_EIO / MP_ENOMEM when the
+ *         temp dir cannot be created or written. */
 int mp_sandbox_run(const mp_sbx_job *job, mp_sbx_result *res, mp_error *err);
 
 /* Run n jobs with `workers` threads (<= 0: number of online CPUs); res[i]

@@ -2,8 +2,17 @@
  * bomb, an infinite loop, writes outside the sandbox dir (/tmp, /var/tmp,
  * /dev/shm, the repository), sockets to 127.0.0.1 and a public address, a
  * 50 GB allocation, 100 MB of output, a setsid'ed background process, a file
- * over RLIMIT_FSIZE. Each must be contained with the right outcome; afterwards
- * no process of the sandbox uid may be left and every sandbox dir must be gone.
+ * over RLIMIT_FSIZE, and the issue-19 escapes: connecting to host AF_UNIX
+ * sockets (under /tmp and /run), SysV shm + message queues that must not
+ * outlive the run (checked from the host and from a later sandbox), filling
+ * /tmp and the sandbox dir past their tmpfs cap, node Buffers beyond the
+ * memory limit (when node is installed), 10,000-deep trees with 0000 modes
+ * left in the dir and in /tmp. Each must be contained with the right outcome;
+ * afterwards no process of the sandbox uid may be left and every sandbox dir
+ * must be gone.
+ * Run as root (tmpfs dir, memory cgroup, uid per run) and, by ctest
+ * eval_code_sandbox_userns, as nobody (user namespace; the dir removed by the
+ * fd walk); MP_SBX_REQUIRE_NS=1 makes it skip (77) without namespaces.
  * usage: test_sandbox PYTHON3 REPO_DIR */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -12,8 +21,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ipc.h>
+#include <sys/msg.h>
+#include <sys/shm.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "core/util/progress.h"
@@ -30,12 +43,32 @@ static int failures;
         }                                                 \
     } while (0)
 
-enum { T_BOMB, T_LOOP, T_WRITE, T_SOCKET, T_ALLOC, T_OUTPUT, T_ESCAPE, T_FSIZE, T_NOEXE, T_OK, T_N };
+enum {
+    T_BOMB, T_LOOP, T_WRITE, T_SOCKET, T_ALLOC, T_OUTPUT, T_ESCAPE, T_FSIZE, T_NOEXE, T_OK, T_UNIX, T_IPC, T_FILL,
+    T_DEEP, T_NODE, T_IPC_LATER, T_N
+};
 static const char *NAMES[T_N] = {"fork bomb", "infinite loop", "write outside", "sockets", "allocate 50 GB",
                                  "print 100 MB", "setsid background process", "file over RLIMIT_FSIZE",
-                                 "missing executable", "well-behaved program"};
+                                 "missing executable", "well-behaved program", "host AF_UNIX sockets",
+                                 "SysV shm + msg queue", "fill /tmp and dir past the cap", "10,000-deep trees",
+                                 "node Buffers past the memory limit", "SysV objects of an earlier run"};
+#define N_FIRST T_IPC_LATER /* run together; T_IPC_LATER runs afterwards */
 
 static char src[T_N][4096];
+
+/* A listening AF_UNIX socket at path that anyone may connect to. */
+static int unix_listener(const char *path) {
+    struct sockaddr_un su = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof su.sun_path) return -1;
+    memcpy(su.sun_path, path, strlen(path) + 1);
+    unlink(path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&su, sizeof su) < 0 || listen(fd, 8) < 0 || chmod(path, 0777) < 0) {
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    return fd;
+}
 
 /* Processes whose real uid is uid. */
 static int count_uid(unsigned uid) {
@@ -70,6 +103,11 @@ int main(int argc, char **argv) {
     setenv("TMPDIR", tmpl, 1);
     printf("isolation: %s\n", mp_sandbox_isolation());
     int netns = mp_sandbox_has_netns();
+    if (getenv("MP_SBX_REQUIRE_NS") && !netns) {
+        printf("skipped: no namespaces for this user (%s)\n", mp_sandbox_isolation());
+        rmdir(tmpl);
+        return 77;
+    }
 
     /* a listener in the host network namespace that no sandboxed program may reach */
     int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
@@ -84,15 +122,32 @@ int main(int argc, char **argv) {
     snprintf(esc[1], sizeof esc[1], "%s/escape_%d", repo, (int)getpid());
     snprintf(esc[2], sizeof esc[2], "/var/tmp/escape_%d", (int)getpid());
     snprintf(esc[3], sizeof esc[3], "/dev/shm/escape_%d", (int)getpid());
+    char esc_up[300];
+    snprintf(esc_up, sizeof esc_up, "%s/escape_%d", tmpl, (int)getpid());
+
+    /* host AF_UNIX listeners under /tmp (our TMPDIR) and /run */
+    char usock[2][300];
+    snprintf(usock[0], sizeof usock[0], "%s/host.sock", tmpl);
+    snprintf(usock[1], sizeof usock[1], "/run/mp-sbx-test-%d.sock", (int)getpid());
+    int ul[2];
+    for (int k = 0; k < 2; k++) ul[k] = unix_listener(usock[k]);
+    if (ul[0] < 0) return perror("AF_UNIX listener"), 1;
+    if (ul[1] < 0) printf("  note: no AF_UNIX listener under /run (%s)\n", strerror(errno));
+    const int ipc_key = 0x4d500000 | ((int)getpid() & 0xffff);
+    char node[256];
+    int have_node = mp_sandbox_find_exe("node", node, sizeof node) == 0;
 
     snprintf(src[T_BOMB], sizeof src[0], "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n");
     snprintf(src[T_LOOP], sizeof src[0], "while True:\n    pass\n");
     snprintf(src[T_WRITE], sizeof src[0],
-             "import os\nbad = 0\nfor p in ['%s', '%s', '%s', '%s', '../escape_%d']:\n"
-             "    try:\n        open(p, 'w').write('x')\n        print('WROTE', p); bad += 1\n"
+             "import os\nbad = 0\n"
+             "for p in ['%s', '%s', '%s', '%s', '../escape_%d']:\n"
+             "    try:\n        open(p, 'w').write('x')\n        print('wrote (private unless the host has it)', p)\n"
              "    except OSError as e:\n        print('blocked', p, e.errno)\n"
+             "try:\n    open('%s', 'w').write('x'); print('WROTE the repository'); bad += 1\n"
+             "except OSError as e:\n    print('blocked repository', e.errno)\n"
              "open('inside.txt', 'w').write('ok')\nprint(os.getcwd())\nraise SystemExit(3 if bad else 0)\n",
-             esc[0], esc[1], esc[2], esc[3], (int)getpid());
+             esc[0], esc[2], esc[3], esc_up, (int)getpid(), esc[1]);
     snprintf(src[T_SOCKET], sizeof src[0],
              "import socket\nbad = 0\nfor host, port in [('127.0.0.1', %d)%s]:\n"
              "    s = socket.socket(); s.settimeout(2)\n"
@@ -109,28 +164,73 @@ int main(int argc, char **argv) {
     snprintf(src[T_FSIZE], sizeof src[0], "open('big', 'wb').write(b'x' * (100 << 20))\n");
     snprintf(src[T_NOEXE], sizeof src[0], "print(1)\n");
     snprintf(src[T_OK], sizeof src[0], "import os\nprint('hello')\nprint(os.getcwd())\n");
+    snprintf(src[T_UNIX], sizeof src[0],
+             "import socket\nbad = 0\nfor p in ['%s', '%s']:\n"
+             "    s = socket.socket(socket.AF_UNIX); s.settimeout(2)\n"
+             "    try:\n        s.connect(p); print('CONNECTED', p); bad += 1\n"
+             "    except OSError as e:\n        print('blocked', p, e.errno)\n"
+             "raise SystemExit(3 if bad else 0)\n",
+             usock[0], usock[1]);
+    snprintf(src[T_IPC], sizeof src[0],
+             "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+             "shm = libc.shmget(%d, 4096, 0o1666)\nmq = libc.msgget(%d, 0o1666)\n"
+             "print('shm', shm, 'msg', mq)\nraise SystemExit(0 if shm >= 0 and mq >= 0 else 4)\n",
+             ipc_key, ipc_key);
+    snprintf(src[T_IPC_LATER], sizeof src[0],
+             "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+             "shm = libc.shmget(%d, 0, 0)\nmq = libc.msgget(%d, 0)\n"
+             "print('shm', shm, 'msg', mq)\nraise SystemExit(0 if shm < 0 and mq < 0 else 3)\n",
+             ipc_key, ipc_key);
+    snprintf(src[T_FILL], sizeof src[0],
+             "import os\ndef fill(d):\n    tot = 0\n    for i in range(16):\n"
+             "        try:\n            with open(os.path.join(d, 'fill%%d' %% i), 'wb') as f:\n"
+             "                for j in range(8):\n                    f.write(b'x' * (1 << 20)); f.flush(); tot += 1\n"
+             "        except OSError as e:\n            return tot, e.errno\n    return tot, 0\n"
+             "for d in ['/tmp', '.']:\n    print(d, *fill(d))\n");
+    snprintf(src[T_DEEP], sizeof src[0],
+             "import os\nfor base in [os.getcwd(), '/tmp']:\n    os.chdir(base)\n"
+             "    for i in range(10000):\n        os.mkdir('d'); os.chdir('d')\n"
+             "    open('f', 'w').write('x'); os.chmod('f', 0)\n"
+             "    for i in range(50):\n        os.chdir('..'); os.chmod('d', 0o500 if i %% 2 else 0)\n"
+             "print('deep trees made')\n");
+    snprintf(src[T_NODE], sizeof src[0],
+             "const b = [];\nfor (let i = 0; i < 12; i++) b.push(Buffer.alloc(256 << 20, 1));\n"
+             "console.log('ALLOCATED', b.length * 256, 'MiB');\n");
 
     mp_sbx_file files[T_N];
     mp_sbx_job jobs[T_N];
     mp_sbx_result res[T_N];
     memset(jobs, 0, sizeof jobs);
     for (int i = 0; i < T_N; i++) {
-        files[i] = (mp_sbx_file){"main.py", src[i], strlen(src[i]), 0644};
+        files[i] = (mp_sbx_file){i == T_NODE ? "main.js" : "main.py", src[i], strlen(src[i]), 0644};
         jobs[i].files = &files[i];
         jobs[i].n_files = 1;
         jobs[i].n_steps = 1;
         jobs[i].steps[0].argv[0] = i == T_NOEXE ? "/nonexistent/python3" : py;
         jobs[i].steps[0].argv[1] = "main.py";
+        if (i == T_NODE) {
+            jobs[i].steps[0].argv[0] = have_node ? node : "/nonexistent/node";
+            jobs[i].steps[0].argv[1] = "main.js";
+        }
         mp_sbx_limits_default(&jobs[i].limits);
         jobs[i].limits.wall_s = 4;
         jobs[i].limits.cpu_s = 5;
         jobs[i].limits.nproc = 32;
         jobs[i].limits.out_keep = 4096;
+        jobs[i].limits.tmp_bytes = 32u << 20;
     }
+    jobs[T_FSIZE].limits.tmp_bytes = 256u << 20; /* RLIMIT_FSIZE, not the tmpfs cap, must stop it */
+    jobs[T_DEEP].limits.wall_s = 30; /* 20,000 mkdir + chdir */
+    jobs[T_DEEP].limits.cpu_s = 30;
+    jobs[T_NODE].limits.as_bytes = 0; /* as eval multipl-e runs node: V8 reserves huge ranges */
+    jobs[T_NODE].limits.mem_bytes = 512u << 20;
+    jobs[T_NODE].limits.wall_s = 20;
+    jobs[T_NODE].limits.cpu_s = 20;
     mp_error err;
     mp_error_clear(&err);
     double t0 = mp_now();
-    if (mp_sandbox_run_all(jobs, T_N, 2, res, NULL, NULL, &err) < 0) {
+    if (mp_sandbox_run_all(jobs, N_FIRST, 2, res, NULL, NULL, &err) < 0 ||
+        mp_sandbox_run_all(jobs + T_IPC_LATER, 1, 1, res + T_IPC_LATER, NULL, NULL, &err) < 0) {
         fprintf(stderr, "FAIL: %s\n", err.msg);
         return 1;
     }
@@ -148,6 +248,52 @@ int main(int argc, char **argv) {
           res[T_WRITE].exit_code, res[T_WRITE].out);
     CHECK(strstr(res[T_WRITE].out, "$SANDBOX\n") != NULL, "cwd not reported as $SANDBOX: %s", res[T_WRITE].out);
     for (int k = 0; k < 4; k++) CHECK(access(esc[k], F_OK) != 0, "%s exists: escaped the sandbox", esc[k]);
+    CHECK(access(esc_up, F_OK) != 0, "%s exists: escaped the sandbox", esc_up);
+
+    /* issue 19: AF_UNIX, SysV IPC, tmpfs caps, deep trees, node memory */
+    CHECK(res[T_UNIX].outcome == MP_SBX_EXITED && res[T_UNIX].exit_code == 0, "AF_UNIX: exit %d: %s %s",
+          res[T_UNIX].exit_code, res[T_UNIX].out, res[T_UNIX].err);
+    for (int k = 0; k < 2; k++)
+        if (ul[k] >= 0) {
+            int a = accept(ul[k], NULL, NULL);
+            CHECK(a < 0, "the host AF_UNIX listener %s got a connection", usock[k]);
+            if (a >= 0) close(a);
+            close(ul[k]);
+            unlink(usock[k]);
+        }
+    CHECK(res[T_IPC].outcome == MP_SBX_EXITED && res[T_IPC].exit_code == 0, "SysV create: exit %d: %s %s",
+          res[T_IPC].exit_code, res[T_IPC].out, res[T_IPC].err);
+    int host_shm = shmget(ipc_key, 0, 0), host_mq = msgget(ipc_key, 0);
+    CHECK(host_shm < 0 && host_mq < 0, "SysV objects of a finished run visible on the host (shm %d msg %d)", host_shm,
+          host_mq);
+    if (host_shm >= 0) shmctl(host_shm, IPC_RMID, NULL);
+    if (host_mq >= 0) msgctl(host_mq, IPC_RMID, NULL);
+    CHECK(res[T_IPC_LATER].outcome == MP_SBX_EXITED && res[T_IPC_LATER].exit_code == 0,
+          "a later sandbox sees the SysV objects of an earlier one: %s %s", res[T_IPC_LATER].out, res[T_IPC_LATER].err);
+    {
+        int tmp_mb = -1, tmp_errno = -1, dir_mb = -1, dir_errno = -1;
+        const char *o = res[T_FILL].out, *q = strstr(o, "\n. ");
+        int ok = sscanf(o, "/tmp %d %d", &tmp_mb, &tmp_errno) == 2 && q && sscanf(q + 1, ". %d %d", &dir_mb, &dir_errno) == 2;
+        /* without root the dir is on the host filesystem: only RLIMIT_FSIZE per file (docs/sandbox.md) */
+        if (!strstr(mp_sandbox_isolation(), "sandbox dir on its own tmpfs")) dir_errno = ENOSPC, dir_mb = 0;
+        CHECK(ok && tmp_errno == ENOSPC && tmp_mb <= 32 && dir_errno == ENOSPC && dir_mb <= 32,
+              "fill past the 32 MiB cap: /tmp %d MiB errno %d, dir %d MiB errno %d (want ENOSPC at <= 32): %s %s", tmp_mb,
+              tmp_errno, dir_mb, dir_errno, o, res[T_FILL].err);
+    }
+    CHECK(res[T_DEEP].outcome == MP_SBX_EXITED && res[T_DEEP].exit_code == 0 && strstr(res[T_DEEP].out, "deep trees made"),
+          "deep trees: outcome %d exit %d: %s %s", res[T_DEEP].outcome, res[T_DEEP].exit_code, res[T_DEEP].out,
+          res[T_DEEP].err);
+    for (int i = 0; i < T_N; i++)
+        CHECK(res[i].cleanup_error[0] == '\0', "%s: cleanup: %s", NAMES[i], res[i].cleanup_error);
+    if (have_node) {
+        CHECK(!strstr(res[T_NODE].out, "ALLOCATED") && (res[T_NODE].exit_code != 0 || res[T_NODE].term_signal),
+              "node allocated 3 GiB of Buffers past a 512 MiB limit: outcome %d exit %d signal %d: %s", res[T_NODE].outcome,
+              res[T_NODE].exit_code, res[T_NODE].term_signal, res[T_NODE].out);
+        if (strstr(mp_sandbox_isolation(), "memory cgroup"))
+            CHECK(res[T_NODE].mem_exceeded, "node: the memory cgroup did not record hitting its limit");
+    } else {
+        printf("  skipped: node memory limit (no node; Debian package nodejs)\n");
+    }
     CHECK(res[T_SOCKET].outcome == MP_SBX_EXITED && res[T_SOCKET].exit_code == 0, "sockets: exit %d: %s",
           res[T_SOCKET].exit_code, res[T_SOCKET].out);
     int acc = accept(ls, NULL, NULL);

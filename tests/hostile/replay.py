@@ -4,7 +4,11 @@
 usage: replay.py AREA MONET_PROBE HOSTILE_CORPUS SOURCE_DIR SHARED_DIR WORK_DIR MODEL_DIR
 
 Each area folder holds the hostile inputs as files and cases.json, a list of
-  {"name", "args": [...], "exit": N, "error": REGEX or null, "setup": KIND?, "check": KIND?}
+  {"name", "args": [...], "exit": N, "error": REGEX or null, "setup": KIND?, "check": KIND?,
+   "env": {NAME: VALUE}?, "signal_after": S?}
+"max_seconds" fails a case that takes longer (a fail-fast check);
+"signal_after" sends SIGTERM after S seconds (exit -15 expected; an interrupted
+run prints nothing, so stderr is not checked).
 args placeholders: {bin} (monet-probe), {corpus_bin} (hostile_corpus), {work}
 (this case's scratch folder), {here} (the area folder), {model} (tiny model of
 tests/collect), {store:NAME} (a store built from store/base.sql + NAME.sql),
@@ -13,16 +17,19 @@ A case passes when the exit code is as listed and, for a failure, stderr is
 exactly one line "monet-probe: ..." matching the regex (re.search). Every
 command runs under a 60 s timeout: a hang (FIFO, 2^32 loop) is a failure.
 """
+import ctypes
 import fcntl
 import json
 import os
 import re
 import resource
 import shutil
+import socket
 import signal
 import sqlite3
 import subprocess
 import sys
+import time
 
 AREA, BIN, CORPUS_BIN, SRC, SHARED, WORK, MODEL = sys.argv[1:8]
 HERE = os.path.join(SRC, "tests/hostile", AREA)
@@ -111,6 +118,22 @@ def setup(kind, work):
         # a first run finishes the store; the case's command then resumes it
         subprocess.run([BIN, "collect", "--model", MODEL, "--corpus", os.path.join(HERE, "empty.jsonl"),
                         "--out", os.path.join(work, "out.db"), "--quiet"], capture_output=True, timeout=60)
+    elif kind == "escapes":
+        # a host AF_UNIX listener anyone may connect to, under /tmp (privately mounted over in the sandbox)
+        path = "/tmp/mp-hostile-unix.sock"
+        if os.path.exists(path):
+            os.unlink(path)
+        ls = socket.socket(socket.AF_UNIX)
+        ls.bind(path)
+        ls.listen(4)
+        ls.setblocking(False)
+        os.chmod(path, 0o777)
+        state["unix"] = (ls, path)
+        os.mkdir(os.path.join(work, "tmp"))
+    elif kind == "empty_out":
+        os.mkdir(os.path.join(work, "empty"))
+    elif kind == "existing_out":
+        open(os.path.join(work, "out.jsonl"), "w").write("keep me\n")
     elif kind:
         raise SystemExit(f"unknown setup {kind}")
     return state
@@ -139,6 +162,46 @@ def check_after(kind, case, work, state, p):
     elif kind == "no_control":
         if any(b < 0x20 and b != 0x0a or b == 0x7f for b in p.stderr):
             return "control bytes reached the terminal: " + repr(p.stderr[:200])
+    elif kind == "escapes_contained":
+        ls, path = state["unix"]
+        try:
+            ls.accept()
+            return "a sandboxed program connected to the host AF_UNIX socket"
+        except BlockingIOError:
+            pass
+        finally:
+            ls.close()
+            os.unlink(path)
+        libc = ctypes.CDLL(None)
+        shm, mq = libc.shmget(0x4d50fffe, 0, 0), libc.msgget(0x4d50fffe, 0)
+        for ident, ctl in ((shm, libc.shmctl), (mq, libc.msgctl)):
+            if ident >= 0:
+                ctl(ident, 0, None)  # IPC_RMID
+        if shm >= 0 or mq >= 0:
+            return f"SysV objects of a sandboxed program outlived it (shm {shm}, msg {mq})"
+        left = os.listdir(os.path.join(work, "tmp"))
+        if left:
+            return f"sandbox dirs left in TMPDIR: {left}"
+        row = json.loads(open(os.path.join(work, "out.jsonl")).readline())
+        statuses = [x["status"] for x in row["samples"]]
+        if statuses != ["ok"] * 4:
+            return f"every sample's result kept and ok: {statuses}"
+    elif kind == "foreign_intact":
+        site = os.path.join(work, "site")
+        if sorted(os.listdir(site)) != ["notes.txt"] or open(os.path.join(site, "notes.txt")).read() != "mine\n":
+            return f"the foreign directory was written to: {sorted(os.listdir(site))}"
+    elif kind in ("out_intact", "out_replaced"):
+        mounts = [l.split()[4] for l in open("/proc/self/mountinfo") if l.split()[4].startswith(work)]
+        if mounts:
+            return f"mounts left on the host: {mounts}"
+        text = open(os.path.join(work, "out.jsonl")).read()
+        if (text == "keep me\n") != (kind == "out_intact"):
+            return f"out.jsonl after the run: {text[:200]!r}"
+        left = []
+        if kind == "out_replaced":
+            left = [f for f in os.listdir(work) if f.startswith("out.jsonl.")]
+        if left:
+            return f"temporary files left: {left}"
     elif kind:
         return f"unknown check {kind}"
     return None
@@ -150,17 +213,30 @@ def run_case(c):
     os.makedirs(work)
     state = setup(c.get("setup"), work)
     args = [expand(a, work) for a in c["args"]]
+    t0 = time.monotonic()
     try:
-        p = subprocess.run(args, capture_output=True, timeout=60, preexec_fn=state.get("preexec"))
+        env = dict(os.environ, **{k: expand(v, work) for k, v in c.get("env", {}).items()})
+        if "signal_after" in c:
+            proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+            try:
+                proc.wait(timeout=c["signal_after"])
+            except subprocess.TimeoutExpired:
+                proc.send_signal(signal.SIGTERM)
+            out, errb = proc.communicate(timeout=60)
+            p = subprocess.CompletedProcess(args, proc.returncode, out, errb)
+        else:
+            p = subprocess.run(args, capture_output=True, timeout=60, preexec_fn=state.get("preexec"), env=env)
     except subprocess.TimeoutExpired:
         return "timed out after 60 s (blocked or looping)"
     finally:
         if "lock_fd" in state:
             os.close(state["lock_fd"])
     err = p.stderr.decode(errors="replace")
+    if "max_seconds" in c and time.monotonic() - t0 > c["max_seconds"]:
+        return f"took {time.monotonic() - t0:.1f} s, more than {c['max_seconds']} s"
     if p.returncode != c["exit"]:
         return f"exit {p.returncode}, want {c['exit']}; stderr: {err.strip()[:400]}"
-    if c["exit"] != 0:
+    if c["exit"] > 0:
         if err.count("\n") != 1 or not err.startswith("monet-probe: "):
             return f"error is not one line 'monet-probe: ...': {err[:400]!r}"
         if c.get("error") and not re.search(c["error"], err):

@@ -3,11 +3,17 @@
 small corpora: dry-run plan, full run (results.json / results.csv / report.html),
 fully cached re-run (nothing executed), an added threshold runs only the new steps,
 kill -9 mid-sweep then resume, a correlate recipe (threshold table + SVG curve),
-malformed recipes (unknown key, wrong type, missing file: exit 2 with FILE:LINE:COL).
+malformed recipes (unknown key, wrong type, missing file: exit 2 with FILE:LINE:COL),
+issue 18: progress (redrawn line with the inner command's progress and an ETA) only on a
+terminal (a pty here), nothing on a pipe; the results table on stdout; the check before
+step 1 (model weights, data files, MULTIPL-E toolchains with their Debian package); a
+failing step still writes results.json / report.html with what finished.
 Corpora come from the shipped data/corpus (tests/ref/shipped.py); the recipes' `data:`
 is an empty folder made here (only ppl evaluations, which read no benchmark).
 usage: check_sweep.py MONET_PROBE TESTS_REF_DIR WORKDIR"""
 import csv
+import pty
+import select
 import json
 import os
 import shutil
@@ -98,15 +104,45 @@ t0 = time.time()
 # ---- dry run
 p = sweep("tiny.yaml", "--dry-run")
 check(p.stdout.startswith("plan: 8 steps, 0 cached, 8 to run"), "dry-run: 8 steps to run")
+check("check before step 1: ok" in p.stdout, "dry-run: the check before step 1 passes")
 check("collect --model model --corpus probe.jsonl" in p.stdout and "purge --store" in p.stdout and
       "--label lang=lua" in p.stdout and "eval ppl --model model" in p.stdout and "--mask out/cache/" in p.stdout,
       "dry-run prints the commands")
 check(not os.path.exists("out"), "dry-run writes nothing")
 
-# ---- full run
-p = sweep("tiny.yaml")
-check("step 1 of 8: collect" in p.stderr and "ETA" in p.stderr, "progress lines with ETA")
-check("8 ran, 0 cached" in p.stdout, "full run ran 8 steps")
+def sweep_tty(*args):
+    """Run sweep with stderr on a pseudo-terminal; returns (exit code, stdout, terminal output)."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([BIN, "sweep", *args], stdout=subprocess.PIPE, stderr=slave, text=True)
+    os.close(slave)
+    term = b""
+    while True:
+        r, _, _ = select.select([master], [], [], 0.5)
+        if r:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                break
+            term += chunk
+        elif proc.poll() is not None:
+            break
+    out = proc.stdout.read()
+    proc.wait()
+    os.close(master)
+    return proc.returncode, out, term.decode(errors="replace")
+
+
+# ---- full run (stderr a terminal: live progress)
+rc, out, term = sweep_tty("tiny.yaml")
+check(rc == 0, f"full run on a terminal: exit {rc}")
+check("step 1 of 8: collect" in term and "ETA" in term, "progress lines with ETA on a terminal")
+check("\r\033[Ksweep [" in term and "collect:" in term,
+      "redrawn progress line carries the inner command's progress line")
+check("8 ran, 0 cached" in out, "full run ran 8 steps")
+tab = [l for l in out.splitlines() if l.startswith("ppl ")]
+check(out.count("delta target") == 1 and len(tab) == 3, f"results table: 3 rows ({out!r})")
 res = json.load(open("out/results.json"))
 check(res["format"] == "monet-probe-sweep" and len(res["summary"]) == 3, "results.json: 3 mask summaries")
 labels = {r["name"] for r in res["rows"] if r["kind"] == "label"}
@@ -132,9 +168,10 @@ check("http://" not in html.replace("http://www.w3.org/2000/svg", "") and "<scri
       "report: self-contained")
 log1 = open("out/sweep.log").read()
 
-# ---- re-run: fully cached
+# ---- re-run: fully cached (stderr a pipe: no progress)
 p = sweep("tiny.yaml")
 check("0 ran, 8 cached" in p.stdout, "re-run: everything cached")
+check(p.stderr == "", f"no progress on a pipe: {p.stderr[:200]!r}")
 log2 = open("out/sweep.log").read()[len(log1):]
 check("ran " not in log2 and log2.count("cached ") == 8, "re-run: log shows nothing executed")
 
@@ -149,12 +186,12 @@ check(len(json.load(open("out/results.json"))["summary"]) == 6, "added threshold
 # ---- kill -9 mid-sweep, then resume
 shutil.rmtree("out")
 proc = subprocess.Popen([BIN, "sweep", "tiny.yaml"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-seen = ""
-while "step 5 of 14" not in seen:
-    line = proc.stderr.readline()
-    if not line:
+deadline = time.time() + 60
+while time.time() < deadline and proc.poll() is None:
+    log = open("out/sweep.log").read() if os.path.exists("out/sweep.log") else ""
+    if log.count("\nran ") >= 4:
         break
-    seen += line
+    time.sleep(0.05)
 proc.send_signal(signal.SIGKILL)
 proc.wait()
 done_before = sum(1 for d in os.listdir("out/cache") if os.path.exists(f"out/cache/{d}/DONE"))
@@ -167,6 +204,39 @@ check(os.path.exists("out/report.html"), "resumed run writes the report")
 # ---- --set / --limit overrides
 p = sweep("tiny.yaml", "--dry-run", "--set", "criterion.thresholds=[1.1]", "--limit", "3")
 check("--max-docs 3" in p.stdout and p.stdout.startswith("plan: 8 steps"), "--set and --limit reach the plan")
+
+# ---- the check before step 1: every problem in one line, nothing run, also for --dry-run
+os.makedirs("noweights", exist_ok=True)
+shutil.copy("model/config.json", "noweights/config.json")
+with open("multiple.yaml", "w") as f:
+    f.write(open("tiny.yaml").read().replace("evals:\n", "evals:\n  - eval: multipl-e\n    langs: [cpp, lua]\n    limit: 1\n")
+            .replace("model: model", "model: noweights").replace("out: out", "out: out-pre"))
+for extra in ((), ("--dry-run",)):
+    p = sweep("multiple.yaml", *extra, ok=False)
+    # a real run refuses (exit 2, one error line); --dry-run shows the plan and the same check on stdout
+    err = p.stderr.strip() if not extra else [l for l in p.stdout.splitlines() if l.startswith("check before")][0]
+    check(p.returncode == (0 if extra else 2) and (extra or err.count("\n") == 0) and "before step 1" in err
+          and "noweights/tokenizer.model" in err
+          and "no *.safetensors" in err and "data/multipl-e/humaneval-cpp-reworded.jsonl" in err
+          and "humaneval-lua-reworded.jsonl" in err, f"preflight {extra}: one line naming each problem: {err}")
+    check(not os.path.exists("out-pre/cache"), f"preflight {extra}: nothing run")
+    lua = any(os.access(os.path.join(d, "lua5.4"), os.X_OK) for d in ("/usr/bin", "/usr/local/bin", "/bin"))
+    check(lua or "Debian package lua5.4" in err, "preflight names the missing toolchain's Debian package")
+
+# ---- a failing step: the report holds what finished, the failure marked
+with open("fail.yaml", "w") as f:
+    f.write(open("tiny.yaml").read().replace("out: out", "out: out-fail").replace("    context: 64", "    context: 0"))
+p = sweep("fail.yaml", ok=False)
+check(p.returncode != 0 and p.stderr.startswith("monet-probe: step 'eval ppl base' failed"),
+      f"failing eval step: {p.returncode} {p.stderr.strip()[:300]}")
+check(os.path.exists("out-fail/results.json") and os.path.exists("out-fail/report.html"), "failed sweep writes the report")
+if os.path.exists("out-fail/results.json"):
+    res = json.load(open("out-fail/results.json"))
+    st = {x["step"]: x["status"] for x in res["steps"]}
+    check(res["complete"] is False and "eval ppl base" in res["failure"] and st.get("collect") == "ran"
+          and st.get("eval ppl base") == "failed" and "not run" in st.values(), f"results.json marks the failure: {st}")
+    check("The sweep failed" in open("out-fail/report.html").read(), "report.html marks the failure")
+    check("partial report" in p.stdout, "the partial report is named on stdout")
 
 # ---- correlate recipe: threshold table and SVG curve
 with open("tox.yaml", "w") as f:
