@@ -16,8 +16,9 @@ static const char *SYNOPSIS =
     "       monet-probe eval multipl-e --lang py --canonical HumanEval.jsonl    (no model)";
 static const char *ABOUT =
     "  MULTIPL-E HumanEval: generate completions cut at each problem's stop_tokens, run\n"
-    "  prompt + completion + \"\\n\" + tests in a sandbox (own temp dir, no network, rlimits,\n"
-    "  read-only filesystem, unprivileged uid; see docs/sandbox.md), report unbiased pass@k.\n"
+    "  prompt + completion + \"\\n\" + tests in a sandbox (private capped tmpfs run folder and /tmp, no\n"
+    "  network, own IPC namespace, memory cgroup, rlimits, read-only filesystem, unprivileged uid; see\n"
+    "  docs/sandbox.md), report unbiased pass@k.\n"
     "  The harness samples n=20 at T=0.2 for pass@1 and T=0.8 for pass@10/100.";
 
 int cmd_eval_multiple(int argc, char **argv) {

@@ -346,7 +346,8 @@ static const key_spec TOP_KEYS[] = {{"version", NULL, MP_RT_INT}, {"name", NULL,
 static const key_spec COLLECT_KEYS[] = {
     {"corpus", NULL, MP_RT_STR},       {"text_field", "--text-field", MP_RT_STR}, {"labels", NULL, MP_RT_LIST},
     {"scores", NULL, MP_RT_LIST},      {"top_k", "--top-k", MP_RT_INT},           {"max_tokens", "--max-tokens", MP_RT_INT},
-    {"context_window", "--context-window", MP_RT_INT}, {"batch", "--batch", MP_RT_INT}, {NULL, NULL, 0}};
+    {"context_window", "--context-window", MP_RT_INT}, {"batch", "--commit-every", MP_RT_INT},
+    {"engine_batch", "--batch", MP_RT_INT}, {NULL, NULL, 0}};
 static const key_spec CRITERION_KEYS[] = {
     {"kind", NULL, MP_RT_STR},          {"field", NULL, MP_RT_STR},           {"measure", "--measure", MP_RT_STR},
     {"min_count", "--min-count", MP_RT_INT}, {"per", "--per", MP_RT_STR},     {"targets", NULL, MP_RT_LIST},
