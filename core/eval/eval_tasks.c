@@ -79,14 +79,55 @@ static char *sb_take(sbuf *b) {
     return p;
 }
 
-static int is_ws(unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
+static int is_py_space_cp(unsigned long c) {
+    return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 || c == 0x1680 ||
+           (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
+}
 
-/* Python str.strip() for ASCII whitespace. */
+/* Decode one well-formed 1-3 byte UTF-8 code point at s (n bytes); 0 when not one. */
+static size_t utf8_cp(const unsigned char *s, size_t n, unsigned long *cp) {
+    if (n >= 1 && s[0] < 0x80) {
+        *cp = s[0];
+        return 1;
+    }
+    if (n >= 2 && (s[0] & 0xE0) == 0xC0 && (s[1] & 0xC0) == 0x80) {
+        *cp = ((unsigned long)(s[0] & 0x1F) << 6) | (s[1] & 0x3F);
+        return 2;
+    }
+    if (n >= 3 && (s[0] & 0xF0) == 0xE0 && (s[1] & 0xC0) == 0x80 && (s[2] & 0xC0) == 0x80) {
+        *cp = ((unsigned long)(s[0] & 0x0F) << 12) | ((unsigned long)(s[1] & 0x3F) << 6) | (s[2] & 0x3F);
+        return 3;
+    }
+    return 0;
+}
+
+size_t mp_py_space_at(const char *s, size_t n) {
+    unsigned long cp;
+    size_t k = utf8_cp((const unsigned char *)s, n, &cp);
+    return k && is_py_space_cp(cp) ? k : 0;
+}
+
+size_t mp_py_space_before(const char *s, size_t n) {
+    for (size_t k = 1; k <= 3 && k <= n; k++) {
+        unsigned long cp;
+        if (utf8_cp((const unsigned char *)s + n - k, k, &cp) == k) return is_py_space_cp(cp) ? k : 0;
+    }
+    return 0;
+}
+
+void mp_py_strip(const char *s, size_t n, size_t *off, size_t *len) {
+    size_t a = 0, k;
+    while (a < n && (k = mp_py_space_at(s + a, n - a))) a += k;
+    while (n > a && (k = mp_py_space_before(s + a, n - a))) n -= k;
+    *off = a;
+    *len = n - a;
+}
+
+/* Python str.strip() (Unicode whitespace, e.g. U+0085 in MMLU sociology test #69). */
 static void sb_add_stripped(sbuf *b, const char *s) {
-    size_t n = strlen(s);
-    while (n && is_ws((unsigned char)*s)) s++, n--;
-    while (n && is_ws((unsigned char)s[n - 1])) n--;
-    sb_addn(b, s, n);
+    size_t off, len;
+    mp_py_strip(s, strlen(s), &off, &len);
+    sb_addn(b, s + off, len);
 }
 
 char *mp_hellaswag_preprocess(const char *text) {

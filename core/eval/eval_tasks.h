@@ -107,6 +107,16 @@ void mp_mc_request_free(mp_mc_request *r);
  * string or NULL on allocation failure. */
 char *mp_hellaswag_preprocess(const char *text);
 
+/* Python's str.isspace() set (what str.strip() / rstrip() remove): U+0009..000D,
+ * U+001C..001F, U+0020, U+0085, U+00A0, U+1680, U+2000..200A, U+2028, U+2029,
+ * U+202F, U+205F, U+3000. mp_py_space_at: bytes of the UTF-8 whitespace code
+ * point starting at s[0] (n bytes available), 0 when none;
+ * mp_py_space_before: the same for the code point ending at s[n-1]. */
+size_t mp_py_space_at(const char *s, size_t n);
+size_t mp_py_space_before(const char *s, size_t n);
+/* Python's s.strip() on the n bytes at s: *off / *len are the kept range. */
+void mp_py_strip(const char *s, size_t n, size_t *off, size_t *len);
+
 /* Code points in a UTF-8 string (bytes that are not continuation bytes). */
 size_t mp_utf8_chars(const char *s);
 

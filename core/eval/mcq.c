@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/eval/eval_tasks.h"
 #include "core/model/sampling.h"
 
 struct mp_mcq {
@@ -19,7 +20,6 @@ struct mp_mcq {
     uint64_t tokens_run;
 };
 
-static int is_space(unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
 
 int mp_mcq_encode_pair(const mp_tokenizer *tok, int add_bos, const char *ctx, size_t ctx_len, const char *cont,
                        size_t cont_len, int32_t **ctx_ids, size_t *n_ctx, int32_t **cont_ids, size_t *n_cont,
@@ -53,8 +53,8 @@ int mp_mcq_encode_pair(const mp_tokenizer *tok, int add_bos, const char *ctx, si
         *n_cont = nw;
         return 0;
     }
-    size_t sp = 0; /* trailing whitespace of the context moves to the continuation */
-    while (sp < ctx_len && is_space((unsigned char)ctx[ctx_len - 1 - sp])) sp++;
+    size_t sp = 0, k; /* trailing whitespace (Python's rstrip() set) moves to the continuation */
+    while (sp < ctx_len && (k = mp_py_space_before(ctx, ctx_len - sp))) sp += k;
     size_t cl = ctx_len - sp;
     whole = malloc(ctx_len + cont_len + 1);
     if (!whole) return mp_fail(err, MP_ENOMEM, "out of memory");

@@ -256,6 +256,23 @@ static void test_real(const char *data) {
     mp_mc_request_free(&r);
     mp_mc_set_free(&t);
     mp_mc_set_free(&dv);
+    /* sociology test #69 ends in U+0085 (NEL): the harness's question.strip() removes it */
+    if (mp_mc_load(MP_TASK_MMLU, data, "sociology", "test", &t, &err) || t.n < 70) {
+        fprintf(stderr, "FAIL mmlu sociology load\n");
+        failures++;
+        return;
+    }
+    expect_str("mmlu sociology #69 raw ends in U+0085", t.docs[69].query + strlen(t.docs[69].query) - 2, "\xc2\x85");
+    mp_mc_format(MP_TASK_MMLU, &t.docs[69], "sociology", NULL, 0, &r, &err);
+    expect_str("mmlu sociology #69 (Python strip)", r.ctx[0],
+               "The following are multiple choice questions (with answers) about sociology.\n\n"
+               "Role-learning theory suggests that\n"
+               "A. we internalise and take on social roles from a pre-existing framework\n"
+               "B. we create and negotiate our roles through interaction with others\n"
+               "C. social roles are not fixed or stable but fluid and pluralistic\n"
+               "D. roles have to be learned to suppress unconscious motivations\nAnswer:");
+    mp_mc_request_free(&r);
+    mp_mc_set_free(&t);
     checks++;
     if (mp_mc_load(MP_TASK_MMLU, data, "no_such_subject", "test", &t, &err) != MP_EIO) {
         fprintf(stderr, "FAIL missing subject file should be MP_EIO\n");
@@ -321,6 +338,30 @@ static void test_split(const char *tok_path) {
     mp_tokenizer_free(tok);
 }
 
+/* Python's whitespace set (str.isspace) at both ends, every code point of it. */
+static void test_py_strip(void) {
+    static const char *const ws[] = {"\t", "\n", "\v", "\f", "\r", "\x1c", "\x1f", " ", "\xc2\x85", "\xc2\xa0",
+                                     "\xe1\x9a\x80", "\xe2\x80\x80", "\xe2\x80\x8a", "\xe2\x80\xa8",
+                                     "\xe2\x80\xa9", "\xe2\x80\xaf", "\xe2\x81\x9f", "\xe3\x80\x80"};
+    static const char *const not_ws[] = {"\xe2\x80\x8b" /* U+200B ZWSP: not isspace */, "\xc2\x84", "\xef\xbb\xbf",
+                                         "\xe2\x80\x8c", "x"};
+    char buf[64];
+    for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++) {
+        snprintf(buf, sizeof buf, "%s%sa b%s%s", ws[i], ws[i], ws[i], ws[i]);
+        size_t off, len;
+        mp_py_strip(buf, strlen(buf), &off, &len);
+        char got[64];
+        snprintf(got, sizeof got, "%.*s", (int)len, buf + off);
+        expect_str("py strip", got, "a b");
+    }
+    for (size_t i = 0; i < sizeof not_ws / sizeof not_ws[0]; i++) {
+        snprintf(buf, sizeof buf, "%sa%s", not_ws[i], not_ws[i]);
+        size_t off, len;
+        mp_py_strip(buf, strlen(buf), &off, &len);
+        expect_int("py strip keeps non-space", (long)len, (long)strlen(buf));
+    }
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) {
         fprintf(stderr, "usage: test_eval_prompts DATA_DIR TOKENIZER_MODEL\n");
@@ -328,6 +369,7 @@ int main(int argc, char **argv) {
     }
     test_mmlu_hand();
     test_hand_tasks();
+    test_py_strip();
     test_real(argv[1]);
     test_split(argv[2]);
     printf("%d checks, %d failures\n", checks, failures);
