@@ -12,15 +12,16 @@
 #include "core/text/corpus.h"
 
 static const mp_mc_task_info TASKS[MP_TASK_COUNT] = {
-    {"mmlu", "mmlu", "", 0},
-    {"arc_easy", "arc_easy", "arc/ARC-Easy-Test.jsonl", 1},
-    {"arc_challenge", "arc_challenge", "arc/ARC-Challenge-Test.jsonl", 1},
-    {"winogrande", "winogrande", "winogrande/dev.jsonl", 0},
-    {"piqa", "piqa", "piqa/valid.jsonl", 1},
-    {"siqa", "social_iqa", "siqa/dev.jsonl", 0},
-    {"openbookqa", "openbookqa", "openbookqa/test.jsonl", 1},
-    {"hellaswag", "hellaswag", "hellaswag/hellaswag_val_full.txt", 1},
-    {"commonsenseqa", "commonsense_qa", "commonsenseqa/dev_rand_split.jsonl", 0},
+    {"mmlu", "mmlu", "", 0, NULL, NULL, 0, "test"},
+    {"arc_easy", "arc_easy", "arc/ARC-Easy-Test.jsonl", 1, "arc/ARC-Easy-Train.jsonl", NULL, 0, "test"},
+    {"arc_challenge", "arc_challenge", "arc/ARC-Challenge-Test.jsonl", 1, "arc/ARC-Challenge-Train.jsonl", NULL, 0,
+     "test"},
+    {"winogrande", "winogrande", "winogrande/dev.jsonl", 0, NULL, NULL, 1, "validation"},
+    {"piqa", "piqa", "piqa/valid.jsonl", 1, NULL, NULL, 1, "validation"},
+    {"siqa", "social_iqa", "siqa/dev.jsonl", 0, "siqa/train.jsonl", "siqa/train-labels.lst", 1, "validation"},
+    {"openbookqa", "openbookqa", "openbookqa/test.jsonl", 1, "openbookqa/train.jsonl", NULL, 0, "test"},
+    {"hellaswag", "hellaswag", "hellaswag/hellaswag_val_full.txt", 1, NULL, NULL, 1, "validation"},
+    {"commonsenseqa", "commonsense_qa", "commonsenseqa/dev_rand_split.jsonl", 0, NULL, NULL, 1, "validation"},
 };
 
 const mp_mc_task_info *mp_mc_task_get(mp_mc_task t) { return t >= 0 && t < MP_TASK_COUNT ? &TASKS[t] : NULL; }
@@ -476,12 +477,16 @@ int mp_mc_load(mp_mc_task task, const char *data_dir, const char *subject, const
         MP_FAIL_IF(!subject || !split, err, MP_EINTERNAL, "MMLU needs a subject and a split");
         rc = load_mmlu(data_dir, subject, split, out, err);
     } else {
-        char *path = join_path(data_dir, TASKS[task].file), *lab = NULL;
+        int train = split && !strcmp(split, "train");
+        MP_FAIL_IF(train && !TASKS[task].train, err, MP_EUNSUPPORTED, "%s: no train split is staged in %s",
+                   TASKS[task].name, data_dir);
+        char *path = join_path(data_dir, train ? TASKS[task].train : TASKS[task].file), *lab = NULL;
         if (!path) return mp_fail(err, MP_ENOMEM, "out of memory");
         if (task == MP_TASK_HELLASWAG) {
             rc = load_hellaswag(path, out, err);
         } else {
-            const char *lf = task == MP_TASK_PIQA ? "piqa/valid-labels.lst"
+            const char *lf = train ? TASKS[task].train_labels
+                             : task == MP_TASK_PIQA ? "piqa/valid-labels.lst"
                              : task == MP_TASK_SIQA ? "siqa/dev-labels.lst"
                              : task == MP_TASK_WINOGRANDE ? "winogrande/dev-labels.lst" : NULL;
             if (lf && !(lab = join_path(data_dir, lf))) rc = mp_fail(err, MP_ENOMEM, "out of memory");

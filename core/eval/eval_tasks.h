@@ -39,6 +39,11 @@ typedef struct mp_mc_task_info {
     const char *harness;  /* lm-evaluation-harness task name */
     const char *file;     /* data file below the data dir ("" for MMLU) */
     int has_norm;         /* the harness reports acc_norm too */
+    const char *train;    /* the train split below the data dir (few-shot pool), NULL = not staged */
+    const char *train_labels; /* its labels file (SIQA), NULL when the labels are in the records */
+    int fewshot_extra;    /* the harness draws k+1 shots and drops the item: its YAML has no test_split, so
+                             fewshot_split (None) == test_split (None) in lm-eval v0.4.9.2 get_context */
+    const char *eval_split; /* the harness split scored ("test", "validation") */
 } mp_mc_task_info;
 
 const mp_mc_task_info *mp_mc_task_get(mp_mc_task t);
@@ -59,9 +64,10 @@ typedef struct mp_mc_set {
     size_t n;
 } mp_mc_set;
 
-/* Load a task's evaluation split from data_dir (the shared/data folder).
- * MMLU: subject names the subject, split is "test" or "dev"; other tasks
- * ignore both. @return 0, MP_EIO (missing / unreadable file, naming it) or
+/* Load a task's split from data_dir (the shared/data folder).
+ * MMLU: subject names the subject, split is "test" or "dev". Other tasks:
+ * split "train" reads the staged train split (MP_EUNSUPPORTED when the task
+ * has none staged), anything else (NULL) the evaluation split. @return 0, MP_EIO (missing / unreadable file, naming it) or
  * MP_EINPUT ("<file>:<line>: <problem>"). */
 int mp_mc_load(mp_mc_task task, const char *data_dir, const char *subject, const char *split, mp_mc_set *out,
                mp_error *err);

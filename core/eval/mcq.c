@@ -149,13 +149,16 @@ int mp_mcq_score(mp_mcq *q, const int32_t *ctx, size_t n_ctx, size_t keep, const
     }
     MP_FAIL_IF(max_cont > max_ctx, err, MP_EINPUT, "a %zu-token continuation does not fit the %zu-token context",
                max_cont, max_ctx);
-    /* the harness keeps the last max_length tokens of context + continuation[:-1] */
+    /* the harness cuts each (context, continuation) request on its own:
+     * inp = (ctx + cont)[-(max_length + 1):][:-1], so a short choice keeps more
+     * context than a long one; such items are scored one choice at a time */
     if (n_ctx + max_cont - 1 > max_ctx) {
-        size_t cut = n_ctx + max_cont - 1 - max_ctx;
-        ctx += cut;
-        n_ctx -= cut;
-        keep = 0;
         if (truncated) *truncated = 1;
+        for (size_t c = 0; c < n_choices; c++) {
+            size_t cut = n_ctx + n_conts[c] - 1 > max_ctx ? n_ctx + n_conts[c] - 1 - max_ctx : 0;
+            MP_TRY(mp_mcq_score(q, ctx + cut, n_ctx - cut, 0, conts + c, n_conts + c, 1, out + c, NULL, err));
+        }
+        return 0;
     }
     if (keep >= n_ctx) keep = n_ctx - 1;
     if (max_cont > 1 && max_cont - 1 > q->buf_rows) {

@@ -147,6 +147,40 @@ int main(int argc, char **argv) {
     mp_mcq_result r;
     CHECK(mp_mcq_score(q, &one, 1, 0, (const int32_t *const *)&pc, &zero, 1, &r, NULL, &err) == MP_EINPUT,
           "empty continuation accepted");
+    /* over-long prompts: each choice keeps the last max_ctx tokens of its own
+     * context + continuation[:-1] (the harness's per-request cut), so a 1-token
+     * choice keeps more context than a 6-token one */
+    {
+        const int L = 16;
+        mp_state *sts = NULL;
+        mp_mcq *qs = NULL;
+        if (mp_state_create(m, L, 0, &sts, &err) || mp_mcq_create(sts, V, &qs, &err))
+            return fprintf(stderr, "setup short: %s\n", err.msg), 1;
+        int32_t ctx[24], c1[1] = {7 % V}, c6[6];
+        for (int i = 0; i < 24; i++) ctx[i] = (100 + 37 * i) % V;
+        for (int i = 0; i < 6; i++) c6[i] = (11 + 53 * i) % V;
+        const int32_t *cs[2] = {c1, c6};
+        size_t ns[2] = {1, 6};
+        mp_mcq_result rr[2];
+        int trunc = 0;
+        if (mp_mcq_score(qs, ctx, 24, 0, cs, ns, 2, rr, &trunc, &err)) return fprintf(stderr, "score short: %s\n", err.msg), 1;
+        CHECK(trunc == 1, "truncation not reported");
+        for (int j = 0; j < 2; j++) {
+            int32_t all[32];
+            size_t T = 24 + ns[j];
+            memcpy(all, ctx, 24 * sizeof *all);
+            memcpy(all + 24, cs[j], ns[j] * sizeof *all);
+            const int32_t *inp = all + (T - (size_t)L - 1); /* (ctx + cont)[-(L+1):][:-1] */
+            mp_state_reset(sts);
+            if (mp_forward(sts, inp, (size_t)L, logits, 0, NULL, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
+            double lp = 0;
+            for (size_t t = (size_t)L - ns[j]; t < (size_t)L; t++) lp += mp_logprob(logits + t * (size_t)V, V, inp[t + 1]);
+            CHECK(fabs(lp - rr[j].loglik) <= 1e-4 * (1 + fabs(lp)), "truncated choice %d: %.9g vs per-request cut %.9g",
+                  j, rr[j].loglik, lp);
+        }
+        mp_mcq_free(qs);
+        mp_state_free(sts);
+    }
     free(logits);
     mp_mcq_free(q);
     mp_mcq_free(q2);
