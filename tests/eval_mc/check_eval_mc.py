@@ -177,7 +177,7 @@ def e2e(bin_, model, data, work):
         (["eval", "mmlu", "--model", model, "--data", W("nope")], "pass --data DIR"),
         (["eval", "mmlu", "--model", model, "--data", data, "--subjects", "astrology"], "unknown MMLU subject 'astrology'"),
         (["eval", "general", "--model", model, "--data", data, "--tasks", "boolq"], "unknown task 'boolq'"),
-        (["eval", "general", "--model", model, "--data", data, "--shots", "99"], "--shots needs an integer in 0..16"),
+        (["eval", "general", "--model", model, "--data", data, "--shots", "99"], "--shots needs an integer in 0..32"),
         (["eval", "compare", W("m0.json"), W("p.json")], "compare results of one eval"),
         (["eval", "compare", W("m0.json"), W("mask.json")], "not a monet-probe eval result"),
         (["eval", "compare", W("m0.json"), W("m0m.json"), "--target", "astrology"], "no category/label/task row"),
