@@ -319,6 +319,8 @@ static const char *jstr(const cJSON *o, const char *k) {
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
+static const char *parse_hellaswag_json(const cJSON *o, mp_mc_doc *d);
+
 /* One JSONL record into d; returns a reason on malformed input (d partly filled). */
 static const char *parse_record(mp_mc_task task, const cJSON *o, mp_mc_doc *d, int label) {
     const char *s;
@@ -383,6 +385,8 @@ static const char *parse_record(mp_mc_task task, const cJSON *o, mp_mc_doc *d, i
         d->gold = jstr(o, "answer")[0] - '1';
         if (label >= 1 && label - 1 != d->gold) return "answer disagrees with dev-labels.lst";
         return NULL;
+    case MP_TASK_HELLASWAG:
+        return parse_hellaswag_json(o, d);
     default:
         return "not a JSONL task";
     }
@@ -432,6 +436,52 @@ cleanup:
     return rc;
 }
 
+void mp_hellaswag_capitalize_tail(char *q) {
+    const char *colon = strstr(q, ": ");
+    char *start = colon ? (char *)colon + 2 : q, *frag = NULL;
+    for (char *p = start; p[0] && p[1]; p++)
+        if ((p[0] == '.' || p[0] == '!' || p[0] == '?') && p[1] == ' ') frag = p + 2;
+    if (!frag || !(*frag >= 'a' && *frag <= 'z')) return;
+    for (const char *p = frag; *p; p++) /* a fragment that ends a sentence is not a ctx_b */
+        if ((*p == '.' || *p == '!' || *p == '?') && (p[1] == '\0' || p[1] == ' ')) return;
+    /* Python str.capitalize(): first character upper, the rest lower */
+    frag[0] = (char)(frag[0] - 'a' + 'A');
+    for (char *p = frag + 1; *p; p++)
+        if (*p >= 'A' && *p <= 'Z') *p = (char)(*p - 'A' + 'a');
+}
+
+/* The official hellaswag_val.jsonl: query = activity_label + ": " + ctx_a + " " +
+ * ctx_b.capitalize() (lm-eval's process_docs; preprocess runs in the prompt builder). */
+static const char *parse_hellaswag_json(const cJSON *o, mp_mc_doc *d) {
+    const char *al = jstr(o, "activity_label"), *ca = jstr(o, "ctx_a"), *cb = jstr(o, "ctx_b");
+    const cJSON *en = cJSON_GetObjectItemCaseSensitive(o, "endings"), *lb = cJSON_GetObjectItemCaseSensitive(o, "label");
+    if (!al || !ca || !cb || !cJSON_IsArray(en) || cJSON_GetArraySize(en) != 4)
+        return "missing activity_label, ctx_a, ctx_b or 4 endings";
+    int label = cJSON_IsNumber(lb) ? lb->valueint : cJSON_IsString(lb) ? atoi(lb->valuestring) : -1;
+    if (label < 0 || label > 3) return "label is not 0..3";
+    sbuf b = {0};
+    sb_add(&b, al);
+    sb_add(&b, ": ");
+    sb_add(&b, ca);
+    sb_add(&b, " ");
+    size_t at = b.n;
+    sb_add(&b, cb);
+    if (!b.oom && b.p[at]) {
+        if (b.p[at] >= 'a' && b.p[at] <= 'z') b.p[at] = (char)(b.p[at] - 'a' + 'A');
+        for (size_t i = at + 1; i < b.n; i++)
+            if (b.p[i] >= 'A' && b.p[i] <= 'Z') b.p[i] = (char)(b.p[i] - 'A' + 'a');
+    }
+    d->query = sb_take(&b);
+    d->id = dup(jstr(o, "ind") ? jstr(o, "ind") : "");
+    for (int i = 0; i < 4; i++) {
+        const cJSON *e = cJSON_GetArrayItem(en, i);
+        if (!cJSON_IsString(e)) return "an ending is not a string";
+        d->choices[d->n_choices++] = dup(e->valuestring);
+    }
+    d->gold = label;
+    return NULL;
+}
+
 static int load_hellaswag(const char *path, mp_mc_set *out, mp_error *err) {
     FILE *f = fopen(path, "rb");
     if (!f) return mp_fail(err, MP_EIO, "%s: cannot open: %s (pass --data DIR, the shared/data folder)", path, strerror(errno));
@@ -445,6 +495,7 @@ static int load_hellaswag(const char *path, mp_mc_set *out, mp_error *err) {
         int k = (int)(lineno++ % 6);
         if (k == 0) {
             if (!(d = set_push(out, &cap)) || !(d->query = dup(line))) goto oom;
+            mp_hellaswag_capitalize_tail(d->query); /* ctx_b.capitalize(), boundary recovered heuristically */
             char idb[32];
             snprintf(idb, sizeof idb, "%zu", out->n - 1);
             if (!(d->id = dup(idb))) goto oom;
@@ -482,7 +533,14 @@ int mp_mc_load(mp_mc_task task, const char *data_dir, const char *subject, const
                    TASKS[task].name, data_dir);
         char *path = join_path(data_dir, train ? TASKS[task].train : TASKS[task].file), *lab = NULL;
         if (!path) return mp_fail(err, MP_ENOMEM, "out of memory");
-        if (task == MP_TASK_HELLASWAG) {
+        char *official = task == MP_TASK_HELLASWAG && !train ? join_path(data_dir, "hellaswag/hellaswag_val.jsonl") : NULL;
+        FILE *probe = official ? fopen(official, "rb") : NULL;
+        if (probe) fclose(probe);
+        if (probe) { /* the official JSONL, when supplied: real ctx_a / ctx_b */
+            rc = load_jsonl(task, official, NULL, out, err);
+            free(official);
+        } else if (task == MP_TASK_HELLASWAG) {
+            free(official);
             rc = load_hellaswag(path, out, err);
         } else {
             const char *lf = train ? TASKS[task].train_labels

@@ -123,6 +123,14 @@ size_t mp_py_space_before(const char *s, size_t n);
 /* Python's s.strip() on the n bytes at s: *off / *len are the kept range. */
 void mp_py_strip(const char *s, size_t n, size_t *off, size_t *len);
 
+/* HellaSwag's ctx_b.capitalize() on the staged text form, where the ctx_a /
+ * ctx_b boundary is lost: when the context (after "label: ") ends in a
+ * fragment after the last sentence end (". ", "! ", "? ") that starts with a
+ * lower-case letter and does not end a sentence (ActivityNet items: "... on a
+ * roof. he"), that fragment is capitalised like Python's str.capitalize()
+ * (first letter upper, the rest lower). In place. */
+void mp_hellaswag_capitalize_tail(char *query);
+
 /* Code points in a UTF-8 string (bytes that are not continuation bytes). */
 size_t mp_utf8_chars(const char *s);
 
