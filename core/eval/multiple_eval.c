@@ -456,7 +456,8 @@ static int score(const mp_multiple_cfg *c, const lang_spec *L, const problem *P,
             if (R[j].term_signal) cJSON_AddNumberToObject(x, "signal", R[j].term_signal);
             if (R[j].outcome == MP_SBX_OUTPUT) cJSON_AddStringToObject(x, "note", "output limit exceeded: killed");
             if (R[j].outcome == MP_SBX_SETUP) cJSON_AddStringToObject(x, "note", R[j].setup_error);
-            if (S[j].note_ctx) cJSON_AddStringToObject(x, "note", "prompt fills the context: empty completion");
+            if (S[j].note_ctx) cJSON_AddStringToObject(x, "note", c->budget_total ? "prompt fills the token budget (prompt + completion) or the context: empty completion"
+                                                : "prompt fills the context: empty completion");
             cJSON_AddStringToObject(x, "stop_reason", stop_name(S[j].stop_reason));
             if (c->model_dir) cJSON_AddNumberToObject(x, "tokens", S[j].n_tokens);
             cJSON_AddItemToObject(x, "stdout_tail", json_text(R[j].out, R[j].out_len));

@@ -158,7 +158,8 @@ def model(bin_, shared, tmp, model_dir):
         os.chmod(sb, 0o755)
         out = os.path.join(tmp, f"m{i}.jsonl")
         summary, text, dt = run(bin_, ["--lang", "py", "--model", model_dir, "--limit", "3", "--max-tokens", "48",
-                                       "--jobs", jobs, "--problems", data(shared, "py"), "--out", out], sb)
+                                       "--budget", "new", "--jobs", jobs, "--problems", data(shared, "py"),
+                                       "--out", out], sb)
         if i == 0:
             print(text, end="")
         outs.append(open(out, "rb").read())
@@ -177,6 +178,16 @@ def model(bin_, shared, tmp, model_dir):
         check(s["status"] != "sandbox error", f"sandbox error: {s}")
         check(s["stop_reason"] in ("eos", "stop", "length") and 0 <= s["tokens"] <= 48, f"sample {s}")
     check("pass@1" in summary and "status" in summary, f"summary: {summary}")
+    # --budget total (default; MultiPL-E HF / bigcode max_length): 40 tokens is less than any prompt
+    sb = tempfile.mkdtemp(dir=tmp)
+    os.chmod(sb, 0o755)
+    out = os.path.join(tmp, "mt.jsonl")
+    summary, text, _ = run(bin_, ["--lang", "py", "--model", model_dir, "--limit", "2", "--max-tokens", "40",
+                                  "--problems", data(shared, "py"), "--out", out], sb)
+    for r in [json.loads(l) for l in open(out)]:
+        s = r["samples"][0]
+        check(s["tokens"] == 0 and "token budget" in s.get("note", ""), f"total budget: {s}")
+    check("prompt + completion" in text and "prompt.strip()" in text, "budget and prompt convention printed")
 
 
 def main():
