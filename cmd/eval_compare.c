@@ -151,6 +151,12 @@ int cmd_eval_compare(int argc, char **argv) {
         }
         printf("\ntarget %s '%s': delta target %+.4f, mean delta others %+.4f (%zu %s rows)\n", tkind, target, dt,
                n_others ? sum / (double)n_others : NAN, n_others, tkind);
+        const mp_eval_row *tb = mp_eval_result_find(&b, tkind, target), *tm = mp_eval_result_find(&m, tkind, target);
+        mp_paired tp;
+        int paired = 0;
+        if (tb && tm && row_interval(tb, tm, (int)boots, level, &tp, &paired, &err) == 0)
+            printf("target delta %s interval [%+.4f, %+.4f]%s\n", paired ? "paired" : "unpaired", tp.lo, tp.hi,
+                   tp.distinguishable ? "" : ": not distinguishable from 0");
     }
     const mp_eval_row *ab = NULL, *am = NULL;
     for (size_t i = 0; i < b.n_rows && !ab; i++)
