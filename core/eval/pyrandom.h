@@ -27,8 +27,8 @@ typedef struct mp_pyrandom {
 void mp_pyrandom_seed(mp_pyrandom *r, uint64_t seed);
 /* random.getrandbits(k), 1 <= k <= 32. */
 uint32_t mp_pyrandom_bits(mp_pyrandom *r, int k);
-/* random._randbelow(n), n >= 1 (returns 0 for n <= 1 without drawing only when n == 0,
- * as Python's _randbelow(0) returns 0 after getrandbits(0)). */
+/* random._randbelow(n) for 1 <= n < 2^32 (n = 1 draws one word, as Python's
+ * getrandbits(1) does); n = 0 returns 0 without drawing. */
 size_t mp_pyrandom_below(mp_pyrandom *r, size_t n);
 /* random.sample(range(n), k): out[0..k) receives the chosen indices in order.
  * @return 0, MP_EINPUT when k > n ("Sample larger than population"), MP_ENOMEM. */
