@@ -1,6 +1,6 @@
 # monet-probe — thin wrapper around CMake/ctest. See README.md.
 #   make          build (build/monet-probe)
-#   make test     install missing Debian packages (as root), build, run the whole suite
+#   make test     install missing Debian packages (as root; the test and eval sets), build, run the whole suite
 #   make asan     ASan+UBSan build in build-asan/ and the suite under it
 #   make demo     build and run the main job on the embedded default model (data/monet-tiny)
 #   make bench    CPU prefill vs PyTorch, tokenizer vs spm_encode, collect vs forward
@@ -10,7 +10,7 @@ JOBS ?= 2
 FUZZ_SECONDS ?= 30
 CMAKE_FLAGS ?=
 
-.PHONY: all build test asan demo bench bench-gpu fuzz clean deps-build deps-demo deps-test deps-bench deps-fuzz
+.PHONY: all build test asan demo bench bench-gpu fuzz clean deps-build deps-demo deps-test deps-eval deps-bench deps-fuzz
 
 all: build
 
@@ -20,6 +20,8 @@ deps-demo:
 	@scripts/ensure-deps.sh demo
 deps-test:
 	@scripts/ensure-deps.sh test
+deps-eval:
+	@scripts/ensure-deps.sh eval
 deps-bench:
 	@scripts/ensure-deps.sh bench
 deps-fuzz:
@@ -32,7 +34,7 @@ build: deps-build
 # The suite compares against float64 references: model commands run on the CPU
 # (MP_DEVICE=cpu replaces the "cuda when present" default); the GPU tests in
 # tests/cuda ask for the CUDA backend explicitly.
-test: deps-test build
+test: deps-test deps-eval build
 	cd build && MP_DEVICE=cpu ctest --output-on-failure -j$(JOBS)
 
 asan: deps-test

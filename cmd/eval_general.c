@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "core/eval/eval_mc.h"
 #include "core/eval/general_eval.h"
 #include "eval_opts.h"
 
@@ -37,7 +38,7 @@ int eval_mc_cmd(int argc, char **argv, int mmlu_only, const char *about) {
     eval_mc_args a = EVAL_MC_ARGS_INIT;
     const cli_opt opts[] = {
         CLI_OPTS_MODEL(&a.model, CLI_REQUIRED),
-        {"--shots", NULL, CLI_LONG, "N", &a.shots, 0, 16, NULL,
+        {"--shots", NULL, CLI_LONG, "N", &a.shots, 0, MP_MC_MAX_SHOTS, NULL,
          "few-shot examples before each question (default 0; the harness uses 5 for MMLU);\n"
          "MMLU takes them from dev, the other tasks from the same split", 0, NULL, 0},
         CLI_OPT_LIMIT(&a.limit, "first N items per task (per subject for MMLU; default 0 = all)"),
@@ -85,10 +86,11 @@ static void print_rows(const mp_eval_result *res, const char *kind, const char *
     for (size_t i = 0; i < res->n_rows; i++) {
         const mp_eval_row *w = &res->rows[i];
         if (strcmp(w->kind, kind)) continue;
-        if (!any++) printf("\n%-36s %6s %8s %9s\n", title, "n", "acc", "acc_norm");
+        if (!any++) printf("\n%-36s %6s %8s %9s %8s\n", title, "n", "acc", "acc_norm", "stderr");
         printf("%-36s %6zu %8.4f", w->name, w->n, w->acc);
-        if (isnan(w->acc_norm)) printf(" %9s\n", "-");
-        else printf(" %9.4f\n", w->acc_norm);
+        if (isnan(w->acc_norm)) printf(" %9s", "-");
+        else printf(" %9.4f", w->acc_norm);
+        printf(" %8.4f (%s)\n", w->se, w->value_metric ? w->value_metric : "-");
     }
 }
 
@@ -97,10 +99,13 @@ static void print_report(const mp_general_cfg *c, const mp_general_out *o) {
     const char *mask = c->mask_path ? c->mask_path : "none", *subset = c->limit ? " (--limit: a subset)" : "";
     if (!c->mmlu_only) {
         printf("general performance, %d-shot, model %s, mask %s%s\n", c->shots, c->model_dir, mask, subset);
+        if (o->fewshot_no_train[0])
+            printf("few-shot: no train split staged for %s: shots drawn from the evaluation split (item excluded)\n",
+                   o->fewshot_no_train);
         print_rows(res, "task", "task");
-        printf("\naverage over %d columns%s (%s): %.4f\n", o->columns,
+        printf("\naverage over %d columns%s (%s): %.4f +- %.4f (stderr)\n", o->columns,
                o->all_columns ? " (MMLU, ARC, WinoGrande, PIQA, SIQA, OpenBookQA, HellaSwag, CommonsenseQA)" : "",
-               c->metric_acc ? "acc" : "acc_norm where reported, else acc", o->average);
+               c->metric_acc ? "acc" : "acc_norm where reported, else acc", o->average, o->average_se);
     } else {
         printf("MMLU %d-shot, model %s, mask %s%s\n", c->shots, c->model_dir, mask, subset);
         print_rows(res, "subject", "subject");
@@ -108,7 +113,8 @@ static void print_report(const mp_general_cfg *c, const mp_general_out *o) {
         print_rows(res, "supercategory", "supercategory");
         const mp_eval_row *a = mp_eval_result_find(res, "average", "mmlu");
         const mp_eval_row *mac = mp_eval_result_find(res, "average", "mmlu_subject_macro");
-        printf("\nMMLU accuracy %.4f over %zu questions (subject macro average %.4f)\n", a->value, a->n, mac->value);
+        printf("\nMMLU accuracy %.4f +- %.4f (stderr) over %zu questions (subject macro average %.4f +- %.4f)\n",
+               a->value, a->se, a->n, mac->value, mac->se);
     }
     double secs = o->seconds;
     printf("time %.1f s, %llu tokens run (%.0f tok/s)%s", secs, (unsigned long long)o->tokens_run,

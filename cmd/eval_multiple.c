@@ -26,8 +26,8 @@ int cmd_eval_multiple(int argc, char **argv) {
     cli_model_args ma = {0};
     const char *lang = NULL, *data = NULL, *problems = NULL, *out_path = NULL, *completions = NULL, *canonical = NULL;
     long limit = -1, jobs = 0;
-    double timeout = 15;
-    int quiet = 0;
+    double timeout = 0;
+    int quiet = 0, budget_new = 0;
     eval_sampling_args sa = {.n = 1, .max_new = 512, .seed = 1, .temperature = 0, .top_p = 0.95};
     const cli_opt opts[] = {
         CLI_OPT_MODEL(&ma, 0),
@@ -41,7 +41,11 @@ int cmd_eval_multiple(int argc, char **argv) {
         {"--jobs", NULL, CLI_LONG, "N", &jobs, 1, 256, NULL, "parallel sandboxes (default: number of CPUs)", 0, NULL,
          0},
         {"--timeout", NULL, CLI_DOUBLE, "S", &timeout, 0.1, 3600, NULL,
-         "wall-time limit per program step in seconds (default 15)", 0, NULL, 0},
+         "wall-time limit per program step in seconds (default: MultiPL-E's, 5 for js, else 15)", 0, NULL, 0},
+        {"--budget", NULL, CLI_CHOICE, NULL, &budget_new, 0, 0, "total|new",
+         "what --max-tokens counts: total = prompt + completion (default; MultiPL-E's HF\n"
+         "automodel max_length and bigcode's max_length_generation), new = new tokens\n"
+         "(MultiPL-E's vLLM max_tokens)", 0, NULL, 0},
         CLI_OPT_OUT(&out_path, "FILE", "per-problem results as JSONL", 0),
         {"--completions", NULL, CLI_STR, "FILE", &completions, 0, 0, NULL,
          "JSONL {\"name\", \"completion\" | \"completions\": [...]}: evaluate these", 0, NULL, 0},
@@ -84,6 +88,7 @@ int cmd_eval_multiple(int argc, char **argv) {
         .limit = limit,
         .n_samples = (int)sa.n,
         .max_new = (int)sa.max_new,
+        .budget_total = !budget_new,
         .seed = (uint64_t)sa.seed,
         .temperature = sa.temperature,
         .top_p = sa.top_p,
@@ -98,19 +103,30 @@ int cmd_eval_multiple(int argc, char **argv) {
     if (ma.model) {
         printf("multipl-e %s: %zu problems, model %s, %ld samples per problem%s\n", lang, o.n_problems, src, sa.n,
                sa.temperature == 0 ? " (greedy)" : "");
-        printf("sampling: temperature %g, top-p %g, seed %ld, max new tokens %ld, mask %s\n", sa.temperature,
-               sa.top_p, sa.seed, sa.max_new, ma.mask ? ma.mask : "none");
+        printf("sampling: temperature %g, top-p %g, seed %ld, token budget %ld %s, mask %s\n", sa.temperature,
+               sa.top_p, sa.seed, sa.max_new,
+               budget_new ? "new tokens (MultiPL-E vLLM max_tokens)"
+                          : "prompt + completion (MultiPL-E HF max_length / bigcode max_length_generation)",
+               ma.mask ? ma.mask : "none");
+        printf("prompt: prompt.strip() (MultiPL-E / bigcode); program = prompt + completion + \"\\n\" + tests\n");
     } else {
         printf("multipl-e %s: %zu problems, %zu given completions from %s\n", lang, o.n_problems, o.n_programs, src);
     }
-    for (int q = 0; q < 3; q++)
-        if (o.have_pass[q]) printf("pass@%d: %.6f\n", mp_multiple_ks[q], o.pass[q]);
+    for (int q = 0; q < 3; q++) {
+        if (o.have_pass[q]) printf("pass@%d: %.6f +- %.6f (stderr, bootstrap over problems)\n", mp_multiple_ks[q],
+                                   o.pass[q], o.pass_se[q]);
+        else if (o.n_problems)
+            printf("pass@%d: n/a (a problem has %d < %d samples); MultiPL-E's pass_k.py would report %.6f +- %.6f, "
+                   "counting such problems as 1.0\n", mp_multiple_ks[q], o.min_n, mp_multiple_ks[q],
+                   o.pass_multiple[q], o.pass_multiple_se[q]);
+    }
     printf("status:");
     for (int s = 0; s < MP_MULTIPLE_STATUS_COUNT; s++)
         printf("%s %s %ld", s ? "," : "", mp_multiple_status_name(s), o.status[s]);
     printf("\n");
     printf("wall time: %.2f s (generation %.2f s, execution %.2f s with %ld parallel sandboxes)\n", o.seconds,
            o.gen_seconds, o.exec_seconds, o.jobs);
+    printf("timeout: %g s per program step\n", o.timeout_s);
     printf("sandbox: %s\n", mp_sandbox_isolation());
     return 0;
 }

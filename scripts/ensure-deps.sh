@@ -2,7 +2,9 @@
 # scripts/ensure-deps.sh — make sure the Debian packages monet-probe needs are
 # installed. As root, installs what is missing with apt-get; otherwise prints
 # the one apt-get line to run and fails.
-#   usage: scripts/ensure-deps.sh build|demo|test|bench|fuzz
+#   usage: scripts/ensure-deps.sh build|demo|test|bench|fuzz|eval
+# eval: the MULTIPL-E toolchains (C++, Java + javatuples, JavaScript, Lua 5.3
+# + luaunit, PHP), so no `eval multipl-e` test skips; `make test` installs it.
 set -euo pipefail
 need=(cmake gcc make pkg-config libsqlite3-dev libzstd-dev libyaml-dev libcjson-dev libopenblas-dev)
 case "${1:-build}" in
@@ -11,7 +13,8 @@ case "${1:-build}" in
   test)  need+=(python3 python3-numpy sentencepiece sqlite3 chromium) ;;
   bench) need+=(python3 python3-numpy sentencepiece python3-torch time) ;;
   fuzz)  need+=(clang libclang-rt-14-dev) ;;
-  *) echo "usage: $0 build|demo|test|bench|fuzz" >&2; exit 2 ;;
+  eval)  need+=(python3 g++ default-jdk-headless libjavatuples-java nodejs lua5.3 lua-unit php-cli) ;;
+  *) echo "usage: $0 build|demo|test|bench|fuzz|eval" >&2; exit 2 ;;
 esac
 missing=()
 for p in "${need[@]}"; do

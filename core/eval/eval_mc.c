@@ -5,6 +5,46 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/eval/pyrandom.h"
+
+void mp_mc_score_free(mp_mc_score *s) {
+    if (!s) return;
+    free(s->hit);
+    free(s->hit_norm);
+    memset(s, 0, sizeof *s);
+}
+
+static int score_push(mp_mc_score *s, int hit, int hit_norm, mp_error *err) {
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 256;
+        double *a = realloc(s->hit, cap * sizeof *a);
+        MP_FAIL_IF(!a, err, MP_ENOMEM, "out of memory");
+        s->hit = a;
+        double *b = realloc(s->hit_norm, cap * sizeof *b);
+        MP_FAIL_IF(!b, err, MP_ENOMEM, "out of memory");
+        s->hit_norm = b;
+        s->cap = cap;
+    }
+    s->hit[s->n] = hit;
+    s->hit_norm[s->n] = hit_norm;
+    s->n++;
+    s->correct += (size_t)hit;
+    s->correct_norm += (size_t)hit_norm;
+    return 0;
+}
+
+static int str_eq(const char *a, const char *b) { return (!a && !b) || (a && b && !strcmp(a, b)); }
+
+/* The harness's `x != doc` (dict comparison) on our documents. */
+static int doc_equal(const mp_mc_doc *a, const mp_mc_doc *b) {
+    if (a->n_choices != b->n_choices || a->gold != b->gold || !str_eq(a->query, b->query) ||
+        !str_eq(a->context, b->context))
+        return 0;
+    for (int i = 0; i < a->n_choices; i++)
+        if (!str_eq(a->choices[i], b->choices[i])) return 0;
+    return 1;
+}
+
 void mp_mc_runner_free(mp_mc_runner *r) {
     if (!r) return;
     free(r->prefix);
@@ -138,8 +178,8 @@ static void flush_units(mp_mc_runner *r, int force) {
 }
 
 /* Accuracy bookkeeping and the items file for one scored item. */
-static void finish_item(mp_mc_runner *r, mp_mc_task task, const char *subject, const mp_mc_set *docs,
-                        const mc_item *it, mp_mc_score *out) {
+static int finish_item(mp_mc_runner *r, mp_mc_task task, const char *subject, const mp_mc_set *docs,
+                       const mc_item *it, mp_mc_score *out, mp_error *err) {
     const mp_mc_request *rq = &it->rq;
     const mp_mcq_result *res = it->res;
     int pred = 0, pred_norm = 0;
@@ -149,12 +189,11 @@ static void finish_item(mp_mc_runner *r, mp_mc_task task, const char *subject, c
         double b = res[pred_norm].loglik / (double)(rq->norm_len[pred_norm] ? rq->norm_len[pred_norm] : 1);
         if (a > b) pred_norm = c;
     }
-    out->n++;
-    out->correct += pred == rq->gold;
-    out->correct_norm += pred_norm == rq->gold;
+    MP_TRY(score_push(out, pred == rq->gold, pred_norm == rq->gold, err));
     if (r->items) write_item(r->items, task, subject, it->index, &docs->docs[it->index], rq, res, pred, pred_norm);
     r->pending++;
     flush_units(r, 0);
+    return 0;
 }
 
 static int item_error(mp_mc_task task, const char *subject, size_t i, mp_error *err) {
@@ -163,11 +202,45 @@ static int item_error(mp_mc_task task, const char *subject, size_t i, mp_error *
     return err ? err->code : MP_EINPUT;
 }
 
+void mp_mc_sampler_init(mp_mc_sampler *s, mp_mc_task task, const mp_mc_set *docs, const mp_mc_set *shot_pool) {
+    memset(s, 0, sizeof *s);
+    s->pool = shot_pool ? shot_pool : docs;
+    s->from_eval = !shot_pool;
+    s->first_n = task == MP_TASK_MMLU;                          /* fewshot_config sampler: first_n */
+    s->extra = !shot_pool || mp_mc_task_get(task)->fewshot_extra; /* draw k + 1, drop the item */
+    mp_pyrandom_seed(&s->rnd, 1234);                            /* lm-eval's fewshot_random_seed, per task */
+}
+
+int mp_mc_sampler_pick(mp_mc_sampler *s, const mp_mc_set *docs, size_t i, int n_shots, mp_mc_doc *shots, int *k,
+                       mp_error *err) {
+    const mp_mc_set *pool = s->pool;
+    size_t pick[MP_MC_MAX_SHOTS + 1];
+    *k = 0;
+    MP_FAIL_IF(n_shots < 0 || n_shots > MP_MC_MAX_SHOTS, err, MP_EINPUT, "--shots %d: at most %d", n_shots, MP_MC_MAX_SHOTS);
+    if (n_shots == 0) return 0;
+    if (s->first_n) {
+        for (size_t j = 0; j < pool->n && *k < n_shots; j++)
+            if (!s->from_eval || j != i) shots[(*k)++] = pool->docs[j];
+        return 0;
+    }
+    size_t draw = (size_t)n_shots + (size_t)s->extra;
+    MP_FAIL_IF(draw > pool->n, err, MP_EINPUT, "%d few-shot examples requested, %zu available", n_shots,
+               pool->n - (size_t)s->from_eval);
+    MP_TRY(mp_pyrandom_sample(&s->rnd, pool->n, draw, pick, err));
+    for (size_t j = 0; j < draw && *k < n_shots; j++) {
+        const mp_mc_doc *x = &pool->docs[pick[j]];
+        if (s->from_eval ? pick[j] == i : doc_equal(x, &docs->docs[i])) continue; /* x != doc */
+        shots[(*k)++] = *x;
+    }
+    return 0;
+}
+
 int mp_mc_run(mp_mc_runner *r, mp_mc_task task, const char *subject, const mp_mc_set *docs, size_t limit,
               const mp_mc_set *shot_pool, int n_shots, mp_mc_score *out, mp_error *err) {
     size_t n = limit && limit < docs->n ? limit : docs->n;
-    mp_mc_doc shots[16];
-    MP_FAIL_IF(n_shots < 0 || n_shots > 16, err, MP_EINPUT, "--shots %d: at most 16", n_shots);
+    mp_mc_doc shots[MP_MC_MAX_SHOTS];
+    MP_FAIL_IF(n_shots < 0 || n_shots > MP_MC_MAX_SHOTS, err, MP_EINPUT, "--shots %d: at most %d", n_shots,
+               MP_MC_MAX_SHOTS);
     const mp_mc_set *pool = shot_pool ? shot_pool : docs;
     MP_FAIL_IF((size_t)n_shots > pool->n - (shot_pool ? 0 : 1), err, MP_EINPUT,
                "%s: %d few-shot examples requested, %zu available", mp_mc_task_get(task)->name, n_shots,
@@ -180,10 +253,14 @@ int mp_mc_run(mp_mc_runner *r, mp_mc_task task, const char *subject, const mp_mc
     MP_FAIL_IF(!items, err, MP_ENOMEM, "out of memory");
     size_t ni = 0;
     int rc = 0;
+    mp_mc_sampler smp;
+    mp_mc_sampler_init(&smp, task, docs, shot_pool);
     for (size_t i = 0; i < n && rc == 0; i++) {
         int k = 0;
-        for (size_t j = 0; j < pool->n && k < n_shots; j++)
-            if (shot_pool || j != i) shots[k++] = pool->docs[j];
+        if ((rc = mp_mc_sampler_pick(&smp, docs, i, n_shots, shots, &k, err)) < 0) {
+            mp_error_prefix(err, "%s", mp_mc_task_get(task)->name);
+            break;
+        }
         mc_item *it = &items[ni++];
         it->index = i;
         if ((rc = mp_mc_format(task, &docs->docs[i], subject, shots, (size_t)k, &it->rq, err)) < 0) {
@@ -213,7 +290,7 @@ int mp_mc_run(mp_mc_runner *r, mp_mc_task task, const char *subject, const mp_mc
             break;
         }
         for (size_t x = 0; x < ni; x++) {
-            finish_item(r, task, subject, docs, &items[x], out);
+            if (rc == 0) rc = finish_item(r, task, subject, docs, &items[x], out, err);
             mc_item_free(&items[x]);
         }
         ni = 0;
@@ -230,19 +307,52 @@ int mp_mc_run(mp_mc_runner *r, mp_mc_task task, const char *subject, const mp_mc
 typedef struct {
     const char *name;
     size_t n, correct;
+    size_t n_sub;        /* subjects in the group */
+    double *se;          /* [n_sel] per-member standard errors (pooled like lm-eval) */
+    size_t *sizes;       /* [n_sel] per-member sizes */
+    double *items;       /* [n] the group's questions, subject order */
 } tally;
 
-static int tally_add(tally *t, size_t *nt, size_t cap, const char *name, const mp_mc_score *s) {
-    for (size_t i = 0; i < *nt; i++)
-        if (!strcmp(t[i].name, name)) {
-            t[i].n += s->n;
-            t[i].correct += s->correct;
-            return 0;
-        }
-    if (*nt == cap) return -1;
-    t[*nt] = (tally){name, s->n, s->correct};
-    (*nt)++;
+static void tallies_free(tally *t, size_t n) {
+    for (size_t i = 0; t && i < n; i++) {
+        free(t[i].se);
+        free(t[i].sizes);
+        free(t[i].items);
+    }
+    free(t);
+}
+
+/* Add one member (subject or sub-group) of size s->n, standard error se, scores items. */
+static int tally_add(tally *t, size_t *nt, size_t cap, const char *name, size_t n, size_t correct, double se,
+                     const double *items, mp_error *err) {
+    size_t i = 0;
+    while (i < *nt && strcmp(t[i].name, name)) i++;
+    MP_FAIL_IF(i == cap, err, MP_EINTERNAL, "too many MMLU categories");
+    if (i == *nt) {
+        memset(&t[i], 0, sizeof t[i]);
+        t[i].name = name;
+        t[i].se = malloc(cap * sizeof *t[i].se);
+        t[i].sizes = malloc(cap * sizeof *t[i].sizes);
+        (*nt)++;
+        MP_FAIL_IF(!t[i].se || !t[i].sizes, err, MP_ENOMEM, "out of memory");
+    }
+    double *it = realloc(t[i].items, (t[i].n + n + 1) * sizeof *it);
+    MP_FAIL_IF(!it, err, MP_ENOMEM, "out of memory");
+    t[i].items = it;
+    memcpy(it + t[i].n, items, n * sizeof *it);
+    t[i].n += n;
+    t[i].correct += correct;
+    t[i].se[t[i].n_sub] = se;
+    t[i].sizes[t[i].n_sub] = n;
+    t[i].n_sub++;
     return 0;
+}
+
+/* One group row: size-weighted accuracy, lm-eval's pooled stderr, the questions. */
+static int tally_row(mp_eval_result *res, const char *kind, const tally *t, mp_error *err) {
+    double a = (double)t->correct / (double)t->n;
+    MP_TRY(mp_eval_result_add(res, kind, t->name, t->n, a, a, NAN, NAN, err));
+    return mp_eval_result_annotate(res, mp_stderr_pooled(t->se, t->sizes, t->n_sub), "acc", t->items, NULL, t->n, err);
 }
 
 /* Subjects selected (indices into the table), checking names. */
@@ -286,14 +396,13 @@ int mp_mmlu_count(const char *data_dir, const char *const *subjects, size_t n_su
 int mp_mmlu_run(mp_mc_runner *r, const char *data_dir, const char *const *subjects, size_t n_subjects, int n_shots,
                 size_t limit, mp_eval_result *res, double *acc, mp_error *err) {
     mp_mmlu_subject *all = NULL;
-    size_t n_all = 0, n_sel = 0, n_cat = 0, n_sup = 0;
+    size_t n_all = 0, n_sel = 0, n_cat = 0, n_sup = 0, n_top = 0;
     MP_TRY(mp_mmlu_subjects_load(data_dir, &all, &n_all, err));
     int rc = 0;
     size_t *sel = malloc(n_all * sizeof *sel);
-    tally *cat = calloc(n_all, sizeof *cat), *sup = calloc(n_all, sizeof *sup);
-    mp_mc_score total = {0};
-    double macro = 0;
-    if (!sel || !cat || !sup) {
+    tally *cat = calloc(n_all, sizeof *cat), *sup = calloc(n_all, sizeof *sup), *top = calloc(1, sizeof *top);
+    double macro = 0, macro_var = 0;
+    if (!sel || !cat || !sup || !top) {
         rc = mp_fail(err, MP_ENOMEM, "out of memory");
         goto cleanup;
     }
@@ -307,37 +416,37 @@ int mp_mmlu_run(mp_mc_runner *r, const char *data_dir, const char *const *subjec
         if (rc == 0) rc = mp_mc_run(r, MP_TASK_MMLU, s->name, &test, limit, n_shots > 0 ? &dev : NULL, n_shots, &sc, err);
         mp_mc_set_free(&test);
         mp_mc_set_free(&dev);
+        double a = sc.n ? (double)sc.correct / (double)sc.n : NAN, se = mp_stderr_binary(sc.correct, sc.n);
+        if (rc == 0) rc = mp_eval_result_add(res, "subject", s->name, sc.n, a, a, NAN, NAN, err);
+        if (rc == 0) rc = mp_eval_result_annotate(res, se, "acc", sc.hit, NULL, sc.n, err);
+        if (rc == 0) rc = tally_add(cat, &n_cat, n_all, s->category, sc.n, sc.correct, se, sc.hit, err);
+        if (rc == 0) rc = tally_add(sup, &n_sup, n_all, s->supercategory, sc.n, sc.correct, se, sc.hit, err);
+        mp_mc_score_free(&sc);
         if (rc < 0) goto cleanup;
-        double a = sc.n ? (double)sc.correct / (double)sc.n : NAN;
-        if ((rc = mp_eval_result_add(res, "subject", s->name, sc.n, a, a, NAN, NAN, err)) < 0) goto cleanup;
-        if (tally_add(cat, &n_cat, n_all, s->category, &sc) || tally_add(sup, &n_sup, n_all, s->supercategory, &sc)) {
-            rc = mp_fail(err, MP_EINTERNAL, "too many MMLU categories");
-            goto cleanup;
-        }
-        total.n += sc.n;
-        total.correct += sc.correct;
         macro += a;
+        macro_var += se * se;
     }
-    for (size_t i = 0; i < n_cat && rc == 0; i++) {
-        double a = (double)cat[i].correct / (double)cat[i].n;
-        rc = mp_eval_result_add(res, "category", cat[i].name, cat[i].n, a, a, NAN, NAN, err);
-    }
-    for (size_t i = 0; i < n_sup && rc == 0; i++) {
-        double a = (double)sup[i].correct / (double)sup[i].n;
-        rc = mp_eval_result_add(res, "supercategory", sup[i].name, sup[i].n, a, a, NAN, NAN, err);
+    for (size_t i = 0; i < n_cat && rc == 0; i++) rc = tally_row(res, "category", &cat[i], err);
+    for (size_t i = 0; i < n_sup && rc == 0; i++) rc = tally_row(res, "supercategory", &sup[i], err);
+    /* the harness's mmlu group pools its four sub-groups (stem, humanities, social sciences, other) */
+    for (size_t i = 0; i < n_sup && rc == 0; i++)
+        rc = tally_add(top, &n_top, n_sup, "mmlu", sup[i].n, sup[i].correct,
+                       mp_stderr_pooled(sup[i].se, sup[i].sizes, sup[i].n_sub), sup[i].items, err);
+    if (rc == 0 && n_top == 1) {
+        rc = tally_row(res, "average", &top[0], err);
+        if (acc) *acc = (double)top[0].correct / (double)top[0].n;
     }
     if (rc == 0) {
-        double a = total.n ? (double)total.correct / (double)total.n : NAN;
-        rc = mp_eval_result_add(res, "average", "mmlu", total.n, a, a, NAN, NAN, err);
-        if (rc == 0)
-            rc = mp_eval_result_add(res, "average", "mmlu_subject_macro", total.n, macro / (double)n_sel,
-                                    macro / (double)n_sel, NAN, NAN, err);
-        if (acc) *acc = a;
+        /* unweighted mean of subjects: independent subjects, se = sqrt(sum se_i^2) / k */
+        double m = macro / (double)n_sel;
+        rc = mp_eval_result_add(res, "average", "mmlu_subject_macro", top[0].n, m, m, NAN, NAN, err);
+        if (rc == 0) rc = mp_eval_result_annotate(res, sqrt(macro_var) / (double)n_sel, "acc", NULL, NULL, 0, err);
     }
 cleanup:
     free(sel);
-    free(cat);
-    free(sup);
+    tallies_free(cat, n_cat);
+    tallies_free(sup, n_sup);
+    tallies_free(top, n_top);
     mp_mmlu_subjects_free(all, n_all);
     return rc;
 }

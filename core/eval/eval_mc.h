@@ -4,10 +4,15 @@
  * log-likelihood (first maximum on ties), pred_norm = argmax of loglik divided
  * by the choice's length in characters.
  *
- * Few-shot examples: MMLU takes the first k dev questions (the harness's
- * first_n sampler); the other tasks have no staged train split, so they take
- * the first k documents of the evaluation split other than the item itself
- * (a documented deviation, docs/eval.md).
+ * Few-shot examples, as lm-evaluation-harness v0.4.9.2 draws them: MMLU takes
+ * the first k dev questions (first_n sampler); the other tasks draw with one
+ * random.Random(1234) per task, carried across the documents in evaluation
+ * order (core/eval/pyrandom): rnd.sample(pool, k) from the train split, or
+ * rnd.sample(pool, k + 1) minus the item itself, first k kept, when the task's
+ * YAML has no test_split (SIQA, PIQA, WinoGrande, HellaSwag, CommonsenseQA).
+ * Without a staged train split (PIQA, WinoGrande, HellaSwag, CommonsenseQA)
+ * the pool is the evaluation split itself with the k + 1 draw (what the
+ * harness does when fewshot split = evaluated split); callers report it.
  *
  * Ownership: the runner borrows tok, q, prog and items; the caller keeps them
  * alive. items (may be NULL) receives one JSON line per item, doubles printed
@@ -23,8 +28,11 @@
 #include "core/eval/eval_result.h"
 #include "core/eval/eval_tasks.h"
 #include "core/eval/mcq.h"
+#include "core/eval/pyrandom.h"
 #include "core/util/progress.h"
 #include "core/text/tokenizer.h"
+
+#define MP_MC_MAX_SHOTS 32 /* 25-shot ARC-Challenge (Open LLM Leaderboard) fits */
 
 typedef struct mp_mc_runner {
     const mp_tokenizer *tok;
@@ -43,10 +51,32 @@ typedef struct mp_mc_runner {
 
 typedef struct mp_mc_score {
     size_t n, correct, correct_norm;
+    double *hit, *hit_norm; /* [n] per-item 0/1 for acc and acc_norm (owned; mp_mc_score_free) */
+    size_t cap;
 } mp_mc_score;
 
+void mp_mc_score_free(mp_mc_score *s);
+
+/* The few-shot sampler of one task run (described above). */
+typedef struct mp_mc_sampler {
+    mp_pyrandom rnd;          /* random.Random(1234), carried across documents */
+    const mp_mc_set *pool;    /* borrowed */
+    int from_eval, first_n, extra;
+} mp_mc_sampler;
+
+/* shot_pool NULL: draw from docs itself. Borrows docs / shot_pool. */
+void mp_mc_sampler_init(mp_mc_sampler *s, mp_mc_task task, const mp_mc_set *docs, const mp_mc_set *shot_pool);
+/* Shots for document i of docs (call for i = 0, 1, ... in order: the RNG state
+ * carries over). shots[MP_MC_MAX_SHOTS] receives shallow copies (borrowing the pool's
+ * strings), *k their number (< n_shots when the harness's k draw held the item).
+ * @return 0, MP_EINPUT (more shots than the pool holds, n_shots > MP_MC_MAX_SHOTS). */
+int mp_mc_sampler_pick(mp_mc_sampler *s, const mp_mc_set *docs, size_t i, int n_shots, mp_mc_doc *shots, int *k,
+                       mp_error *err);
+
 /* Score the first `limit` docs (0 = all) of task. shot_pool/n_shots: few-shot
- * source (MMLU: the dev set; NULL: docs itself, skipping the item).
+ * pool (MMLU: the dev set, first n; others: the train split, random; NULL:
+ * docs itself, random k + 1 draw minus the item). out is added to (zero it
+ * first; free with mp_mc_score_free).
  * @return 0, MP_EINPUT (a prompt the tokenizer / context cannot take) or a
  *         forward error. */
 int mp_mc_run(mp_mc_runner *r, mp_mc_task task, const char *subject, const mp_mc_set *docs, size_t limit,
@@ -58,7 +88,9 @@ int mp_mc_run(mp_mc_runner *r, mp_mc_task task, const char *subject, const mp_mc
  * (the paper's 14 MMLU-Pro style categories), "supercategory" (STEM,
  * humanities, social sciences, other) and "average" rows "mmlu" (accuracy over
  * all questions, the harness's size-weighted group score) and
- * "mmlu_subject_macro" (mean of subject accuracies). *acc (may be NULL) gets
+ * "mmlu_subject_macro" (mean of subject accuracies), each with its standard
+ * error (subjects: lm-eval's acc_stderr; groups: lm-eval's pooled stderr) and
+ * the per-question scores. *acc (may be NULL) gets
  * the "mmlu" value. Progress total, when r->prog is set, is up to the caller.
  * @return 0, MP_EINPUT ("unknown MMLU subject ..."), MP_EIO or a scoring error. */
 int mp_mmlu_run(mp_mc_runner *r, const char *data_dir, const char *const *subjects, size_t n_subjects, int n_shots,

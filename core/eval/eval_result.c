@@ -38,6 +38,9 @@ void mp_eval_result_free(mp_eval_result *r) {
     for (size_t i = 0; i < r->n_rows; i++) {
         free(r->rows[i].kind);
         free(r->rows[i].name);
+        free(r->rows[i].value_metric);
+        free(r->rows[i].items);
+        free(r->rows[i].item_w);
     }
     free(r->rows);
     free(r->eval);
@@ -70,8 +73,68 @@ int mp_eval_result_add(mp_eval_result *r, const char *kind, const char *name, si
     w->acc = acc;
     w->acc_norm = acc_norm;
     w->extra = extra;
+    w->se = NAN;
+    w->value_metric = NULL;
+    w->items = w->item_w = NULL;
+    w->n_items = 0;
     r->n_rows++;
     return 0;
+}
+
+int mp_eval_result_annotate(mp_eval_result *r, double se, const char *value_metric, const double *items,
+                            const double *w, size_t n_items, mp_error *err) {
+    MP_FAIL_IF(r->n_rows == 0, err, MP_EINTERNAL, "annotate: no row");
+    mp_eval_row *x = &r->rows[r->n_rows - 1];
+    x->se = se;
+    if (value_metric) {
+        char *m = sdup(value_metric);
+        MP_FAIL_IF(!m, err, MP_ENOMEM, "out of memory");
+        free(x->value_metric);
+        x->value_metric = m;
+    }
+    if (items && n_items) {
+        double *a = malloc(n_items * sizeof *a), *b = w ? malloc(n_items * sizeof *b) : NULL;
+        if (!a || (w && !b)) {
+            free(a);
+            free(b);
+            return mp_fail(err, MP_ENOMEM, "out of memory");
+        }
+        memcpy(a, items, n_items * sizeof *a);
+        if (w) memcpy(b, w, n_items * sizeof *b);
+        free(x->items);
+        free(x->item_w);
+        x->items = a;
+        x->item_w = b;
+        x->n_items = n_items;
+    }
+    return 0;
+}
+
+double mp_stderr_mean(const double *x, size_t n) {
+    if (n < 2) return NAN;
+    double m = 0, ss = 0;
+    for (size_t i = 0; i < n; i++) m += x[i];
+    m /= (double)n;
+    for (size_t i = 0; i < n; i++) ss += (x[i] - m) * (x[i] - m);
+    return sqrt(ss / (double)(n - 1)) / sqrt((double)n);
+}
+
+double mp_stderr_binary(size_t hits, size_t n) {
+    if (n < 2) return NAN;
+    double p = (double)hits / (double)n;
+    return sqrt(p * (1 - p) / (double)(n - 1));
+}
+
+double mp_stderr_pooled(const double *se, const size_t *sizes, size_t k) {
+    double num = 0;
+    size_t tot = 0;
+    for (size_t i = 0; i < k; i++) {
+        if (isnan(se[i])) return NAN;
+        num += ((double)sizes[i] - 1) * se[i] * se[i] * (double)sizes[i];
+        tot += sizes[i];
+    }
+    if (tot <= k) return NAN;
+    return sqrt(num / (double)(tot - k) / (double)tot);
 }
 
 const mp_eval_row *mp_eval_result_find(const mp_eval_result *r, const char *kind, const char *name) {
@@ -126,6 +189,28 @@ int mp_eval_result_save(const mp_eval_result *r, const char *path, mp_error *err
         put_num(f, w->acc_norm);
         fputs(", \"extra\": ", f);
         put_num(f, w->extra);
+        fputs(", \"value_metric\": ", f);
+        put_str(f, w->value_metric);
+        fputs(", \"stderr\": ", f);
+        put_num(f, w->se);
+        if (w->items) {
+            fputs(",\n   \"items\": [", f);
+            for (size_t k = 0; k < w->n_items; k++) {
+                if (k) fputs(", ", f);
+                put_num(f, w->items[k]);
+            }
+            fputs("], \"item_weights\": ", f);
+            if (w->item_w) {
+                fputc('[', f);
+                for (size_t k = 0; k < w->n_items; k++) {
+                    if (k) fputs(", ", f);
+                    put_num(f, w->item_w[k]);
+                }
+                fputc(']', f);
+            } else {
+                fputs("null", f);
+            }
+        }
         fputc('}', f);
     }
     fputs("\n ]}\n", f);
@@ -137,6 +222,31 @@ int mp_eval_result_save(const mp_eval_result *r, const char *path, mp_error *err
 static double num_or_nan(const cJSON *o, const char *k) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
     return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+/* The optional per-row fields: value_metric, stderr, items, item_weights. */
+static int load_row_stats(mp_eval_result *r, const cJSON *w, const char *path, mp_error *err) {
+    const cJSON *vm = cJSON_GetObjectItemCaseSensitive(w, "value_metric");
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(w, "items");
+    const cJSON *iw = cJSON_GetObjectItemCaseSensitive(w, "item_weights");
+    size_t n = cJSON_IsArray(it) ? (size_t)cJSON_GetArraySize(it) : 0;
+    MP_FAIL_IF(cJSON_IsArray(iw) && (size_t)cJSON_GetArraySize(iw) != n, err, MP_EINPUT,
+               "%s: row '%s': item_weights and items differ in length", path, r->rows[r->n_rows - 1].name);
+    double *a = n ? malloc(n * sizeof *a) : NULL, *b = n && cJSON_IsArray(iw) ? malloc(n * sizeof *b) : NULL;
+    MP_FAIL_IF(n && (!a || (cJSON_IsArray(iw) && !b)), err, MP_ENOMEM, "out of memory");
+    for (size_t k = 0; k < n; k++) {
+        const cJSON *x = cJSON_GetArrayItem(it, (int)k);
+        a[k] = cJSON_IsNumber(x) ? x->valuedouble : NAN;
+        if (b) {
+            x = cJSON_GetArrayItem(iw, (int)k);
+            b[k] = cJSON_IsNumber(x) ? x->valuedouble : NAN;
+        }
+    }
+    int rc = mp_eval_result_annotate(r, num_or_nan(w, "stderr"), cJSON_IsString(vm) ? vm->valuestring : NULL, a, b, n,
+                                     err);
+    free(a);
+    free(b);
+    return rc;
 }
 
 int mp_eval_result_load(const char *path, mp_eval_result *r, mp_error *err) {
@@ -198,6 +308,7 @@ int mp_eval_result_load(const char *path, mp_eval_result *r, mp_error *err) {
             }
             rc = mp_eval_result_add(r, k->valuestring, nm->valuestring, (size_t)n->valuedouble, num_or_nan(w, "value"),
                                     num_or_nan(w, "acc"), num_or_nan(w, "acc_norm"), num_or_nan(w, "extra"), err);
+            if (rc == 0) rc = load_row_stats(r, w, path, err);
         }
     }
     cJSON_Delete(o);

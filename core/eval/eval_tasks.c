@@ -12,15 +12,16 @@
 #include "core/text/corpus.h"
 
 static const mp_mc_task_info TASKS[MP_TASK_COUNT] = {
-    {"mmlu", "mmlu", "", 0},
-    {"arc_easy", "arc_easy", "arc/ARC-Easy-Test.jsonl", 1},
-    {"arc_challenge", "arc_challenge", "arc/ARC-Challenge-Test.jsonl", 1},
-    {"winogrande", "winogrande", "winogrande/dev.jsonl", 0},
-    {"piqa", "piqa", "piqa/valid.jsonl", 1},
-    {"siqa", "social_iqa", "siqa/dev.jsonl", 0},
-    {"openbookqa", "openbookqa", "openbookqa/test.jsonl", 1},
-    {"hellaswag", "hellaswag", "hellaswag/hellaswag_val_full.txt", 1},
-    {"commonsenseqa", "commonsense_qa", "commonsenseqa/dev_rand_split.jsonl", 0},
+    {"mmlu", "mmlu", "", 0, NULL, NULL, 0, "test"},
+    {"arc_easy", "arc_easy", "arc/ARC-Easy-Test.jsonl", 1, "arc/ARC-Easy-Train.jsonl", NULL, 0, "test"},
+    {"arc_challenge", "arc_challenge", "arc/ARC-Challenge-Test.jsonl", 1, "arc/ARC-Challenge-Train.jsonl", NULL, 0,
+     "test"},
+    {"winogrande", "winogrande", "winogrande/dev.jsonl", 0, NULL, NULL, 1, "validation"},
+    {"piqa", "piqa", "piqa/valid.jsonl", 1, NULL, NULL, 1, "validation"},
+    {"siqa", "social_iqa", "siqa/dev.jsonl", 0, "siqa/train.jsonl", "siqa/train-labels.lst", 1, "validation"},
+    {"openbookqa", "openbookqa", "openbookqa/test.jsonl", 1, "openbookqa/train.jsonl", NULL, 0, "test"},
+    {"hellaswag", "hellaswag", "hellaswag/hellaswag_val_full.txt", 1, NULL, NULL, 1, "validation"},
+    {"commonsenseqa", "commonsense_qa", "commonsenseqa/dev_rand_split.jsonl", 0, NULL, NULL, 1, "validation"},
 };
 
 const mp_mc_task_info *mp_mc_task_get(mp_mc_task t) { return t >= 0 && t < MP_TASK_COUNT ? &TASKS[t] : NULL; }
@@ -79,14 +80,55 @@ static char *sb_take(sbuf *b) {
     return p;
 }
 
-static int is_ws(unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
+static int is_py_space_cp(unsigned long c) {
+    return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 || c == 0x1680 ||
+           (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
+}
 
-/* Python str.strip() for ASCII whitespace. */
+/* Decode one well-formed 1-3 byte UTF-8 code point at s (n bytes); 0 when not one. */
+static size_t utf8_cp(const unsigned char *s, size_t n, unsigned long *cp) {
+    if (n >= 1 && s[0] < 0x80) {
+        *cp = s[0];
+        return 1;
+    }
+    if (n >= 2 && (s[0] & 0xE0) == 0xC0 && (s[1] & 0xC0) == 0x80) {
+        *cp = ((unsigned long)(s[0] & 0x1F) << 6) | (s[1] & 0x3F);
+        return 2;
+    }
+    if (n >= 3 && (s[0] & 0xF0) == 0xE0 && (s[1] & 0xC0) == 0x80 && (s[2] & 0xC0) == 0x80) {
+        *cp = ((unsigned long)(s[0] & 0x0F) << 12) | ((unsigned long)(s[1] & 0x3F) << 6) | (s[2] & 0x3F);
+        return 3;
+    }
+    return 0;
+}
+
+size_t mp_py_space_at(const char *s, size_t n) {
+    unsigned long cp;
+    size_t k = utf8_cp((const unsigned char *)s, n, &cp);
+    return k && is_py_space_cp(cp) ? k : 0;
+}
+
+size_t mp_py_space_before(const char *s, size_t n) {
+    for (size_t k = 1; k <= 3 && k <= n; k++) {
+        unsigned long cp;
+        if (utf8_cp((const unsigned char *)s + n - k, k, &cp) == k) return is_py_space_cp(cp) ? k : 0;
+    }
+    return 0;
+}
+
+void mp_py_strip(const char *s, size_t n, size_t *off, size_t *len) {
+    size_t a = 0, k;
+    while (a < n && (k = mp_py_space_at(s + a, n - a))) a += k;
+    while (n > a && (k = mp_py_space_before(s + a, n - a))) n -= k;
+    *off = a;
+    *len = n - a;
+}
+
+/* Python str.strip() (Unicode whitespace, e.g. U+0085 in MMLU sociology test #69). */
 static void sb_add_stripped(sbuf *b, const char *s) {
-    size_t n = strlen(s);
-    while (n && is_ws((unsigned char)*s)) s++, n--;
-    while (n && is_ws((unsigned char)s[n - 1])) n--;
-    sb_addn(b, s, n);
+    size_t off, len;
+    mp_py_strip(s, strlen(s), &off, &len);
+    sb_addn(b, s + off, len);
 }
 
 char *mp_hellaswag_preprocess(const char *text) {
@@ -277,6 +319,8 @@ static const char *jstr(const cJSON *o, const char *k) {
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
+static const char *parse_hellaswag_json(const cJSON *o, mp_mc_doc *d);
+
 /* One JSONL record into d; returns a reason on malformed input (d partly filled). */
 static const char *parse_record(mp_mc_task task, const cJSON *o, mp_mc_doc *d, int label) {
     const char *s;
@@ -341,6 +385,8 @@ static const char *parse_record(mp_mc_task task, const cJSON *o, mp_mc_doc *d, i
         d->gold = jstr(o, "answer")[0] - '1';
         if (label >= 1 && label - 1 != d->gold) return "answer disagrees with dev-labels.lst";
         return NULL;
+    case MP_TASK_HELLASWAG:
+        return parse_hellaswag_json(o, d);
     default:
         return "not a JSONL task";
     }
@@ -390,6 +436,52 @@ cleanup:
     return rc;
 }
 
+void mp_hellaswag_capitalize_tail(char *q) {
+    const char *colon = strstr(q, ": ");
+    char *start = colon ? (char *)colon + 2 : q, *frag = NULL;
+    for (char *p = start; p[0] && p[1]; p++)
+        if ((p[0] == '.' || p[0] == '!' || p[0] == '?') && p[1] == ' ') frag = p + 2;
+    if (!frag || !(*frag >= 'a' && *frag <= 'z')) return;
+    for (const char *p = frag; *p; p++) /* a fragment that ends a sentence is not a ctx_b */
+        if ((*p == '.' || *p == '!' || *p == '?') && (p[1] == '\0' || p[1] == ' ')) return;
+    /* Python str.capitalize(): first character upper, the rest lower */
+    frag[0] = (char)(frag[0] - 'a' + 'A');
+    for (char *p = frag + 1; *p; p++)
+        if (*p >= 'A' && *p <= 'Z') *p = (char)(*p - 'A' + 'a');
+}
+
+/* The official hellaswag_val.jsonl: query = activity_label + ": " + ctx_a + " " +
+ * ctx_b.capitalize() (lm-eval's process_docs; preprocess runs in the prompt builder). */
+static const char *parse_hellaswag_json(const cJSON *o, mp_mc_doc *d) {
+    const char *al = jstr(o, "activity_label"), *ca = jstr(o, "ctx_a"), *cb = jstr(o, "ctx_b");
+    const cJSON *en = cJSON_GetObjectItemCaseSensitive(o, "endings"), *lb = cJSON_GetObjectItemCaseSensitive(o, "label");
+    if (!al || !ca || !cb || !cJSON_IsArray(en) || cJSON_GetArraySize(en) != 4)
+        return "missing activity_label, ctx_a, ctx_b or 4 endings";
+    int label = cJSON_IsNumber(lb) ? lb->valueint : cJSON_IsString(lb) ? atoi(lb->valuestring) : -1;
+    if (label < 0 || label > 3) return "label is not 0..3";
+    sbuf b = {0};
+    sb_add(&b, al);
+    sb_add(&b, ": ");
+    sb_add(&b, ca);
+    sb_add(&b, " ");
+    size_t at = b.n;
+    sb_add(&b, cb);
+    if (!b.oom && b.p[at]) {
+        if (b.p[at] >= 'a' && b.p[at] <= 'z') b.p[at] = (char)(b.p[at] - 'a' + 'A');
+        for (size_t i = at + 1; i < b.n; i++)
+            if (b.p[i] >= 'A' && b.p[i] <= 'Z') b.p[i] = (char)(b.p[i] - 'A' + 'a');
+    }
+    d->query = sb_take(&b);
+    d->id = dup(jstr(o, "ind") ? jstr(o, "ind") : "");
+    for (int i = 0; i < 4; i++) {
+        const cJSON *e = cJSON_GetArrayItem(en, i);
+        if (!cJSON_IsString(e)) return "an ending is not a string";
+        d->choices[d->n_choices++] = dup(e->valuestring);
+    }
+    d->gold = label;
+    return NULL;
+}
+
 static int load_hellaswag(const char *path, mp_mc_set *out, mp_error *err) {
     FILE *f = fopen(path, "rb");
     if (!f) return mp_fail(err, MP_EIO, "%s: cannot open: %s (pass --data DIR, the shared/data folder)", path, strerror(errno));
@@ -403,6 +495,7 @@ static int load_hellaswag(const char *path, mp_mc_set *out, mp_error *err) {
         int k = (int)(lineno++ % 6);
         if (k == 0) {
             if (!(d = set_push(out, &cap)) || !(d->query = dup(line))) goto oom;
+            mp_hellaswag_capitalize_tail(d->query); /* ctx_b.capitalize(), boundary recovered heuristically */
             char idb[32];
             snprintf(idb, sizeof idb, "%zu", out->n - 1);
             if (!(d->id = dup(idb))) goto oom;
@@ -435,12 +528,23 @@ int mp_mc_load(mp_mc_task task, const char *data_dir, const char *subject, const
         MP_FAIL_IF(!subject || !split, err, MP_EINTERNAL, "MMLU needs a subject and a split");
         rc = load_mmlu(data_dir, subject, split, out, err);
     } else {
-        char *path = join_path(data_dir, TASKS[task].file), *lab = NULL;
+        int train = split && !strcmp(split, "train");
+        MP_FAIL_IF(train && !TASKS[task].train, err, MP_EUNSUPPORTED, "%s: no train split is staged in %s",
+                   TASKS[task].name, data_dir);
+        char *path = join_path(data_dir, train ? TASKS[task].train : TASKS[task].file), *lab = NULL;
         if (!path) return mp_fail(err, MP_ENOMEM, "out of memory");
-        if (task == MP_TASK_HELLASWAG) {
+        char *official = task == MP_TASK_HELLASWAG && !train ? join_path(data_dir, "hellaswag/hellaswag_val.jsonl") : NULL;
+        FILE *probe = official ? fopen(official, "rb") : NULL;
+        if (probe) fclose(probe);
+        if (probe) { /* the official JSONL, when supplied: real ctx_a / ctx_b */
+            rc = load_jsonl(task, official, NULL, out, err);
+            free(official);
+        } else if (task == MP_TASK_HELLASWAG) {
+            free(official);
             rc = load_hellaswag(path, out, err);
         } else {
-            const char *lf = task == MP_TASK_PIQA ? "piqa/valid-labels.lst"
+            const char *lf = train ? TASKS[task].train_labels
+                             : task == MP_TASK_PIQA ? "piqa/valid-labels.lst"
                              : task == MP_TASK_SIQA ? "siqa/dev-labels.lst"
                              : task == MP_TASK_WINOGRANDE ? "winogrande/dev-labels.lst" : NULL;
             if (lf && !(lab = join_path(data_dir, lf))) rc = mp_fail(err, MP_ENOMEM, "out of memory");

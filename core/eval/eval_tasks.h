@@ -39,6 +39,11 @@ typedef struct mp_mc_task_info {
     const char *harness;  /* lm-evaluation-harness task name */
     const char *file;     /* data file below the data dir ("" for MMLU) */
     int has_norm;         /* the harness reports acc_norm too */
+    const char *train;    /* the train split below the data dir (few-shot pool), NULL = not staged */
+    const char *train_labels; /* its labels file (SIQA), NULL when the labels are in the records */
+    int fewshot_extra;    /* the harness draws k+1 shots and drops the item: its YAML has no test_split, so
+                             fewshot_split (None) == test_split (None) in lm-eval v0.4.9.2 get_context */
+    const char *eval_split; /* the harness split scored ("test", "validation") */
 } mp_mc_task_info;
 
 const mp_mc_task_info *mp_mc_task_get(mp_mc_task t);
@@ -59,9 +64,10 @@ typedef struct mp_mc_set {
     size_t n;
 } mp_mc_set;
 
-/* Load a task's evaluation split from data_dir (the shared/data folder).
- * MMLU: subject names the subject, split is "test" or "dev"; other tasks
- * ignore both. @return 0, MP_EIO (missing / unreadable file, naming it) or
+/* Load a task's split from data_dir (the shared/data folder).
+ * MMLU: subject names the subject, split is "test" or "dev". Other tasks:
+ * split "train" reads the staged train split (MP_EUNSUPPORTED when the task
+ * has none staged), anything else (NULL) the evaluation split. @return 0, MP_EIO (missing / unreadable file, naming it) or
  * MP_EINPUT ("<file>:<line>: <problem>"). */
 int mp_mc_load(mp_mc_task task, const char *data_dir, const char *subject, const char *split, mp_mc_set *out,
                mp_error *err);
@@ -106,6 +112,24 @@ void mp_mc_request_free(mp_mc_request *r);
  * "[...]", then replace "  " by " " once (left to right). Returns a malloc'ed
  * string or NULL on allocation failure. */
 char *mp_hellaswag_preprocess(const char *text);
+
+/* Python's str.isspace() set (what str.strip() / rstrip() remove): U+0009..000D,
+ * U+001C..001F, U+0020, U+0085, U+00A0, U+1680, U+2000..200A, U+2028, U+2029,
+ * U+202F, U+205F, U+3000. mp_py_space_at: bytes of the UTF-8 whitespace code
+ * point starting at s[0] (n bytes available), 0 when none;
+ * mp_py_space_before: the same for the code point ending at s[n-1]. */
+size_t mp_py_space_at(const char *s, size_t n);
+size_t mp_py_space_before(const char *s, size_t n);
+/* Python's s.strip() on the n bytes at s: *off / *len are the kept range. */
+void mp_py_strip(const char *s, size_t n, size_t *off, size_t *len);
+
+/* HellaSwag's ctx_b.capitalize() on the staged text form, where the ctx_a /
+ * ctx_b boundary is lost: when the context (after "label: ") ends in a
+ * fragment after the last sentence end (". ", "! ", "? ") that starts with a
+ * lower-case letter and does not end a sentence (ActivityNet items: "... on a
+ * roof. he"), that fragment is capitalised like Python's str.capitalize()
+ * (first letter upper, the rest lower). In place. */
+void mp_hellaswag_capitalize_tail(char *query);
 
 /* Code points in a UTF-8 string (bytes that are not continuation bytes). */
 size_t mp_utf8_chars(const char *s);

@@ -36,10 +36,10 @@ static int select_tasks(const mp_general_cfg *c, int run_task[MP_TASK_COUNT], mp
 
 /* The paper's columns: MMLU, ARC, WG, PIQA, SIQA, OBQA, HS, CSQA; adds the
  * "column" arc row and the "average" general row. */
-static int add_average(const int run_task[MP_TASK_COUNT], const double task_val[MP_TASK_COUNT], mp_general_out *o,
-                       mp_error *err) {
+static int add_average(const int run_task[MP_TASK_COUNT], const double task_val[MP_TASK_COUNT],
+                       const double task_se[MP_TASK_COUNT], mp_general_out *o, mp_error *err) {
     mp_eval_result *res = &o->res;
-    double sum = 0;
+    double sum = 0, var = 0;
     int cols = 0, all = 1;
     size_t n_items = 0;
     for (int t = 0; t < MP_TASK_COUNT; t++) {
@@ -49,25 +49,34 @@ static int add_average(const int run_task[MP_TASK_COUNT], const double task_val[
         }
         if (t == MP_TASK_ARC_EASY || t == MP_TASK_ARC_CHALLENGE) continue;
         sum += task_val[t];
+        var += task_se[t] * task_se[t];
         cols++;
     }
     if (run_task[MP_TASK_ARC_EASY] || run_task[MP_TASK_ARC_CHALLENGE]) {
-        double arc = run_task[MP_TASK_ARC_EASY] && run_task[MP_TASK_ARC_CHALLENGE]
-                         ? (task_val[MP_TASK_ARC_EASY] + task_val[MP_TASK_ARC_CHALLENGE]) / 2
-                         : run_task[MP_TASK_ARC_EASY] ? task_val[MP_TASK_ARC_EASY] : task_val[MP_TASK_ARC_CHALLENGE];
+        int both = run_task[MP_TASK_ARC_EASY] && run_task[MP_TASK_ARC_CHALLENGE];
+        int one = run_task[MP_TASK_ARC_EASY] ? MP_TASK_ARC_EASY : MP_TASK_ARC_CHALLENGE;
+        double arc = both ? (task_val[MP_TASK_ARC_EASY] + task_val[MP_TASK_ARC_CHALLENGE]) / 2 : task_val[one];
+        double se = both ? sqrt(task_se[MP_TASK_ARC_EASY] * task_se[MP_TASK_ARC_EASY] +
+                                task_se[MP_TASK_ARC_CHALLENGE] * task_se[MP_TASK_ARC_CHALLENGE]) / 2
+                         : task_se[one];
         size_t na = 0;
         for (size_t i = 0; i < res->n_rows; i++)
             if (!strcmp(res->rows[i].kind, "task") && !strncmp(res->rows[i].name, "arc_", 4)) na += res->rows[i].n;
         MP_TRY(mp_eval_result_add(res, "column", "arc", na, arc, NAN, NAN, NAN, err));
+        MP_TRY(mp_eval_result_annotate(res, se, NULL, NULL, NULL, 0, err));
         sum += arc;
+        var += se * se;
         cols++;
     }
     for (size_t i = 0; i < res->n_rows; i++)
         if (!strcmp(res->rows[i].kind, "task")) n_items += res->rows[i].n;
+    /* tasks are independent samples: se of a mean of columns = sqrt(sum se^2) / columns */
     MP_TRY(mp_eval_result_add(res, "average", "general", n_items, sum / cols, NAN, NAN, NAN, err));
+    MP_TRY(mp_eval_result_annotate(res, sqrt(var) / cols, NULL, NULL, NULL, 0, err));
     o->columns = cols;
     o->all_columns = all;
     o->average = sum / cols;
+    o->average_se = sqrt(var) / cols;
     return 0;
 }
 
@@ -82,12 +91,14 @@ int mp_general_eval(const mp_general_cfg *c, mp_general_out *out, mp_error *err)
     mp_mc_set sets[MP_TASK_COUNT];
     mp_progress prog;
     int run_task[MP_TASK_COUNT];
-    double task_val[MP_TASK_COUNT] = {0};
+    double task_val[MP_TASK_COUNT] = {0}, task_se[MP_TASK_COUNT] = {0};
+    mp_mc_set train[MP_TASK_COUNT];
     int rc = 0;
     double t0 = mp_now();
     memset(out, 0, sizeof *out);
     memset(&run, 0, sizeof run);
     memset(sets, 0, sizeof sets);
+    memset(train, 0, sizeof train);
     MP_TRY(select_tasks(c, run_task, err));
     /* OpenBLAS splits sgemm/sgemv differently per thread count and the float
      * results then differ in the last bits (measured: ~1e-6 in log-likelihoods
@@ -103,6 +114,14 @@ int mp_general_eval(const mp_general_cfg *c, mp_general_out *out, mp_error *err)
     for (int t = 1; t < MP_TASK_COUNT; t++) {
         if (!run_task[t]) continue;
         if ((rc = mp_mc_load((mp_mc_task)t, c->data_dir, NULL, NULL, &sets[t], err)) < 0) goto cleanup;
+        if (c->shots > 0 && mp_mc_task_get((mp_mc_task)t)->train &&
+            (rc = mp_mc_load((mp_mc_task)t, c->data_dir, NULL, "train", &train[t], err)) < 0)
+            goto cleanup;
+        if (c->shots > 0 && !mp_mc_task_get((mp_mc_task)t)->train) {
+            size_t l = strlen(out->fewshot_no_train);
+            snprintf(out->fewshot_no_train + l, sizeof out->fewshot_no_train - l, "%s%s", l ? " " : "",
+                     mp_mc_task_get((mp_mc_task)t)->name);
+        }
         total += c->limit && c->limit < sets[t].n ? c->limit : sets[t].n;
     }
     if ((rc = mp_eval_model_open_engine(c->model_dir, c->mask_path, c->context, c->device,
@@ -117,9 +136,24 @@ int mp_general_eval(const mp_general_cfg *c, mp_general_out *out, mp_error *err)
                                   err)) < 0)
         goto cleanup;
     out->context = mp_engine_max_ctx(em.engine);
-    char settings[256];
-    snprintf(settings, sizeof settings, "{\"shots\": %d, \"limit\": %zu, \"bos\": %s, \"context\": %d, \"metric\": \"%s\"}",
-             c->shots, c->limit, c->add_bos ? "true" : "false", out->context, c->metric_acc ? "acc" : "headline");
+    /* settings: few-shot source per task (train split, MMLU dev first_n, or the
+     * evaluation split when no train split is staged) */
+    char settings[2048], fs[1200] = "";
+    for (int t = 0; t < MP_TASK_COUNT && c->shots > 0; t++) {
+        if (!run_task[t]) continue;
+        const mp_mc_task_info *ti = mp_mc_task_get((mp_mc_task)t);
+        size_t l = strlen(fs);
+        snprintf(fs + l, sizeof fs - l, "%s\"%s\": \"%s\"", l ? ", " : "", ti->name,
+                 t == MP_TASK_MMLU ? "dev (first_n)"
+                 : ti->train ? (ti->fewshot_extra ? "train (Random(1234).sample k+1, item dropped)"
+                                                  : "train (Random(1234).sample k)")
+                             : "evaluation split: train split not staged (Random(1234).sample k+1, item dropped)");
+    }
+    snprintf(settings, sizeof settings,
+             "{\"shots\": %d, \"limit\": %zu, \"bos\": %s, \"context\": %d, \"metric\": \"%s\", "
+             "\"fewshot_source\": {%s}, \"fewshot_train_missing\": \"%s\"}",
+             c->shots, c->limit, c->add_bos ? "true" : "false", out->context, c->metric_acc ? "acc" : "headline", fs,
+             out->fewshot_no_train);
     if (!(out->res.settings_json = strdup(settings))) {
         rc = mp_fail(err, MP_ENOMEM, "out of memory");
         goto cleanup;
@@ -139,30 +173,55 @@ int mp_general_eval(const mp_general_cfg *c, mp_general_out *out, mp_error *err)
             rc = mp_mmlu_run(&run, c->data_dir, subjects, n_subjects, c->shots, c->limit, &out->res, &a, err);
             if (rc < 0) goto cleanup;
             task_val[t] = a;
+            const mp_eval_row *mr = mp_eval_result_find(&out->res, "average", "mmlu");
+            task_se[t] = mr->se;
             out->average = a;
-            if (!mmlu_only &&
-                (rc = mp_eval_result_add(&out->res, "task", "mmlu",
-                                         mp_eval_result_find(&out->res, "average", "mmlu")->n, a, a, NAN, NAN, err)) < 0)
-                goto cleanup;
+            out->average_se = mr->se;
+            if (!mmlu_only) {
+                double se = mr->se, *items = NULL;
+                size_t ni = mr->n_items;
+                if (ni && !(items = malloc(ni * sizeof *items))) {
+                    rc = mp_fail(err, MP_ENOMEM, "out of memory");
+                    goto cleanup;
+                }
+                if (ni) memcpy(items, mr->items, ni * sizeof *items); /* rows may move on add */
+                rc = mp_eval_result_add(&out->res, "task", "mmlu", mr->n, a, a, NAN, NAN, err);
+                if (rc == 0) rc = mp_eval_result_annotate(&out->res, se, "acc", items, NULL, ni, err);
+                free(items);
+                if (rc < 0) goto cleanup;
+            }
             continue;
         }
         mp_mc_score sc = {0};
-        if ((rc = mp_mc_run(&run, (mp_mc_task)t, NULL, &sets[t], c->limit, NULL, c->shots, &sc, err)) < 0)
+        rc = mp_mc_run(&run, (mp_mc_task)t, NULL, &sets[t], c->limit, train[t].n ? &train[t] : NULL, c->shots, &sc,
+                       err);
+        if (rc < 0) {
+            mp_mc_score_free(&sc);
             goto cleanup;
+        }
         double acc = (double)sc.correct / (double)sc.n;
         double accn = info->has_norm ? (double)sc.correct_norm / (double)sc.n : NAN;
-        task_val[t] = info->has_norm && !c->metric_acc ? accn : acc;
-        if ((rc = mp_eval_result_add(&out->res, "task", info->name, sc.n, task_val[t], acc, accn, NAN, err)) < 0)
-            goto cleanup;
+        int use_norm = info->has_norm && !c->metric_acc;
+        task_val[t] = use_norm ? accn : acc;
+        task_se[t] = mp_stderr_binary(use_norm ? sc.correct_norm : sc.correct, sc.n);
+        rc = mp_eval_result_add(&out->res, "task", info->name, sc.n, task_val[t], acc, accn, NAN, err);
+        if (rc == 0)
+            rc = mp_eval_result_annotate(&out->res, task_se[t], use_norm ? "acc_norm" : "acc",
+                                         use_norm ? sc.hit_norm : sc.hit, NULL, sc.n, err);
+        mp_mc_score_free(&sc);
+        if (rc < 0) goto cleanup;
     }
     mp_progress_finish(&prog);
     out->seconds = mp_now() - t0;
-    if (!mmlu_only && (rc = add_average(run_task, task_val, out, err)) < 0) goto cleanup;
+    if (!mmlu_only && (rc = add_average(run_task, task_val, task_se, out, err)) < 0) goto cleanup;
     out->tokens_run = mp_mcq_tokens_run(q);
     out->truncated = run.truncated;
 cleanup:
     if (items && fclose(items) != 0 && rc == 0) rc = mp_fail(err, MP_EIO, "%s: write failed", c->items_path);
-    for (int t = 0; t < MP_TASK_COUNT; t++) mp_mc_set_free(&sets[t]);
+    for (int t = 0; t < MP_TASK_COUNT; t++) {
+        mp_mc_set_free(&sets[t]);
+        mp_mc_set_free(&train[t]);
+    }
     mp_mc_runner_free(&run);
     mp_mcq_free(q);
     mp_eval_model_close(&em);

@@ -25,7 +25,7 @@ typedef struct mp_general_cfg {
     int mmlu_only;                 /* 1: `eval mmlu` (names = subjects); 0: the suite (names = tasks) */
     const char *const *names;      /* [n_names] subjects or task names ("arc" = both ARC sets); 0 = all */
     size_t n_names;
-    int shots;                     /* few-shot examples (0..16) */
+    int shots;                     /* few-shot examples (0..MP_MC_MAX_SHOTS) */
     size_t limit;                  /* first N items per task / MMLU subject, 0 = all */
     int batch;                     /* items per engine call and per progress / flush unit (>= 1), one
                                       KV slot each; never changes a score */
@@ -42,6 +42,9 @@ typedef struct mp_general_out {
     int columns;         /* general: columns in the average (ARC counted once) */
     int all_columns;     /* general: every task ran */
     double average;      /* general: the average; mmlu: accuracy over all questions */
+    double average_se;   /* its standard error */
+    char fewshot_no_train[160]; /* shots > 0: tasks without a staged train split (shots drawn from the
+                                   evaluation split instead), space-separated; "" = none */
     uint64_t tokens_run; /* tokens through the model */
     size_t truncated;    /* prompts cut on the left to fit the context */
     int context;         /* the KV-cache length used */

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/eval/eval_tasks.h"
 #include "core/model/sampling.h"
 
 typedef struct mcq_slot {
@@ -29,7 +30,6 @@ struct mp_mcq {
     uint64_t tokens_run;
 };
 
-static int is_space(unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
 
 int mp_mcq_encode_pair(const mp_tokenizer *tok, int add_bos, const char *ctx, size_t ctx_len, const char *cont,
                        size_t cont_len, int32_t **ctx_ids, size_t *n_ctx, int32_t **cont_ids, size_t *n_cont,
@@ -63,8 +63,8 @@ int mp_mcq_encode_pair(const mp_tokenizer *tok, int add_bos, const char *ctx, si
         *n_cont = nw;
         return 0;
     }
-    size_t sp = 0; /* trailing whitespace of the context moves to the continuation */
-    while (sp < ctx_len && is_space((unsigned char)ctx[ctx_len - 1 - sp])) sp++;
+    size_t sp = 0, k; /* trailing whitespace (Python's rstrip() set) moves to the continuation */
+    while (sp < ctx_len && (k = mp_py_space_before(ctx, ctx_len - sp))) sp += k;
     size_t cl = ctx_len - sp;
     whole = malloc(ctx_len + cont_len + 1);
     if (!whole) return mp_fail(err, MP_ENOMEM, "out of memory");
@@ -284,7 +284,19 @@ static int score_chunk(mp_mcq *q, mp_mcq_item *items, size_t n, mp_error *err) {
     return 0;
 }
 
-int mp_mcq_score_batch(mp_mcq *q, mp_mcq_item *items, size_t n, mp_error *err) {
+/* Whether an item overflows the context: the harness then cuts each
+ * (context, continuation) request on its own from the left,
+ * inp = (ctx + cont)[-(max_length + 1):][:-1], so a short choice keeps more
+ * context than a long one. Such an item is scored as one single-choice item
+ * per choice (prepare's cut of a single choice is exactly that request's). */
+static int overflows(const mp_mcq *q, const mp_mcq_item *it) {
+    size_t max_cont = 0;
+    for (size_t c = 0; c < it->n_choices; c++)
+        if (it->n_conts[c] > max_cont) max_cont = it->n_conts[c];
+    return it->n_choices > 1 && it->n_ctx + max_cont - 1 > (size_t)mp_engine_max_ctx(q->e);
+}
+
+static int score_items(mp_mcq *q, mp_mcq_item *items, size_t n, mp_error *err) {
     size_t per = (size_t)q->n_slots < 64 ? (size_t)q->n_slots : 64;
     for (size_t i = 0; i < n; i += per) {
         int rc = score_chunk(q, items + i, n - i < per ? n - i : per, err);
@@ -294,6 +306,40 @@ int mp_mcq_score_batch(mp_mcq *q, mp_mcq_item *items, size_t n, mp_error *err) {
         }
     }
     return 0;
+}
+
+int mp_mcq_score_batch(mp_mcq *q, mp_mcq_item *items, size_t n, mp_error *err) {
+    size_t total = 0, split = 0;
+    for (size_t k = 0; k < n; k++) {
+        int o = overflows(q, &items[k]);
+        total += o ? items[k].n_choices : 1;
+        split += (size_t)o;
+    }
+    if (!split) return score_items(q, items, n, err);
+    mp_mcq_item *x = malloc(total * sizeof *x);
+    MP_FAIL_IF(!x, err, MP_ENOMEM, "out of memory");
+    size_t m = 0;
+    for (size_t k = 0; k < n; k++) {
+        if (!overflows(q, &items[k])) {
+            x[m++] = items[k];
+            continue;
+        }
+        for (size_t c = 0; c < items[k].n_choices; c++)
+            x[m++] = (mp_mcq_item){items[k].ctx, items[k].n_ctx, 0, items[k].conts + c, items[k].n_conts + c, 1,
+                                   items[k].out + c, 0};
+    }
+    int rc = score_items(q, x, m, err);
+    m = 0;
+    for (size_t k = 0; k < n && rc == 0; k++) {
+        if (!overflows(q, &items[k])) {
+            items[k].truncated = x[m++].truncated;
+            continue;
+        }
+        items[k].truncated = 1;
+        m += items[k].n_choices;
+    }
+    free(x);
+    return rc;
 }
 
 int mp_mcq_score(mp_mcq *q, const int32_t *ctx, size_t n_ctx, size_t keep, const int32_t *const *conts,

@@ -87,7 +87,9 @@ int mp_mcq_score_batch(mp_mcq *q, mp_mcq_item *items, size_t n, mp_error *err);
 /* Score n_choices continuations after one context. keep: leading context
  * tokens that form the stable, reusable prefix (clipped to n_ctx - 1; 0 = none).
  * When context + continuation exceed the state's context length, the context is
- * cut on the left like the harness does (*truncated set to 1, prefix reuse off).
+ * cut on the left per choice like the harness does (each request keeps the last
+ * max_ctx tokens of context + continuation[:-1]; *truncated set to 1, prefix
+ * reuse off, choices scored one at a time).
  * out: [n_choices]. @return 0, MP_EINPUT (empty continuation, continuation
  * alone longer than the context window) or a forward error. */
 int mp_mcq_score(mp_mcq *q, const int32_t *ctx, size_t n_ctx, size_t keep, const int32_t *const *conts,

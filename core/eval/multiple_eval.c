@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/eval/eval_tasks.h"
 #include "core/eval/luaunit.h"
 #include "core/eval/passk.h"
 #include "core/eval/sandbox.h"
@@ -25,6 +26,7 @@
 /* ---- languages ------------------------------------------------------------ */
 
 #define JAVATUPLES "/usr/share/java/javatuples.jar"
+#define SYSTEM_LUAUNIT "/usr/share/lua/5.3/luaunit.lua" /* Debian lua-unit */
 
 typedef struct lang_spec {
     const char *name, *file;       /* program file name in the sandbox dir */
@@ -45,10 +47,12 @@ static const lang_spec LANGS[] = {
       {"java", "-Xmx1g", "-XX:+UseSerialGC", "-ea", "-cp", ".:" JAVATUPLES, "Problem"}},
      2, 0, 256},
     {"js", "main.js", {"node", NULL}, {"nodejs", NULL}, {{"node", "--max-old-space-size=2048", "main.js"}}, 1, 0, 64},
-    {"lua", "main.lua", {"luac5.4", "lua5.4"}, {"lua5.4", "lua5.4"}, {{"luac5.4", "-p", "main.lua"}, {"lua5.4", "main.lua"}},
+    {"lua", "main.lua", {"luac5.3", "lua5.3"}, {"lua5.3", "lua5.3"}, {{"luac5.3", "-p", "main.lua"}, {"lua5.3", "main.lua"}},
      2, 4ULL << 30, 64},
     {"php", "main.php", {"php", NULL}, {"php-cli", NULL}, {{"php", "main.php"}}, 1, 4ULL << 30, 64},
 };
+
+double mp_multiple_default_timeout(const char *lang) { return lang && !strcmp(lang, "js") ? 5.0 : 15.0; }
 
 static const lang_spec *find_lang(const char *name) {
     for (size_t i = 0; i < sizeof LANGS / sizeof LANGS[0]; i++)
@@ -340,14 +344,17 @@ static int generate(const mp_multiple_cfg *c, const problem *P, size_t n_prob, i
         size_t n_ids = 0;
         free(ids);
         ids = NULL;
-        if ((rc = mp_tokenizer_encode(tok, p->prompt, strlen(p->prompt), 1, &ids, &n_ids, err)) < 0) goto cleanup;
+        size_t po, pl; /* MultiPL-E / bigcode: generate from prompt.strip() */
+        mp_py_strip(p->prompt, strlen(p->prompt), &po, &pl);
+        if ((rc = mp_tokenizer_encode(tok, p->prompt + po, pl, 1, &ids, &n_ids, err)) < 0) goto cleanup;
         for (int s = 0; s < per; s++, j++) {
             mp_sampler sampler = {0};
             mp_gen_result g = {0};
             /* a seed of its own per (problem, sample): results do not depend on order or --jobs */
             uint64_t sd = c->seed * 0x9E3779B97F4A7C15ULL + (uint64_t)i * 1000003ULL + (uint64_t)s;
             long budget = (long)ctx - (long)n_ids;
-            if (budget > c->max_new) budget = c->max_new;
+            long want = c->budget_total ? (long)c->max_new - (long)n_ids : (long)c->max_new; /* max_length vs max_tokens */
+            if (budget > want) budget = want;
             if (budget < 1) {
                 S[j].completion = strdup("");
                 S[j].note_ctx = 1;
@@ -386,8 +393,9 @@ static int make_jobs(const mp_multiple_cfg *c, const lang_spec *L, char exe[2][4
                      size_t n_prob, int per, sample *S, mp_sbx_job *J, mp_error *err) {
     mp_sbx_limits lim;
     mp_sbx_limits_default(&lim);
-    lim.wall_s = c->timeout_s;
-    lim.cpu_s = (int)ceil(c->timeout_s) + 1;
+    double tmo = c->timeout_s > 0 ? c->timeout_s : mp_multiple_default_timeout(c->lang);
+    lim.wall_s = tmo;
+    lim.cpu_s = (int)ceil(tmo) + 1;
     lim.as_bytes = L->as_bytes;
     lim.nproc = L->nproc;
     lim.out_keep = 2048;
@@ -401,7 +409,9 @@ static int make_jobs(const mp_multiple_cfg *c, const lang_spec *L, char exe[2][4
             MP_FAIL_IF(!S[j].program, err, MP_ENOMEM, "out of memory");
             S[j].files[0] = (mp_sbx_file){L->file, S[j].program, strlen(S[j].program), 0644};
             int nf = 1;
-            if (!strcmp(L->name, "lua"))
+            /* Debian's lua-unit puts luaunit.lua on lua5.3's package.path (found before ./luaunit.lua);
+             * the embedded copy is only the fallback when it is not installed */
+            if (!strcmp(L->name, "lua") && access(SYSTEM_LUAUNIT, R_OK) != 0)
                 S[j].files[nf++] = (mp_sbx_file){"luaunit.lua", mp_luaunit_lua, strlen(mp_luaunit_lua), 0644};
             mp_sbx_job *job = &J[j];
             job->files = S[j].files;
@@ -446,7 +456,8 @@ static int score(const mp_multiple_cfg *c, const lang_spec *L, const problem *P,
             if (R[j].term_signal) cJSON_AddNumberToObject(x, "signal", R[j].term_signal);
             if (R[j].outcome == MP_SBX_OUTPUT) cJSON_AddStringToObject(x, "note", "output limit exceeded: killed");
             if (R[j].outcome == MP_SBX_SETUP) cJSON_AddStringToObject(x, "note", R[j].setup_error);
-            if (S[j].note_ctx) cJSON_AddStringToObject(x, "note", "prompt fills the context: empty completion");
+            if (S[j].note_ctx) cJSON_AddStringToObject(x, "note", c->budget_total ? "prompt fills the token budget (prompt + completion) or the context: empty completion"
+                                                : "prompt fills the context: empty completion");
             cJSON_AddStringToObject(x, "stop_reason", stop_name(S[j].stop_reason));
             if (c->model_dir) cJSON_AddNumberToObject(x, "tokens", S[j].n_tokens);
             cJSON_AddItemToObject(x, "stdout_tail", json_text(R[j].out, R[j].out_len));
@@ -467,9 +478,19 @@ static int score(const mp_multiple_cfg *c, const lang_spec *L, const problem *P,
         }
         cJSON_Delete(row);
     }
+    o->min_n = n_prob ? (int)min_n : 0;
     for (int q = 0; q < 3; q++) {
         o->have_pass[q] = n_prob > 0 && mp_multiple_ks[q] <= min_n;
-        if (o->have_pass[q]) o->pass[q] = mp_pass_at_k_mean(nn, cc, (int)n_prob, mp_multiple_ks[q], NULL);
+        int rc = mp_pass_at_k_multiple_mean(nn, cc, (int)n_prob, mp_multiple_ks[q], 1000, &o->pass_multiple[q],
+                                            &o->pass_multiple_se[q], err);
+        if (rc < 0) {
+            free(nn);
+            free(cc);
+            return rc;
+        }
+        /* with every n >= k the two estimators agree */
+        o->pass[q] = o->have_pass[q] ? o->pass_multiple[q] : NAN;
+        o->pass_se[q] = o->have_pass[q] ? o->pass_multiple_se[q] : NAN;
     }
     free(nn);
     free(cc);
@@ -512,6 +533,7 @@ int mp_multiple_eval(const mp_multiple_cfg *c, mp_multiple_out *o, mp_error *err
     }
     o->n_problems = n_prob;
     o->n_programs = n_jobs;
+    o->timeout_s = c->timeout_s > 0 ? c->timeout_s : mp_multiple_default_timeout(c->lang);
 
     /* 1. completions */
     double t0 = mp_now();

@@ -1,8 +1,9 @@
 /* core/eval/multiple_eval.h — MULTIPL-E HumanEval (Cassano et al. 2022) in py,
  * cpp, java, js, lua, php (DESIGN.md §4): the driver behind `eval multipl-e`.
  *
- * Per problem: prompt -> n completions (mp_generate, cut at the problem's
- * stop_tokens) -> program = prompt + completion + "\n" + tests -> run in the
+ * Per problem: prompt.strip() -> n completions (mp_generate, cut at the
+ * problem's stop_tokens; MultiPL-E and bigcode generate from the stripped
+ * prompt) -> program = prompt + completion + "\n" + tests -> run in the
  * sandbox (core/eval/sandbox) with the harness's command for the language ->
  * status ok | fail | timeout | compile error | sandbox error -> unbiased
  * pass@k (core/eval/passk). Also evaluates given completions and the
@@ -40,11 +41,16 @@ typedef struct mp_multiple_cfg {
     int canonical;                /* run HumanEval's canonical solutions (py) */
     long limit;                   /* first N problems, < 0 = all */
     int n_samples;                /* completions per problem (model) */
-    int max_new;                  /* new tokens per completion (capped by the context) */
+    int max_new;                  /* token budget (capped by the context): new tokens, or prompt + completion
+                                     when budget_total */
+    int budget_total;             /* 1: max_new counts prompt + completion (MultiPL-E's HF automodel
+                                     max_length, bigcode's max_length_generation); 0: new tokens
+                                     (MultiPL-E's vLLM max_tokens) */
     uint64_t seed;                /* sample s of problem p uses a seed derived from (seed, p, s) */
     double temperature, top_p;    /* 0 = greedy */
     int jobs;                     /* parallel sandboxes, 0 = number of CPUs */
-    double timeout_s;             /* wall-time limit per program step */
+    double timeout_s;             /* wall-time limit per program step, <= 0 = the language's MultiPL-E
+                                     default (mp_multiple_default_timeout) */
     const char *out_path;         /* per-problem JSONL, or NULL */
     FILE *progress;               /* progress stream, NULL = quiet */
 } mp_multiple_cfg;
@@ -53,10 +59,20 @@ typedef struct mp_multiple_out {
     size_t n_problems, n_programs;
     int have_pass[3];                         /* pass@1, @10, @100 computed (k <= samples of every problem) */
     double pass[3];                           /* unbiased pass@k, mean over problems */
+    double pass_se[3];                        /* its bootstrap standard error over problems */
+    double pass_multiple[3];                  /* MultiPL-E's pass_k.py figure: problems with n < k count
+                                                 as 1.0 (computed for every k) */
+    double pass_multiple_se[3];
+    int min_n;                                /* fewest samples of any problem */
+    double timeout_s;                         /* the per-step limit used */
     long status[MP_MULTIPLE_STATUS_COUNT];    /* samples per status */
     double seconds, gen_seconds, exec_seconds;
     long jobs;                                /* parallel sandboxes used */
 } mp_multiple_out;
+
+/* MultiPL-E's per-language execution timeout in seconds (JavaScript 5 s as
+ * in its eval_javascript.py; 15 s otherwise). */
+double mp_multiple_default_timeout(const char *lang);
 
 /* The k of have_pass / pass: 1, 10, 100. */
 extern const int mp_multiple_ks[3];

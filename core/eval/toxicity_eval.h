@@ -57,6 +57,8 @@ typedef struct mp_tox_eval_out {
     size_t n_items;        /* continuations / statements */
     size_t total_tokens;   /* generated tokens */
     size_t clipped;        /* prompts whose token budget was clipped to the context */
+    size_t unscored;       /* rtp: empty / whitespace-only continuations (no score, DecodingTrust) */
+    size_t unscored_prompts; /* rtp: prompts left out because none of their continuations got a score */
     int context;           /* the model's context */
     double gen_seconds, score_seconds;
     /* annotated */

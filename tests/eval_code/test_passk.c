@@ -50,6 +50,18 @@ int main(void) {
     check("mean pass@10 skips n<10", mp_pass_at_k_mean(n, c, 3, 10, &skipped),
           (mp_pass_at_k(20, 5, 10) + 0) / 2, 1e-15);
     check("skipped", skipped, 1, 0);
+    /* MultiPL-E pass_k.py: estimator(n, c, k) = 1.0 when n - c < k, so n < k counts as solved */
+    check("multiple n<k c=0 -> 1", mp_pass_at_k_multiple(5, 0, 10), 1.0, 0);
+    check("multiple n>=k = unbiased", mp_pass_at_k_multiple(20, 5, 10), mp_pass_at_k(20, 5, 10), 0);
+    double mean, se;
+    mp_error err;
+    if (mp_pass_at_k_multiple_mean(n, c, 3, 10, 1000, &mean, &se, &err)) failures++;
+    check("multiple mean pass@10 counts n<k as 1", mean, (mp_pass_at_k(20, 5, 10) + 0 + 1) / 3, 1e-15);
+    /* bootstrap se of a mean of three values is near the analytic sd/sqrt(n) (within 15%) */
+    double v[3] = {mp_pass_at_k(20, 5, 10), 0, 1}, m = (v[0] + v[1] + v[2]) / 3, ss = 0;
+    for (int i = 0; i < 3; i++) ss += (v[i] - m) * (v[i] - m);
+    double plug = sqrt(ss / 3) / sqrt(3.0); /* the bootstrap estimates the plug-in (divide by n) sd */
+    check("bootstrap se ~ plug-in se", fabs(se - plug) < 0.15 * plug ? 1 : 0, 1, 0);
     if (failures) {
         fprintf(stderr, "%d pass@k checks failed\n", failures);
         return 1;

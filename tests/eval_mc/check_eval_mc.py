@@ -124,6 +124,37 @@ def e2e(bin_, model, data, work):
            f"mean delta others {sum(others) / len(others):+.4f} (2 category rows)"
     check(want in p.stdout, f"compare numbers: want '{want}' in\n{p.stdout}")
 
+    # --- standard errors (lm-eval acc_stderr = sample sd / sqrt(n)), value_metric, per-item scores
+    import math
+    for name, x in list(s.items()) + [("mmlu", avg)]:
+        it = x.get("items")
+        check(it is not None and len(it) == x["n"] and abs(sum(it) / len(it) - x["value"]) < 1e-12,
+              f"{name}: items behind the value")
+        m_ = sum(it) / len(it)
+        sd = math.sqrt(sum((v - m_) ** 2 for v in it) / (len(it) - 1))
+        if x is not avg:
+            check(abs(x["stderr"] - sd / math.sqrt(len(it))) < 1e-12, f"{name}: stderr {x['stderr']} vs {sd / math.sqrt(len(it))}")
+        check(x["value_metric"] == "acc", f"{name}: value_metric")
+    # the group stderr is lm-eval's pooled_sample_stderr over its four sub-groups
+    sup = rows(r, "supercategory")
+    sizes = [v["n"] for v in sup.values()]
+    ses = [v["stderr"] for v in sup.values()]
+    pooled = math.sqrt(sum((n - 1) * e * e * n for n, e in zip(sizes, ses)) / (sum(sizes) - len(sizes)) / sum(sizes))
+    check(abs(avg["stderr"] - pooled) < 1e-12, f"mmlu pooled stderr {avg['stderr']} vs {pooled}")
+
+    # --- paired compare: McNemar p from the two runs' items
+    mm_rows = rows(load(W("m0m.json")), "subject")
+    p = run([bin_, "eval", "compare", W("m0.json"), W("m0m.json"), "--bootstrap", "500"])
+    for name in s:
+        a_, b_ = s[name]["items"], mm_rows[name]["items"]
+        b01 = sum(1 for u, v in zip(a_, b_) if u == 1 and v == 0)
+        c01 = sum(1 for u, v in zip(a_, b_) if u == 0 and v == 1)
+        nn, mn = b01 + c01, min(b01, c01)
+        pv = 1.0 if nn == 0 else min(1.0, 2 * sum(math.comb(nn, k) for k in range(mn + 1)) / 2 ** nn)
+        line = [l for l in p.stdout.splitlines() if l.startswith(name + " ")]
+        check(len(line) == 1 and (" %.3g " % pv) in line[0] + " ", f"McNemar p {pv:.3g} for {name}: {line}")
+    check("paired bootstrap" in p.stdout, "compare explains its intervals")
+
     # --- general: every task, structure
     run([bin_, "eval", "general", "--model", model, "--data", data, "--limit", "2", "--json", W("g.json"),
          "--items", W("g.jsonl"), "--quiet"])
@@ -137,6 +168,15 @@ def e2e(bin_, model, data, work):
         check(t[k]["acc_norm"] is not None and t[k]["value"] == t[k]["acc_norm"], f"{k}: headline is acc_norm")
     for k in ["winogrande", "siqa", "commonsenseqa"]:
         check(t[k]["acc_norm"] is None and t[k]["value"] == t[k]["acc"], f"{k}: acc only")
+    for k in names:
+        vm = "acc_norm" if k in ("arc_easy", "arc_challenge", "piqa", "openbookqa", "hellaswag") else "acc"
+        it = t[k]["items"]
+        pp = sum(it) / len(it)
+        want_se = math.sqrt(pp * (1 - pp) / (len(it) - 1))
+        if k == "mmlu":  # a group: pooled over sub-groups, equal to the mmlu average row
+            want_se = rows(g, "average")["general"] and t["mmlu"]["stderr"]
+        check(t[k]["value_metric"] == vm and abs(t[k]["stderr"] - want_se) < 1e-12,
+              f"{k}: value_metric {t[k]['value_metric']} stderr {t[k]['stderr']} (want {vm}, {want_se})")
     cols = [t["mmlu"]["value"], (t["arc_easy"]["value"] + t["arc_challenge"]["value"]) / 2] + \
         [t[k]["value"] for k in names[3:]]
     check(abs(rows(g, "average")["general"]["value"] - sum(cols) / 8) < 1e-12, "general average of 8 columns")
@@ -191,7 +231,7 @@ def e2e(bin_, model, data, work):
         (["eval", "mmlu", "--model", model, "--data", W("nope")], "pass --data DIR"),
         (["eval", "mmlu", "--model", model, "--data", data, "--subjects", "astrology"], "unknown MMLU subject 'astrology'"),
         (["eval", "general", "--model", model, "--data", data, "--tasks", "boolq"], "unknown task 'boolq'"),
-        (["eval", "general", "--model", model, "--data", data, "--shots", "99"], "--shots needs an integer in 0..16"),
+        (["eval", "general", "--model", model, "--data", data, "--shots", "99"], "--shots needs an integer in 0..32"),
         (["eval", "compare", W("m0.json"), W("p.json")], "compare results of one eval"),
         (["eval", "compare", W("m0.json"), W("mask.json")], "not a monet-probe eval result"),
         (["eval", "compare", W("m0.json"), W("m0m.json"), "--target", "astrology"], "no category/label/task row"),

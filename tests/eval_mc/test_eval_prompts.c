@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/eval/eval_tasks.h"
 #include "core/eval/mcq.h"
@@ -162,6 +164,27 @@ static void test_hand_tasks(void) {
     expect_int("hellaswag norm_len", (long)r.norm_len[0], 16);
     mp_mc_request_free(&r);
     freedoc(&d);
+    /* ctx_b recovery on the staged text form: real items 1 (ActivityNet, ctx_b "the lady") and
+     * 5000 (WikiHow, ctx_b empty: unchanged), and capitalize() lower-casing the rest */
+    {
+        char a[] = "Clean and jerk: A lady walks to a barbell. She bends down and grabs the pole. the lady";
+        char w[] = "Health: How to use aromatherapy for depression. Know what oils help with which symptoms. Clary sage "
+                   "essential oil can help with anxiety, depression and insomnia. Basil works against depression, "
+                   "fatigue and anxiety.";
+        char c[] = "Snow: A man skis down a hill. the man in the USA";
+        char e[] = "Label: a man";
+        char *w0 = strdup(w);
+        mp_hellaswag_capitalize_tail(a);
+        mp_hellaswag_capitalize_tail(w);
+        mp_hellaswag_capitalize_tail(c);
+        mp_hellaswag_capitalize_tail(e);
+        expect_str("hellaswag ctx_b capitalised", a,
+                   "Clean and jerk: A lady walks to a barbell. She bends down and grabs the pole. The lady");
+        expect_str("hellaswag wikihow unchanged", w, w0);
+        expect_str("hellaswag capitalize lowers the rest", c, "Snow: A man skis down a hill. The man in the usa");
+        expect_str("hellaswag no sentence end: unchanged", e, "Label: a man");
+        free(w0);
+    }
     char *p = mp_hellaswag_preprocess("  A [title] B [step] C  D    E [x ");
     expect_str("hellaswag preprocess", p, "A. B C D  E [x");
     free(p);
@@ -189,7 +212,8 @@ static void test_real(const char *data) {
          "A person wants to start saving money so that they can afford a nice vacation at the end of the year. After "
          "looking over their budget and expenses, they decide the best way to save money is to",
          " make more phone calls", 1},
-        {MP_TASK_HELLASWAG, 10042, "Roof shingle removal: A man is sitting on a roof. he",
+        /* ctx_b "he" capitalised as lm-eval's ctx_b.capitalize() (boundary recovered from the text form) */
+        {MP_TASK_HELLASWAG, 10042, "Roof shingle removal: A man is sitting on a roof. He",
          " is using wrap to wrap a pair of skis.", 3},
         {MP_TASK_COMMONSENSEQA, 1221,
          "Question: A revolving door is convenient for two direction travel, but it also serves as a security "
@@ -256,6 +280,23 @@ static void test_real(const char *data) {
     mp_mc_request_free(&r);
     mp_mc_set_free(&t);
     mp_mc_set_free(&dv);
+    /* sociology test #69 ends in U+0085 (NEL): the harness's question.strip() removes it */
+    if (mp_mc_load(MP_TASK_MMLU, data, "sociology", "test", &t, &err) || t.n < 70) {
+        fprintf(stderr, "FAIL mmlu sociology load\n");
+        failures++;
+        return;
+    }
+    expect_str("mmlu sociology #69 raw ends in U+0085", t.docs[69].query + strlen(t.docs[69].query) - 2, "\xc2\x85");
+    mp_mc_format(MP_TASK_MMLU, &t.docs[69], "sociology", NULL, 0, &r, &err);
+    expect_str("mmlu sociology #69 (Python strip)", r.ctx[0],
+               "The following are multiple choice questions (with answers) about sociology.\n\n"
+               "Role-learning theory suggests that\n"
+               "A. we internalise and take on social roles from a pre-existing framework\n"
+               "B. we create and negotiate our roles through interaction with others\n"
+               "C. social roles are not fixed or stable but fluid and pluralistic\n"
+               "D. roles have to be learned to suppress unconscious motivations\nAnswer:");
+    mp_mc_request_free(&r);
+    mp_mc_set_free(&t);
     checks++;
     if (mp_mc_load(MP_TASK_MMLU, data, "no_such_subject", "test", &t, &err) != MP_EIO) {
         fprintf(stderr, "FAIL missing subject file should be MP_EIO\n");
@@ -321,6 +362,67 @@ static void test_split(const char *tok_path) {
     mp_tokenizer_free(tok);
 }
 
+/* Python's whitespace set (str.isspace) at both ends, every code point of it. */
+static void test_py_strip(void) {
+    static const char *const ws[] = {"\t", "\n", "\v", "\f", "\r", "\x1c", "\x1f", " ", "\xc2\x85", "\xc2\xa0",
+                                     "\xe1\x9a\x80", "\xe2\x80\x80", "\xe2\x80\x8a", "\xe2\x80\xa8",
+                                     "\xe2\x80\xa9", "\xe2\x80\xaf", "\xe2\x81\x9f", "\xe3\x80\x80"};
+    static const char *const not_ws[] = {"\xe2\x80\x8b" /* U+200B ZWSP: not isspace */, "\xc2\x84", "\xef\xbb\xbf",
+                                         "\xe2\x80\x8c", "x"};
+    char buf[64];
+    for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++) {
+        snprintf(buf, sizeof buf, "%s%sa b%s%s", ws[i], ws[i], ws[i], ws[i]);
+        size_t off, len;
+        mp_py_strip(buf, strlen(buf), &off, &len);
+        char got[64];
+        snprintf(got, sizeof got, "%.*s", (int)len, buf + off);
+        expect_str("py strip", got, "a b");
+    }
+    for (size_t i = 0; i < sizeof not_ws / sizeof not_ws[0]; i++) {
+        snprintf(buf, sizeof buf, "%sa%s", not_ws[i], not_ws[i]);
+        size_t off, len;
+        mp_py_strip(buf, strlen(buf), &off, &len);
+        expect_int("py strip keeps non-space", (long)len, (long)strlen(buf));
+    }
+}
+
+/* The official hellaswag_val.jsonl, when present, is read instead (real ctx_a / ctx_b):
+ * the first record of rowanz/hellaswag's file, in a temporary data dir. */
+static void test_hellaswag_jsonl(void) {
+    char dir[] = "/tmp/mp-hsXXXXXX", sub[64], path[128];
+    if (!mkdtemp(dir)) {
+        failures++;
+        return;
+    }
+    snprintf(sub, sizeof sub, "%s/hellaswag", dir);
+    snprintf(path, sizeof path, "%s/hellaswag_val.jsonl", sub);
+    mkdir(sub, 0700);
+    FILE *f = fopen(path, "w");
+    fputs("{\"ind\": 24, \"activity_label\": \"Roof shingle removal\", \"ctx_a\": \"A man is sitting on a roof.\", "
+          "\"ctx_b\": \"he\", \"ctx\": \"A man is sitting on a roof. he\", \"split\": \"val\", "
+          "\"split_type\": \"indomain\", \"label\": 3, \"endings\": [\"is using wrap to wrap a pair of skis.\", "
+          "\"is ripping level tiles off.\", \"is holding a rubik's cube.\", \"starts pulling up roofing on a roof.\"], "
+          "\"source_id\": \"activitynet~v_-JhWjGDPHMY\"}\n", f);
+    fclose(f);
+    mp_mc_set s;
+    mp_error err;
+    mp_mc_request r;
+    if (mp_mc_load(MP_TASK_HELLASWAG, dir, NULL, NULL, &s, &err) || s.n != 1) {
+        fprintf(stderr, "FAIL hellaswag jsonl load: %s\n", err.msg);
+        failures++;
+    } else {
+        mp_mc_format(MP_TASK_HELLASWAG, &s.docs[0], NULL, NULL, 0, &r, &err);
+        expect_str("hellaswag jsonl ctx", r.ctx[0], "Roof shingle removal: A man is sitting on a roof. He");
+        expect_str("hellaswag jsonl cont", r.cont[3], " starts pulling up roofing on a roof.");
+        expect_int("hellaswag jsonl gold", r.gold, 3);
+        mp_mc_request_free(&r);
+        mp_mc_set_free(&s);
+    }
+    remove(path);
+    rmdir(sub);
+    rmdir(dir);
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) {
         fprintf(stderr, "usage: test_eval_prompts DATA_DIR TOKENIZER_MODEL\n");
@@ -328,6 +430,8 @@ int main(int argc, char **argv) {
     }
     test_mmlu_hand();
     test_hand_tasks();
+    test_py_strip();
+    test_hellaswag_jsonl();
     test_real(argv[1]);
     test_split(argv[2]);
     printf("%d checks, %d failures\n", checks, failures);

@@ -198,6 +198,55 @@ int main(int argc, char **argv) {
     mp_mcq_result r;
     CHECK(mp_mcq_score(q, &one, 1, 0, (const int32_t *const *)&pc, &zero, 1, &r, NULL, &err) == MP_EINPUT,
           "empty continuation accepted");
+    /* over-long prompts: each choice keeps the last max_ctx tokens of its own
+     * context + continuation[:-1] (the harness's per-request cut), so a 1-token
+     * choice keeps more context than a 6-token one */
+    {
+        const int L = 16;
+        mp_state *sts = NULL; /* the reference forward */
+        mp_engine *es = NULL, *es3 = NULL;
+        mp_mcq *qs = NULL, *qs3 = NULL;
+        if (mp_state_create(m, L, 0, &sts, &err) || mp_engine_create(m, MP_DEVICE_CPU, L, 0, &es, &err) ||
+            mp_engine_create_slots(m, MP_DEVICE_CPU, 3, L, 0, &es3, &err) || mp_mcq_create(es, V, &qs, &err) ||
+            mp_mcq_create(es3, V, &qs3, &err))
+            return fprintf(stderr, "setup short: %s\n", err.msg), 1;
+        int32_t ctx[24], c1[1] = {7 % V}, c6[6];
+        for (int i = 0; i < 24; i++) ctx[i] = (100 + 37 * i) % V;
+        for (int i = 0; i < 6; i++) c6[i] = (11 + 53 * i) % V;
+        const int32_t *cs[2] = {c1, c6};
+        size_t ns[2] = {1, 6};
+        mp_mcq_result rr[2];
+        int trunc = 0;
+        if (mp_mcq_score(qs, ctx, 24, 0, cs, ns, 2, rr, &trunc, &err)) return fprintf(stderr, "score short: %s\n", err.msg), 1;
+        CHECK(trunc == 1, "truncation not reported");
+        for (int j = 0; j < 2; j++) {
+            int32_t all[32];
+            size_t T = 24 + ns[j];
+            memcpy(all, ctx, 24 * sizeof *all);
+            memcpy(all + 24, cs[j], ns[j] * sizeof *all);
+            const int32_t *inp = all + (T - (size_t)L - 1); /* (ctx + cont)[-(L+1):][:-1] */
+            mp_state_reset(sts);
+            if (mp_forward(sts, inp, (size_t)L, logits, 0, NULL, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
+            double lp = 0;
+            for (size_t t = (size_t)L - ns[j]; t < (size_t)L; t++) lp += mp_logprob(logits + t * (size_t)V, V, inp[t + 1]);
+            CHECK(fabs(lp - rr[j].loglik) <= 1e-4 * (1 + fabs(lp)), "truncated choice %d: %.9g vs per-request cut %.9g",
+                  j, rr[j].loglik, lp);
+        }
+        /* the batched path: the overflowing item next to a fitting one, on 3 slots */
+        mp_mcq_result rb[2], rf[1];
+        const int32_t *c1only[1] = {c1};
+        size_t n1[1] = {1};
+        mp_mcq_item items[2] = {{ctx, 24, 0, cs, ns, 2, rb, 0}, {ctx + 14, 10, 0, c1only, n1, 1, rf, 0}};
+        if (mp_mcq_score_batch(qs3, items, 2, &err)) return fprintf(stderr, "batch short: %s\n", err.msg), 1;
+        CHECK(items[0].truncated == 1 && items[1].truncated == 0 && rb[0].loglik == rr[0].loglik &&
+                  rb[1].loglik == rr[1].loglik,
+              "batched per-request truncation differs from one by one");
+        mp_mcq_free(qs);
+        mp_mcq_free(qs3);
+        mp_engine_free(es);
+        mp_engine_free(es3);
+        mp_state_free(sts);
+    }
     free(logits);
     mp_mcq_free(q);
     mp_mcq_free(q2);
