@@ -3,6 +3,7 @@
 #include "core/model/expert_addr.h"
 #include "core/util/term.h"
 
+#include <cblas.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -293,4 +294,50 @@ void cli_session_close(cli_session *s) {
     mp_model_free(s->m);
     free(s->ids);
     memset(s, 0, sizeof *s);
+}
+
+int cli_ppl_compute(const char *cmd, const cli_ppl_args *pa, cli_ppl_run *run, mp_error *err) {
+    memset(run, 0, sizeof *run);
+    mp_device dev;
+    if (cli_model_device(cmd, &pa->model, &dev)) return 2;
+    int quiet = pa->quiet;
+    int rc = cli_corpus_open(cmd, pa->corpus, pa->text_field, pa->label_field, pa->strict, &quiet, &run->c);
+    if (rc) return rc;
+    mp_tokenizer *tok = NULL;
+    mp_model *m = NULL;
+    mp_engine *e = NULL;
+    mp_mask *mask = NULL;
+    mp_progress prog;
+    /* OpenBLAS splits sgemm/sgemv differently per thread count and the float
+     * results then differ in the last bits (~1e-6 in log-likelihoods at 1 vs 2
+     * threads), so scoring runs BLAS on one thread: bit-identical everywhere. */
+    openblas_set_num_threads(1);
+    run->ctx = pa->ctx;
+    if ((rc = cli_load_tokenizer(pa->model.model, &tok, err)) < 0 || (rc = mp_model_load(pa->model.model, &m, err)) < 0)
+        goto done;
+    if (!run->ctx) run->ctx = m->cfg.max_position_embeddings < 512 ? m->cfg.max_position_embeddings : 512;
+    if ((rc = mp_engine_create_slots(m, dev, pa->batch > 1 ? pa->batch : 1, (int)run->ctx, 0, &e, err)) < 0 ||
+        (rc = cli_engine_apply_mask(pa->model.mask, m, e, &mask, err)) < 0)
+        goto done;
+    mp_progress_start(&prog, quiet ? NULL : stderr, cmd, "tok", 0);
+    if ((rc = mp_ppl_corpus(e, m->cfg.vocab_size, tok, run->c, pa->label_field != NULL, (int)run->ctx, pa->max_docs,
+                            pa->batch, &prog, &run->r, err)) < 0)
+        goto done;
+    mp_progress_finish(&prog);
+    run->rate = mp_progress_rate(&prog);
+    if (run->r.tokens == 0)
+        rc = mp_fail(err, MP_EINPUT, "%s: no tokens to score (%zu documents, %zu skipped records)", pa->corpus,
+                     run->r.docs, mp_corpus_skipped(run->c));
+done:
+    mp_engine_free(e);
+    mp_mask_free(mask);
+    mp_model_free(m);
+    mp_tokenizer_free(tok);
+    return rc;
+}
+
+void cli_ppl_run_free(cli_ppl_run *run) {
+    mp_ppl_result_free(&run->r);
+    mp_corpus_close(run->c);
+    memset(run, 0, sizeof *run);
 }

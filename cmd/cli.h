@@ -144,4 +144,21 @@ typedef struct cli_session {
 int cli_session_open(const char *cmd, const cli_model_args *ma, const cli_input_args *in, cli_session *s,
                      mp_error *err);
 void cli_session_close(cli_session *s);
+#include "core/eval/perplexity.h"
+
+/* What `ppl` and `eval ppl` both compute: the corpus scored with the model. */
+typedef struct cli_ppl_run {
+    mp_corpus *c;      /* the corpus (still open: skipped-record counts) */
+    mp_ppl_result r;   /* per-label sums */
+    long ctx;          /* the window used */
+    double rate;       /* tokens/s */
+} cli_ppl_run;
+
+/* Open the corpus (usage errors: return 2), load tokenizer, model, engine
+ * (--batch slots) and mask, score it (BLAS on one thread: bit-identical
+ * whatever the environment; progress unless --quiet). @return 0, 2, or <0
+ * with err filled ("no tokens to score" when nothing was scored).
+ * cli_ppl_run_free releases it in every case. */
+int cli_ppl_compute(const char *cmd, const cli_ppl_args *pa, cli_ppl_run *run, mp_error *err);
+void cli_ppl_run_free(cli_ppl_run *run);
 #endif

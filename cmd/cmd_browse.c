@@ -48,8 +48,7 @@ int cmd_browse(int argc, char **argv) {
         CLI_OPT_END,
     };
     const cli_spec spec = {.cmd = "browse", .about = ABOUT, .opts = opts};
-    int prc = cli_parse(&spec, argc, argv);
-    if (prc) return prc == 1 ? 0 : prc;
+    CLI_PARSE_OR_RETURN(&spec, argc, argv);
     static const mp_browse_rank RANKS[] = {MP_BROWSE_RANK_COUNT, MP_BROWSE_RANK_MAX, MP_BROWSE_RANK_MEAN,
                                            MP_BROWSE_RANK_SKEW, MP_BROWSE_RANK_CORR};
     o.rank = RANKS[rank];

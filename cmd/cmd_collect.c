@@ -84,8 +84,8 @@ int cmd_collect(int argc, char **argv) {
         CLI_OPT_END,
     };
     const cli_spec spec = {.cmd = "collect", .about = ABOUT, .opts = table, .footer = FOOTER};
-    int prc = cli_parse(&spec, argc, argv);
-    if (prc) return prc == 1 ? 0 : prc;
+    CLI_PARSE_OR_RETURN(&spec, argc, argv);
+    int prc;
     if ((prc = take_fields(&labels, &scores, &o))) return prc;
     if (cli_model_device("collect", &dev_arg, &o.device)) return 2;
     o.max_tokens = max_tokens;

@@ -29,8 +29,7 @@ int cmd_correlate(int argc, char **argv) {
         CLI_OPT_END,
     };
     const cli_spec spec = {.cmd = "correlate", .about = ABOUT, .opts = opts};
-    int prc = cli_parse(&spec, argc, argv);
-    if (prc) return prc == 1 ? 0 : prc;
+    CLI_PARSE_OR_RETURN(&spec, argc, argv);
     mp_error err;
     mp_store *st = NULL;
     mp_corr_result r;

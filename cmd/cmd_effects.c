@@ -45,8 +45,7 @@ int cmd_effects(int argc, char **argv) {
         CLI_OPT_END,
     };
     const cli_spec spec = {.cmd = "effects", .about = ABOUT, .opts = opts};
-    int prc = cli_parse(&spec, argc, argv);
-    if (prc) return prc == 1 ? 0 : prc;
+    CLI_PARSE_OR_RETURN(&spec, argc, argv);
     mp_device dev;
     if (cli_model_device("effects", &ma, &dev)) return 2;
     mp_error err;

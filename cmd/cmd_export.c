@@ -39,6 +39,7 @@ int cmd_export(int argc, char **argv) {
     long max_experts = 1000;
     const cli_opt opts[] = {
         CLI_OPT_STORE(&store, CLI_REQUIRED),
+        CLI_OPT_QUIET(&quiet),
         {"--format", NULL, CLI_CHOICE, NULL, &format, 0, 0, "jsonl|neuronpedia", "jsonl (default) or neuronpedia", 0,
          NULL, 0},
         CLI_OPT_OUT(&out, "PATH", "jsonl: the file (default stdout); neuronpedia: a directory (created)", 0),
@@ -50,12 +51,10 @@ int cmd_export(int argc, char **argv) {
          "the store's model: adds per-token scores (one forward per context)", 0, NULL, 0},
         {"--model-id", NULL, CLI_STR, "ID", &model_id, 0, 0, NULL, "Neuronpedia modelId (default \"monet\")", 0, NULL,
          0},
-        CLI_OPT_QUIET(&quiet),
         CLI_OPT_END,
     };
     const cli_spec spec = {.cmd = "export", .about = ABOUT, .opts = opts};
-    int prc = cli_parse(&spec, argc, argv);
-    if (prc) return prc == 1 ? 0 : prc;
+    CLI_PARSE_OR_RETURN(&spec, argc, argv);
     if (format == MP_EXPORT_NEURONPEDIA && !out) return cli_usage_error("export", "--format neuronpedia needs --out DIR");
     mp_error err;
     mp_error_clear(&err);

@@ -67,8 +67,7 @@ static int generate_main(int argc, char **argv, int steer_mode) {
 #undef GENERATE_OPTS
     const cli_spec spec = {.cmd = cmd, .about = steer_mode ? STEER_ABOUT : ABOUT,
                            .opts = steer_mode ? steer_opts : gen_opts};
-    int prc = cli_parse(&spec, argc, argv);
-    if (prc) return prc == 1 ? 0 : prc;
+    CLI_PARSE_OR_RETURN(&spec, argc, argv);
     mp_device dev;
     if (cli_model_device(cmd, &dev_arg, &dev)) return 2;
     have_strength = strength != NO_STRENGTH;

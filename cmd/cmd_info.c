@@ -18,8 +18,7 @@ int cmd_info(int argc, char **argv) {
     const cli_spec spec = {.cmd = "info",
                            .about = "  Describe a Monet checkpoint (Hugging Face layout: config.json, *.safetensors).",
                            .opts = opts};
-    int prc = cli_parse(&spec, argc, argv);
-    if (prc) return prc == 1 ? 0 : prc;
+    CLI_PARSE_OR_RETURN(&spec, argc, argv);
     mp_error err;
     mp_error_clear(&err);
     mp_model *m = NULL;

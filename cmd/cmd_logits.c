@@ -49,8 +49,7 @@ int cmd_logits(int argc, char **argv) {
         CLI_OPT_END,
     };
     const cli_spec spec = {.cmd = "logits", .about = ABOUT, .opts = opts};
-    int prc = cli_parse(&spec, argc, argv);
-    if (prc) return prc == 1 ? 0 : prc;
+    CLI_PARSE_OR_RETURN(&spec, argc, argv);
     if (steers.n > CLI_MAX_STEER) return cli_usage_error("logits", "too many --steer options (at most %d)", CLI_MAX_STEER);
     mp_error err;
     mp_error_clear(&err);

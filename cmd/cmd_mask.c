@@ -43,8 +43,7 @@ static int mask_show(int argc, char **argv) {
     };
     const cli_spec spec = {.cmd = "mask show", .about = "  Masked experts per router group, masking ratio, criterion.",
                            .opts = opts, .pos_name = "MASK", .pos = &path, .pos_min = 1, .pos_max = 1};
-    int prc = cli_parse(&spec, argc, argv);
-    if (prc) return prc == 1 ? 0 : prc;
+    CLI_PARSE_OR_RETURN(&spec, argc, argv);
     mp_error err;
     mp_mask *m = NULL;
     if (mp_mask_load(path, NULL, &m, &err) < 0) return cli_exit_error(&err);
@@ -97,8 +96,7 @@ static int mask_merge(int argc, char **argv) {
     const cli_spec spec = {.cmd = "mask merge", .about = "  The union of masks for the same model shape.",
                            .opts = out_opts(&out), .pos_name = "MASK", .pos = in, .pos_min = 1, .pos_max = 256,
                            .pos_n = &n};
-    int prc = cli_parse(&spec, argc, argv);
-    if (prc) return prc == 1 ? 0 : prc;
+    CLI_PARSE_OR_RETURN(&spec, argc, argv);
     mp_error err;
     mp_mask *masks[256] = {0}, *acc = NULL;
     int rc = 0;
@@ -116,8 +114,7 @@ static int mask_invert(int argc, char **argv) {
     const cli_spec spec = {.cmd = "mask invert",
                            .about = "  Every expert NOT in MASK (e.g. keep only a domain's specialists).",
                            .opts = out_opts(&out), .pos_name = "MASK", .pos = &path, .pos_min = 1, .pos_max = 1};
-    int prc = cli_parse(&spec, argc, argv);
-    if (prc) return prc == 1 ? 0 : prc;
+    CLI_PARSE_OR_RETURN(&spec, argc, argv);
     mp_error err;
     mp_mask *m = NULL, *inv = NULL;
     int rc = mp_mask_load(path, NULL, &m, &err);

@@ -23,8 +23,7 @@ int cmd_merge(int argc, char **argv) {
     const cli_spec spec = {.cmd = "merge", .synopsis = "[--force] [--partial] [--json] OUT.db SHARD.db...", .about = ABOUT,
                            .opts = opts, .pos_name = "OUT.db SHARD.db", .pos = files, .pos_min = 2,
                            .pos_max = 1024, .pos_n = &n};
-    int prc = cli_parse(&spec, argc, argv);
-    if (prc) return prc == 1 ? 0 : prc;
+    CLI_PARSE_OR_RETURN(&spec, argc, argv);
     if (n < 2) return cli_usage_error("merge", "give OUT.db and at least one SHARD.db");
     mp_error err;
     mp_error_clear(&err);

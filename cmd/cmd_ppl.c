@@ -23,44 +23,20 @@ int cmd_ppl(int argc, char **argv) {
 #define JSON_OPT CLI_OPT_JSON(&json)
     const cli_opt opts[] = {CLI_OPTS_PPL(&pa), JSON_OPT, CLI_OPT_END};
     const cli_spec spec = {.cmd = "ppl", .about = ABOUT, .opts = opts};
-    int prc = cli_parse(&spec, argc, argv);
-    if (prc) return prc == 1 ? 0 : prc;
+    CLI_PARSE_OR_RETURN(&spec, argc, argv);
 #undef JSON_OPT
-    mp_device dev;
-    if (cli_model_device("ppl", &pa.model, &dev)) return 2;
-    const char *dir = pa.model.model, *corpus = pa.corpus, *text_field = pa.text_field, *label_field = pa.label_field,
-               *mask_path = pa.model.mask;
-    long ctx = pa.ctx, max_docs = pa.max_docs;
-    int strict = pa.strict, quiet = pa.quiet;
-    mp_corpus *c = NULL;
-    int open_rc = cli_corpus_open("ppl", corpus, text_field, label_field, strict, &quiet, &c);
-    if (open_rc) return open_rc;
     mp_error err;
     mp_error_clear(&err);
-    mp_tokenizer *tok = NULL;
-    mp_model *m = NULL;
-    mp_engine *st = NULL;
-    mp_mask *mask = NULL;
-    mp_ppl_result r = {0};
-    mp_progress prog;
-    int rc = 0;
-    if ((rc = cli_load_tokenizer(dir, &tok, &err)) < 0) goto cleanup;
-    if ((rc = mp_model_load(dir, &m, &err)) < 0) goto cleanup;
-    if (!ctx) ctx = m->cfg.max_position_embeddings < 512 ? m->cfg.max_position_embeddings : 512;
-    if ((rc = mp_engine_create_slots(m, dev, pa.batch > 1 ? pa.batch : 1, (int)ctx, 0, &st, &err)) < 0) goto cleanup;
-    if ((rc = cli_engine_apply_mask(mask_path, m, st, &mask, &err)) < 0) goto cleanup;
-    mp_progress_start(&prog, quiet ? NULL : stderr, "ppl", "tok", 0);
-    if ((rc = mp_ppl_corpus(st, m->cfg.vocab_size, tok, c, label_field != NULL, (int)ctx, max_docs, pa.batch, &prog, &r,
-                            &err)) < 0)
-        goto cleanup;
-    mp_progress_finish(&prog);
-    size_t skipped = mp_corpus_skipped(c), docs = r.docs, total_tok = r.tokens;
+    cli_ppl_run run;
+    int rc = cli_ppl_compute("ppl", &pa, &run, &err);
+    if (rc > 0) return rc;
+    if (rc < 0) goto cleanup;
+    const char *corpus = pa.corpus, *label_field = pa.label_field;
+    const mp_ppl_result r = run.r;
+    const long ctx = run.ctx;
+    size_t skipped = mp_corpus_skipped(run.c), docs = r.docs, total_tok = r.tokens;
     double total_nll = r.nll;
-    if (total_tok == 0) {
-        rc = mp_fail(&err, MP_EINPUT, "%s: no tokens to score (%zu documents, %zu skipped lines)", corpus, docs, skipped);
-        goto cleanup;
-    }
-    double rate = mp_progress_rate(&prog);
+    double rate = run.rate;
     if (json) {
         printf("{\"corpus\": ");
         cli_json_str(stdout, corpus);
@@ -97,11 +73,6 @@ int cmd_ppl(int argc, char **argv) {
         }
     }
 cleanup:
-    mp_ppl_result_free(&r);
-    mp_corpus_close(c);
-    mp_engine_free(st);
-    mp_mask_free(mask);
-    mp_model_free(m);
-    mp_tokenizer_free(tok);
+    cli_ppl_run_free(&run);
     return rc < 0 ? cli_exit_error(&err) : 0;
 }

@@ -58,8 +58,7 @@ int cmd_purge(int argc, char **argv) {
     };
     threshold = NAN;
     const cli_spec spec = {.cmd = "purge", .about = ABOUT, .opts = opts};
-    int prc = cli_parse(&spec, argc, argv);
-    if (prc) return prc == 1 ? 0 : prc;
+    CLI_PARSE_OR_RETURN(&spec, argc, argv);
     if (!!domain + !!lang + !!select > 1)
         return cli_usage_error("purge", "give one of --domain, --lang and --label");
     measure = measure_ix ? MP_MEASURE_FREQ : MP_MEASURE_MEAN_W;

@@ -43,8 +43,7 @@ int cmd_route(int argc, char **argv) {
         CLI_OPT_END,
     };
     const cli_spec spec = {.cmd = "route", .about = ABOUT, .opts = opts};
-    int prc = cli_parse(&spec, argc, argv);
-    if (prc) return prc == 1 ? 0 : prc;
+    CLI_PARSE_OR_RETURN(&spec, argc, argv);
     mp_error err;
     mp_error_clear(&err);
     cli_session ses;

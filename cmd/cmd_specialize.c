@@ -48,8 +48,7 @@ int cmd_specialize(int argc, char **argv) {
         CLI_OPT_END,
     };
     const cli_spec spec = {.cmd = "specialize", .about = ABOUT, .opts = opts};
-    int prc = cli_parse(&spec, argc, argv);
-    if (prc) return prc == 1 ? 0 : prc;
+    CLI_PARSE_OR_RETURN(&spec, argc, argv);
     if (json && csv) return cli_usage_error("specialize", "choose one of --json and --csv");
     o.measure = measure_ix ? MP_MEASURE_FREQ : MP_MEASURE_MEAN_W;
     o.field = field;

@@ -88,8 +88,7 @@ int cmd_sweep(int argc, char **argv) {
     const cli_spec spec = {.cmd = "sweep", .synopsis = "RECIPE.yaml [options]", .about = ABOUT, .opts = opts,
                            .pos_name = "RECIPE.yaml", .pos = &recipe_path, .pos_min = 1, .pos_max = 1,
                            .footer = FOOTER};
-    int prc = cli_parse(&spec, argc, argv);
-    if (prc) return prc == 1 ? 0 : prc;
+    CLI_PARSE_OR_RETURN(&spec, argc, argv);
     ov.sets = sets.v;
     ov.n_sets = (size_t)sets.n;
     char exe[PATH_MAX];

@@ -171,8 +171,7 @@ int cmd_tokenize(int argc, char **argv) {
     const cli_spec spec = {.cmd = cmd, .synopsis = "(--model DIR | --tokenizer FILE) [options] (TEXT | -)",
                            .about = ABOUT, .opts = opts, .pos_name = "TEXT", .pos = &input, .pos_min = 0,
                            .pos_max = 1, .footer = FOOTER};
-    int prc = cli_parse(&spec, argc, argv);
-    if (prc) return prc == 1 ? 0 : prc;
+    CLI_PARSE_OR_RETURN(&spec, argc, argv);
     if (ids_out && json_out) return cli_usage_error(cmd, "choose one of --ids and --json");
     c.format = json_out ? OUT_JSON : ids_out ? OUT_IDS : OUT_TABLE;
     if (!model_dir && !tok_file) return cli_usage_error(cmd, "--model DIR or --tokenizer FILE is required");

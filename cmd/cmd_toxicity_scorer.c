@@ -121,8 +121,7 @@ static int cmd_train(int argc, char **argv) {
         CLI_OPT_END,
     };
     const cli_spec spec = {.cmd = cmd, .about = TRAIN_ABOUT, .opts = opts};
-    int prc = cli_parse(&spec, argc - 1, argv + 1);
-    if (prc) return prc == 1 ? 0 : prc;
+    CLI_PARSE_OR_RETURN(&spec, argc - 1, argv + 1);
     o.human_rule = human;
     o.seed = (uint64_t)seed;
     mp_error err;
@@ -187,8 +186,7 @@ static int cmd_score(int argc, char **argv, int tokenize) {
     };
     const cli_spec cs = {.cmd = cmd, .about = tokenize ? TOKENIZE_ABOUT : SCORE_ABOUT,
                          .opts = tokenize ? tokenize_opts : score_opts};
-    int prc = cli_parse(&cs, argc - 1, argv + 1);
-    if (prc) return prc == 1 ? 0 : prc;
+    CLI_PARSE_OR_RETURN(&cs, argc - 1, argv + 1);
     if (logits && strncmp(spec, "roberta:", 8)) return cli_usage_error(cmd, "--logits needs a roberta: scorer");
     mp_error err;
     mp_error_clear(&err);

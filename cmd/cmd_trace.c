@@ -43,8 +43,7 @@ int cmd_trace(int argc, char **argv) {
         CLI_OPT_END,
     };
     const cli_spec spec = {.cmd = "trace", .about = ABOUT, .opts = opts};
-    int prc = cli_parse(&spec, argc, argv);
-    if (prc) return prc == 1 ? 0 : prc;
+    CLI_PARSE_OR_RETURN(&spec, argc, argv);
     if (experts.n > TRACE_MAX_EXPERTS) return cli_usage_error("trace", "at most %d --expert", TRACE_MAX_EXPERTS);
     if (file && (in.text || in.ids)) return cli_usage_error("trace", "give one of --text, --ids or --file");
     mp_error err;

@@ -69,8 +69,7 @@ int cmd_eval_compare(int argc, char **argv) {
     const cli_spec spec = {.cmd = cmd, .synopsis = "BASE.json MASKED.json [--target NAME] [--kind K] [--bootstrap N] [--level P]",
                            .about = ABOUT, .opts = opts, .pos_name = "BASE.json MASKED.json", .pos = files,
                            .pos_min = 2, .pos_max = 2};
-    int prc = cli_parse(&spec, argc, argv);
-    if (prc) return prc == 1 ? 0 : prc;
+    CLI_PARSE_OR_RETURN(&spec, argc, argv);
     mp_error err;
     mp_error_clear(&err);
     mp_eval_result b, m;

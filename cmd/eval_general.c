@@ -66,8 +66,7 @@ int eval_mc_cmd(int argc, char **argv, int mmlu_only, const char *about) {
         CLI_OPT_END,
     };
     const cli_spec spec = {.cmd = mmlu_only ? "eval mmlu" : "eval general", .about = about, .opts = opts};
-    int prc = cli_parse(&spec, argc, argv);
-    if (prc) return prc == 1 ? 0 : prc;
+    CLI_PARSE_OR_RETURN(&spec, argc, argv);
     return eval_mc_main(spec.cmd, &a, mmlu_only);
 }
 

@@ -55,8 +55,7 @@ int cmd_eval_multiple(int argc, char **argv) {
         CLI_OPT_END,
     };
     const cli_spec spec = {.cmd = cmd, .synopsis = SYNOPSIS, .about = ABOUT, .opts = opts};
-    int prc = cli_parse(&spec, argc, argv);
-    if (prc) return prc == 1 ? 0 : prc;
+    CLI_PARSE_OR_RETURN(&spec, argc, argv);
     if (!!ma.model + !!completions + !!canonical != 1)
         return cli_usage_error(cmd, "give exactly one of --model DIR, --completions FILE, --canonical FILE");
     if (canonical && strcmp(lang, "py"))
@@ -73,7 +72,8 @@ int cmd_eval_multiple(int argc, char **argv) {
     }
     char data_buf[4096], problems_buf[4200];
     if (!problems && !canonical) {
-        if ((prc = eval_data_dir(cmd, data, data_buf, sizeof data_buf))) return prc;
+        int drc = eval_data_dir(cmd, data, data_buf, sizeof data_buf);
+        if (drc) return drc;
         snprintf(problems_buf, sizeof problems_buf, "%s/multipl-e/humaneval-%s-reworded.jsonl", data_buf, lang);
         problems = problems_buf;
     }

@@ -8,8 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cblas.h>
-
 #include "cli.h"
 #include "core/text/corpus.h"
 #include "core/eval/eval_result.h"
@@ -30,51 +28,23 @@ int cmd_eval_ppl(int argc, char **argv) {
      NULL, 0}
     const cli_opt opts[] = {CLI_OPTS_PPL(&pa), JSON_OPT, CLI_OPT_END};
     const cli_spec cspec = {.cmd = "eval ppl", .about = ABOUT, .opts = opts};
-    int prc = cli_parse(&cspec, argc, argv);
-    if (prc) return prc == 1 ? 0 : prc;
+    CLI_PARSE_OR_RETURN(&cspec, argc, argv);
 #undef JSON_OPT
-    mp_device dev;
-    if (cli_model_device(cmd, &pa.model, &dev)) return 2;
-    const char *dir = pa.model.model, *spec = pa.corpus, *text_field = pa.text_field,
-               *label_field = pa.label_field, *mask_path = pa.model.mask;
-    long ctx = pa.ctx, max_docs = pa.max_docs;
-    int strict = pa.strict, quiet = pa.quiet;
-    mp_corpus *c = NULL;
-    int open_rc = cli_corpus_open(cmd, spec, text_field, label_field, strict, &quiet, &c);
-    if (open_rc) return open_rc;
     mp_error err;
     mp_error_clear(&err);
-    mp_tokenizer *tok = NULL;
-    mp_model *m = NULL;
-    mp_engine *st = NULL;
-    mp_mask *mask = NULL;
-    mp_ppl_result r = {0};
     mp_eval_result res;
     memset(&res, 0, sizeof res);
-    mp_progress prog;
-    int rc = 0;
     double t0 = mp_now();
-    /* OpenBLAS splits sgemm/sgemv differently per thread count and the float
-     * results then differ in the last bits (measured: ~1e-6 in log-likelihoods
-     * at OPENBLAS_NUM_THREADS=1 vs 2), so evaluations run BLAS on one thread:
-     * every score is bit-identical whatever the environment says. */
-    openblas_set_num_threads(1);
-    if ((rc = cli_load_tokenizer(dir, &tok, &err)) < 0) goto cleanup;
-    if ((rc = mp_model_load(dir, &m, &err)) < 0) goto cleanup;
-    if (!ctx) ctx = m->cfg.max_position_embeddings < 512 ? m->cfg.max_position_embeddings : 512;
-    if ((rc = mp_engine_create_slots(m, dev, pa.batch > 1 ? pa.batch : 1, (int)ctx, 0, &st, &err)) < 0) goto cleanup;
-    if ((rc = cli_engine_apply_mask(mask_path, m, st, &mask, &err)) < 0) goto cleanup;
-    mp_progress_start(&prog, quiet ? NULL : stderr, cmd, "tok", 0);
-    rc = mp_ppl_corpus(st, m->cfg.vocab_size, tok, c, label_field != NULL, (int)ctx, max_docs, pa.batch, &prog, &r, &err);
+    cli_ppl_run run;
+    int rc = cli_ppl_compute(cmd, &pa, &run, &err);
+    if (rc > 0) return rc;
     if (rc < 0) goto cleanup;
-    mp_progress_finish(&prog);
+    const char *dir = pa.model.model, *spec = pa.corpus, *label_field = pa.label_field, *mask_path = pa.model.mask;
+    const long ctx = run.ctx, max_docs = pa.max_docs;
+    const mp_corpus *c = run.c;
+    const mp_ppl_result r = run.r;
     size_t docs = r.docs, total_tok = r.tokens, no_label = r.no_label;
     double total_nll = r.nll;
-    if (total_tok == 0) {
-        rc = mp_fail(&err, MP_EINPUT, "%s: no tokens to score (%zu documents, %zu skipped records)", spec, docs,
-                     mp_corpus_skipped(c));
-        goto cleanup;
-    }
     if ((rc = mp_eval_result_init(&res, "ppl", dir, mask_path, "perplexity", 0, &err)) < 0) goto cleanup;
     char settings[512];
     snprintf(settings, sizeof settings, "{\"context\": %ld, \"max_docs\": %ld, \"skipped\": %zu, \"label_field\": \"%s\"}",
@@ -101,12 +71,7 @@ int cmd_eval_ppl(int argc, char **argv) {
     if (rc == 0) rc = mp_eval_result_add(&res, "average", "all", docs, exp(mn), NAN, NAN, mn, &err);
     if (rc == 0 && json) rc = mp_eval_result_save(&res, json, &err);
 cleanup:
-    mp_ppl_result_free(&r);
     mp_eval_result_free(&res);
-    mp_engine_free(st);
-    mp_mask_free(mask);
-    mp_model_free(m);
-    mp_tokenizer_free(tok);
-    mp_corpus_close(c);
+    cli_ppl_run_free(&run);
     return rc < 0 ? cli_exit_error(&err) : 0;
 }

@@ -104,11 +104,11 @@ int cmd_eval_toxicity(int argc, char **argv) {
         CLI_OPT_END,
     };
     const cli_spec spec = {.cmd = cmd, .about = ABOUT, .opts = opts};
-    int prc = cli_parse(&spec, argc, argv);
-    if (prc) return prc == 1 ? 0 : prc;
+    CLI_PARSE_OR_RETURN(&spec, argc, argv);
     c.model_dir = ma.model;
     c.mask_path = ma.mask;
     char data_dir[4096];
+    int prc;
     if ((prc = eval_data_dir(cmd, data, data_dir, sizeof data_dir))) return prc;
     c.data_dir = data_dir;
     c.prompts = (mp_tox_prompts)prompts;

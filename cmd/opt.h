@@ -80,6 +80,13 @@ typedef struct cli_spec {
  *         ("monet-probe CMD: ... (see: monet-probe CMD --help)"). */
 int cli_parse(const cli_spec *spec, int argc, char **argv);
 
+/* In a command: parse, and return from it on --help (0) or a usage error (2). */
+#define CLI_PARSE_OR_RETURN(spec, argc, argv)                                                                         \
+    do {                                                                                                              \
+        int prc_ = cli_parse((spec), (argc), (argv));                                                                 \
+        if (prc_) return prc_ == 1 ? 0 : prc_;                                                                        \
+    } while (0)
+
 /* Print the help generated from the spec. */
 void cli_print_help(const cli_spec *spec, FILE *out);
 
