@@ -63,12 +63,18 @@ int cmd_eval_ppl(int argc, char **argv) {
         double mn = l->tokens ? l->nll / (double)l->tokens : NAN;
         printf("%-24s %8zu %10zu %10.4f %12.3f\n", l->label, l->docs, l->tokens, mn, exp(mn));
         rc = mp_eval_result_add(&res, "label", l->label, l->docs, exp(mn), NAN, NAN, mn, &err);
+        if (rc == 0) /* per-document NLL sums weighted by tokens: paired bootstrap in `eval compare` */
+            rc = mp_eval_result_annotate(&res, mp_ppl_stderr(l->doc_nll, l->doc_tokens, l->docs), "perplexity",
+                                         l->doc_nll, l->doc_tokens, l->docs, &err);
     }
     double mn = total_nll / (double)total_tok;
     printf("%-24s %8zu %10zu %10.4f %12.3f\n", "(all)", docs, total_tok, mn, exp(mn));
     double secs = mp_now() - t0;
     printf("time %.1f s (%.0f tok/s)\n", secs, secs > 0 ? total_tok / secs : 0.0);
     if (rc == 0) rc = mp_eval_result_add(&res, "average", "all", docs, exp(mn), NAN, NAN, mn, &err);
+    if (rc == 0)
+        rc = mp_eval_result_annotate(&res, mp_ppl_stderr(r.doc_nll, r.doc_tokens, r.docs), "perplexity", r.doc_nll,
+                                     r.doc_tokens, r.docs, &err);
     if (rc == 0 && json) rc = mp_eval_result_save(&res, json, &err);
 cleanup:
     mp_eval_result_free(&res);

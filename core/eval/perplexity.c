@@ -4,6 +4,7 @@
  * document in token order, so the sums never depend on the batch. */
 #include "core/eval/perplexity.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,6 +64,37 @@ static mp_ppl_label *label_slot(mp_ppl_result *r, const char *label, mp_error *e
     return s;
 }
 
+/* Append one document's (nll, tokens) at index n of a pair of growing arrays. */
+static int doc_push(double **nll, double **tok, size_t *cap, size_t n, double x, double t, mp_error *err) {
+    if (n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 64;
+        double *a = realloc(*nll, nc * sizeof *a);
+        MP_FAIL_IF(!a, err, MP_ENOMEM, "out of memory");
+        *nll = a;
+        double *b = realloc(*tok, nc * sizeof *b);
+        MP_FAIL_IF(!b, err, MP_ENOMEM, "out of memory");
+        *tok = b;
+        *cap = nc;
+    }
+    (*nll)[n] = x;
+    (*tok)[n] = t;
+    return 0;
+}
+
+double mp_ppl_stderr(const double *doc_nll, const double *doc_tokens, size_t n) {
+    if (n < 2) return NAN;
+    double sn = 0, st = 0;
+    for (size_t i = 0; i < n; i++) sn += doc_nll[i], st += doc_tokens[i];
+    if (st <= 0) return NAN;
+    double m = sn / st, ss = 0;
+    for (size_t i = 0; i < n; i++) {
+        double r = doc_nll[i] - m * doc_tokens[i];
+        ss += r * r;
+    }
+    double se_m = sqrt(ss * (double)n / (double)(n - 1)) / st; /* of the per-token mean NLL */
+    return exp(m) * se_m;
+}
+
 /* Score every queued window, `per_call` per engine call, then fold the
  * documents into res in reading order. */
 static int flush(pq *q, mp_engine *e, int per_call, mp_corpus *c, long max_docs, mp_progress *prog,
@@ -94,6 +126,8 @@ static int flush(pq *q, mp_engine *e, int per_call, mp_corpus *c, long max_docs,
         pdoc *d = &q->d[i];
         mp_ppl_label *s = label_slot(res, d->label, err);
         if (!s) return MP_ENOMEM;
+        MP_TRY(doc_push(&s->doc_nll, &s->doc_tokens, &s->doc_cap, s->docs, d->nll, (double)d->count, err));
+        MP_TRY(doc_push(&res->doc_nll, &res->doc_tokens, &res->doc_cap, res->docs, d->nll, (double)d->count, err));
         s->nll += d->nll;
         s->tokens += d->count;
         s->docs++;
@@ -181,7 +215,13 @@ int mp_ppl_corpus(mp_engine *e, int vocab, const mp_tokenizer *tok, mp_corpus *c
 
 void mp_ppl_result_free(mp_ppl_result *res) {
     if (!res) return;
-    for (size_t k = 0; k < res->n_labels; k++) free(res->labels[k].label);
+    for (size_t k = 0; k < res->n_labels; k++) {
+        free(res->labels[k].label);
+        free(res->labels[k].doc_nll);
+        free(res->labels[k].doc_tokens);
+    }
+    free(res->doc_nll);
+    free(res->doc_tokens);
     free(res->labels);
     memset(res, 0, sizeof *res);
 }

@@ -21,6 +21,8 @@ typedef struct mp_ppl_label {
     char *label;        /* label value; "all" when not grouping; "(none)" when missing */
     double nll;         /* summed negative log-likelihood (nats) */
     size_t tokens, docs;
+    double *doc_nll, *doc_tokens; /* [docs] per document, in corpus order (paired comparisons) */
+    size_t doc_cap;
 } mp_ppl_label;
 
 typedef struct mp_ppl_result {
@@ -29,7 +31,13 @@ typedef struct mp_ppl_result {
     double nll;
     size_t tokens, docs;
     size_t no_label;      /* documents without the label (grouped as "(none)") */
+    double *doc_nll, *doc_tokens; /* [docs] every document, in corpus order */
+    size_t doc_cap;
 } mp_ppl_result;
+
+/* Standard error of a perplexity exp(Σnll / Σtokens) over n documents (delta
+ * method for the ratio estimator of the per-token NLL); NAN when n < 2. */
+double mp_ppl_stderr(const double *doc_nll, const double *doc_tokens, size_t n);
 
 /* Score documents of c until its end or max_docs (< 0: no limit), grouped by
  * the document's first label value when group_by_label. vocab: the model's
