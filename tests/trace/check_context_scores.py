@@ -110,6 +110,13 @@ check(fx["contexts"] == 3 and [p["id"] for p in fx["promoted"]] == [int(v) for v
       [p["id"] for p in fx["suppressed"]] == [int(v) for v in order[::-1][:5]],
       f"effects == brute force masked-vs-unmasked logits over the same contexts (top id {order[0]})")
 
+# experts --label matches the value case-insensitively (like purge); help CMD == CMD --help
+a = json.loads(run("experts", "--store", store, "--label", "lang=PYTHON", "--limit", "5", "--json"))
+b = json.loads(run("experts", "--store", store, "--label", "lang=python", "--limit", "5", "--json"))
+check(a == b and len(a["experts"]) == 5, "experts --label lang=PYTHON == lang=python")
+check(run("help", "collect") == run("collect", "--help") and run("help", "mask", "invert") == run("mask", "invert", "--help"),
+      "monet-probe help CMD [ACTION] prints CMD [ACTION] --help")
+
 # repeated windows (the same licence line in many files) are named once
 rep = os.path.join(WORK, "rep.jsonl")
 with open(rep, "w") as f:
