@@ -254,12 +254,17 @@ static void probe_cgroup(void) {
         }
     }
     if (f) fclose(f);
+    int w;
     if (kind == CG_V1)
-        snprintf(g_iso.cg_base, sizeof g_iso.cg_base, "/sys/fs/cgroup/memory%s", strcmp(path, "/") ? path : "");
+        w = snprintf(g_iso.cg_base, sizeof g_iso.cg_base, "/sys/fs/cgroup/memory%s", strcmp(path, "/") ? path : "");
     else if (kind == CG_V2 && file_has_word("/sys/fs/cgroup/cgroup.controllers", "memory"))
-        snprintf(g_iso.cg_base, sizeof g_iso.cg_base, "/sys/fs/cgroup%s", strcmp(path, "/") ? path : "");
+        w = snprintf(g_iso.cg_base, sizeof g_iso.cg_base, "/sys/fs/cgroup%s", strcmp(path, "/") ? path : "");
     else
         return;
+    if (w < 0 || (size_t)w >= sizeof g_iso.cg_base) { /* a cgroup path this long: no memory cgroup */
+        g_iso.cg_base[0] = '\0';
+        return;
+    }
     if (kind == CG_V2) {
         char sc[600];
         snprintf(sc, sizeof sc, "%s/cgroup.subtree_control", g_iso.cg_base);
