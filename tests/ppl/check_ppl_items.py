@@ -6,29 +6,21 @@ Usage: check_ppl_items.py BIN REPO WORKDIR"""
 import json
 import math
 import os
-import shutil
-import subprocess
 import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "ref"))
+from clicheck import CliCheck  # noqa: E402
 
 BIN, REPO, WORK = sys.argv[1:4]
 MODEL = os.path.join(REPO, "data", "monet-tiny")
 CORPUS = os.path.join(REPO, "data", "corpus", "valid.jsonl")
-shutil.rmtree(WORK, ignore_errors=True)
-os.makedirs(WORK)
-failures = []
-
-
-def check(ok, what):
-    print(("ok   " if ok else "FAIL ") + what)
-    if not ok:
-        failures.append(what)
+t = CliCheck(BIN, WORK)
+check = t.check
 
 
 def run(*args):
-    p = subprocess.run([BIN, *args], capture_output=True)
-    if p.returncode != 0:
-        sys.exit(f"{' '.join(args)}: exit {p.returncode}: {p.stderr.decode()}")
-    return p.stdout.decode()
+    return t.run(*args).stdout.decode()
+
 
 
 base, masked, mask = (os.path.join(WORK, f) for f in ("b.json", "m.json", "mask.json"))
@@ -51,5 +43,4 @@ check(ok_se, "standard error = delta method of the per-token NLL ratio")
 out = run("eval", "compare", base, masked, "--target", "python")
 line = next(l for l in out.splitlines() if l.startswith("python"))
 check("[" in line and "paired bootstrap" in out, "eval compare: perplexity rows get a paired bootstrap interval")
-print(f"check_ppl_items: {len(failures)} failed")
-sys.exit(1 if failures else 0)
+t.finish("check_ppl_items")

@@ -5,28 +5,20 @@ recomputed on the stored window, the activating token's score equals the stored 
 the other active tokens. Usage: check_context_scores.py BIN REPO WORKDIR"""
 import json
 import os
-import shutil
-import subprocess
 import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "ref"))
+from clicheck import CliCheck  # noqa: E402
 
 BIN, REPO, WORK = sys.argv[1:4]
 MODEL = os.path.join(REPO, "data", "monet-tiny")
-shutil.rmtree(WORK, ignore_errors=True)
-os.makedirs(WORK)
-failures = []
-
-
-def check(ok, what):
-    print(("ok   " if ok else "FAIL ") + what)
-    if not ok:
-        failures.append(what)
+t = CliCheck(BIN, WORK)
+check = t.check
 
 
 def run(*args):
-    p = subprocess.run([BIN, *args], capture_output=True)
-    if p.returncode != 0:
-        sys.exit(f"{' '.join(args)}: exit {p.returncode}: {p.stderr.decode()}")
-    return p.stdout
+    return t.run(*args).stdout
+
 
 
 store = os.path.join(WORK, "s.db")
@@ -131,5 +123,4 @@ check(txt.count("same text as rank 0") == 3 and [c.get("duplicate_of") for c in 
       "identical contexts: printed once, the others name rank 0 (--json: duplicate_of)")
 full = run("top-contexts", "--store", rdb, "--expert", e0, "--all-text").decode()
 check("same text as" not in full and full.count("Apache") == 4, "--all-text prints every context in full")
-print(f"check_context_scores: {len(failures)} failed")
-sys.exit(1 if failures else 0)
+t.finish("check_context_scores")

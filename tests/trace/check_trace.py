@@ -5,27 +5,16 @@ lists is 0 on every token, a masked expert is 0, --file equals --text, and an ad
 without R: is refused on a two-group model. Usage: check_trace.py BIN MODEL WORKDIR"""
 import json
 import os
-import shutil
-import subprocess
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "ref"))
+from clicheck import CliCheck  # noqa: E402
+
 BIN, MODEL, WORK = sys.argv[1:4]
-shutil.rmtree(WORK, ignore_errors=True)
-os.makedirs(WORK)
-failures = []
+t = CliCheck(BIN, WORK)
+check = t.check
+run = t.run
 
-
-def check(ok, what):
-    print(("ok   " if ok else "FAIL ") + what)
-    if not ok:
-        failures.append(what)
-
-
-def run(*args, ok=True):
-    p = subprocess.run([BIN, *args], capture_output=True)
-    if ok and p.returncode != 0:
-        sys.exit(f"{' '.join(args)}: exit {p.returncode}: {p.stderr.decode()}")
-    return p
 
 
 TEXT = "def fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)\n"
@@ -67,5 +56,4 @@ check(p.returncode == 2 and err.count("\n") == 1 and "say which router group" in
 txt = run("trace", "--model", MODEL, "--text", TEXT, "--expert", addr_active).stdout.decode().splitlines()
 check(len(txt) == n + 1 and addr_active in txt[0], "table output (not a TTY): a header and one row per token")
 
-print(f"check_trace: {len(failures)} failed")
-sys.exit(1 if failures else 0)
+t.finish("check_trace")
