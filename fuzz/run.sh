@@ -10,16 +10,16 @@ mkdir -p fuzz/out
 for src in fuzz/fuzz_*.c; do
   name=$(basename "$src" .c); name=${name#fuzz_}
   bin=fuzz/out/fuzz_$name
-  deps="core/util/error.c"
+  deps="core/util/error.c core/util/file.c"  # every reader opens files through core/util/file
   case $name in
     safetensors) deps+=" core/model/safetensors.c" ;;
     config) deps+=" core/model/config.c" ;;
     tokenizer) deps+=" core/text/tokenizer.c" ;;
     corpus) deps+=" core/text/corpus.c core/text/utf8.c -lzstd" ;;
-    recipe) deps+=" recipes/recipe.c -lyaml" ;;
-    mask) deps+=" core/model/mask.c core/model/config.c core/util/file.c" ;;
-    store) deps+=" core/store/store.c core/store/topk.c core/util/file.c -lsqlite3 -lzstd" ;;
-    *) deps+=" $(ls core/*/*.c | grep -v "forward_cpu\|core/util/error.c" | tr '\n' ' ')" ;;
+    recipe) deps+=" recipes/recipe.c core/util/data_dir.c -lyaml" ;;
+    mask) deps+=" core/model/mask.c core/model/config.c" ;;
+    store) deps+=" core/store/store.c core/store/topk.c -lsqlite3 -lzstd" ;;
+    *) deps+=" $(ls core/*/*.c | grep -v "forward_cpu\|core/util/error.c\|core/util/file.c" | tr '\n' ' ')" ;;
   esac
   clang -g -O1 -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -fsanitize=fuzzer,address,undefined \
     -fno-sanitize-recover=undefined $inc $src $deps -lcjson -lm -o "$bin"
