@@ -50,7 +50,7 @@ def make_store(name, path):
     db = sqlite3.connect(path)
     db.executescript(schema_sql())
     db.executescript(open(os.path.join(SRC, "tests/hostile/store/base.sql")).read())
-    tok = os.path.join(SHARED, "data/llama2-tokenizer/tokenizer.model")
+    tok = os.path.join(SRC, "data/monet-tiny/tokenizer.model")  # shipped: no ../shared needed
     if os.path.exists(tok):
         db.execute("INSERT INTO files VALUES('tokenizer.model', 'x', ?)", (open(tok, "rb").read(),))
     for folder in (HERE, os.path.join(SRC, "tests/hostile/store")):
