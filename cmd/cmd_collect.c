@@ -17,9 +17,41 @@ static const char *FOOTER =
     "same bit for bit at any --batch (before the engine API, --batch meant --commit-every).\n";
 
 /* --shard i/n into mp_collect_opts.shard_i / shard_n */
+/* A Slurm job array task as shard i/n: i = SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN,
+ * n = SLURM_ARRAY_TASK_COUNT; the array must be contiguous (--array=0-3 or 1-4). */
+static int slurm_shard(int *si, int *sn, char *msg, size_t cap) {
+    const char *names[4] = {"SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_MAX",
+                            "SLURM_ARRAY_TASK_COUNT"};
+    long v[4];
+    for (int k = 0; k < 4; k++) {
+        const char *e = getenv(names[k]);
+        char *end = NULL;
+        v[k] = e && *e ? strtol(e, &end, 10) : -1;
+        if (!e || !*e || *end || v[k] < 0 || v[k] > 1000000) {
+            snprintf(msg, cap, "slurm: %s is %s (run inside an sbatch --array job, or give i/n)", names[k],
+                     e && *e ? "not a number in 0..1000000" : "not set");
+            return -1;
+        }
+    }
+    if (v[3] < 1 || v[2] - v[1] + 1 != v[3] || v[0] < v[1] || v[0] > v[2]) {
+        snprintf(msg, cap, "slurm: the job array must be contiguous (task %ld of %ld..%ld, count %ld)", v[0], v[1],
+                 v[2], v[3]);
+        return -1;
+    }
+    *si = (int)(v[0] - v[1]);
+    *sn = (int)v[3];
+    return 0;
+}
+
 static int parse_shard(const char *v, void *dest, char *msg, size_t cap) {
     mp_collect_opts *o = dest;
     int si, sn, end = 0;
+    if (!strcmp(v, "slurm")) {
+        if (slurm_shard(&si, &sn, msg, cap) < 0) return -1;
+        o->shard_i = si;
+        o->shard_n = sn;
+        return 0;
+    }
     if (sscanf(v, "%d/%d%n", &si, &sn, &end) != 2 || v[end] || sn < 1 || si < 0 || si >= sn || sn > 1000000) {
         snprintf(msg, cap, "needs i/n with 0 <= i < n <= 1000000, not '%s'", v);
         return -1;
@@ -70,7 +102,8 @@ int cmd_collect(int argc, char **argv) {
         {"--commit-every", NULL, CLI_INT, "N", &o.commit_every, 1, 1 << 24, NULL,
          "windows per committed transaction (default 64; resume granularity)", 0, NULL, 0},
         {"--shard", NULL, CLI_CUSTOM, "i/n", &o, 0, 0, NULL,
-         "process documents i, i+n, i+2n, ... (combine shards with `merge`)", 0, parse_shard, 0},
+         "process documents i, i+n, i+2n, ... (combine shards with `merge`); `slurm`:\n"
+         "this job array task's i/n (docs/scale.md)", 0, parse_shard, 0},
         CLI_OPT_TEXT_FIELD(&o.text_field),
         {"--label-field", "--label", CLI_LIST, "F", &labels, 0, 0, NULL,
          "categorical label field (domain, lang, ...)", CLI_DEPRECATED, NULL, 0},

@@ -341,6 +341,24 @@ def mode_shards(tmp):
     check(not os.path.exists(os.path.join(tmp, "z.db")), "a refused merge leaves no output")
     p = run("merge", merged, *shards, ok=False)
     check(one_line_error(p) and b"exists" in p.stderr, "merge does not overwrite without --force")
+    # --shard slurm: the job array task's i/n; merged, the same store as the i/n shards
+    sl = []
+    for i in range(3):
+        s_ = os.path.join(tmp, f"sl{i}.db")
+        env = dict(os.environ, SLURM_ARRAY_TASK_ID=str(i + 1), SLURM_ARRAY_TASK_MIN="1", SLURM_ARRAY_TASK_MAX="3",
+                   SLURM_ARRAY_TASK_COUNT="3")
+        args = [a if a != f"{i}/3" else "slurm" for a in collect_args(corpus, s_, "--batch", "4", "--shard", f"{i}/3")]
+        subprocess.run([BIN, *args], env=env, check=True, capture_output=True)
+        sl.append(s_)
+    slm = os.path.join(tmp, "slm.db")
+    run("merge", slm, *sl)
+    a, b = dump(merged), dump(slm)
+    check(all(a[k] == b[k] for k in ["topk", "windows", "docs", "groups", "label_totals"]),
+          "--shard slurm (array 1-3) merged == the 3 i/n shards merged")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    p = subprocess.run([BIN, *collect_args(corpus, os.path.join(tmp, "x.db"), "--shard", "slurm")], env=env,
+                       capture_output=True)
+    check(one_line_error(p) and b"SLURM_ARRAY_TASK_ID is not set" in p.stderr, "--shard slurm outside an array: exit 2")
     part = os.path.join(tmp, "part.db")
     p = run("merge", part, shards[0], shards[2], ok=False)
     check(one_line_error(p) and b"shard 1/3 is missing" in p.stderr and not os.path.exists(part),
