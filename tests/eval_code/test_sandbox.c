@@ -301,8 +301,10 @@ int main(int argc, char **argv) {
     if (!netns) printf("  skipped: public-address connect (no network namespace: %s)\n", mp_sandbox_isolation());
     CHECK(res[T_ALLOC].outcome == MP_SBX_EXITED && res[T_ALLOC].exit_code != 0 && strstr(res[T_ALLOC].err, "MemoryError"),
           "50 GB: outcome %d exit %d: %s", res[T_ALLOC].outcome, res[T_ALLOC].exit_code, res[T_ALLOC].err);
+    /* killed for its output, only 4 KiB kept; how much it wrote before the kill
+     * landed depends on scheduling (under ASan it can be all 100 MB) */
     CHECK(res[T_OUTPUT].outcome == MP_SBX_OUTPUT && res[T_OUTPUT].out_len <= 4096 &&
-              res[T_OUTPUT].out_total < (100u << 20),
+              res[T_OUTPUT].out_total <= (100u << 20),
           "100 MB output: outcome %d kept %zu total %llu", res[T_OUTPUT].outcome, res[T_OUTPUT].out_len,
           (unsigned long long)res[T_OUTPUT].out_total);
     CHECK(res[T_ESCAPE].outcome == MP_SBX_EXITED && res[T_ESCAPE].exit_code == 0 && res[T_ESCAPE].wall_s < 3,
