@@ -93,15 +93,6 @@ int cli_get_ids(const char *model_dir, const char *ids_arg, const char *text_arg
     return rc;
 }
 
-int cli_parse_expert(const char *s, int E, int n_groups, int *group, int *i, int *j, mp_error *err) {
-    mp_expert_addr a;
-    MP_TRY(mp_expert_addr_parse(s, E, n_groups, &a, err));
-    *group = a.group;
-    *i = a.i;
-    *j = a.j;
-    return 0;
-}
-
 /* Parse the --expert list ("[R:]I,J[=S]") into list[0..*cnt) (capacity
  * CLI_MAX_STEER * 8) and say exactly what is changed (stderr, unless quiet). */
 static int build_steering(const mp_model *m, const char **args, int n, int have_strength, double strength, int quiet,
@@ -121,22 +112,15 @@ static int build_steering(const mp_model *m, const char **args, int n, int have_
         } else if (!have_strength) {
             return mp_fail(err, MP_EINPUT, "--expert '%s': no strength (use --strength S or ADDR=S)", args[k]);
         }
-        int r, i, j;
-        MP_TRY(cli_parse_expert(addr, c->moe_experts, c->n_router_groups, &r, &i, &j, err));
-        if (r < 0 && c->n_router_groups > 1)
-            return mp_fail(err, MP_EINPUT,
-                           "--expert '%s': say which router group (R:I,J); the model has %d groups (0..%d)", args[k],
-                           c->n_router_groups, c->n_router_groups - 1);
-        for (int g = 0; g < c->n_router_groups; g++) {
-            if (r >= 0 && g != r) continue;
-            if (cnt == CLI_MAX_STEER * 8) return mp_fail(err, MP_EINPUT, "too many steered experts");
-            list[cnt++] = (mp_steer){g, i, j, (float)s};
-            if (!quiet) {
-                int a, b;
-                mp_config_group_layers(c, g, &a, &b);
-                fprintf(stderr, "monet-probe: steering expert %d:%d,%d (flat %lld): w += %g at every token, layers %d-%d\n",
-                        g, i, j, (long long)i * c->moe_experts + j, s, a, b);
-            }
+        mp_expert_addr x;
+        MP_TRY(mp_expert_addr_parse_one(addr, c->moe_experts, c->n_router_groups, &x, err));
+        if (cnt == CLI_MAX_STEER * 8) return mp_fail(err, MP_EINPUT, "too many steered experts");
+        list[cnt++] = (mp_steer){x.group, x.i, x.j, (float)s};
+        if (!quiet) {
+            int a, b;
+            mp_config_group_layers(c, x.group, &a, &b);
+            fprintf(stderr, "monet-probe: steering expert %d:%d,%d (flat %lld): w += %g at every token, layers %d-%d\n",
+                    x.group, x.i, x.j, (long long)x.i * c->moe_experts + x.j, s, a, b);
         }
     }
     *cnt_out = cnt;

@@ -48,9 +48,6 @@ int cli_get_ids(const char *model_dir, const char *ids_arg, const char *text_arg
 #include "core/model/forward.h"
 #include "core/model/mask.h"
 
-/* Parse an expert address R:I,J or R:#N (core/model/expert_addr.h). *group
- * is -1 when no group is given. @return 0 or MP_EINPUT naming the problem. */
-int cli_parse_expert(const char *s, int E, int n_groups, int *group, int *i, int *j, mp_error *err);
 
 #include "core/text/corpus.h"
 

@@ -60,13 +60,7 @@ int cmd_effects(int argc, char **argv) {
     int rc = mp_store_open(store, MP_STORE_READ, &st, &err);
     if (rc < 0 || (rc = mp_store_check_model(st, ma.model, &err)) < 0 || (rc = mp_store_shape_read(st, &sh, &err)) < 0)
         goto cleanup;
-    if ((rc = mp_expert_addr_parse(expert, sh.E, sh.n_groups, &a, &err)) < 0) goto cleanup;
-    if (a.group < 0 && sh.n_groups > 1) {
-        rc = mp_fail(&err, MP_EINPUT, "--expert '%s': say which router group (R:I,J); the store has %d groups", expert,
-                     sh.n_groups);
-        goto cleanup;
-    }
-    if (a.group < 0) a.group = 0;
+    if ((rc = mp_expert_addr_parse_one(expert, sh.E, sh.n_groups, &a, &err)) < 0) goto cleanup;
     if ((rc = cli_load_tokenizer(ma.model, &tok, &err)) < 0 || (rc = mp_model_load(ma.model, &m, &err)) < 0 ||
         (rc = mp_engine_create(m, dev, sh.window, 0, &e, &err)) < 0)
         goto cleanup;

@@ -66,14 +66,8 @@ int cmd_trace(int argc, char **argv) {
     if (rc < 0) goto cleanup;
     const mp_config *c = &ses.m->cfg;
     for (int k = 0; k < experts.n; k++) {
-        if ((rc = mp_expert_addr_parse(experts.v[k], c->moe_experts, c->n_router_groups, &addr[k], &err)) < 0)
+        if ((rc = mp_expert_addr_parse_one(experts.v[k], c->moe_experts, c->n_router_groups, &addr[k], &err)) < 0)
             goto cleanup;
-        if (addr[k].group < 0 && c->n_router_groups > 1) {
-            rc = mp_fail(&err, MP_EINPUT, "--expert '%s': say which router group (R:I,J); the model has %d groups",
-                         experts.v[k], c->n_router_groups);
-            goto cleanup;
-        }
-        if (addr[k].group < 0) addr[k].group = 0;
     }
     if ((rc = cli_load_tokenizer(ma.model, &tok, &err)) < 0) goto cleanup;
     if ((rc = mp_routing_init(&routing, c, &err)) < 0) goto cleanup;

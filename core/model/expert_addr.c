@@ -57,6 +57,15 @@ int mp_expert_addr_parse(const char *s, int E, int n_groups, mp_expert_addr *out
     return 0;
 }
 
+int mp_expert_addr_parse_one(const char *s, int E, int n_groups, mp_expert_addr *out, mp_error *err) {
+    MP_TRY(mp_expert_addr_parse(s, E, n_groups, out, err));
+    if (out->group < 0 && n_groups > 1)
+        return mp_fail(err, MP_EINPUT, "expert '%s': say which router group (R:I,J); there are %d groups (0..%d)", s,
+                       n_groups, n_groups - 1);
+    if (out->group < 0) out->group = 0;
+    return 0;
+}
+
 const char *mp_expert_addr_format(char *buf, size_t cap, int group, int i, int j) {
     if (group >= 0) snprintf(buf, cap, "%d:%d,%d", group, i, j);
     else snprintf(buf, cap, "%d,%d", i, j);

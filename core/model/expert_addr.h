@@ -23,6 +23,11 @@ typedef struct mp_expert_addr {
  * @return 0, or MP_EINPUT with a message naming s and the valid ranges. */
 int mp_expert_addr_parse(const char *s, int E, int n_groups, mp_expert_addr *out, mp_error *err);
 
+/* The same for a command that acts on one expert (steer, trace, effects): an
+ * address without R: is refused when there is more than one router group
+ * (MP_EINPUT "... say which router group ...") and means group 0 otherwise. */
+int mp_expert_addr_parse_one(const char *s, int E, int n_groups, mp_expert_addr *out, mp_error *err);
+
 /* "R:I,J" (or "I,J" when group < 0) into buf; returns buf. */
 const char *mp_expert_addr_format(char *buf, size_t cap, int group, int i, int j);
 
