@@ -242,7 +242,9 @@ int main(int argc, char **argv) {
                r->outcome == MP_SBX_SETUP ? r->setup_error : r->out);
     }
     CHECK(res[T_BOMB].outcome == MP_SBX_TIMEOUT, "fork bomb: outcome %d, want timeout", res[T_BOMB].outcome);
-    CHECK(res[T_LOOP].outcome == MP_SBX_TIMEOUT && res[T_LOOP].wall_s < 6, "infinite loop: outcome %d wall %.2f",
+    /* killed at the 4 s limit; the supervisor then waits up to 3 s for the namespace to empty and reaps it,
+     * which took 2.5 s on a loaded 2-core CI runner: the bound is limit + grace + 2 s, not a timing target */
+    CHECK(res[T_LOOP].outcome == MP_SBX_TIMEOUT && res[T_LOOP].wall_s < 4 + 3 + 2, "infinite loop: outcome %d wall %.2f",
           res[T_LOOP].outcome, res[T_LOOP].wall_s);
     CHECK(res[T_WRITE].outcome == MP_SBX_EXITED && res[T_WRITE].exit_code == 0, "write outside: exit %d: %s",
           res[T_WRITE].exit_code, res[T_WRITE].out);
@@ -307,7 +309,8 @@ int main(int argc, char **argv) {
               res[T_OUTPUT].out_total <= (100u << 20),
           "100 MB output: outcome %d kept %zu total %llu", res[T_OUTPUT].outcome, res[T_OUTPUT].out_len,
           (unsigned long long)res[T_OUTPUT].out_total);
-    CHECK(res[T_ESCAPE].outcome == MP_SBX_EXITED && res[T_ESCAPE].exit_code == 0 && res[T_ESCAPE].wall_s < 3,
+    /* a background child that kept the pipes would hold the run to the 4 s wall limit: under it means it did not */
+    CHECK(res[T_ESCAPE].outcome == MP_SBX_EXITED && res[T_ESCAPE].exit_code == 0 && res[T_ESCAPE].wall_s < 4,
           "setsid background: outcome %d exit %d wall %.2f", res[T_ESCAPE].outcome, res[T_ESCAPE].exit_code,
           res[T_ESCAPE].wall_s);
     CHECK(res[T_FSIZE].outcome == MP_SBX_EXITED && res[T_FSIZE].exit_code != 0 && strstr(res[T_FSIZE].err, "File too large"),
