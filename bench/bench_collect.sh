@@ -3,10 +3,12 @@
 # same model and window length, store size, bytes per context, peak RSS, and
 # the same figures extrapolated to the public 1.4B shape (6 groups x 262,144
 # experts, K = 32).
-#   forward-only baseline: build/bench_forward (mp_forward over WINDOW random
-#   tokens, no routing record, last-token logits only), best of 3.
+#   forward-only baseline: build/bench_forward --tokens WINDOW (one prefill of
+#   WINDOW tokens, sparse expert compute, last-token logits, no routing record).
 #   collect: monet-probe collect over RosettaCode solutions (code field, lang
-#   label), --max-tokens BENCH_COLLECT_TOKENS, K = 32, window WINDOW.
+#   label), --max-tokens BENCH_COLLECT_TOKENS, K = 32, window WINDOW, a fresh
+#   store each run. The two alternate, BENCH_REPS (3) times: min / median / max
+#   of each and of the per-round ratio collect / forward (goal >= 0.85).
 # Medium random model as in bench/run.sh: d=512, 8 layers, E=128 (16,384 experts
 # per group, 2 groups), Hm=4, k=8, G=4, V=32000, LLaMA-2 tokenizer.
 # usage: bench/bench_collect.sh [build/monet-probe]
@@ -24,17 +26,29 @@ $py tests/ref/make_checkpoint.py --out "$tmp/model" --dtype BF16 --layers 8 --gr
     --kv-heads 8 --experts 128 --moe-heads 4 --moe-dim 16 --topk 8 --vocab 32000 --seed 1 --quiet \
     --tokenizer "$shared/data/llama2-tokenizer/tokenizer.model"
 head -2000 "$shared/data/rosettacode/solutions.jsonl" > "$tmp/corpus.jsonl"
-fwd=$(OPENBLAS_NUM_THREADS=$threads "$bdir/bench_forward" "$tmp/model" "$WIN" 3)
+R=${BENCH_REPS:-3}
 timecmd=()
 [[ -x /usr/bin/time ]] && timecmd=(/usr/bin/time -v -o "$tmp/time.txt")
-OPENBLAS_NUM_THREADS=$threads "${timecmd[@]}" "$bin" collect --model "$tmp/model" --corpus "$tmp/corpus.jsonl" \
-    --out "$tmp/s.db" --text-field code --label-field lang --max-tokens "$N" --context-window "$WIN" --top-k 32 \
-    --quiet --json > "$tmp/collect.json"
+for r in $(seq "$R"); do
+  OPENBLAS_NUM_THREADS=$threads "$bdir/bench_forward" "$tmp/model" --tokens "$WIN" --reps 1 --decode 0 --no-dense \
+      > "$tmp/fwd$r.json"
+  OPENBLAS_NUM_THREADS=$threads "${timecmd[@]}" "$bin" collect --model "$tmp/model" --corpus "$tmp/corpus.jsonl" \
+      --out "$tmp/s.db" --force-new --text-field code --label-field lang --max-tokens "$N" --context-window "$WIN" \
+      --top-k 32 --quiet --json > "$tmp/collect$r.json"
+done
 rss=$(grep -s "Maximum resident set size" "$tmp/time.txt" | awk '{print $NF}' || true)
 echo "== collect vs forward, ${N} tokens, window ${WIN}, ${threads} threads, E=128 x 2 groups, K=32 =="
-$py - "$fwd" "$tmp/collect.json" "$tmp/s.db" "${rss:-0}" <<'PY'
-import json, sqlite3, sys
-fwd, col = json.loads(sys.argv[1]), json.load(open(sys.argv[2]))
+$py - "$tmp" "$R" "$tmp/s.db" "${rss:-0}" <<'PY'
+import json, sqlite3, statistics, sys
+tmp, R = sys.argv[1], int(sys.argv[2])
+fwds = [json.load(open(f"{tmp}/fwd{r}.json")) for r in range(1, R + 1)]
+cols = [json.load(open(f"{tmp}/collect{r}.json")) for r in range(1, R + 1)]
+f_ts = [f["prefill_sparse_tok_s"]["median"] for f in fwds]
+c_ts = [c["tokens_per_s"] for c in cols]
+ratios = [c / f for c, f in zip(c_ts, f_ts)]
+fwd = {"tokens_per_s": statistics.median(f_ts), "params": fwds[0]["params"]}
+col = dict(cols[-1], tokens_per_s=statistics.median(c_ts))
+mmm = lambda v: f"{min(v):8.1f} {statistics.median(v):8.1f} {max(v):8.1f}"
 db = sqlite3.connect(sys.argv[3])
 rss_kb = int(sys.argv[4] or 0)
 files = db.execute("SELECT sum(length(data)) FROM files").fetchone()[0]
@@ -48,8 +62,11 @@ K = int(meta["top_k"])
 size = col["store_bytes"]
 rowbytes = (size - files - blob) / max(1, rows)     # topk + stats + index overhead per top-K row
 per_tok_blob = blob / max(1, ntok)
-r = col["tokens_per_s"] / fwd["tokens_per_s"]
-print(f"forward only  {fwd['tokens_per_s']:9.1f} tok/s   collect {col['tokens_per_s']:9.1f} tok/s   ratio {r:.2f}")
+print(f"                     min   median      max   ({R} alternating rounds)")
+print(f"forward only  {mmm(f_ts)} tok/s")
+print(f"collect       {mmm(c_ts)} tok/s")
+print(f"ratio         {min(ratios):8.2f} {statistics.median(ratios):8.2f} {max(ratios):8.2f}   collect / forward per round"
+      " (goal >= 0.85)")
 print(f"store         {size/1e6:.2f} MB ({files/1e6:.2f} MB tokenizer+config), {rows} top-K rows, {nwin} windows "
       f"({ntok} tokens, {blob/max(1,nwin):.0f} zstd bytes/window = {per_tok_blob:.2f} B/token), "
       f"{(size-files)/max(1,nwin):.0f} store bytes per stored context, {rowbytes:.1f} B per top-K row")
