@@ -12,7 +12,8 @@
 #      checkpoint widened to float32, same ids, last-position logits, official
 #      einsum formulation, OMP_WAIT_POLICY=PASSIVE, the same thread count),
 #      or a line saying python3-torch is missing;
-#   3. tokenizer throughput vs spm_encode; collect vs forward.
+#   3. the same at the public 1.4B shape (BENCH_LARGE=0 skips it);
+#   4. tokenizer throughput vs spm_encode; collect vs forward; the batched engine.
 # Medium random model (bench/make_bench_checkpoint.py --shape medium): d=512,
 # 8 layers, 8 heads, E=128, Hm=4, m=16, k=8, G=4, vocab 32000, bf16.
 set -euo pipefail
@@ -71,6 +72,47 @@ print(f"  sparse/dense prefill (medians) {med(ours['prefill_sparse_tok_s']) / me
 print(f"  load (bf16 -> f32) {ours['load_s']:.2f} s")
 PY
 done
+# 3. the public 1.4B VD shape (d=2048, 24 layers, E=512, Hm=8, m=16, k=8, G=4): random bf16
+# weights written on the fly (2.9 GB on disk; 5.8 GB of RAM as float32 here, about as much again
+# in torch), deleted after. BENCH_LARGE=0 skips it (it takes several minutes on 2 cores).
+if [[ ${BENCH_LARGE:-1} == 1 ]]; then
+  TL=${BENCH_LARGE_TOKENS:-512}
+  free_disk=$(df -Pk "$tmp" | awk 'NR == 2 {print $4}')
+  free_mem=$(awk '/MemAvailable/ {print $2}' /proc/meminfo)
+  echo "== 1.4B shape (public Monet-VD 1.4B), ${TL}-token prefill, ${threads} threads, min/median/max of ${REPS} =="
+  if (( free_disk < 3500000 || free_mem < 8000000 )); then
+    echo "skipped: needs 3.5 GB free in $tmp and 8 GB of available memory (have $((free_disk / 1024)) MB, $((free_mem / 1024)) MB)"
+  else
+    $py bench/make_bench_checkpoint.py --out "$tmp/large" --shape 1.4b --decompose vertical
+    "$bdir/bench_forward" "$tmp/large" --load --reps "$REPS" > "$tmp/large_load.json"
+    "$bdir/bench_forward" "$tmp/large" --tokens "$TL" --reps "$REPS" --decode 8 --prompt 32 > "$tmp/large.json"
+    : > "$tmp/large_torch.json"
+    if [[ $have_torch == 1 ]]; then
+      $py bench/torch_cpu_bench.py --model "$tmp/large" --tokens "$TL" --threads "$threads" --reps "$REPS" \
+          > "$tmp/large_torch.json" || echo "torch einsum at the 1.4B shape failed (memory?)"
+    fi
+    $py - "$tmp/large.json" "$tmp/large_load.json" "$tmp/large_torch.json" <<'PY'
+import json, os, sys
+ours, load = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+t = json.load(open(sys.argv[3])) if os.path.getsize(sys.argv[3]) else None
+f = lambda s: f"{s['min']:8.2f} {s['median']:8.2f} {s['max']:8.2f}" if s else "       -        -        -"
+print(f"-- {ours['params'] / 1e9:.2f}B params, tok/s (min median max)")
+rows = [("prefill sparse", ours["prefill_sparse_tok_s"]), ("prefill dense (MP_MOE=dense)", ours["prefill_dense_tok_s"])]
+if t:
+    rows.append(("torch einsum", t["prefill_unmasked_tok_s"]))
+rows += [("decode sparse", ours["decode_sparse_tok_s"]), ("decode dense", ours["decode_dense_tok_s"]),
+         ("first prefill of a fresh state", ours["first_prefill_tok_s"])]
+for name, s in rows:
+    print(f"  {name:34s} {f(s)}")
+med = lambda s: s["median"]
+print(f"  sparse/dense prefill (medians) {med(ours['prefill_sparse_tok_s']) / med(ours['prefill_dense_tok_s']):.2f}x"
+      + (f", sparse/torch {med(ours['prefill_sparse_tok_s']) / med(t['prefill_unmasked_tok_s']):.2f}x" if t else ""))
+print(f"  seconds (min median max): load, files cached {f(load['load_warm_s'])}; evicted {f(load['load_cold_s'])}; "
+      f"reading the files alone {f(load['read_files_cold_s'])} ({load['checkpoint_bytes'] / 1e9:.2f} GB)")
+PY
+    rm -rf "$tmp/large"
+  fi
+fi
 if [[ -x bench/bench_tokenizer.sh ]]; then
   echo "== tokenizer =="
   bench/bench_tokenizer.sh "$bin"
