@@ -60,7 +60,7 @@ static void print_table(const char *out_dir) {
 
 int cmd_sweep(int argc, char **argv) {
     const char *recipe_path = NULL;
-    int dry = 0, quiet = 0, resume = 0;
+    int dry = 0, quiet = 0, resume = 0, n_par = 1;
     mp_recipe_overrides ov = {0};
     cli_list sets = {0};
     mp_recipe *r = NULL;
@@ -81,6 +81,10 @@ int cmd_sweep(int argc, char **argv) {
         {"--allow-commands", NULL, CLI_FLAG, NULL, &ov.allow_commands, 0, 0, NULL,
          "allow a recipe's shell commands (toxicity scorer: \"cmd:...\", run by /bin/sh outside the sandbox)", 0,
          NULL, 0},
+        {"-j", "--jobs", CLI_INT, "N", &n_par, 1, 1024, NULL,
+         "local executor: run up to N independent steps (and collect shards) at once (default 1)", 0, NULL, 0},
+        {"--shards", NULL, CLI_LONG, "N", &ov.shards, 1, MP_RECIPE_MAX_SHARDS, NULL,
+         "run the collect as N shard jobs and an exact merge (the recipe's collect.shards)", 0, NULL, 0},
         {"--resume", NULL, CLI_FLAG, NULL, &resume, 0, 0, NULL, "", CLI_HIDDEN, NULL, 0}, /* the default */
         CLI_OPT_QUIET(&quiet),
         CLI_OPT_END,
@@ -119,7 +123,7 @@ int cmd_sweep(int argc, char **argv) {
     }
     /* progress (a redrawn line with the inner command's progress) only on a terminal */
     FILE *progress = !quiet && isatty(fileno(stderr)) ? stderr : NULL;
-    if (mp_plan_execute(p, exe, progress, &err) < 0) {
+    if (mp_plan_execute(p, exe, n_par, progress, &err) < 0) {
         /* keep what finished: a partial report with the failure marked, then the error */
         mp_error rerr = {0};
         if (p->n_steps && mp_report_write(p, exe, err.msg, &rerr) == 0) {
