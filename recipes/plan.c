@@ -462,6 +462,7 @@ void mp_plan_print(const mp_plan *p, const char *exe, FILE *out) {
         const mp_step *s = &p->steps[i];
         fprintf(out, "[%zu/%zu] %-6s %s  (key %.12s", i + 1, p->n_steps, s->cached ? "cached" : "run", s->label, s->key);
         for (int d = 0; d < s->n_deps; d++) fprintf(out, "%s%zu", d ? "," : "; after ", (size_t)s->deps[d] + 1);
+        if (s->shards > 1) fprintf(out, "; %d shards: collect --shard i/%d, then merge", s->shards, s->shards);
         fprintf(out, ")\n    ");
         char buf[4200];
         if (s->kind == MP_STEP_CORPUS) {
