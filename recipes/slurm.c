@@ -283,6 +283,9 @@ static int write_script(const mp_plan *p, const mp_step *s, int role, const char
     for (char *c = what; *c; c++)
         if (*c == '\n' || *c == '\r') *c = ' ';
     head_lines(f, p, cwd, what);
+    fputs("mkdir -p ", f);
+    mp_plan_shell_quote(f, s->dir);
+    fputs(" || exit 3\n", f);
     char **argv = NULL;
     mp_job_role jr = role == R_SHARDS ? MP_JOB_SHARD : role == R_MERGE ? MP_JOB_MERGE : MP_JOB_STEP;
     if ((rc = mp_plan_job_argv(p, s, jr, 0, exe, 0, &argv, err)) < 0) goto done;
@@ -454,11 +457,11 @@ static int submit_one(sub *u, const mp_plan *p, const mp_step *s, int role, sbar
     char buf[4096];
     int rc = run_tool(a->v, 1, buf, sizeof buf);
     one_line(buf);
-    if (rc == 127) return mp_fail(err, MP_EUNSUPPORTED, "sbatch: not found on PATH (the Slurm client; Debian: slurm-client)");
+    if (rc == 127) return mp_fail(err, MP_ERESOURCE, "sbatch: not found on PATH (the Slurm client; Debian: slurm-client)");
     char *end;
     long jid = strtol(buf, &end, 10);
     if (rc != 0 || jid <= 0 || (*end && *end != ';' && *end != ' '))
-        return mp_fail(err, MP_EUNSUPPORTED, "sbatch refused the job '%s' (exit %d): %.400s",
+        return mp_fail(err, MP_ERESOURCE, "sbatch refused the job '%s' (exit %d): %.400s",
                        role == R_REPORT ? "report" : s->label, rc, buf[0] ? buf : "no message");
     snprintf(id, cap, "%ld", jid);
     fprintf(u->tsv, "%ld\t%s\t%s\t%s\n", jid, ROLE_NAMES[role], s ? s->key : "-", role == R_REPORT ? "report" : s->label);

@@ -33,7 +33,7 @@ typedef struct mp_slurm_opts {
  * as $Jn) and submit nothing, write nothing. Otherwise one line per submitted
  * job on out. *n_jobs gets the number of jobs submitted (dry: that would be).
  * sbatch, squeue come from PATH. @return 0, MP_EINPUT (bad output directory,
- * another sweep holds it), MP_EUNSUPPORTED (sbatch missing or refused a job:
+ * another sweep holds it), MP_ERESOURCE (sbatch missing or refused a job, exit 3:
  * its message; the jobs submitted before it are in jobs.tsv), MP_EIO. */
 int mp_slurm_submit(mp_plan *p, const char *exe, const mp_slurm_opts *o, int dry, FILE *out, int *n_jobs,
                     mp_error *err);
