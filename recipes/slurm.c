@@ -360,7 +360,8 @@ done:
 typedef struct sbargs {
     char *v[96];
     char store[24][4400];
-    int n, ns;
+    char *dep; /* --dependency=afterok:... (any length: the report job waits for every job), owned */
+    int n, ns, oom;
 } sbargs;
 
 static void sb_add(sbargs *a, const char *s) {
@@ -392,7 +393,8 @@ static void sb_build(sbargs *a, const mp_plan *p, const mp_step *s, int role, co
     else if (role == R_SHARDS) snprintf(log, sizeof log, "%s/slurm/logs/%s-shard-%%A_%%a.log", p->out_dir, k);
     else if (role == R_MERGE) snprintf(log, sizeof log, "%s/slurm/logs/%s-merge-%%j.log", p->out_dir, k);
     else snprintf(log, sizeof log, "%s/slurm/logs/%s-%%j.log", p->out_dir, k);
-    a->n = a->ns = 0;
+    a->n = a->ns = a->oom = 0;
+    a->dep = NULL;
     sb_add(a, "sbatch");
     sb_add(a, "--parsable");
     sb_addf(a, "--job-name=%s", name);
@@ -400,8 +402,13 @@ static void sb_build(sbargs *a, const mp_plan *p, const mp_step *s, int role, co
     sb_addf(a, "--output=%s", log);
     if (array) sb_addf(a, "--array=%s", array);
     if (deps && deps[0]) {
-        sb_addf(a, "--dependency=afterok:%s", deps);
-        sb_add(a, "--kill-on-invalid-dep=yes");
+        if (!(a->dep = malloc(strlen(deps) + 32))) {
+            a->oom = 1;
+        } else {
+            sprintf(a->dep, "--dependency=afterok:%s", deps);
+            sb_add(a, a->dep);
+            sb_add(a, "--kill-on-invalid-dep=yes");
+        }
     }
     if (o->partition) sb_addf(a, "--partition=%s", o->partition);
     if (o->account) sb_addf(a, "--account=%s", o->account);
@@ -439,7 +446,7 @@ typedef struct sub {
 } sub;
 
 /* Submit (or, dry, print) one job; its id (or "$Jn") into id. */
-static int submit_one(sub *u, const mp_plan *p, const mp_step *s, int role, sbargs *a, char *id, size_t cap,
+static int submit_job(sub *u, const mp_plan *p, const mp_step *s, int role, sbargs *a, char *id, size_t cap,
                       mp_error *err) {
     u->n_jobs++;
     if (u->dry) {
@@ -475,6 +482,16 @@ static int submit_one(sub *u, const mp_plan *p, const mp_step *s, int role, sbar
             role == R_SHARDS ? " (shards)" : role == R_MERGE ? " (merge)" : "");
     free(lab);
     return 0;
+}
+
+/* submit_job, then free what sb_build allocated. */
+static int submit_one(sub *u, const mp_plan *p, const mp_step *s, int role, sbargs *a, char *id, size_t cap,
+                      mp_error *err) {
+    if (a->oom) return mp_fail(err, MP_ENOMEM, "out of memory"); /* never a job without its dependency */
+    int rc = submit_job(u, p, s, role, a, id, cap, err);
+    free(a->dep);
+    a->dep = NULL;
+    return rc;
 }
 
 #define ID_CAP 32
@@ -636,7 +653,11 @@ int mp_slurm_status(const mp_plan *p, int json, FILE *out, int *all_done, int *n
         goto cleanup;
     }
     load_record(p, recs);
-    query_queue(&q);
+    int any = 0;
+    for (size_t i = 0; i <= p->n_steps; i++)
+        for (int r = 0; r < R_COUNT; r++) any |= recs[i].id[r] != JOB_NONE;
+    if (any) query_queue(&q); /* no job recorded (a local sweep): nothing to ask Slurm */
+    else q.have_squeue = 1;
     /* ended jobs: ask sacct (it answers only where accounting is on) */
     size_t n = 0;
     ids[0] = 0;
