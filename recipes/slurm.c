@@ -214,14 +214,21 @@ static void job_name(const mp_plan *p, const char *label, char *buf, size_t cap)
     if (strlen(buf) > 64) buf[64] = 0;
 }
 
+/* Text inside a double-quoted echo: a label or path from the recipe must not expand
+ * ($, `, ", \\ and anything unusual become '?'). */
+static void echo_safe(FILE *f, const char *s) {
+    for (; *s; s++)
+        fputc(isalnum((unsigned char)*s) || strchr(" @._:=,+/-", *s) ? *s : '?', f);
+}
+
 /* Lines run when the command exits non-zero: a one-line message into the job's log. */
 static void fail_lines(FILE *f, const char *label, const char *what, const char *err_path) {
-    fputs("rc=$?\nif [ $rc -ne 0 ]; then\n  echo \"monet-probe sweep: step ", f);
-    mp_plan_shell_quote(f, label);
-    fprintf(f, "%s failed (exit $rc): $(tail -n 1 ", what);
+    fputs("rc=$?\nif [ $rc -ne 0 ]; then\n  echo \"monet-probe sweep: step '", f);
+    echo_safe(f, label);
+    fprintf(f, "'%s failed (exit $rc): $(tail -n 1 ", what);
     mp_plan_shell_quote(f, err_path);
     fputs(" 2>/dev/null) (stderr: ", f);
-    mp_plan_shell_quote(f, err_path);
+    echo_safe(f, err_path);
     fputs(")\" >&2\n  exit $rc\nfi\n", f);
 }
 
@@ -319,9 +326,9 @@ static int write_script(const mp_plan *p, const mp_step *s, int role, const char
         fputs(" 2> ", f);
         mp_plan_shell_quote(f, pre);
         fprintf(f, "%s\n", shard_err);
-        fputs("rc=$?\nif [ $rc -ne 0 ]; then\n  echo \"monet-probe sweep: step ", f);
-        mp_plan_shell_quote(f, s->label);
-        fprintf(f, " shard $i/%d failed (exit $rc): $(tail -n 1 ", s->shards);
+        fputs("rc=$?\nif [ $rc -ne 0 ]; then\n  echo \"monet-probe sweep: step '", f);
+        echo_safe(f, s->label);
+        fprintf(f, "' shard $i/%d failed (exit $rc): $(tail -n 1 ", s->shards);
         mp_plan_shell_quote(f, pre);
         fprintf(f, "%s 2>/dev/null)\" >&2\n  exit $rc\nfi\n: > ", shard_err);
         mp_plan_shell_quote(f, pre);

@@ -348,6 +348,13 @@ print(f"{{n}};cluster")
     check(log.count("collect shard") == 3 and "-j 2" in log, "local -j 2 ran the 3 collect shards, then the merge")
     p = sweep("--out", "local", "-j", "2")
     check("0 ran" in p.stdout, "local -j 2 re-run: everything cached")
+    # a target with shell syntax: the job scripts quote it (the failing purge echoes it without running it)
+    p = sweep("--out", "inj", "--executor", "slurm", "--set", "criterion.targets=['x$(touch PWNED)`touch PWNED`\"']",
+              env=FENV)
+    cs = calls()
+    pj = [c for c in cs if "purge" in opt(c, "--job-name")]
+    check(len(pj) == 1 and run_job(pj[0][-1], "inj-purge.log") != 0 and not os.path.exists("PWNED")
+          and "failed" in open("inj-purge.log").read(), "a label with $(...) and backquotes runs nothing in a job script")
     finish()
 
 # ---------------------------------------------------------------------------------------
