@@ -127,7 +127,7 @@ int cmd_sweep(int argc, char **argv) {
         {"--time", NULL, CLI_STR, "T", &so.time, 0, 0, NULL, "slurm: sbatch --time of every job", 0, NULL, 0},
         {"--account", NULL, CLI_STR, "A", &so.account, 0, 0, NULL, "slurm: sbatch --account", 0, NULL, 0},
         {"--sbatch-arg", NULL, CLI_LIST, "ARG", &sbatch_args, 0, 0, NULL,
-         "slurm: one more sbatch argument for every job (repeatable): --sbatch-arg=--qos=high", 0, NULL, 0},
+         "slurm: one more sbatch argument for every job: --sbatch-arg=--qos=high", 0, NULL, 0},
         {"--status", NULL, CLI_FLAG, NULL, &status_only, 0, 0, NULL,
          "show each step's state (cache, recorded Slurm jobs, squeue/sacct) and write the report\n"
          "once every step is done; runs nothing", 0, NULL, 0},
