@@ -479,16 +479,19 @@ try:
     p = sweep("--out", "sl", "--executor", "slurm", env=SENV)
     check("8 jobs submitted" in p.stdout, "submitted 8 jobs (array, merge, 2 purges, 3 evals, report)")
     deadline = time.time() + 150
-    while time.time() < deadline and not os.path.exists("sl/report.html"):
-        time.sleep(0.5)
+    wall = None
+    while time.time() < deadline:
+        if wall is None and os.path.exists("sl/report.html"):  # written last, by rename
+            wall = time.time() - t0
         q = subprocess.run(["squeue", "-h"], capture_output=True, text=True, env=SENV)
-        if q.returncode == 0 and not q.stdout.strip() and not os.path.exists("sl/report.html"):
-            time.sleep(1)  # the queue drained: the report is written, or a job failed
-            break
-    wall = time.time() - t0
-    print(f"slurm: {wall:.1f} s from submission to the report")
-    check(os.path.exists("sl/results.json") and os.path.exists("sl/report.html"),
-          "the report job wrote results.json and report.html")
+        if q.returncode == 0 and not q.stdout.strip():
+            break  # the queue drained: the report job ended, or a job failed and its dependents went
+        time.sleep(0.3)
+    print(f"slurm: {wall if wall is not None else -1:.1f} s from submission to the report")
+    reports = [l for l in os.listdir("sl/slurm/logs") if l.startswith("report-")]
+    check(os.path.exists("sl/results.json") and os.path.exists("sl/report.html") and len(reports) == 1
+          and "wrote sl/results.json" in open(os.path.join("sl/slurm/logs", reports[0])).read(),
+          "the report job (sweep --status) wrote results.json and report.html")
     st = json.loads(sweep("--out", "sl", "--status", "--json", env=SENV).stdout)
     bad = [(s["step"], s["state"], s.get("error", "")) for s in st["steps"] if s["state"] != "done"]
     check(st["complete"] and not bad, f"--status: every step done {bad}")
