@@ -153,9 +153,12 @@ static const char *queue_get(const queue *q, long id) {
     return NULL;
 }
 
-/* Parse "ID<sep>STATE" lines (ID may be 12_3 or 12_[0-2]: the array's base id counts). */
-static void parse_states(queue *q, char *txt, char sep, int live_wins) {
-    for (char *line = strtok(txt, "\n"); line; line = strtok(NULL, "\n")) {
+/* Parse "ID<sep>STATE[ NAME]" lines (ID may be 12_3 or 12_[0-2]: the array's base id
+ * counts); with prefix, only lines whose job name starts with it (this sweep's jobs:
+ * a recorded id that Slurm has since given to another job must not count as ours). */
+static void parse_states(queue *q, char *txt, char sep, int live_wins, const char *prefix) {
+    char *save = NULL;
+    for (char *line = strtok_r(txt, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         char *end;
         long id = strtol(line, &end, 10);
         if (end == line || id <= 0) continue;
@@ -170,19 +173,31 @@ static void parse_states(queue *q, char *txt, char sep, int live_wins) {
             k++;
         }
         st[k] = 0;
+        if (prefix) {
+            const char *name = s + k;
+            while (*name == ' ') name++;
+            size_t n = strlen(prefix);
+            if (strncmp(name, prefix, n > 58 ? 58 : n)) continue; /* merge jobs: NAME cut at 58 + "-merge" */
+        }
         if (k) queue_put(q, id, st, live_wins);
     }
 }
 
-/* The jobs of this user still in the queue (squeue), keyed by array base id. */
-static void query_queue(queue *q) {
+static void job_name(const mp_plan *p, const char *label, char *buf, size_t cap);
+
+/* This sweep's jobs still in the queue (squeue, this user), keyed by array base id. */
+static void query_queue(queue *q, const mp_plan *p) {
     struct passwd *pw = getpwuid(getuid());
-    char user[256], buf[1 << 16];
+    char user[256], prefix[80];
+    size_t cap = 4u << 20;
+    char *buf = malloc(cap);
+    job_name(p, "", prefix, sizeof prefix); /* "mp-NAME-" */
     snprintf(user, sizeof user, "%s", pw ? pw->pw_name : "root");
-    char *argv[] = {"squeue", "-h", "-u", user, "-o", "%F %T", NULL};
-    int rc = run_tool(argv, 0, buf, sizeof buf);
+    char *argv[] = {"squeue", "-h", "-u", user, "-o", "%F %T %j", NULL};
+    int rc = buf ? run_tool(argv, 0, buf, cap) : -1;
     q->have_squeue = rc == 0;
-    if (rc == 0) parse_states(q, buf, ' ', 1);
+    if (rc == 0) parse_states(q, buf, ' ', 1, prefix);
+    free(buf);
 }
 
 /* Final states of ended jobs from sacct (when accounting answers); ids joined by ','. */
@@ -190,7 +205,7 @@ static void query_sacct(queue *q, const char *ids) {
     char buf[1 << 16];
     char *argv[] = {"sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", (char *)ids, NULL};
     if (!ids[0] || run_tool(argv, 0, buf, sizeof buf) != 0) return;
-    parse_states(q, buf, '|', 0);
+    parse_states(q, buf, '|', 0, NULL);
 }
 
 static int live_state(const char *st) {
@@ -541,7 +556,7 @@ int mp_slurm_submit(mp_plan *p, const char *exe, const mp_slurm_opts *o, int dry
             goto cleanup;
         }
         load_record(p, recs);
-        query_queue(&q);
+        query_queue(&q, p);
     } else {
         fprintf(out, "#!/bin/sh\n# sweep %s on Slurm: the sbatch lines `sweep --executor slurm` submits (job ids as "
                 "$Jn); scripts in %s/slurm/scripts/, logs in %s/slurm/logs/\nset -e\n",
@@ -663,7 +678,7 @@ int mp_slurm_status(const mp_plan *p, int json, FILE *out, int *all_done, int *n
     int any = 0;
     for (size_t i = 0; i <= p->n_steps; i++)
         for (int r = 0; r < R_COUNT; r++) any |= recs[i].id[r] != JOB_NONE;
-    if (any) query_queue(&q); /* no job recorded (a local sweep): nothing to ask Slurm */
+    if (any) query_queue(&q, p); /* no job recorded (a local sweep): nothing to ask Slurm */
     else q.have_squeue = 1;
     /* ended jobs: ask sacct (it answers only where accounting is on) */
     size_t n = 0;

@@ -95,6 +95,9 @@ evals:
     corpus: valid.jsonl
     label_field: lang
     context: 64
+report:
+  experts: 1
+  contexts: 1
 """)
 ENV = dict(os.environ, OPENBLAS_NUM_THREADS="1")
 
@@ -199,17 +202,21 @@ print(f"{{n}};cluster")
                 return a[len(name) + 1:]
         return None
 
+    names = {}  # job id -> --job-name, for the fake squeue's %j
+
     def by_label(cs, jobs_tsv_lines):
         """{label(+role): (call, id)} from the calls and jobs.tsv (same order)."""
         out = {}
         for c, line in zip(cs, jobs_tsv_lines):
             jid, role, key, label = line.rstrip("\n").split("\t")
             out[label + ("" if role in ("step", "report") else "/" + role)] = (c, jid)
+            names[jid] = opt(c, "--job-name")
         return out
 
     def queue(lines):
+        """squeue -o '%F %T %j': a job of another sweep or user under a recorded id must not count."""
         with open(os.path.join(fake, "queue.txt"), "w") as f:
-            f.write("".join(f"{i} {s}\n" for i, s in lines))
+            f.write("".join(f"{i} {s} {names.get(i, 'someone-else')}\n" for i, s in lines))
 
     def status():
         p = sweep("--out", "sl", "--status", "--json", env=FENV)
@@ -307,6 +314,13 @@ print(f"{{n}};cluster")
     check(opt(J2["collect/shards"][0], "--array") == "1", "re-submission: the array holds only the missing shard 1")
     check(opt(J2["collect/merge"][0], "--dependency") == f"afterok:{J2['collect/shards'][1]}",
           "re-submission: the merge waits for the new array")
+    # the recorded ids now belong to other jobs (say, a restarted controller): ours are not live
+    with open(os.path.join(fake, "queue.txt"), "w") as f:
+        f.write("".join(f"{j} PENDING other-job\n" for _, (c, j) in J2.items()))
+    p = sweep("--out", "sl", "--dry-run", "--executor", "slurm", env=FENV)
+    st = status()
+    check(st["purge lua@1.5"]["state"] != "queued" and st["collect"]["state"] != "queued",
+          "a recorded job id that squeue shows under another job name does not count as this sweep's")
     # a queued purge is not submitted again; its dependents wait for it
     queue([(J2["purge lua@1.5"][1], "PENDING"), (J2["collect/merge"][1], "RUNNING")])
     p = sweep("--out", "sl", "--executor", "slurm", env=FENV)
