@@ -462,9 +462,8 @@ static void array_spec(const mp_step *s, char *buf, size_t cap) {
 
 typedef struct sub {
     FILE *out;
-    int dry, n_jobs, n_tsv;
-    FILE *tsv;
-    char *ids; /* one job id or $Jn per job, NUL-separated fixed slots */
+    int dry, n_jobs;
+    FILE *tsv; /* OUT/slurm/jobs.tsv (not dry) */
 } sub;
 
 /* Submit (or, dry, print) one job; its id (or "$Jn") into id. */
@@ -528,7 +527,7 @@ int mp_slurm_submit(mp_plan *p, const char *exe, const mp_slurm_opts *o, int dry
     char *deps = malloc(ID_CAP * (p->n_steps + 2));
     sub u = {.out = out, .dry = dry};
     queue q = {0};
-    int lock = -1, rc = 0;
+    int lock = -1, rc = 0, any = 0;
     if (!recs || !final_id || !deps) {
         rc = mp_fail(err, MP_ENOMEM, "out of memory");
         goto cleanup;
@@ -555,13 +554,17 @@ int mp_slurm_submit(mp_plan *p, const char *exe, const mp_slurm_opts *o, int dry
             rc = mp_fail(err, MP_EIO, "%s: cannot open: %s", path, strerror(errno));
             goto cleanup;
         }
-        load_record(p, recs);
-        query_queue(&q, p);
     } else {
         fprintf(out, "#!/bin/sh\n# sweep %s on Slurm: the sbatch lines `sweep --executor slurm` submits (job ids as "
                 "$Jn); scripts in %s/slurm/scripts/, logs in %s/slurm/logs/\nset -e\n",
                 p->recipe->name, p->out_dir, p->out_dir);
     }
+    /* what was submitted before and is still queued or running (dry: read only) */
+    load_record(p, recs);
+    for (size_t i = 0; i <= p->n_steps; i++)
+        for (int r = 0; r < R_COUNT; r++)
+            if (recs[i].id[r] != JOB_NONE) any = 1;
+    if (any) query_queue(&q, p);
     for (size_t i = 0; i < p->n_steps && rc == 0; i++) {
         mp_step *s = &p->steps[i];
         char *fid = final_id + i * ID_CAP, done[4200], k[13];
