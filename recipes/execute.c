@@ -316,7 +316,8 @@ static int job_end(mp_plan *p, job *jobs, size_t n, job *j, const char *exe, int
     if (rc < 0) {
         j->state = J_FAIL;
         s->failed = 1;
-        log_line(p, "failed %s %s\n", s->key, s->label);
+        if (j->role == MP_JOB_SHARD) log_line(p, "failed %s %s shard %d/%d\n", s->key, s->label, j->shard, s->shards);
+        else log_line(p, "failed %s %s%s\n", s->key, s->label, j->role == MP_JOB_MERGE ? " merge" : "");
         return rc;
     }
     j->state = J_DONE;

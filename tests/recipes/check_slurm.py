@@ -362,6 +362,15 @@ print(f"{{n}};cluster")
     check(log.count("collect shard") == 3 and "-j 2" in log, "local -j 2 ran the 3 collect shards, then the merge")
     p = sweep("--out", "local", "-j", "2")
     check("0 ran" in p.stdout, "local -j 2 re-run: everything cached")
+    # local -j 2 with a failing step: the first failure is the sweep's, no new job starts after it
+    p = sweep("--out", "lfail", "-j", "2", "--set", "collect.text_field=nope", ok=False)
+    cdir = [os.path.join("lfail/cache", d) for d in os.listdir("lfail/cache") if d != "lock"]
+    started = sorted(n for d in cdir for n in os.listdir(d) if n.endswith(".stderr.txt") or n == "stderr.txt")
+    check(p.returncode == 2 and p.stderr.count("\n") == 1 and "shard 0/3 failed (exit 2)" in p.stderr
+          and "no text field" in p.stderr and "(log: " in p.stderr,
+          "local -j 2, a failing shard: one error line naming the shard, its error and log, exit 2")
+    check(started == ["shard-0-of-3.stderr.txt", "shard-1-of-3.stderr.txt"],
+          f"local -j 2: after the failure no new job started (started: {started})")
     # a target with shell syntax: the job scripts quote it (the failing purge echoes it without running it)
     p = sweep("--out", "inj", "--executor", "slurm", "--set", "criterion.targets=['x$(touch PWNED)`touch PWNED`\"']",
               env=FENV)
