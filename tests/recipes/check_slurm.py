@@ -402,7 +402,33 @@ def free_port():
     return port
 
 
+def ours():
+    """Pids of processes started for this cluster (slurmstepd, job scripts): SLURM_CONF is our file."""
+    mine = f"SLURM_CONF={conf}".encode()
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit() or int(d) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{d}/environ", "rb") as f:
+                if mine in f.read().split(b"\0"):
+                    out.append(int(d))
+        except OSError:
+            pass
+    return out
+
+
 def stop_daemons():
+    # job steps (slurmstepd, job scripts) end on their own once the queue drained; after 3 s, by pid
+    daemons = {p.pid for p in procs}
+    deadline = time.time() + 3
+    while time.time() < deadline and set(ours()) - daemons:
+        time.sleep(0.2)
+    for pid in set(ours()) - daemons:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
     for p in reversed(procs):
         if p.poll() is None:
             p.send_signal(signal.SIGTERM)
@@ -529,7 +555,8 @@ try:
     rc = 0
 finally:
     stop_daemons()
-    alive = [p.pid for p in procs if p.poll() is None]
-    check(not alive, f"daemons stopped (by pid) {alive}")
+    time.sleep(0.2)
+    alive = [p.pid for p in procs if p.poll() is None] + ours()
+    check(not alive, f"daemons and job steps stopped (by pid) {alive}")
     shutil.rmtree(tmp, ignore_errors=True)
 finish()
