@@ -14,6 +14,7 @@
 #include "recipes/plan.h"
 #include "recipes/recipe.h"
 #include "recipes/report.h"
+#include "recipes/slurm.h"
 #include "core/util/readfile.h"
 
 static const char *ABOUT =
@@ -22,8 +23,38 @@ static const char *ABOUT =
     "  base model and every mask, and write OUT/results.json, OUT/results.csv, OUT/report.html.\n"
     "  Every step is a monet-probe command whose outputs are cached under OUT/cache/<key>/ (key =\n"
     "  SHA-256 of the command, its input files and the model): a re-run, or a run after a crash or\n"
-    "  with an added threshold, only runs what is new (resuming is the default).";
+    "  with an added threshold, only runs what is new (resuming is the default).\n"
+    "  Executors (docs/scale.md): local (default; -j N runs independent steps at once) and slurm\n"
+    "  (each step an sbatch job with afterok dependencies, a sharded collect a job array + merge,\n"
+    "  a last job writes the report); --status shows each step's state and writes the report\n"
+    "  once every step is done.";
 static const char *FOOTER = "Paths in the recipe are relative to the current directory (run from the repository root).\n";
+
+/* The command the last Slurm job runs: this sweep with its recipe and overrides, --status. */
+static char **report_argv(const char *exe, const char *recipe, const mp_recipe_overrides *ov, const char *out) {
+    char **v = calloc(16 + 2 * (size_t)ov->n_sets, sizeof *v), lim[32];
+    size_t n = 0;
+    if (!v) return NULL;
+    const char *fixed[] = {exe, "sweep", recipe, "--out", out};
+    for (size_t i = 0; i < 5; i++) v[n++] = (char *)fixed[i];
+    if (ov->model) v[n++] = "--model", v[n++] = (char *)ov->model;
+    if (ov->data) v[n++] = "--data", v[n++] = (char *)ov->data;
+    if (ov->limit > 0) {
+        snprintf(lim, sizeof lim, "%ld", ov->limit);
+        v[n++] = "--limit";
+        v[n++] = strdup(lim); /* the only owned string: freed by free_report_argv */
+    }
+    for (size_t i = 0; i < ov->n_sets; i++) v[n++] = "--set", v[n++] = (char *)ov->sets[i];
+    if (ov->allow_commands) v[n++] = "--allow-commands";
+    v[n++] = "--status";
+    return v;
+}
+
+static void free_report_argv(char **v) {
+    for (size_t i = 0; v && v[i]; i++)
+        if (i > 0 && !strcmp(v[i - 1], "--limit")) free(v[i]);
+    free(v);
+}
 
 /* The results table on stdout, from OUT/results.json's summary: one row per
  * evaluation × mask with Δ target and Δ others. */
@@ -60,7 +91,10 @@ static void print_table(const char *out_dir) {
 
 int cmd_sweep(int argc, char **argv) {
     const char *recipe_path = NULL;
-    int dry = 0, quiet = 0, resume = 0;
+    int dry = 0, quiet = 0, resume = 0, n_par = 1, executor = 0, status_only = 0, json = 0;
+    mp_slurm_opts so = {0};
+    cli_list sbatch_args = {0};
+    char **rargv = NULL;
     mp_recipe_overrides ov = {0};
     cli_list sets = {0};
     mp_recipe *r = NULL;
@@ -81,6 +115,23 @@ int cmd_sweep(int argc, char **argv) {
         {"--allow-commands", NULL, CLI_FLAG, NULL, &ov.allow_commands, 0, 0, NULL,
          "allow a recipe's shell commands (toxicity scorer: \"cmd:...\", run by /bin/sh outside the sandbox)", 0,
          NULL, 0},
+        {"-j", "--jobs", CLI_INT, "N", &n_par, 1, 1024, NULL,
+         "local executor: run up to N independent steps (and collect shards) at once (default 1)", 0, NULL, 0},
+        {"--shards", NULL, CLI_LONG, "N", &ov.shards, 1, MP_RECIPE_MAX_SHARDS, NULL,
+         "run the collect as N shard jobs and an exact merge (the recipe's collect.shards)", 0, NULL, 0},
+        {"--executor", NULL, CLI_CHOICE, "E", &executor, 0, 0, "local|slurm",
+         "local (default): steps run here; slurm: each step an sbatch job (docs/scale.md)", 0, NULL, 0},
+        {"--partition", NULL, CLI_STR, "P", &so.partition, 0, 0, NULL, "slurm: sbatch --partition", 0, NULL, 0},
+        {"--gres", NULL, CLI_STR, "G", &so.gres, 0, 0, NULL,
+         "slurm: sbatch --gres for the steps that run the model (collect shards, evaluations), e.g. gpu:1", 0, NULL, 0},
+        {"--time", NULL, CLI_STR, "T", &so.time, 0, 0, NULL, "slurm: sbatch --time of every job", 0, NULL, 0},
+        {"--account", NULL, CLI_STR, "A", &so.account, 0, 0, NULL, "slurm: sbatch --account", 0, NULL, 0},
+        {"--sbatch-arg", NULL, CLI_LIST, "ARG", &sbatch_args, 0, 0, NULL,
+         "slurm: one more sbatch argument for every job: --sbatch-arg=--qos=high", 0, NULL, 0},
+        {"--status", NULL, CLI_FLAG, NULL, &status_only, 0, 0, NULL,
+         "show each step's state (cache, recorded Slurm jobs, squeue/sacct) and write the report\n"
+         "once every step is done; runs nothing", 0, NULL, 0},
+        CLI_OPT_JSON(&json),
         {"--resume", NULL, CLI_FLAG, NULL, &resume, 0, 0, NULL, "", CLI_HIDDEN, NULL, 0}, /* the default */
         CLI_OPT_QUIET(&quiet),
         CLI_OPT_END,
@@ -103,6 +154,74 @@ int cmd_sweep(int argc, char **argv) {
         status = cli_exit_error(&err);
         goto done;
     }
+    if (json && !status_only) {
+        status = cli_usage_error("sweep", "--json goes with --status");
+        goto done;
+    }
+    so.extra = sbatch_args.v;
+    so.n_extra = (size_t)sbatch_args.n;
+    if (status_only) {
+        int all_done = 0, n_failed = 0;
+        if (mp_slurm_status(p, json, stdout, &all_done, &n_failed, &err) < 0) {
+            status = cli_exit_error(&err);
+            goto done;
+        }
+        if (all_done) { /* every output exists: the report (what the last Slurm job runs) */
+            for (size_t i = 0; i < p->n_steps; i++) p->steps[i].cached = 1;
+            if (mp_report_write(p, exe, NULL, &err) < 0) {
+                status = cli_exit_error(&err);
+                goto done;
+            }
+            if (!json) {
+                print_table(p->out_dir);
+                printf("wrote %s/results.json, %s/results.csv, %s/report.html\n", p->out_dir, p->out_dir, p->out_dir);
+            }
+        }
+        goto done;
+    }
+    if (executor == 1) {
+        if (!(rargv = report_argv(exe, recipe_path, &ov, p->out_dir))) {
+            mp_fail(&err, MP_ENOMEM, "out of memory");
+            status = cli_exit_error(&err);
+            goto done;
+        }
+        so.report_argv = rargv;
+        int n_jobs = 0;
+        if (dry) {
+            mp_plan_print(p, exe, stdout);
+            if (mp_slurm_submit(p, exe, &so, 1, stdout, &n_jobs, &err) < 0) {
+                status = cli_exit_error(&err);
+                goto done;
+            }
+            printf("# %d jobs\n", n_jobs);
+            goto done;
+        }
+        if (mp_plan_preflight(p, &err) < 0 || mp_slurm_submit(p, exe, &so, 0, stdout, &n_jobs, &err) < 0) {
+            status = cli_exit_error(&err);
+            goto done;
+        }
+        size_t left = 0;
+        char done_path[4200];
+        for (size_t i = 0; i < p->n_steps; i++) {
+            snprintf(done_path, sizeof done_path, "%s/DONE", p->steps[i].dir);
+            left += access(done_path, F_OK) != 0;
+        }
+        if (left == 0) { /* everything was cached: the report now, as the local executor */
+            for (size_t i = 0; i < p->n_steps; i++) p->steps[i].cached = 1;
+            if (mp_report_write(p, exe, NULL, &err) < 0) {
+                status = cli_exit_error(&err);
+                goto done;
+            }
+            printf("sweep %s: %zu steps, all cached: nothing submitted\n", r->name, p->n_steps);
+            print_table(p->out_dir);
+            printf("wrote %s/results.json, %s/results.csv, %s/report.html\n", p->out_dir, p->out_dir, p->out_dir);
+            goto done;
+        }
+        printf("sweep %s: %d jobs submitted for %zu of %zu steps (jobs in %s/slurm/jobs.tsv, logs in %s/slurm/logs/);"
+               " the last job writes the report; follow with: monet-probe sweep %s --out %s --status\n",
+               r->name, n_jobs, left, p->n_steps, p->out_dir, p->out_dir, recipe_path, p->out_dir);
+        goto done;
+    }
     if (dry) {
         /* the plan, then what the check before step 1 finds on this machine (a real run refuses then) */
         mp_plan_print(p, exe, stdout);
@@ -119,7 +238,7 @@ int cmd_sweep(int argc, char **argv) {
     }
     /* progress (a redrawn line with the inner command's progress) only on a terminal */
     FILE *progress = !quiet && isatty(fileno(stderr)) ? stderr : NULL;
-    if (mp_plan_execute(p, exe, progress, &err) < 0) {
+    if (mp_plan_execute(p, exe, n_par, progress, &err) < 0) {
         /* keep what finished: a partial report with the failure marked, then the error */
         mp_error rerr = {0};
         if (p->n_steps && mp_report_write(p, exe, err.msg, &rerr) == 0) {
@@ -140,6 +259,7 @@ int cmd_sweep(int argc, char **argv) {
     print_table(p->out_dir);
     printf("wrote %s/results.json, %s/results.csv, %s/report.html\n", p->out_dir, p->out_dir, p->out_dir);
 done:
+    free_report_argv(rargv);
     mp_plan_free(p);
     mp_recipe_free(r);
     return status;

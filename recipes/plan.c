@@ -332,6 +332,7 @@ int mp_plan_build(const mp_recipe *r, mp_plan **out, mp_error *err) {
     p->collect_step = si;
     {
         mp_step *s = &p->steps[si];
+        s->shards = r->shards > 1 ? (int)r->shards : 0;
         static const char *const SKIP[] = {"corpus", NULL};
         if (arg(s, MP_ARG_LIT, NULL, "collect", -1) < 0 || add_model(p, s) < 0 ||
             arg(s, MP_ARG_LIT, NULL, "--corpus", -1) < 0 ||
@@ -436,7 +437,7 @@ const char *mp_plan_arg(const mp_plan *p, const mp_step *s, size_t i, char *buf,
 
 /* ---- printing ------------------------------------------------------------------------ */
 
-static void shell_quote(FILE *out, const char *s) {
+void mp_plan_shell_quote(FILE *out, const char *s) {
     int plain = *s != 0;
     for (const char *c = s; *c; c++)
         if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./:=,@+%", *c)) plain = 0;
@@ -461,6 +462,7 @@ void mp_plan_print(const mp_plan *p, const char *exe, FILE *out) {
         const mp_step *s = &p->steps[i];
         fprintf(out, "[%zu/%zu] %-6s %s  (key %.12s", i + 1, p->n_steps, s->cached ? "cached" : "run", s->label, s->key);
         for (int d = 0; d < s->n_deps; d++) fprintf(out, "%s%zu", d ? "," : "; after ", (size_t)s->deps[d] + 1);
+        if (s->shards > 1) fprintf(out, "; %d shards: collect --shard i/%d, then merge", s->shards, s->shards);
         fprintf(out, ")\n    ");
         char buf[4200];
         if (s->kind == MP_STEP_CORPUS) {
@@ -468,10 +470,10 @@ void mp_plan_print(const mp_plan *p, const char *exe, FILE *out) {
                     s->args[0].text, s->args[1].text, mp_plan_arg(p, s, 3, buf, sizeof buf));
             continue;
         }
-        shell_quote(out, exe);
+        mp_plan_shell_quote(out, exe);
         for (size_t a = 0; a < s->n_args; a++) {
             fputc(' ', out);
-            shell_quote(out, mp_plan_arg(p, s, a, buf, sizeof buf));
+            mp_plan_shell_quote(out, mp_plan_arg(p, s, a, buf, sizeof buf));
         }
         fputc('\n', out);
     }
@@ -480,7 +482,7 @@ void mp_plan_print(const mp_plan *p, const char *exe, FILE *out) {
 
 /* ---- execution ----------------------------------------------------------------------- */
 
-static int mkdir_p(const char *path, mp_error *err) {
+int mp_plan_mkdir(const char *path, mp_error *err) {
     char buf[4200];
     snprintf(buf, sizeof buf, "%s", path);
     for (char *c = buf + 1; *c; c++) {
@@ -615,7 +617,7 @@ int mp_plan_claim_out(const mp_plan *p, int create, mp_error *err) {
         return mp_fail(err, MP_EIO, "%s: %s", p->out_dir, strerror(errno));
     }
     if (!create) return 0;
-    MP_TRY(mkdir_p(p->out_dir, err));
+    MP_TRY(mp_plan_mkdir(p->out_dir, err));
     int fd = open(marker, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
     if (fd < 0 && errno != EEXIST) return mp_fail(err, MP_EIO, "%s: cannot create: %s", marker, strerror(errno));
     if (fd >= 0) {
@@ -627,237 +629,79 @@ int mp_plan_claim_out(const mp_plan *p, int create, mp_error *err) {
     return 0;
 }
 
-/* Write MMLU questions as a labelled JSONL corpus. */
-static int write_mmlu_corpus(const char *split, const char *data, const char *path, mp_error *err) {
-    mp_mmlu_subject *subj = NULL;
-    size_t n_subj = 0;
-    MP_TRY(mp_mmlu_subjects_load(data, &subj, &n_subj, err));
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    int rc = 0;
-    if (!f) {
-        rc = mp_fail(err, MP_EIO, "%s: cannot create: %s", tmp, strerror(errno));
-        goto cleanup;
-    }
-    for (size_t i = 0; i < n_subj && rc == 0; i++) {
-        mp_mc_set set = {0};
-        if ((rc = mp_mc_load(MP_TASK_MMLU, data, subj[i].name, split, &set, err)) < 0) break;
-        for (size_t d = 0; d < set.n && rc == 0; d++) {
-            const mp_mc_doc *doc = &set.docs[d];
-            size_t len = strlen(doc->query) + 64;
-            for (int c = 0; c < doc->n_choices; c++) len += strlen(doc->choices[c]) + 8;
-            char *text = malloc(len + (doc->gold >= 0 && doc->gold < doc->n_choices ? strlen(doc->choices[doc->gold]) : 0));
-            cJSON *o = cJSON_CreateObject();
-            if (!text || !o) {
-                free(text);
-                cJSON_Delete(o);
-                rc = mp_fail(err, MP_ENOMEM, "out of memory");
-                break;
-            }
-            size_t w = (size_t)sprintf(text, "%s", doc->query);
-            for (int c = 0; c < doc->n_choices; c++) w += (size_t)sprintf(text + w, "\n%c. %s", 'A' + c, doc->choices[c]);
-            if (doc->gold >= 0 && doc->gold < doc->n_choices)
-                sprintf(text + w, "\nAnswer: %c. %s", 'A' + doc->gold, doc->choices[doc->gold]);
-            cJSON_AddStringToObject(o, "text", text);
-            cJSON_AddStringToObject(o, "domain", subj[i].category);
-            cJSON_AddStringToObject(o, "subject", subj[i].name);
-            char *line = cJSON_PrintUnformatted(o);
-            if (!line || fprintf(f, "%s\n", line) < 0) rc = mp_fail(err, MP_EIO, "%s: write failed", tmp);
-            free(line);
-            cJSON_Delete(o);
-            free(text);
-        }
-        mp_mc_set_free(&set);
-    }
-    if (fclose(f) != 0 && rc == 0) rc = mp_fail(err, MP_EIO, "%s: write failed", tmp);
-    if (rc == 0 && rename(tmp, path) != 0) rc = mp_fail(err, MP_EIO, "%s: cannot rename: %s", path, strerror(errno));
-cleanup:
-    mp_mmlu_subjects_free(subj, n_subj);
-    return rc;
+/* ---- jobs: what the local and the Slurm executors run ---------------------------------- */
+
+void mp_plan_shard_path(const mp_step *s, int shard, const char *suffix, char *buf, size_t cap) {
+    snprintf(buf, cap, "%s/shard-%d-of-%d%s", s->dir, shard, s->shards, suffix);
 }
 
-/* Last non-empty line of a file, for error messages. */
-static void last_line(const char *path, char *buf, size_t cap) {
-    buf[0] = 0;
-    FILE *f = fopen(path, "r");
-    if (!f) return;
-    char line[1024];
-    while (fgets(line, sizeof line, f)) {
-        size_t l = strlen(line);
-        while (l && (line[l - 1] == '\n' || line[l - 1] == '\r')) line[--l] = 0;
-        if (l) snprintf(buf, cap, "%s", line);
-    }
-    fclose(f);
+int mp_plan_shard_done(const mp_step *s, int shard) {
+    char path[4200];
+    mp_plan_shard_path(s, shard, ".done", path, sizeof path);
+    return is_file(path);
 }
 
-/* ---- live progress (a TTY) ------------------------------------------------------------ */
-
-/* The sweep's one redrawn line: step, the inner command's latest progress line
- * (read back from its stderr.txt) and an overall ETA that is smoothed so that
- * it counts down instead of jumping with every estimate. */
-typedef struct live {
-    FILE *out;
-    const mp_plan *p;
-    size_t step;          /* index of the running step */
-    double t_step;        /* when it started */
-    double eta, t_eta;    /* last shown ETA and when (eta < 0: none yet) */
-    double t_draw;
-} live;
-
-/* Mean seconds of the steps of this kind run so far (any kind when none), or -1. */
-static double est_seconds(const mp_plan *p, mp_step_kind kind) {
-    double sum[2] = {0, 0};
-    int n[2] = {0, 0};
-    for (size_t i = 0; i < p->n_steps; i++)
-        if (p->steps[i].ran) {
-            int same = p->steps[i].kind == kind;
-            sum[same] += p->steps[i].seconds;
-            n[same]++;
-        }
-    if (n[1]) return sum[1] / n[1];
-    return n[0] ? sum[0] / n[0] : -1;
+void mp_plan_job_files(const mp_step *s, mp_job_role role, int shard, char *out, char *errp, size_t cap) {
+    if (role == MP_JOB_SHARD) {
+        mp_plan_shard_path(s, shard, ".stdout.txt", out, cap);
+        mp_plan_shard_path(s, shard, ".stderr.txt", errp, cap);
+    } else {
+        snprintf(out, cap, "%s/%s", s->dir, role == MP_JOB_MERGE ? "merge.json" : "stdout.txt");
+        snprintf(errp, cap, "%s/%s", s->dir, role == MP_JOB_MERGE ? "merge.stderr.txt" : "stderr.txt");
+    }
 }
 
-/* The last non-empty line of the inner command's stderr (progress lines end in
- * '\n', or '\r' on a TTY), control bytes replaced, at most cap - 1 bytes. */
-static void inner_line(const char *path, char *buf, size_t cap) {
-    buf[0] = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0) return;
-    char tail[512];
-    ssize_t n = 0;
-    if (fstat(fd, &st) == 0 && st.st_size > 0) {
-        off_t off = st.st_size > (off_t)sizeof tail ? st.st_size - (off_t)sizeof tail : 0;
-        n = pread(fd, tail, sizeof tail, off);
-    }
-    close(fd);
-    while (n > 0 && (tail[n - 1] == '\n' || tail[n - 1] == '\r' || tail[n - 1] == ' ')) n--;
-    ssize_t b = n;
-    while (b > 0 && tail[b - 1] != '\n' && tail[b - 1] != '\r') b--;
-    size_t o = 0;
-    for (ssize_t i = b; i < n && o + 1 < cap; i++) {
-        unsigned char c = (unsigned char)tail[i];
-        buf[o++] = c < 0x20 || c == 0x7f ? '?' : (char)c;
-    }
-    buf[o] = 0;
-}
-
-static void live_draw(live *lv, const char *err_path) {
-    double now = mp_now();
-    if (!lv->out || now - lv->t_draw < 0.5) return;
-    lv->t_draw = now;
-    const mp_plan *p = lv->p;
-    const mp_step *s = &p->steps[lv->step];
-    char inner[200];
-    inner_line(err_path, inner, 72);
-    /* the running step: from its own percent when it prints one, else from the mean of its kind */
-    double el = now - lv->t_step, rem = -1, est = est_seconds(p, s->kind);
-    const char *pc = strrchr(inner, '%');
-    double frac = -1;
-    if (pc) {
-        const char *q = pc;
-        while (q > inner && (q[-1] == '.' || (q[-1] >= '0' && q[-1] <= '9'))) q--;
-        if (q < pc) frac = strtod(q, NULL) / 100;
-    }
-    if (frac > 0.02 && frac <= 1) rem = el * (1 - frac) / frac;
-    else if (est >= 0) rem = est > el ? est - el : 0;
-    for (size_t i = lv->step + 1; rem >= 0 && i < p->n_steps; i++) {
-        if (p->steps[i].cached) continue;
-        double e = est_seconds(p, p->steps[i].kind);
-        if (e < 0) e = rem + el; /* nothing measured yet: the running step's own estimate */
-        rem += e;
-    }
-    if (rem >= 0) {
-        double counted = lv->eta >= 0 ? lv->eta - (now - lv->t_eta) : rem;
-        lv->eta = lv->eta >= 0 ? 0.8 * (counted > 0 ? counted : 0) + 0.2 * rem : rem;
-        lv->t_eta = now;
-    }
-    fprintf(lv->out, "\r\033[Ksweep [%zu/%zu] %.40s | %s", lv->step + 1, p->n_steps, s->label, inner[0] ? inner : "...");
-    if (lv->eta >= 0) fprintf(lv->out, " | ETA %dm%02ds", (int)(lv->eta / 60), (int)lv->eta % 60);
-    fflush(lv->out);
-}
-
-static int run_child(const mp_plan *p, const mp_step *s, const char *exe, live *lv, mp_error *err) {
-    size_t argc = s->n_args + 2;
-    char **argv = calloc(argc, sizeof *argv);
-    char out_path[4200], err_path[4200];
-    int rc = 0;
-    if (!argv) return mp_fail(err, MP_ENOMEM, "out of memory");
-    argv[0] = strdup("monet-probe");
-    size_t na = 1;
-    for (size_t a = 0; a < s->n_args; a++) {
-        char buf[4200];
-        /* live display: let the command print its progress into stderr.txt (--quiet stays in the key) */
-        if (lv->out && s->args[a].kind == MP_ARG_LIT && !strcmp(s->args[a].text, "--quiet")) continue;
-        if (!(argv[na++] = strdup(mp_plan_arg(p, s, a, buf, sizeof buf)))) {
-            rc = mp_fail(err, MP_ENOMEM, "out of memory");
-            goto cleanup;
-        }
-    }
-    if (!argv[0]) {
-        rc = mp_fail(err, MP_ENOMEM, "out of memory");
-        goto cleanup;
-    }
-    snprintf(out_path, sizeof out_path, "%s/stdout.txt", s->dir);
-    snprintf(err_path, sizeof err_path, "%s/stderr.txt", s->dir);
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0) {
-        rc = mp_fail(err, MP_EINTERNAL, "fork: %s", strerror(errno));
-        goto cleanup;
-    }
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent) _exit(127);
-        int fo = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0666), fe = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0666);
-        if (fo < 0 || fe < 0 || dup2(fo, 1) < 0 || dup2(fe, 2) < 0) _exit(126);
-        close(fo);
-        close(fe);
-        execv(exe, argv);
-        _exit(127);
-    }
-    int status = 0;
-    for (;;) {
-        pid_t w = waitpid(pid, &status, lv->out ? WNOHANG : 0);
-        if (w == pid) break;
-        if (w < 0 && errno != EINTR) {
-            rc = mp_fail(err, MP_EINTERNAL, "waitpid: %s", strerror(errno));
-            goto cleanup;
-        }
-        if (w == 0) {
-            live_draw(lv, err_path);
-            struct timespec ts = {0, 200 * 1000 * 1000};
-            nanosleep(&ts, NULL);
-        }
-    }
-    if (lv->out) { /* the command's last line (its summary), until the next step's line replaces it */
-        lv->t_draw = 0;
-        live_draw(lv, err_path);
-    }
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        char last[600];
-        last_line(err_path, last, sizeof last);
-        int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        rc = mp_fail(err, code == 2 ? MP_EINPUT : MP_EINTERNAL, "step '%s' failed (exit %d): %s (log: %s)", s->label,
-                     code, last[0] ? last : "no message", err_path);
-    }
-cleanup:
-    for (size_t a = 0; a < argc; a++) free(argv[a]);
+void mp_plan_argv_free(char **argv) {
+    for (size_t i = 0; argv && argv[i]; i++) free(argv[i]);
     free(argv);
-    return rc;
 }
 
-static int write_marker(const mp_plan *p, const mp_step *s, const char *exe, mp_error *err) {
-    char path[4200], tmp[4200], buf[4200];
-    snprintf(path, sizeof path, "%s/DONE", s->dir);
-    snprintf(tmp, sizeof tmp, "%s/DONE.tmp", s->dir);
+int mp_plan_job_argv(const mp_plan *p, const mp_step *s, mp_job_role role, int shard, const char *exe,
+                     int drop_quiet, char ***argv_out, mp_error *err) {
+    *argv_out = NULL;
+    size_t cap = (role == MP_JOB_MERGE ? (size_t)s->shards + 6 : s->n_args + 4);
+    char **argv = calloc(cap, sizeof *argv), buf[4200];
+    size_t n = 0;
+    if (!argv || !(argv[n++] = strdup(exe))) goto nomem;
+    if (role == MP_JOB_MERGE) {
+        /* --force: a merge killed half-way left a partial store.db (never one of the inputs) */
+        static const char *const HEAD[] = {"merge", "--force", "--json", NULL};
+        for (const char *const *h = HEAD; *h; h++)
+            if (!(argv[n++] = strdup(*h))) goto nomem;
+        snprintf(buf, sizeof buf, "%s/store.db", s->dir);
+        if (!(argv[n++] = strdup(buf))) goto nomem;
+        for (int k = 0; k < s->shards; k++) {
+            mp_plan_shard_path(s, k, ".db", buf, sizeof buf);
+            if (!(argv[n++] = strdup(buf))) goto nomem;
+        }
+        *argv_out = argv;
+        return 0;
+    }
+    for (size_t a = 0; a < s->n_args; a++) {
+        const mp_step_arg *sa = &s->args[a];
+        if (drop_quiet && sa->kind == MP_ARG_LIT && !strcmp(sa->text, "--quiet")) continue;
+        if (role == MP_JOB_SHARD && sa->kind == MP_ARG_OUT) mp_plan_shard_path(s, shard, ".db", buf, sizeof buf);
+        else mp_plan_arg(p, s, a, buf, sizeof buf);
+        if (!(argv[n++] = strdup(buf))) goto nomem;
+    }
+    if (role == MP_JOB_SHARD) {
+        snprintf(buf, sizeof buf, "%d/%d", shard, s->shards);
+        if (!(argv[n++] = strdup("--shard")) || !(argv[n++] = strdup(buf))) goto nomem;
+    }
+    *argv_out = argv;
+    return 0;
+nomem:
+    mp_plan_argv_free(argv);
+    return mp_fail(err, MP_ENOMEM, "out of memory");
+}
+
+char *mp_plan_marker_json(const mp_plan *p, const mp_step *s, const char *exe, double seconds) {
+    char buf[4200];
     cJSON *o = cJSON_CreateObject(), *a = cJSON_CreateArray();
     if (!o || !a) {
         cJSON_Delete(o);
         cJSON_Delete(a);
-        return mp_fail(err, MP_ENOMEM, "out of memory");
+        return NULL;
     }
     cJSON_AddStringToObject(o, "step", s->label);
     cJSON_AddStringToObject(o, "kind", STEP_NAMES[s->kind]);
@@ -865,93 +709,9 @@ static int write_marker(const mp_plan *p, const mp_step *s, const char *exe, mp_
     cJSON_AddItemToArray(a, cJSON_CreateString(exe));
     for (size_t i = 0; i < s->n_args; i++) cJSON_AddItemToArray(a, cJSON_CreateString(mp_plan_arg(p, s, i, buf, sizeof buf)));
     cJSON_AddItemToObject(o, "argv", a);
-    cJSON_AddNumberToObject(o, "seconds", s->seconds);
+    if (s->shards > 1) cJSON_AddNumberToObject(o, "shards", s->shards);
+    cJSON_AddNumberToObject(o, "seconds", seconds);
     char *txt = cJSON_Print(o);
     cJSON_Delete(o);
-    FILE *f = txt ? fopen(tmp, "w") : NULL;
-    int ok = f && fprintf(f, "%s\n", txt) > 0;
-    if (f && fclose(f) != 0) ok = 0;
-    free(txt);
-    if (!ok || rename(tmp, path) != 0) return mp_fail(err, MP_EIO, "%s: cannot write the completion marker", path);
-    return 0;
-}
-
-static void log_line(const mp_plan *p, const char *fmt, ...) {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/sweep.log", p->out_dir);
-    FILE *f = fopen(path, "a");
-    if (!f) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(f, fmt, ap);
-    va_end(ap);
-    fclose(f);
-}
-
-int mp_plan_execute(mp_plan *p, const char *exe, FILE *progress, mp_error *err) {
-    MP_TRY(mp_plan_claim_out(p, 1, err));
-    MP_TRY(mkdir_p(p->cache_dir, err));
-    char lock_path[4200];
-    snprintf(lock_path, sizeof lock_path, "%s/lock", p->cache_dir);
-    int lock = open(lock_path, O_RDWR | O_CREAT, 0666);
-    if (lock < 0) return mp_fail(err, MP_EIO, "%s: cannot open: %s", lock_path, strerror(errno));
-    if (flock(lock, LOCK_EX | LOCK_NB) != 0) {
-        close(lock);
-        return mp_fail(err, MP_EINPUT, "%s: another sweep is running with this output directory", p->out_dir);
-    }
-    size_t to_run = 0, done_run = 0;
-    for (size_t i = 0; i < p->n_steps; i++) to_run += !p->steps[i].cached;
-    double t0 = mp_now(), spent = 0;
-    live lv = {.out = progress, .p = p, .eta = -1};
-    int rc = 0;
-    log_line(p, "sweep %s: %zu steps, %zu to run\n", p->recipe->path, p->n_steps, to_run);
-    for (size_t i = 0; i < p->n_steps && rc == 0; i++) {
-        mp_step *s = &p->steps[i];
-        char done[4200];
-        snprintf(done, sizeof done, "%s/DONE", s->dir);
-        if (s->cached || is_file(done)) {
-            s->cached = 1;
-            if (progress) fprintf(progress, "\r\033[Ksweep: step %zu of %zu: %s: cached\n", i + 1, p->n_steps, s->label);
-            log_line(p, "cached %s %s\n", s->key, s->label);
-            continue;
-        }
-        if (progress) {
-            double eta = lv.eta >= 0 ? lv.eta - (mp_now() - lv.t_eta)
-                         : done_run ? spent / (double)done_run * (double)(to_run - done_run) : -1;
-            if (lv.eta >= 0 && eta < 0) eta = 0;
-            fprintf(progress, "\r\033[Ksweep: step %zu of %zu: %s (%zu of %zu to run", i + 1, p->n_steps, s->label,
-                    done_run + 1, to_run);
-            if (eta >= 0) fprintf(progress, ", ETA %.0f s", eta);
-            fprintf(progress, ")\n");
-            fflush(progress);
-        }
-        if ((rc = mkdir_p(s->dir, err)) < 0) break;
-        double ts = mp_now();
-        lv.step = i;
-        lv.t_step = ts;
-        lv.t_draw = 0;
-        if (s->kind == MP_STEP_CORPUS) {
-            char out[4200];
-            rc = write_mmlu_corpus(s->args[0].text, s->args[1].text, mp_plan_arg(p, s, 3, out, sizeof out), err);
-        } else {
-            rc = run_child(p, s, exe, &lv, err);
-        }
-        s->seconds = mp_now() - ts;
-        if (rc == 0) rc = write_marker(p, s, exe, err);
-        if (rc < 0) {
-            s->failed = 1;
-            log_line(p, "failed %s %s\n", s->key, s->label);
-            break;
-        }
-        s->ran = 1;
-        spent += s->seconds;
-        done_run++;
-        log_line(p, "ran %s %s %.2f s\n", s->key, s->label, s->seconds);
-    }
-    if (progress) fputs("\r\033[K", progress);
-    if (progress && rc == 0)
-        fprintf(progress, "sweep: %zu steps, %zu ran, %zu cached, %.1f s\n", p->n_steps, done_run,
-                p->n_steps - done_run, mp_now() - t0);
-    close(lock);
-    return rc;
+    return txt;
 }

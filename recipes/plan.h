@@ -56,6 +56,7 @@ typedef struct mp_step {
     double seconds;       /* run time (executed steps) */
     int ran;              /* executed in this invocation */
     int failed;           /* executed in this invocation and failed */
+    int shards;           /* collect: > 1 = run as shard jobs + merge (recipe collect.shards); else 0 */
 } mp_step;
 
 /* One mask of the sweep: a target (specialize) and a threshold. */
@@ -101,12 +102,59 @@ int mp_plan_preflight(const mp_plan *p, mp_error *err);
  * @return 0, MP_EINPUT (refused) or MP_EIO. */
 int mp_plan_claim_out(const mp_plan *p, int create, mp_error *err);
 
-/* Run every step without a DONE marker, claiming the output directory first, in order, as `exe ARGS` with stdout and
- * stderr into the step's directory; progress lines "step i of n: ..., ETA" go
- * to progress (NULL: quiet). Takes an exclusive lock on OUT/cache.
+/* Run every step without a DONE marker (recipes/execute.c), claiming the
+ * output directory first, as `exe ARGS` with stdout and stderr into the step's
+ * directory: up to `jobs` at a time, a step once every step it needs is done
+ * (jobs = 1: in plan order). A sharded collect runs as its shard jobs (each
+ * `collect --shard i/n` into shard-i-of-n.db, marked shard-i-of-n.done when it
+ * ends well) and then the merge into store.db; the shard files go once DONE is
+ * written. Progress lines "step i of n: ..., ETA" go to progress (NULL: quiet).
+ * Takes an exclusive lock on OUT/cache. After a failure no new job starts and
+ * the running ones are waited for (their outputs stay in the cache).
  * @return 0, or the first failure (MP_EINPUT naming the step and its last error
  *         line when the command exits 2, MP_EINTERNAL otherwise). */
-int mp_plan_execute(mp_plan *p, const char *exe, FILE *progress, mp_error *err);
+int mp_plan_execute(mp_plan *p, const char *exe, int jobs, FILE *progress, mp_error *err);
+
+/* The in-process steps (the MMLU corpus): run step s now and write its marker.
+ * @return 0, MP_EIO or MP_EINPUT. */
+int mp_plan_run_inproc(mp_plan *p, mp_step *s, const char *exe, mp_error *err);
+
+/* ---- jobs: one unit of execution, a local process or a Slurm job ----------------------- */
+
+typedef enum {
+    MP_JOB_STEP = 0, /* the whole step: its command */
+    MP_JOB_SHARD,    /* one shard of a sharded collect: the command with --out shard-i-of-n.db --shard i/n */
+    MP_JOB_MERGE     /* merge --force --json store.db shard-0-of-n.db ... */
+} mp_job_role;
+
+/* The argv of a job (argv[0] = exe; NULL-terminated; free with
+ * mp_plan_argv_free); drop_quiet leaves out --quiet (live progress).
+ * @return 0 or MP_ENOMEM. */
+int mp_plan_job_argv(const mp_plan *p, const mp_step *s, mp_job_role role, int shard, const char *exe,
+                     int drop_quiet, char ***argv, mp_error *err);
+void mp_plan_argv_free(char **argv);
+
+/* Where a job's stdout and stderr go: stdout.txt / stderr.txt; shard-i-of-n.stdout.txt /
+ * .stderr.txt; merge.json / merge.stderr.txt (all in the step's directory). */
+void mp_plan_job_files(const mp_step *s, mp_job_role role, int shard, char *out, char *err_path, size_t cap);
+
+/* DIR/shard-i-of-n<suffix> of a sharded collect (".db", ".done", ...). */
+void mp_plan_shard_path(const mp_step *s, int shard, const char *suffix, char *buf, size_t cap);
+
+/* 1 when shard i of a sharded collect has its .done marker. */
+int mp_plan_shard_done(const mp_step *s, int shard);
+
+/* The DONE marker's JSON (step, kind, key, argv, shards, seconds); caller frees; NULL: out of memory. */
+char *mp_plan_marker_json(const mp_plan *p, const mp_step *s, const char *exe, double seconds);
+
+/* The last non-empty line of a file (a job's stderr), "" when none. */
+void mp_plan_last_line(const char *path, char *buf, size_t cap);
+
+/* Write s as one shell word (quoted with '...' unless plain). */
+void mp_plan_shell_quote(FILE *out, const char *s);
+
+/* mkdir -p. @return 0 or MP_EIO. */
+int mp_plan_mkdir(const char *path, mp_error *err);
 
 /* Resolve argument a of step s into buf. */
 const char *mp_plan_arg(const mp_plan *p, const mp_step *s, size_t a, char *buf, size_t cap);

@@ -347,7 +347,7 @@ static const key_spec COLLECT_KEYS[] = {
     {"corpus", NULL, MP_RT_STR},       {"text_field", "--text-field", MP_RT_STR}, {"labels", NULL, MP_RT_LIST},
     {"scores", NULL, MP_RT_LIST},      {"top_k", "--top-k", MP_RT_INT},           {"max_tokens", "--max-tokens", MP_RT_INT},
     {"context_window", "--context-window", MP_RT_INT}, {"batch", "--commit-every", MP_RT_INT},
-    {"engine_batch", "--batch", MP_RT_INT}, {NULL, NULL, 0}};
+    {"engine_batch", "--batch", MP_RT_INT}, {"shards", NULL, MP_RT_INT}, {NULL, NULL, 0}};
 static const key_spec CRITERION_KEYS[] = {
     {"kind", NULL, MP_RT_STR},          {"field", NULL, MP_RT_STR},           {"measure", "--measure", MP_RT_STR},
     {"min_count", "--min-count", MP_RT_INT}, {"per", "--per", MP_RT_STR},     {"targets", NULL, MP_RT_LIST},
@@ -610,6 +610,12 @@ static int check_recipe(mp_recipe *r, int check_files, mp_error *err) {
                        "the current directory)", corpus->node->file, corpus->node->line, corpus->node->col, cs);
     }
 
+    /* shards: how the collect step runs (shard jobs + an exact merge), not what it writes */
+    r->shards = 1;
+    const mp_ropt *sh = mp_rsection_get(&r->collect, "shards");
+    if (sh && (!parse_long(sh->node->scalar, &r->shards) || r->shards < 1 || r->shards > MP_RECIPE_MAX_SHARDS))
+        return at(err, sh->node, "shards: '", sh->node->scalar, "': an integer from 1 to " MP_STR(MP_RECIPE_MAX_SHARDS));
+
     /* criterion */
     const mp_ynode *cr = map_get(root, "criterion");
     MP_TRY(check_section(err, cr, CRITERION_KEYS, "criterion", 0, &r->criterion));
@@ -690,6 +696,11 @@ int mp_recipe_parse(const char *name, const char *text, size_t len, const mp_rec
     int rc = parse_tree(r->path, text, len, &r->root, err);
     if (rc == 0) rc = apply_overrides(r->root, ov, err);
     if (rc == 0) rc = check_recipe(r, check_files, err);
+    if (rc == 0 && ov && ov->shards > 0) r->shards = ov->shards;
+    const mp_ropt *mt = rc == 0 ? mp_rsection_get(&r->collect, "max_tokens") : NULL;
+    if (mt && r->shards > 1)
+        rc = at(err, mt->node, "max_tokens: a sharded collect (shards > 1) caps each shard's tokens, so its store "
+                "would differ from one collect's: drop max_tokens or the shards", NULL, NULL);
     if (rc < 0) {
         mp_recipe_free(r);
         return rc;

@@ -73,7 +73,13 @@ typedef struct mp_recipe {
     size_t n_evals;
     long report_experts, report_contexts, report_context_tokens;
     int allow_commands;       /* cmd: scorers (shell commands) allowed (sweep --allow-commands) */
+    long shards;              /* collect.shards (or sweep --shards): shard jobs + merge; 1 = one collect */
 } mp_recipe;
+
+/* Most shards of one collect (a Slurm job array of this many tasks fits the default MaxArraySize). */
+#define MP_RECIPE_MAX_SHARDS 1000
+#define MP_STR_(x) #x
+#define MP_STR(x) MP_STR_(x)
 
 /* Overrides from the command line, applied before the schema check. */
 typedef struct mp_recipe_overrides {
@@ -83,6 +89,7 @@ typedef struct mp_recipe_overrides {
     const char **sets;        /* "dotted.key=yaml value" [n_sets], e.g. "criterion.thresholds=[0.2,0.1]" */
     size_t n_sets;
     int allow_commands;       /* accept `scorer: "cmd:..."` (a shell command run outside the sandbox) */
+    long shards;              /* > 0: collect.shards */
 } mp_recipe_overrides;
 
 /* Parse and check a recipe. Relative paths are taken from the current

@@ -488,7 +488,7 @@ int mp_report_write(const mp_plan *p, const char *exe, const char *failure, mp_e
         rc = mp_fail(err, MP_ENOMEM, "out of memory");
         goto cleanup;
     }
-    snprintf(path, sizeof path, "%s/results.csv", p->out_dir);
+    snprintf(path, sizeof path, "%s/results.csv.tmp", p->out_dir);
     if (!(fc = fopen(path, "w"))) {
         rc = mp_fail(err, MP_EIO, "%s: cannot create: %s", path, strerror(errno));
         goto cleanup;
@@ -574,7 +574,7 @@ int mp_report_write(const mp_plan *p, const char *exe, const char *failure, mp_e
     cJSON_AddItemToObject(root, "rows", rows);
     rows = NULL;
     char *txt = cJSON_Print(root);
-    snprintf(path, sizeof path, "%s/results.json", p->out_dir);
+    snprintf(path, sizeof path, "%s/results.json.tmp", p->out_dir);
     if (!txt || !(fj = fopen(path, "w")) || fprintf(fj, "%s\n", txt) < 0) {
         free(txt);
         rc = mp_fail(err, MP_EIO, "%s: cannot write", path);
@@ -583,7 +583,7 @@ int mp_report_write(const mp_plan *p, const char *exe, const char *failure, mp_e
     free(txt);
 
     /* report.html */
-    snprintf(path, sizeof path, "%s/report.html", p->out_dir);
+    snprintf(path, sizeof path, "%s/report.html.tmp", p->out_dir);
     if (!(fh = fopen(path, "w"))) {
         rc = mp_fail(err, MP_EIO, "%s: cannot create: %s", path, strerror(errno));
         goto cleanup;
@@ -641,6 +641,16 @@ cleanup:
     if (fj && fclose(fj) != 0 && rc == 0) rc = mp_fail(err, MP_EIO, "results.json: write failed");
     if (fc && fclose(fc) != 0 && rc == 0) rc = mp_fail(err, MP_EIO, "results.csv: write failed");
     if (fh && fclose(fh) != 0 && rc == 0) rc = mp_fail(err, MP_EIO, "report.html: write failed");
+    /* the three files appear together, complete (written as .tmp, renamed last): a reader
+     * waiting for them (the Slurm report job's user, a script) never sees half a report */
+    static const char *const OUTS[] = {"results.csv", "results.json", "report.html", NULL};
+    for (const char *const *o = OUTS; *o; o++) {
+        char tmp[4200], fin[4200];
+        snprintf(tmp, sizeof tmp, "%s/%s.tmp", p->out_dir, *o);
+        snprintf(fin, sizeof fin, "%s/%s", p->out_dir, *o);
+        if (rc == 0 && rename(tmp, fin) != 0) rc = mp_fail(err, MP_EIO, "%s: cannot rename: %s", fin, strerror(errno));
+        else if (rc < 0) unlink(tmp);
+    }
     cJSON_Delete(root);
     cJSON_Delete(rows);
     cJSON_Delete(summ);

@@ -10,7 +10,7 @@ need=(cmake gcc make pkg-config libsqlite3-dev libzstd-dev libyaml-dev libcjson-
 case "${1:-build}" in
   build) ;;
   demo)  need+=(python3) ;;
-  test)  need+=(python3 python3-numpy sentencepiece sqlite3 chromium) ;;
+  test)  need+=(python3 python3-numpy sentencepiece sqlite3 chromium slurm-wlm munge) ;;
   bench) need+=(python3 python3-numpy sentencepiece python3-torch time) ;;
   fuzz)  need+=(clang libclang-rt-14-dev) ;;
   eval)  need+=(python3 g++ default-jdk-headless libjavatuples-java nodejs lua5.3 lua-unit php-cli) ;;

@@ -18,5 +18,15 @@ for r in purge-languages purge-domains toxicity-sweep; do
     echo "FAIL $r: $(cat "$WORK/$r.err")"; fail=1
   fi
 done
+# the Slurm executor's sbatch lines (docs/scale.md): a 4-shard array, the merge after it, the report last
+if "$BIN" sweep recipes/purge-languages.yaml --dry-run --executor slurm --shards 4 --gres gpu:1 \
+     --out "$WORK/pl-slurm" >"$WORK/pl-slurm.plan" 2>"$WORK/pl-slurm.err" &&
+   grep -q '^J1=$(sbatch --parsable .*--array=0-3 --gres=gpu:1 ' "$WORK/pl-slurm.plan" &&
+   grep -q '^J2=$(sbatch --parsable .*"--dependency=afterok:$J1" ' "$WORK/pl-slurm.plan" &&
+   tail -2 "$WORK/pl-slurm.plan" | grep -q 'report.sh)   # report' && [ ! -e "$WORK/pl-slurm" ]; then
+  echo "ok   purge-languages --executor slurm --dry-run: $(tail -1 "$WORK/pl-slurm.plan")"
+else
+  echo "FAIL purge-languages --executor slurm --dry-run: $(cat "$WORK/pl-slurm.err")"; fail=1
+fi
 [ $fail -eq 0 ] && echo "all ok"
 exit $fail
