@@ -127,6 +127,11 @@ int cmd_purge(int argc, char **argv) {
             mp_error ferr;
             if (mp_specialize(st, &o, &r, &ferr) < 0) { /* field not collected here: try the next */
                 if (ferr.code != MP_EINPUT) rc = mp_fail(&err, ferr.code, "%s", ferr.msg);
+                size_t pl = strlen(store_path); /* why this field cannot serve, without the store's name */
+                const char *why = !strncmp(ferr.msg, store_path, pl) && !strncmp(ferr.msg + pl, ": ", 2)
+                                      ? ferr.msg + pl + 2 : ferr.msg;
+                if (strncmp(why, "no statistics for label field", 29) && tl < sizeof tried)
+                    tl += (size_t)snprintf(tried + tl, sizeof tried - tl, "%s%s", tl ? "; " : "", why);
                 continue;
             }
             int c = -1;

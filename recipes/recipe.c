@@ -697,10 +697,6 @@ int mp_recipe_parse(const char *name, const char *text, size_t len, const mp_rec
     if (rc == 0) rc = apply_overrides(r->root, ov, err);
     if (rc == 0) rc = check_recipe(r, check_files, err);
     if (rc == 0 && ov && ov->shards > 0) r->shards = ov->shards;
-    const mp_ropt *mt = rc == 0 ? mp_rsection_get(&r->collect, "max_tokens") : NULL;
-    if (mt && r->shards > 1)
-        rc = at(err, mt->node, "max_tokens: a sharded collect (shards > 1) caps each shard's tokens, so its store "
-                "would differ from one collect's: drop max_tokens or the shards", NULL, NULL);
     if (rc < 0) {
         mp_recipe_free(r);
         return rc;

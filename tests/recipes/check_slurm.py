@@ -83,6 +83,7 @@ collect:
   labels: [lang]
   top_k: 4
   context_window: 64
+  max_tokens: 1700
   shards: 3
 criterion:
   kind: specialize
