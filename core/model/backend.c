@@ -1,31 +1,107 @@
 /* core/model/backend.c — backend discovery and the backend table (see
  * backend.h). The CPU entry lives here; the CUDA entry is defined by cuda/
  * (cuda/backend_cuda.c) and reached only through the table declared in
- * backend.h, so core never includes a cuda/ header. */
+ * backend.h, so core never includes a cuda/ header.
+ *
+ * Where the CUDA entry comes from: an executable that links cuda/ statically
+ * (the CUDA tests and benches) defines mp_cuda_backend_ops; the CLI does not,
+ * and loads the module libmonet-probe-cuda.so from its own folder (or
+ * $MP_CUDA_MODULE) the first time a command asks for CUDA. Linking cuBLAS
+ * into the CLI cost about 1 s and 220 MB of RSS at every start, --help
+ * included; a machine without an NVIDIA driver never loads it. */
 #include "core/model/backend.h"
 
+#include <dlfcn.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/model/sampling.h"
 
+#define MP_CUDA_MODULE "libmonet-probe-cuda.so"
+
+static struct {
+    pthread_once_t once;
+    const mp_backend_ops *ops; /* NULL: not available, why says why */
+    char why[600];
+} g_cuda = {PTHREAD_ONCE_INIT, NULL, ""};
+
+/* The module's path: $MP_CUDA_MODULE, else next to the running executable. */
+static int cuda_module_path(char *buf, size_t cap) {
+    const char *env = getenv("MP_CUDA_MODULE");
+    if (env && *env) return (size_t)snprintf(buf, cap, "%s", env) < cap ? 0 : -1;
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return -1;
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (!slash) return -1;
+    *slash = '\0';
+    return (size_t)snprintf(buf, cap, "%s/%s", exe, MP_CUDA_MODULE) < cap ? 0 : -1;
+}
+
+static void cuda_load(void) {
+    if (&mp_cuda_backend_ops != NULL) { /* linked in */
+        g_cuda.ops = &mp_cuda_backend_ops;
+        return;
+    }
+    char path[4200];
+    if (cuda_module_path(path, sizeof path) < 0 || access(path, R_OK) != 0) {
+        snprintf(g_cuda.why, sizeof g_cuda.why, "CUDA backend not built (no %s next to the binary: nvcc not found "
+                 "at configure time)", MP_CUDA_MODULE);
+        return;
+    }
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        const char *e = dlerror();
+        snprintf(g_cuda.why, sizeof g_cuda.why, "no CUDA device (cannot load %.200s: %.300s)", path, e ? e : "?");
+        return;
+    }
+    const mp_backend_ops *ops = (const mp_backend_ops *)dlsym(h, "mp_cuda_backend_ops");
+    if (!ops) {
+        snprintf(g_cuda.why, sizeof g_cuda.why, "no CUDA device (%.400s has no mp_cuda_backend_ops)", path);
+        dlclose(h);
+        return;
+    }
+    g_cuda.ops = ops; /* the module stays loaded for the life of the process */
+}
+
+/* The CUDA table, loading the module on first use; NULL with g_cuda.why. */
+static const mp_backend_ops *cuda_ops(void) {
+    pthread_once(&g_cuda.once, cuda_load);
+    return g_cuda.ops;
+}
+
 int mp_backend_cuda_built(void) {
-#ifdef MP_HAVE_CUDA
-    return 1;
-#else
-    return 0;
-#endif
+    char path[4200];
+    return &mp_cuda_backend_ops != NULL || (cuda_module_path(path, sizeof path) == 0 && access(path, R_OK) == 0);
+}
+
+/* An NVIDIA driver is present (device nodes, or WSL2's /dev/dxg): without
+ * one the module (cuBLAS, about 1 s to load) is not worth loading. */
+static int nvidia_driver_present(void) {
+    return access("/dev/nvidiactl", F_OK) == 0 || access("/proc/driver/nvidia/version", F_OK) == 0 ||
+           access("/dev/dxg", F_OK) == 0;
 }
 
 int mp_backend_cuda_devices(char *desc, size_t cap) {
-#ifdef MP_HAVE_CUDA
-    return mp_cuda_backend_ops.devices(desc, cap);
-#else
-    snprintf(desc, cap, "CUDA backend not built (nvcc not found at configure time)");
-    return 0;
-#endif
+    if (!mp_backend_cuda_built()) {
+        snprintf(desc, cap, "CUDA backend not built (nvcc not found at configure time)");
+        return 0;
+    }
+    if (&mp_cuda_backend_ops == NULL && !nvidia_driver_present()) {
+        snprintf(desc, cap, "no CUDA device (no NVIDIA driver: /dev/nvidiactl not found)");
+        return 0;
+    }
+    const mp_backend_ops *ops = cuda_ops();
+    if (!ops) {
+        snprintf(desc, cap, "%s", g_cuda.why);
+        return 0;
+    }
+    return ops->devices(desc, cap);
 }
 
 int mp_device_parse(const char *s, mp_device *out, mp_error *err) {
@@ -186,9 +262,8 @@ int mp_engine_create_slots(const mp_model *m, mp_device dev, int n_slots, int ma
     MP_FAIL_IF(n_slots < 1, err, MP_EINPUT, "an engine needs at least one slot (asked %d)", n_slots);
     MP_TRY(mp_device_resolve(dev, &dev, err));
     const mp_backend_ops *ops = &CPU_OPS;
-#ifdef MP_HAVE_CUDA
-    if (dev == MP_DEVICE_CUDA) ops = &mp_cuda_backend_ops;
-#endif
+    if (dev == MP_DEVICE_CUDA && !(ops = cuda_ops()))
+        return mp_fail(err, MP_EINPUT, "--device cuda: %s", g_cuda.why);
     if (ops->max_slots > 0 && n_slots > ops->max_slots) n_slots = ops->max_slots;
     mp_engine *e = calloc(1, sizeof *e);
     if (!e) return mp_fail(err, MP_ENOMEM, "out of memory");

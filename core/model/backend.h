@@ -115,10 +115,10 @@ int mp_engine_prefill_each(const mp_backend_ops *ops, void *const *states, const
 int mp_engine_score_rows(const float *logits, size_t n, int vocab, const int32_t *targets, double *lp, uint8_t *am,
                          mp_error *err);
 
-#ifdef MP_HAVE_CUDA
-/* The CUDA entry, defined in cuda/backend_cuda.c (the build-time hook). */
-extern const mp_backend_ops mp_cuda_backend_ops;
-#endif
+/* The CUDA entry, defined in cuda/backend_cuda.c: linked into the CUDA tests
+ * and benches, loaded at run time by the CLI (libmonet-probe-cuda.so, see
+ * backend.c); weak, so NULL where neither. */
+extern const mp_backend_ops mp_cuda_backend_ops __attribute__((weak));
 
 typedef struct mp_engine mp_engine;
 

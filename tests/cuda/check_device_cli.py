@@ -58,6 +58,24 @@ else:
     r = run("route", "--model", MODEL, "--ids", IDS, "--json", "--device", "cuda")
     check(r.returncode == 0, f"route --device cuda: {r.stderr.strip()}")
 
+# the CLI links no CUDA library: it loads libmonet-probe-cuda.so (built next to it when nvcc was
+# found) only when a command asks for CUDA and an NVIDIA driver is present
+ldd = subprocess.run(["ldd", BIN], capture_output=True, text=True).stdout
+check(not any(x in ldd for x in ("libcudart", "libcublas")), f"the CLI links CUDA libraries: {ldd}")
+module = os.path.join(os.path.dirname(os.path.abspath(BIN)), "libmonet-probe-cuda.so")
+if os.path.exists(module):
+    import ctypes
+    try:
+        h = ctypes.CDLL(module, mode=os.RTLD_NOW | os.RTLD_LOCAL)  # every symbol resolves
+        check(ctypes.c_void_p.in_dll(h, "mp_cuda_backend_ops") is not None, "module without mp_cuda_backend_ops")
+        print(f"module {module} loads and exports mp_cuda_backend_ops")
+    except OSError as e:
+        check(False, f"the CUDA module does not load: {e}")
+    info = run("info", "--model", MODEL)
+    check("cuda:" in info.stdout, f"info names the CUDA backend: {info.stdout}")
+else:
+    print("no CUDA module (built without nvcc)")
+
 if fails:
     sys.exit(1)
 print("ok")
