@@ -534,7 +534,7 @@ def mode_errors(tmp):
     db.close()
     p = run("top-contexts", "--store", store, "--expert", "0:1,1", ok=False)
     check(one_line_error(p) and b"corrupt" in p.stderr, "corrupt window blob: exit 2")
-    for c in ["collect", "top-contexts", "experts", "merge"]:
+    for c in ["collect", "top-contexts", "experts", "merge", "find"]:
         p = run(c, "--help")
         check(p.returncode == 0 and f"usage: monet-probe {c}".encode() in p.stdout, f"{c} --help")
         p = run(c, "--bogus", ok=False)
@@ -596,7 +596,73 @@ def mode_commands(tmp):
     check("lang=Python" in txt.splitlines()[0] and len(txt.splitlines()) == 4, "experts --label text table")
     p = run("experts", "--store", store, "--label", "lang=Cobol", ok=False)
     check(one_line_error(p) and b"lang=Cobol" in p.stderr, "experts --label with an unknown value: exit 2")
+    evidence_commands(db, store)
     db.close()
+
+
+def evidence_commands(db, store):
+    """find, top-contexts --label / --quantiles == the store's evidence tables."""
+    E = 16
+    # top-contexts --label: the expert's label_topk rows, best first
+    g, e, val = db.execute("SELECT grp, expert, value FROM label_topk WHERE field='lang' GROUP BY 1, 2, 3 "
+                           "ORDER BY count(*) DESC, 1, 2, 3").fetchone()
+    j = json.loads(run("top-contexts", "--store", store, "--expert", f"{g}:#{e}", "--label", f"lang={val}",
+                       "--json").stdout)
+    got = [(c["w"], c["doc"], c["pos"], c["labels"]["lang"]) for c in j["groups"][0]["contexts"]]
+    want = db.execute("SELECT w, doc, pos, value FROM label_topk WHERE grp=? AND expert=? AND field='lang' AND value=? "
+                      "ORDER BY w DESC, doc, pos", (g, e, val)).fetchall()
+    check([(np.float32(a), b, c, d) for a, b, c, d in got] == [(np.float32(a), b, c, d) for a, b, c, d in want]
+          and len(want) >= 1 and j["groups"][0]["label"] == {"field": "lang", "value": val},
+          f"top-contexts --label lang={val} --json == label_topk rows, every document labelled {val}")
+    txt = run("top-contexts", "--store", store, "--expert", f"{g}:#{e}", "--label", f"lang={val}").stdout.decode()
+    check(f"best documents with lang={val}" in txt and txt.count("[lang=") == txt.count(f"[lang={val}") >= 1 and
+          txt.count(" doc ") == len(want),
+          "top-contexts --label text: every shown context carries the label")
+    p = run("top-contexts", "--store", store, "--expert", f"{g}:#{e}", "--label", "lang=Cobol", ok=False)
+    check(one_line_error(p) and b"lang=Cobol" in p.stderr, "top-contexts --label with an unknown value: exit 2")
+    p = run("top-contexts", "--store", store, "--expert", f"{g}:#{e}", "--label", "lang", ok=False)
+    check(p.returncode == 2, "top-contexts --label without =VALUE: exit 2")
+    # top-contexts --quantiles: the qsamples rows, highest octave first
+    j = json.loads(run("top-contexts", "--store", store, "--expert", f"{g}:#{e}", "--quantiles", "--json").stdout)
+    cs = j["groups"][0]["contexts"]
+    want = db.execute("SELECT octave, w, doc, pos FROM qsamples WHERE grp=? AND expert=? "
+                      "ORDER BY octave DESC, w DESC, doc, pos", (g, e)).fetchall()
+    check([(c["octave"], np.float32(c["w"]), c["doc"], c["pos"]) for c in cs] ==
+          [(o, np.float32(w), d, p_) for o, w, d, p_ in want] and len(cs) > 1,
+          f"top-contexts --quantiles --json == qsamples rows ({len(cs)} samples, highest octave first)")
+    check(all(c["w_range"][0] <= c["w"] and (c["w_range"][1] < 0 or c["w"] < c["w_range"][1]) for c in cs),
+          "each quantile sample lies in its octave's w range")
+    # find --id / --token / --text == token_index
+    t, = db.execute("SELECT token FROM token_index GROUP BY token ORDER BY count(*) DESC, token LIMIT 1").fetchone()
+    want = db.execute("SELECT grp, expert, n, max_w FROM token_index WHERE token=? ORDER BY n DESC, max_w DESC, grp, "
+                      "expert", (t,)).fetchall()
+    j = json.loads(run("find", "--store", store, "--id", str(t), "--limit", "0", "--json").stdout)
+    got = [(x["group"], x["id"], x["count"], x["max"]) for x in j["tokens"][0]["experts"]]
+    check(len(j["tokens"]) == 1 and j["tokens"][0]["id"] == t and
+          [(a, b, c, np.float32(d)) for a, b, c, d in got] == [(a, b, c, np.float32(d)) for a, b, c, d in want]
+          and all(x["address"] == f"{x['group']}:{x['id'] // E},{x['id'] % E}" for x in j["tokens"][0]["experts"]),
+          f"find --id {t} --json == token_index rows ({len(want)} experts, most frequent first, R:I,J addresses)")
+    piece = j["tokens"][0]["piece"]
+    j2 = json.loads(run("find", "--store", store, "--token", piece, "--limit", "0", "--json").stdout)
+    check(j2["tokens"] == j["tokens"], f"find --token {piece!r} == find --id {t}")
+    j3 = json.loads(run("find", "--store", store, "--id", str(t), "--limit", "2", "--group", "1", "--json").stdout)
+    check([(x["group"], x["id"]) for x in j3["tokens"][0]["experts"]] ==
+          [(a, b) for a, b, _, _ in want if a == 1][:2], "find --group 1 --limit 2")
+    text = "def print"
+    ids = json.loads(run("tokenize", "--model", MODEL, "--json", "-", stdin=text.encode()).stdout.splitlines()[0])["ids"]
+    j4 = json.loads(run("find", "--store", store, "--text", text, "--json", "--limit", "0").stdout)
+    check([x["id"] for x in j4["tokens"]] == ids and all(
+        [(y["group"], y["id"], y["count"]) for y in x["experts"]] ==
+        [(a, b, c) for a, b, c, _ in db.execute("SELECT grp, expert, n, max_w FROM token_index WHERE token=? "
+                                                "ORDER BY n DESC, max_w DESC, grp, expert", (x["id"],))]
+        for x in j4["tokens"]), f"find --text {text!r}: each token of the text ({ids}) looked up")
+    out = run("find", "--store", store, "--id", str(t), "--limit", "3").stdout.decode()
+    check(out.startswith("token ") and f"(id {t})" in out and len(out.splitlines()) == 5, "find text output")
+    for args, why in [([], b"exactly one of"), (["--id", "1", "--text", "x"], b"exactly one of"),
+                      (["--token", "no-such-piece-xyz"], b"no such piece"), (["--id", "99999999"], b"vocabulary"),
+                      (["--id", "1", "--group", "7"], b"router groups")]:
+        p = run("find", "--store", store, *args, ok=False)
+        check(one_line_error(p) and why in p.stderr, f"find {' '.join(args)}: exit 2 ({why.decode()})")
 
 
 # ------------------------------------------------------------------ sha256
