@@ -158,6 +158,26 @@ static void bind_key(sqlite3_stmt *q, const mp_acc *a, int label, uint64_t key) 
     sqlite3_bind_text(q, 4, a->fields[f].values[v], -1, SQLITE_STATIC);
 }
 
+typedef struct sortkey {
+    uint64_t k;
+    size_t i;
+} sortkey;
+
+static int cmp_sortkey(const void *x, const void *y) {
+    const sortkey *a = x, *b = y;
+    return (a->k > b->k) - (a->k < b->k);
+}
+
+/* A set key in the order of its table's primary key: (grp, expert, octave)
+ * is already; (grp, field, value, expert) becomes (grp, expert, field, value). */
+static uint64_t pk_order(uint64_t key, int label) {
+    if (!label) return key;
+    int g, f, v;
+    uint32_t e;
+    mp_label_key_split(key, &g, &f, &v, &e);
+    return (uint64_t)g << 56 | (uint64_t)e << 24 | (uint64_t)f << 20 | (uint64_t)(v & 0xfffff);
+}
+
 static int save_sets(mp_store *st, const mp_acc *a, const mp_hitsets *m, int label, int all, uint64_t first_doc,
                      mp_error *err) {
     static const char *DEL[2] = {"DELETE FROM qsamples WHERE grp=? AND expert=? AND octave=? AND doc=? AND pos=?",
@@ -167,6 +187,7 @@ static int save_sets(mp_store *st, const mp_acc *a, const mp_hitsets *m, int lab
                                  "INSERT OR REPLACE INTO label_topk VALUES(?, ?, ?, ?, ?, ?, ?)"};
     const char *table = label ? "label_topk" : "qsamples";
     sqlite3_stmt *del = NULL, *ins = NULL;
+    sortkey *order = NULL;
     int rc = 0, nk = label ? 4 : 3;
     if ((rc = mp_store_prepare(st, DEL[label], &del, err)) < 0 || (rc = mp_store_prepare(st, INS[label], &ins, err)) < 0)
         goto cleanup;
@@ -178,9 +199,19 @@ static int save_sets(mp_store *st, const mp_acc *a, const mp_hitsets *m, int lab
         sqlite3_bind_int64(del, nk + 2, m->evicted[i].pos);
         rc = step_done(st, del, table, err);
     }
-    for (size_t i = 0; i < m->cap && rc == 0; i++) {
-        const mp_hitset *s = &m->e[i];
-        if (s->key == MP_SMAP_EMPTY || (!all && !s->dirty)) continue;
+    /* changed sets in primary-key order: B-tree inserts close to each other */
+    size_t nd = 0;
+    for (size_t i = 0; i < m->cap; i++) nd += m->e[i].key != MP_SMAP_EMPTY && (all || m->e[i].dirty);
+    if (nd && !(order = malloc(nd * sizeof *order))) {
+        rc = mp_fail(err, MP_ENOMEM, "out of memory");
+        goto cleanup;
+    }
+    nd = 0;
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->e[i].key != MP_SMAP_EMPTY && (all || m->e[i].dirty)) order[nd++] = (sortkey){pk_order(m->e[i].key, label), i};
+    if (nd) qsort(order, nd, sizeof *order, cmp_sortkey);
+    for (size_t oi = 0; oi < nd && rc == 0; oi++) {
+        const mp_hitset *s = &m->e[order[oi].i];
         for (int k = 0; k < s->n && rc == 0; k++) {
             if (!all && s->s[k].doc < first_doc) continue; /* written by an earlier commit */
             sqlite3_reset(ins);
@@ -192,6 +223,7 @@ static int save_sets(mp_store *st, const mp_acc *a, const mp_hitsets *m, int lab
         }
     }
 cleanup:
+    free(order);
     sqlite3_finalize(del);
     sqlite3_finalize(ins);
     return rc;

@@ -9,17 +9,40 @@
 #include "core/store/evidence.h"
 
 #include <sqlite3.h>
+#include <stdlib.h>
 
 #include "core/store/store.h"
+
+typedef struct keyidx {
+    uint64_t k;
+    size_t i;
+} keyidx;
+
+static int cmp_keyidx(const void *x, const void *y) {
+    const keyidx *a = x, *b = y;
+    return (a->k > b->k) - (a->k < b->k);
+}
 
 int mp_tokidx_save(mp_store *st, const mp_acc *a, int all, mp_error *err) {
     const mp_smap *m = &a->ev->tok;
     sqlite3_stmt *q = NULL;
     MP_TRY(mp_store_prepare(st, "INSERT OR REPLACE INTO token_index VALUES(?, ?, ?, ?, ?)", &q, err));
     int rc = 0;
-    for (size_t i = 0; i < m->cap && rc == 0; i++) {
+    /* changed entries in key order = primary-key order (token, grp, expert) */
+    size_t nd = 0;
+    keyidx *idx = NULL;
+    for (size_t i = 0; i < m->cap; i++) nd += m->keys[i] != MP_SMAP_EMPTY && (all || m->dirty[i]);
+    if (nd && !(idx = malloc(nd * sizeof *idx))) {
+        sqlite3_finalize(q);
+        return mp_fail(err, MP_ENOMEM, "out of memory");
+    }
+    nd = 0;
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->keys[i] != MP_SMAP_EMPTY && (all || m->dirty[i])) idx[nd++] = (keyidx){m->keys[i], i};
+    if (nd) qsort(idx, nd, sizeof *idx, cmp_keyidx);
+    for (size_t j = 0; j < nd && rc == 0; j++) {
+        size_t i = idx[j].i;
         uint64_t k = m->keys[i];
-        if (k == MP_SMAP_EMPTY || (!all && !m->dirty[i])) continue;
         const double *d = m->vals + i * 2;
         sqlite3_reset(q);
         sqlite3_bind_int64(q, 1, (sqlite3_int64)(k >> 32));
@@ -29,6 +52,7 @@ int mp_tokidx_save(mp_store *st, const mp_acc *a, int all, mp_error *err) {
         sqlite3_bind_double(q, 5, d[1]);
         if (sqlite3_step(q) != SQLITE_DONE) rc = mp_store_sqlerr(st, "token_index", err);
     }
+    free(idx);
     sqlite3_finalize(q);
     return rc;
 }
