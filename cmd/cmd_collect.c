@@ -94,7 +94,8 @@ int cmd_collect(int argc, char **argv) {
         CLI_OPT_OUT(&o.out, "STORE.db", "the store (created, or resumed when it exists)", CLI_REQUIRED),
         {"--top-k", NULL, CLI_INT, "K", &o.top_k, 1, 1024, NULL, "contexts kept per expert (default 32)", 0, NULL, 0},
         {"--max-tokens", NULL, CLI_LONG, "N", &max_tokens, 1, 4.6e18, NULL,
-         "stop after N tokens (the last document is cut)", 0, NULL, 0},
+         "stop after N tokens of the corpus (the last document is cut; with --shard,\n"
+         "N counts every shard's documents: the shards merge to the unsharded store)", 0, NULL, 0},
         {"--context-window", NULL, CLI_INT, "W", &o.window, 1, 1 << 20, NULL,
          "forward window in tokens (default min(512, max_position_embeddings))", 0, NULL, 0},
         CLI_OPT_DEVICE(&dev_arg),
@@ -123,7 +124,9 @@ int cmd_collect(int argc, char **argv) {
     if (cli_model_device("collect", &dev_arg, &o.device)) return 2;
     o.max_tokens = max_tokens;
     mp_progress prog;
-    mp_progress_start(&prog, quiet ? NULL : stderr, "collect", "tok", o.max_tokens > 0 ? (uint64_t)o.max_tokens : 0);
+    /* a shard's own tokens are a share of --max-tokens: collect reports the whole corpus's fraction instead */
+    mp_progress_start(&prog, quiet ? NULL : stderr, "collect", "tok",
+                      o.max_tokens > 0 && o.shard_n <= 1 ? (uint64_t)o.max_tokens : 0);
     o.progress = &prog;
     o.on_skip = on_skip;
     o.on_skip_ctx = &quiet;

@@ -9,7 +9,8 @@
  *        /var/tmp, /run, /dev/shm, starts H and waits for it; its exit tears
  *        the namespaces down, which kills every process left inside and frees
  *        the private tmpfs and SysV IPC objects.
- *      └─ H  setsid, rlimits, unprivileged uid, no_new_privs, execve(program)
+ *      └─ H  setsid, rlimits, unprivileged uid, no_new_privs, seccomp filter
+ *            (socket(AF_UNIX) refused), execve(program)
  * P reads stdout / stderr / a control pipe with poll() until the wall-time
  * deadline, then SIGKILLs G (which takes the namespace with it).
  *
@@ -26,6 +27,7 @@
  */
 #define _GNU_SOURCE /* pipe2, clone flags, fdopendir */
 #include "core/eval/sandbox.h"
+#include "core/eval/sandbox_seccomp.h"
 
 #include <errno.h>
 #include <dirent.h>
@@ -41,6 +43,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -111,8 +114,9 @@ static struct {
     int ro_root;       /* mount tree read-only except the dir, private tmpfs on /tmp etc. */
     int tmpfs_dir;     /* P can mount a tmpfs on the sandbox dir */
     int cg;            /* CG_*: memory cgroup per run under cg_base */
+    int seccomp;       /* programs run under the AF_UNIX seccomp filter (sandbox_seccomp.h) */
     char cg_base[512];
-    char line[384];
+    char line[448];
 } g_iso;
 static pthread_once_t g_iso_once = PTHREAD_ONCE_INIT;
 static atomic_uint g_uid_counter;
@@ -289,6 +293,21 @@ static int probe_tmpfs_dir(void) {
     return ok;
 }
 
+/* 1 when a child can install the AF_UNIX filter and socket(AF_UNIX) then fails. */
+static int probe_seccomp(void) {
+    long pid = raw_clone(0);
+    if (pid == 0) {
+        prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+        if (mp_sbx_seccomp_install() < 0) _exit(1);
+        _exit(syscall(SYS_socket, AF_UNIX, SOCK_STREAM, 0) < 0 && errno == EACCES ? 0 : 2);
+    }
+    if (pid < 0) return 0;
+    int status = 0;
+    while (waitpid((pid_t)pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
 static void probe_isolation(void) {
     char uid_map[64], gid_map[64];
     snprintf(uid_map, sizeof uid_map, "0 %u 1\n", (unsigned)geteuid());
@@ -318,6 +337,7 @@ static void probe_isolation(void) {
         errs[attempt] = EPERM;
     }
     g_iso.drop_uid = geteuid() == 0 && g_iso.mode != MODE_USERNS;
+    g_iso.seccomp = probe_seccomp();
     if (g_iso.mode == MODE_NS) {
         g_iso.tmpfs_dir = probe_tmpfs_dir();
         probe_cgroup();
@@ -328,17 +348,20 @@ static void probe_isolation(void) {
     const char *mem = g_iso.cg == CG_V1   ? "memory cgroup (v1) per run"
                       : g_iso.cg == CG_V2 ? "memory cgroup (v2) per run"
                                           : "memory: RLIMIT_AS only";
+    const char *unix_sock = g_iso.seccomp ? "AF_UNIX sockets refused (seccomp)" : "AF_UNIX: no seccomp filter";
     if (g_iso.mode == MODE_NS)
-        snprintf(g_iso.line, sizeof g_iso.line, "network isolation: namespace; pid+mount+ipc namespaces; %s; %s; %s; %s",
-                 fs, dirfs, mem, g_iso.drop_uid ? "unprivileged uid per sandbox" : "same uid");
+        snprintf(g_iso.line, sizeof g_iso.line,
+                 "network isolation: namespace; pid+mount+ipc namespaces; %s; %s; %s; %s; %s", fs, dirfs, mem,
+                 g_iso.drop_uid ? "unprivileged uid per sandbox" : "same uid", unix_sock);
     else if (g_iso.mode == MODE_USERNS)
         snprintf(g_iso.line, sizeof g_iso.line,
-                 "network isolation: namespace (user namespace); pid+mount+ipc namespaces; %s; %s; %s; caller's uid", fs,
-                 dirfs, mem);
+                 "network isolation: namespace (user namespace); pid+mount+ipc namespaces; %s; %s; %s; caller's uid; %s",
+                 fs, dirfs, mem, unix_sock);
     else
         snprintf(g_iso.line, sizeof g_iso.line,
-                 "network isolation: unavailable: %s; no pid/mount namespaces; %s; process group + rlimits only",
-                 strerror(errs[0] ? errs[0] : errs[1]), g_iso.drop_uid ? "unprivileged uid per sandbox" : "same uid");
+                 "network isolation: unavailable: %s; no pid/mount namespaces; %s; process group + rlimits only; %s",
+                 strerror(errs[0] ? errs[0] : errs[1]), g_iso.drop_uid ? "unprivileged uid per sandbox" : "same uid",
+                 unix_sock);
 }
 
 const char *mp_sandbox_isolation(void) {
@@ -390,10 +413,10 @@ void mp_sbx_result_free(mp_sbx_result *r) {
 enum { CTL_SETUP = 1, CTL_STATUS = 2 };
 enum {
     ST_USERNS = 1, ST_MOUNT = 2, ST_CLONE = 3, ST_FDS = 4, ST_CHDIR = 5, ST_RLIMIT = 6, ST_UID = 7, ST_EXEC = 8,
-    ST_CGROUP = 9
+    ST_CGROUP = 9, ST_SECCOMP = 10
 };
 static const char *const STAGE_NAMES[] = {"?",     "user namespace id map", "mounts", "clone",  "file descriptors",
-                                          "chdir", "rlimits",               "setuid", "execve", "memory cgroup"};
+                                          "chdir", "rlimits",               "setuid", "execve", "memory cgroup", "seccomp"};
 
 typedef struct child_ctx {
     const char *dir, *exe;
@@ -465,6 +488,8 @@ static _Noreturn void run_program(const child_ctx *c) {
     }
     prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    fail = ST_SECCOMP;
+    if (g_iso.seccomp && mp_sbx_seccomp_install() < 0) goto fail;
     fail = ST_EXEC;
     execve(c->exe, c->argv, c->envp);
 fail:
@@ -731,7 +756,7 @@ static int run_step(const mp_sbx_step *step, const mp_sbx_limits *lim, const cha
         if (setup_stage) {
             res->outcome = MP_SBX_SETUP;
             snprintf(res->setup_error, sizeof res->setup_error, "%s: %s",
-                     STAGE_NAMES[setup_stage > 0 && setup_stage <= ST_CGROUP ? setup_stage : 0], strerror(setup_errno));
+                     STAGE_NAMES[setup_stage > 0 && setup_stage <= ST_SECCOMP ? setup_stage : 0], strerror(setup_errno));
         } else if (!got_status) {
             res->outcome = MP_SBX_SETUP;
             snprintf(res->setup_error, sizeof res->setup_error, "sandbox supervisor ended without a status (%d)", gst);

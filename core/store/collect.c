@@ -217,6 +217,7 @@ typedef struct run {
     size_t *call_off;
     int W;
     uint64_t docs, tokens, windows, batches, next_doc;
+    uint64_t corpus_tokens; /* tokens of every document before next_doc, all shards: what --max-tokens caps */
     size_t batch_windows;
     struct mp_corpus *corpus;
 } run;
@@ -293,7 +294,7 @@ static int commit(run *r, int finished, mp_error *err) {
     r->batches++;
     struct { const char *k; uint64_t v; } pv[] = {
         {"next_doc", r->next_doc}, {"documents", r->docs}, {"tokens", r->tokens}, {"windows", r->windows},
-        {"batches", r->batches}, {"skipped_lines", r->corpus ? mp_corpus_skipped(r->corpus) : 0},
+        {"batches", r->batches}, {"corpus_tokens", r->corpus_tokens}, {"skipped_lines", r->corpus ? mp_corpus_skipped(r->corpus) : 0},
         {"finished", (uint64_t)finished}};
     for (size_t i = 0; i < sizeof pv / sizeof *pv; i++)
         if ((rc = mp_store_progress_set(st, pv[i].k, (int64_t)pv[i].v, err)) < 0) goto fail;
@@ -357,6 +358,22 @@ static int doc_values(run *r, const mp_doc *d, int *vid, double *sc, mp_error *e
     return 0;
 }
 
+/* A document of another shard under --max-tokens: only its tokens count
+ * (up to the budget left), so that every shard stops at the document where
+ * one run over the whole corpus would stop. */
+static int count_doc(run *r, const mp_doc *d, mp_tokenizer *tok, int64_t budget, int *stop, mp_error *err) {
+    int32_t *ids = NULL;
+    size_t n = 0;
+    int cut;
+    MP_TRY(mp_tokenizer_encode_upto(tok, d->text, d->len, 1, budget, &ids, &n, &cut, err));
+    int bos = mp_tokenizer_bos_id(tok);
+    size_t first = (n > 0 && bos >= 0 && ids[0] == bos) ? 1 : 0;
+    free(ids);
+    if (n - first >= (size_t)budget) *stop = 1;
+    r->corpus_tokens += n - first;
+    return 0;
+}
+
 /* Tokenize d, record its labels, document row and windows, and queue them
  * for the engine. Counters (tokens, windows, the token budget) advance here,
  * in document order; the accumulators advance in flush_queue, in the same
@@ -367,13 +384,15 @@ static int enqueue_doc(run *r, const mp_doc *d, mp_tokenizer *tok, int64_t budge
     size_t n = 0;
     int rc = 0;
     char *lj = NULL;
-    if ((rc = mp_tokenizer_encode(tok, d->text, d->len, 1, &ids, &n, err)) < 0) return rc;
+    int cut;
+    if ((rc = mp_tokenizer_encode_upto(tok, d->text, d->len, 1, budget, &ids, &n, &cut, err)) < 0) return rc;
     int bos = mp_tokenizer_bos_id(tok);
     size_t first = (n > 0 && bos >= 0 && ids[0] == bos) ? 1 : 0;
     if (budget >= 0 && n - first >= (size_t)budget) {
         n = first + (size_t)budget;
         *stop = 1;
     }
+    r->corpus_tokens += n - first;
     if ((rc = grow((void **)&r->pd, &r->cappd, r->npd + 1, sizeof *r->pd, err)) < 0) goto cleanup;
     pdoc *pd = &r->pd[r->npd];
     memset(pd, 0, sizeof *pd);
@@ -707,6 +726,15 @@ int mp_collect_run(const mp_collect_opts *o, mp_collect_summary *sum, mp_error *
             if ((rc = mp_store_progress_get(r.st, keys[i], &v, err)) < 0) goto cleanup;
             *dst[i] = (uint64_t)v;
         }
+        int found;
+        if ((rc = mp_store_progress_find(r.st, "corpus_tokens", &v, &found, err)) < 0) goto cleanup;
+        r.corpus_tokens = found ? (uint64_t)v : r.tokens; /* stores before corpus_tokens: one shard, the same */
+        if (!found && r.next_doc > 0 && o->shard_n > 1 && o->max_tokens > 0) {
+            rc = mp_fail(err, MP_EINPUT,
+                         "%s: made by an older monet-probe whose --max-tokens capped each shard; it cannot resume "
+                         "with the whole-corpus cap (use --force-new)", o->out);
+            goto cleanup;
+        }
         sum->resumed_at_doc = r.next_doc;
         if (finished) {
             sum->already_finished = 1;
@@ -737,7 +765,7 @@ int mp_collect_run(const mp_collect_opts *o, mp_collect_summary *sum, mp_error *
     if (o->progress) o->progress->done = r.tokens;
     double t0 = mp_now();
     uint64_t tokens0 = r.tokens;
-    int stop = o->max_tokens > 0 && r.tokens >= (uint64_t)o->max_tokens;
+    int stop = o->max_tokens > 0 && r.corpus_tokens >= (uint64_t)o->max_tokens;
     mp_doc d;
     while (!stop) {
         int got = mp_corpus_next(r.corpus, &d, err);
@@ -749,8 +777,13 @@ int mp_collect_run(const mp_collect_opts *o, mp_collect_summary *sum, mp_error *
         if (o->progress && o->max_tokens <= 0) mp_progress_set_fraction(o->progress, mp_corpus_fraction(r.corpus));
         if (d.index < r.next_doc) continue;
         r.next_doc = d.index + 1;
-        if (o->shard_n > 1 && d.index % (uint64_t)o->shard_n != (uint64_t)o->shard_i) continue;
-        int64_t budget = o->max_tokens > 0 ? o->max_tokens - (int64_t)r.tokens : -1;
+        /* --max-tokens caps the whole corpus: a shard counts the other shards' documents too */
+        int64_t budget = o->max_tokens > 0 ? o->max_tokens - (int64_t)r.corpus_tokens : -1;
+        int mine = o->shard_n <= 1 || d.index % (uint64_t)o->shard_n == (uint64_t)o->shard_i;
+        if (!mine && budget >= 0 && (rc = count_doc(&r, &d, tok, budget, &stop, err)) < 0) goto cleanup;
+        if (o->progress && o->max_tokens > 0 && o->shard_n > 1)
+            mp_progress_set_fraction(o->progress, (double)r.corpus_tokens / (double)o->max_tokens);
+        if (!mine) continue;
         if ((rc = enqueue_doc(&r, &d, tok, budget, &stop, err)) < 0) goto cleanup;
         int commit_now = r.batch_windows >= (size_t)(o->commit_every > 0 ? o->commit_every : 64) && !stop;
         if ((commit_now || r.b.nw - r.pw0 >= (size_t)r.per_call) && (rc = flush_queue(&r, err)) < 0) goto cleanup;
@@ -833,7 +866,7 @@ int mp_collect_merge(const char *out, const char *const *inputs, int n_inputs, i
     mp_acc *acc = NULL;
     char tmp[4096];
     int rc = 0, shard_n = 0;
-    uint64_t shard_set = 0, tot[4] = {0, 0, 0, 0}, skipped = 0, next_doc = 0;
+    uint64_t shard_set = 0, tot[4] = {0, 0, 0, 0}, skipped = 0, next_doc = 0, corpus_tokens = 0;
     long E = 0, K = 0, W = 0, G = 0;
     mp_lock *lock = NULL;
     int made_tmp = 0;
@@ -892,6 +925,8 @@ int mp_collect_merge(const char *out, const char *const *inputs, int n_inputs, i
         if ((uint64_t)v > skipped) skipped = (uint64_t)v; /* every shard reads the whole corpus */
         if ((rc = mp_store_progress_get(st, "next_doc", &v, err)) < 0) goto cleanup;
         if ((uint64_t)v > next_doc) next_doc = (uint64_t)v;
+        if ((rc = mp_store_progress_get(st, "corpus_tokens", &v, err)) < 0) goto cleanup;
+        if ((uint64_t)v > corpus_tokens) corpus_tokens = (uint64_t)v; /* each shard counts the whole corpus */
         mp_store_close(st);
         st = NULL;
     }
@@ -935,6 +970,7 @@ int mp_collect_merge(const char *out, const char *const *inputs, int n_inputs, i
     for (int k = 0; k < 4 && rc == 0; k++) rc = mp_store_progress_set(o, pk[k], (int64_t)tot[k], err);
     if (rc == 0) rc = mp_store_progress_set(o, "skipped_lines", (int64_t)skipped, err);
     if (rc == 0) rc = mp_store_progress_set(o, "next_doc", (int64_t)next_doc, err);
+    if (rc == 0) rc = mp_store_progress_set(o, "corpus_tokens", (int64_t)corpus_tokens, err);
     if (rc == 0) rc = mp_store_progress_set(o, "finished", 1, err);
     if (rc == 0) rc = mp_store_gc_all(o, (int)W, err);
     if (rc == 0) rc = mp_store_commit(o, err);

@@ -347,16 +347,26 @@ int mp_store_progress_set(mp_store *st, const char *key, int64_t val, mp_error *
     return kv_set(st, "INSERT OR REPLACE INTO progress VALUES(?, ?)", key, NULL, val, err);
 }
 
-int mp_store_progress_get(mp_store *st, const char *key, int64_t *val, mp_error *err) {
+int mp_store_progress_find(mp_store *st, const char *key, int64_t *val, int *found, mp_error *err) {
     sqlite3_stmt *s = NULL;
-    *val = 0;
+    *found = 0;
     MP_TRY(prep(st, "SELECT value FROM progress WHERE key=?", &s, err));
     sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
     int step = sqlite3_step(s), rc = 0;
-    if (step == SQLITE_ROW) *val = sqlite3_column_int64(s, 0);
-    else if (step != SQLITE_DONE) rc = sqerr(st, err, "progress");
+    if (step == SQLITE_ROW) {
+        *val = sqlite3_column_int64(s, 0);
+        *found = 1;
+    } else if (step != SQLITE_DONE) {
+        rc = sqerr(st, err, "progress");
+    }
     sqlite3_finalize(s);
     return rc;
+}
+
+int mp_store_progress_get(mp_store *st, const char *key, int64_t *val, mp_error *err) {
+    int found;
+    *val = 0;
+    return mp_store_progress_find(st, key, val, &found, err);
 }
 
 int mp_store_put_file(mp_store *st, const char *name, const void *data, size_t len, const char *sha256,

@@ -89,6 +89,8 @@ int mp_store_close_checked(mp_store *st, mp_error *err);
 
 /* Integer counters (table progress); get returns 0 and sets *val (0 when absent). */
 int mp_store_progress_get(mp_store *st, const char *key, int64_t *val, mp_error *err);
+/* As mp_store_progress_get, with *found = 0 (and *val untouched) when the key is absent. */
+int mp_store_progress_find(mp_store *st, const char *key, int64_t *val, int *found, mp_error *err);
 int mp_store_progress_set(mp_store *st, const char *key, int64_t val, mp_error *err);
 
 /* Files kept in the store (tokenizer.model, config.json). */

@@ -999,6 +999,39 @@ cleanup:
     return rc;
 }
 
+/* A cut point near `at`: just before a space that follows a non-space,
+ * searched back to at/2 and then forward to 2*at; else the UTF-8 character
+ * boundary at or before `at`. */
+static size_t prefix_cut(const char *text, size_t len, size_t at) {
+    for (size_t p = at; p > at / 2 && p > 0; p--)
+        if (text[p] == ' ' && text[p - 1] != ' ') return p;
+    for (size_t p = at + 1; p < len && p / 2 <= at; p++)
+        if (text[p] == ' ' && text[p - 1] != ' ') return p;
+    size_t p = at;
+    while (p > 0 && ((uint8_t)text[p] & 0xC0) == 0x80) p--;
+    return p ? p : at;
+}
+
+int mp_tokenizer_encode_upto(const mp_tokenizer *tok, const char *text, size_t len, int add_bos, int64_t max_ids,
+                             int32_t **ids, size_t *n_ids, int *truncated, mp_error *err) {
+    *truncated = 0;
+    if (max_ids < 0) return mp_tokenizer_encode(tok, text, len, add_bos, ids, n_ids, err);
+    const size_t want = (size_t)max_ids + 16; /* margin past the budget */
+    const size_t bos = add_bos && tok->bos_id >= 0;
+    for (size_t at = want * 8 + 64;; at = at > len / 2 ? len : at * 2) {
+        size_t cut = at >= len ? len : prefix_cut(text, len, at);
+        MP_TRY(mp_tokenizer_encode(tok, text, cut, add_bos, ids, n_ids, err));
+        if (cut == len || *n_ids - bos >= want) break;
+        free(*ids); /* too few tokens in this prefix: a longer one */
+        *ids = NULL;
+    }
+    if (*n_ids - bos > (size_t)max_ids) {
+        *n_ids = bos + (size_t)max_ids;
+        *truncated = 1;
+    }
+    return 0;
+}
+
 /* ---------------------------------------------------------------------------
  * Decoding (SentencePieceProcessor::Decode).
  */

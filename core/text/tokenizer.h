@@ -50,6 +50,20 @@ const char *mp_tokenizer_piece(const mp_tokenizer *tok, int id);
 int mp_tokenizer_encode(const mp_tokenizer *tok, const char *text, size_t len, int add_bos,
                         int32_t **ids, size_t *n_ids, mp_error *err);
 
+/* The first max_ids tokens of text (BOS not counted), as mp_tokenizer_encode
+ * would give them, but encoding only a prefix: a budgeted reader of a 200 MB
+ * line must not build the whole line's symbol table (about 70 bytes per byte).
+ * The prefix ends before a space that follows a non-space (a word start),
+ * starts at 8 bytes per wanted token and doubles until it yields max_ids + 16
+ * tokens or is the whole text. Exact when no piece spans a word start (true
+ * of SentencePiece's default split_by_whitespace, e.g. LLaMA-2's tokenizer);
+ * otherwise only tokens past the 16-token margin could differ. Text without
+ * a word start in reach is cut at a UTF-8 boundary, with the same margin.
+ * *truncated is set when the text has more than max_ids tokens.
+ * max_ids < 0 encodes everything. */
+int mp_tokenizer_encode_upto(const mp_tokenizer *tok, const char *text, size_t len, int add_bos, int64_t max_ids,
+                             int32_t **ids, size_t *n_ids, int *truncated, mp_error *err);
+
 /* Decode ids to text the way spm_decode does (U+2581 -> space, byte pieces ->
  * bytes, leading dummy-prefix space removed, BOS/EOS/control pieces dropped).
  * @return 0 with *text (malloc'ed, NUL-terminated) and *len, MP_EINPUT for an

@@ -125,14 +125,19 @@ int main(int argc, char **argv) {
     char esc_up[300];
     snprintf(esc_up, sizeof esc_up, "%s/escape_%d", tmpl, (int)getpid());
 
-    /* host AF_UNIX listeners under /tmp (our TMPDIR) and /run */
-    char usock[2][300];
+    /* host AF_UNIX listeners under /tmp (our TMPDIR) and /run (privately mounted over in the
+     * sandbox), and in the test's working directory on the host filesystem, which only the
+     * seccomp filter keeps out of reach (issue 19) */
+    char usock[3][300], cwd[200];
     snprintf(usock[0], sizeof usock[0], "%s/host.sock", tmpl);
     snprintf(usock[1], sizeof usock[1], "/run/mp-sbx-test-%d.sock", (int)getpid());
-    int ul[2];
-    for (int k = 0; k < 2; k++) ul[k] = unix_listener(usock[k]);
+    snprintf(usock[2], sizeof usock[2], "%s/mp-sbx-%d.sock", getcwd(cwd, sizeof cwd) ? cwd : "/nonexistent",
+             (int)getpid());
+    int ul[3];
+    for (int k = 0; k < 3; k++) ul[k] = unix_listener(usock[k]);
     if (ul[0] < 0) return perror("AF_UNIX listener"), 1;
     if (ul[1] < 0) printf("  note: no AF_UNIX listener under /run (%s)\n", strerror(errno));
+    if (ul[2] < 0) printf("  note: no AF_UNIX listener in the working directory (%s)\n", usock[2]);
     const int ipc_key = 0x4d500000 | ((int)getpid() & 0xffff);
     char node[256];
     int have_node = mp_sandbox_find_exe("node", node, sizeof node) == 0;
@@ -165,12 +170,13 @@ int main(int argc, char **argv) {
     snprintf(src[T_NOEXE], sizeof src[0], "print(1)\n");
     snprintf(src[T_OK], sizeof src[0], "import os\nprint('hello')\nprint(os.getcwd())\n");
     snprintf(src[T_UNIX], sizeof src[0],
-             "import socket\nbad = 0\nfor p in ['%s', '%s']:\n"
-             "    s = socket.socket(socket.AF_UNIX); s.settimeout(2)\n"
-             "    try:\n        s.connect(p); print('CONNECTED', p); bad += 1\n"
+             "import socket\nbad = 0\nfor p in ['%s', '%s', '%s']:\n"
+             "    try:\n        s = socket.socket(socket.AF_UNIX); s.settimeout(2)\n"
+             "        s.connect(p); print('CONNECTED', p); bad += 1\n"
              "    except OSError as e:\n        print('blocked', p, e.errno)\n"
+             "a, b = socket.socketpair(); a.send(b'x'); assert b.recv(1) == b'x'\n"
              "raise SystemExit(3 if bad else 0)\n",
-             usock[0], usock[1]);
+             usock[0], usock[1], usock[2]);
     snprintf(src[T_IPC], sizeof src[0],
              "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
              "shm = libc.shmget(%d, 4096, 0o1666)\nmq = libc.msgget(%d, 0o1666)\n"
@@ -255,7 +261,7 @@ int main(int argc, char **argv) {
     /* issue 19: AF_UNIX, SysV IPC, tmpfs caps, deep trees, node memory */
     CHECK(res[T_UNIX].outcome == MP_SBX_EXITED && res[T_UNIX].exit_code == 0, "AF_UNIX: exit %d: %s %s",
           res[T_UNIX].exit_code, res[T_UNIX].out, res[T_UNIX].err);
-    for (int k = 0; k < 2; k++)
+    for (int k = 0; k < 3; k++)
         if (ul[k] >= 0) {
             int a = accept(ul[k], NULL, NULL);
             CHECK(a < 0, "the host AF_UNIX listener %s got a connection", usock[k]);

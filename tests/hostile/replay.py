@@ -130,6 +130,10 @@ def setup(kind, work):
         os.chmod(path, 0o777)
         state["unix"] = (ls, path)
         os.mkdir(os.path.join(work, "tmp"))
+    elif kind == "huge_line":
+        # one 64 MB JSONL line: --max-tokens must not tokenize all of it (about 4.5 GB of BPE state)
+        with open(os.path.join(work, "huge.jsonl"), "w") as f:
+            f.write('{"text": "' + "monosemantic experts route tokens " * ((64 << 20) // 34) + '"}\n')
     elif kind == "empty_out":
         os.mkdir(os.path.join(work, "empty"))
     elif kind == "existing_out":
