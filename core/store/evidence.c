@@ -85,9 +85,9 @@ int mp_evid_new_refs(const mp_evid *ev, uint64_t first_doc, mp_topk_slot **out, 
                      mp_error *err) {
     const mp_hitsets *sets[2] = {&ev->qs, &ev->ls};
     for (int k = 0; k < 2; k++)
-        for (size_t i = 0; i < sets[k]->cap; i++) {
-            const mp_hitset *s = &sets[k]->e[i];
-            if (s->key == MP_SMAP_EMPTY || !s->dirty) continue;
+        for (size_t i = 0; i < sets[k]->n_dirty; i++) {
+            const mp_hitset *s = mp_hitsets_get(sets[k], sets[k]->dirty_keys[i]);
+            if (!s) continue;
             for (int j = 0; j < s->n; j++)
                 if (s->s[j].doc >= first_doc) MP_TRY(mp_evid_push_ref(out, n, cap, s->s[j], err));
         }

@@ -66,12 +66,17 @@ typedef struct mp_hitsets {
     mp_topk_slot *evicted;        /* hits pushed out since the last clear */
     uint64_t *evicted_key;        /* their set keys */
     size_t n_evicted, cap_evicted;
+    uint64_t *dirty_keys;         /* keys of the sets changed since the last clear (a commit
+                                     touches these, never the whole map) */
+    size_t n_dirty, cap_dirty;
 } mp_hitsets;
 int mp_hitsets_init(mp_hitsets *m, int order, int size, mp_error *err);
 void mp_hitsets_free(mp_hitsets *m);
 /* Offer hit to the set of key. @return 1 changed, 0 not, MP_ENOMEM. */
 int mp_hitsets_offer(mp_hitsets *m, uint64_t key, mp_topk_slot hit, mp_error *err);
 void mp_hitsets_clear_dirty(mp_hitsets *m);
+/* The set of key (NULL when absent). */
+const mp_hitset *mp_hitsets_get(const mp_hitsets *m, uint64_t key);
 
 typedef struct mp_evid {
     int n_groups;

@@ -63,6 +63,7 @@ void mp_hitsets_free(mp_hitsets *m) {
     free(m->e);
     free(m->evicted);
     free(m->evicted_key);
+    free(m->dirty_keys);
     memset(m, 0, sizeof *m);
 }
 
@@ -119,12 +120,28 @@ int mp_hitsets_offer(mp_hitsets *m, uint64_t key, mp_topk_slot hit, mp_error *er
     }
     s->s[j] = hit;
     s->n = (uint8_t)(n + 1);
-    s->dirty = 1;
+    if (!s->dirty) {
+        if (m->n_dirty == m->cap_dirty) {
+            size_t nc = m->cap_dirty ? m->cap_dirty * 2 : 256;
+            uint64_t *nk = realloc(m->dirty_keys, nc * sizeof *nk);
+            if (!nk) return mp_fail(err, MP_ENOMEM, "out of memory (changed sample sets)");
+            m->dirty_keys = nk;
+            m->cap_dirty = nc;
+        }
+        m->dirty_keys[m->n_dirty++] = key;
+        s->dirty = 1;
+    }
     return 1;
 }
 
+const mp_hitset *mp_hitsets_get(const mp_hitsets *m, uint64_t key) {
+    const mp_hitset *s = &m->e[sets_find(m, key)];
+    return s->key == key ? s : NULL;
+}
+
 void mp_hitsets_clear_dirty(mp_hitsets *m) {
-    for (size_t i = 0; i < m->cap; i++) m->e[i].dirty = 0;
+    for (size_t i = 0; i < m->n_dirty; i++) m->e[sets_find(m, m->dirty_keys[i])].dirty = 0;
+    m->n_dirty = 0;
     m->n_evicted = 0;
 }
 
@@ -159,8 +176,8 @@ static void bind_key(sqlite3_stmt *q, const mp_acc *a, int label, uint64_t key) 
 }
 
 typedef struct sortkey {
-    uint64_t k;
-    size_t i;
+    uint64_t k;   /* the set key in primary-key order */
+    uint64_t key; /* the set key */
 } sortkey;
 
 static int cmp_sortkey(const void *x, const void *y) {
@@ -200,18 +217,22 @@ static int save_sets(mp_store *st, const mp_acc *a, const mp_hitsets *m, int lab
         rc = step_done(st, del, table, err);
     }
     /* changed sets in primary-key order: B-tree inserts close to each other */
-    size_t nd = 0;
-    for (size_t i = 0; i < m->cap; i++) nd += m->e[i].key != MP_SMAP_EMPTY && (all || m->e[i].dirty);
+    size_t nd = all ? m->n : m->n_dirty;
     if (nd && !(order = malloc(nd * sizeof *order))) {
         rc = mp_fail(err, MP_ENOMEM, "out of memory");
         goto cleanup;
     }
     nd = 0;
-    for (size_t i = 0; i < m->cap; i++)
-        if (m->e[i].key != MP_SMAP_EMPTY && (all || m->e[i].dirty)) order[nd++] = (sortkey){pk_order(m->e[i].key, label), i};
+    if (all) {
+        for (size_t i = 0; i < m->cap; i++)
+            if (m->e[i].key != MP_SMAP_EMPTY) order[nd++] = (sortkey){pk_order(m->e[i].key, label), m->e[i].key};
+    } else {
+        for (size_t i = 0; i < m->n_dirty; i++) order[nd++] = (sortkey){pk_order(m->dirty_keys[i], label), m->dirty_keys[i]};
+    }
     if (nd) qsort(order, nd, sizeof *order, cmp_sortkey);
     for (size_t oi = 0; oi < nd && rc == 0; oi++) {
-        const mp_hitset *s = &m->e[order[oi].i];
+        const mp_hitset *s = mp_hitsets_get(m, order[oi].key);
+        if (!s) continue;
         for (int k = 0; k < s->n && rc == 0; k++) {
             if (!all && s->s[k].doc < first_doc) continue; /* written by an earlier commit */
             sqlite3_reset(ins);
