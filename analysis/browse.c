@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "analysis/analysis.h"
+#include "core/store/evidence_read.h"
 #include "core/text/tokenizer.h"
 #include "core/text/utf8.h"
 #include "core/util/file.h"
@@ -259,6 +260,7 @@ typedef struct ctx {
         uint32_t e;
         int64_t n;
         double sum, max;
+        char *tokens;        /* its most frequent top-K tokens, space-separated (index search), or NULL */
     } *sel;                  /* [n_sel] listed experts, ranking order */
     size_t n_sel;
     ann *keys;               /* [n_sel] listed experts sorted by key (membership) */
@@ -475,7 +477,7 @@ static int sel_push(ctx *c, size_t *cap, int grp, uint32_t e, int64_t n, double 
         c->sel = ns;
         *cap = nc;
     }
-    c->sel[c->n_sel++] = (struct sel){grp, e, n, sum, max};
+    c->sel[c->n_sel++] = (struct sel){grp, e, n, sum, max, NULL};
     return 0;
 }
 
@@ -504,7 +506,25 @@ static int select_experts(ctx *c, mp_error *err) {
             if (r == 0 || es.n == 0) continue;
             MP_TRY(sel_push(c, &cap, as->a[k].grp, as->a[k].e, (int64_t)es.n, es.sum, es.max, err));
         }
-        return 0;
+        if (o->rank == MP_BROWSE_RANK_CORR) return 0;
+        /* then the generalists, most active first, as many again at most: the
+         * index lists them separately (its "specialists / generalists" filter) */
+        size_t n_spec = c->n_sel, want = o->max_experts ? o->max_experts : SIZE_MAX;
+        r = SQLITE_DONE;
+        qsort(as->a, as->n, sizeof *as->a, ann_cmp_key);
+        if (sqlite3_prepare_v2(c->db, "SELECT grp, expert, n_active, sum_w, max_w FROM expert_stats WHERE n_active > 0 "
+                                      "ORDER BY n_active DESC, grp, expert", -1, &s, NULL) != SQLITE_OK)
+            goto sqlfail;
+        while (c->n_sel - n_spec < want && (r = sqlite3_step(s)) == SQLITE_ROW && rc == 0) {
+            int g = sqlite3_column_int(s, 0);
+            uint32_t e = (uint32_t)sqlite3_column_int64(s, 1);
+            if (ann_find(as, g, e)) continue;
+            rc = sel_push(c, &cap, g, e, sqlite3_column_int64(s, 2), sqlite3_column_double(s, 3),
+                          sqlite3_column_double(s, 4), err);
+        }
+        if (rc == 0 && r != SQLITE_ROW && r != SQLITE_DONE) goto sqlfail;
+        sqlite3_finalize(s);
+        return rc;
     }
     const char *order = o->rank == MP_BROWSE_RANK_MAX    ? "max_w DESC"
                         : o->rank == MP_BROWSE_RANK_MEAN ? "sum_w / n_active DESC"
@@ -568,7 +588,9 @@ static int decode_into(ctx *c, const int32_t *ids, size_t from, size_t to, size_
     return 0;
 }
 
-static int write_context(ctx *c, wr *w, const mp_store_hit *h, mp_error *err) {
+/* One <td class="ctx"> with the activating token marked; *token (may be NULL)
+ * receives its id. */
+static int write_context(ctx *c, wr *w, const mp_store_hit *h, int32_t *token, mp_error *err) {
     int32_t *ids = NULL;
     size_t n = 0, l0 = 0, l1, l2, l3;
     uint32_t start = h->pos - h->pos % (uint32_t)c->W;
@@ -580,6 +602,7 @@ static int write_context(ctx *c, wr *w, const mp_store_hit *h, mp_error *err) {
                        (unsigned long long)h->doc, h->pos);
     }
     size_t t = h->pos - start, show = (size_t)c->o->context_tokens;
+    if (token) *token = ids[t];
     size_t from = t > show ? t - show : 0, to = t + 1 + show < n ? t + 1 + show : n;
     r = decode_into(c, ids, from, t, &l0, err);
     l1 = l0;
@@ -748,11 +771,203 @@ static int write_coact(ctx *c, wr *w, int grp, uint32_t e, mp_error *err) {
     return 0;
 }
 
-static int write_page(ctx *c, const struct sel *x, mp_error *err) {
+/* ---- evidence panels: histogram, quantile samples, per-label samples ---------------- */
+
+static int cmp_i32(const void *x, const void *y) {
+    int32_t a = *(const int32_t *)x, b = *(const int32_t *)y;
+    return (a > b) - (a < b);
+}
+
+/* x->tokens: the (at most 6) most frequent activating tokens of its shown top
+ * contexts, most frequent first, as text, for the index search. */
+static int top_tokens(ctx *c, struct sel *x, int32_t *toks, size_t n, mp_error *err) {
+    if (!n) return 0;
+    qsort(toks, n, sizeof *toks, cmp_i32);
+    char out[512] = "";
+    size_t used = 0;
+    for (int pick = 0; pick < 6; pick++) {
+        size_t best = n, bestc = 0;
+        for (size_t i = 0; i < n;) { /* runs of equal ids; taken runs are marked -1 */
+            size_t j = i;
+            while (j < n && toks[j] == toks[i]) j++;
+            if (toks[i] >= 0 && j - i > bestc) best = i, bestc = j - i;
+            i = j;
+        }
+        if (best == n) break;
+        int32_t id = toks[best];
+        for (size_t i = best; i < n && toks[i] == id; i++) toks[i] = -1;
+        char piece[256];
+        int len = mp_tokenizer_decode_piece(c->tok, -1, id, piece, sizeof piece);
+        if (len <= 0) continue;
+        size_t a = 0, b = (size_t)len; /* trimmed; spaces inside a piece would split the search term */
+        while (a < b && (piece[a] == ' ' || piece[a] == '\n' || piece[a] == '\t')) a++;
+        while (b > a && (piece[b - 1] == ' ' || piece[b - 1] == '\n' || piece[b - 1] == '\t')) b--;
+        if (a == b || used + (b - a) + 2 >= sizeof out) continue;
+        if (used) out[used++] = ' ';
+        memcpy(out + used, piece + a, b - a);
+        used += b - a;
+        out[used] = '\0';
+    }
+    MP_FAIL_IF(!(x->tokens = strdup(out)), err, MP_ENOMEM, "out of memory");
+    return 0;
+}
+
+/* Histogram of w: one bar per half-octave bin from the lowest to the highest
+ * bin in use (store table hist). */
+static int write_hist(ctx *c, wr *w, int grp, uint32_t e, mp_error *err) {
+    uint64_t h[MP_HIST_BINS], total = 0, top = 0;
+    MP_TRY(mp_store_hist(c->st, grp, e, h, err));
+    int b0 = MP_HIST_BINS, b1 = -1;
+    for (int b = 0; b < MP_HIST_BINS; b++) {
+        total += h[b];
+        if (h[b] > top) top = h[b];
+        if (h[b] && b < b0) b0 = b;
+        if (h[b]) b1 = b;
+    }
+    w_puts(w, "<h2>Activation histogram</h2>\n<p class=\"note\">Every token where the expert is active, counted in "
+              "fixed half-octave bins of its routing score w (log scale: each bin is \xe2\x88\x9a" "2 wider than the one "
+              "before); collected over the whole corpus, not only the top contexts.</p>\n");
+    if (b1 < 0) {
+        w_puts(w, "<p class=\"muted\">No histogram in this store.</p>\n");
+        return 0;
+    }
+    const int BW = 34, H = 120, n = b1 - b0 + 1;
+    w_printf(w, "<svg class=\"hist\" id=\"hist\" data-total=\"%llu\" width=\"%d\" height=\"%d\" role=\"img\">",
+             (unsigned long long)total, n * BW + 20, H + 44);
+    for (int b = b0; b <= b1; b++) {
+        int x = (b - b0) * BW + 10, bh = top ? (int)((double)H * (double)h[b] / (double)top + 0.5) : 0;
+        if (h[b] && bh < 1) bh = 1;
+        w_printf(w, "<g><title>w from %.3g%%", 100 * mp_hist_edge(b));
+        if (b + 1 < MP_HIST_BINS) w_printf(w, " to %.3g%%", 100 * mp_hist_edge(b + 1));
+        w_printf(w, ": %llu tokens</title><rect data-n=\"%llu\" x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" "
+                    "fill=\"#3d7cc9\"></rect>",
+                 (unsigned long long)h[b], (unsigned long long)h[b], x, H - bh + 4, BW - 4, bh);
+        if ((b - b0) % 2 == 0)
+            w_printf(w, "<text x=\"%d\" y=\"%d\">%.3g%%</text>", x, H + 20, 100 * mp_hist_edge(b));
+        w_puts(w, "</g>");
+    }
+    char t[32];
+    w_printf(w, "<text x=\"10\" y=\"%d\">lower edge of each bin (w); %s tokens in all</text></svg>\n", H + 38,
+             thou(total, t));
+    return 0;
+}
+
+/* Quantile samples: a few random tokens per octave of w (store table qsamples). */
+static int write_quantiles(ctx *c, wr *w, int grp, uint32_t e, mp_error *err) {
+    mp_store_hit *q = NULL;
+    size_t n = 0;
+    int rc = 0;
+    MP_TRY(mp_store_qsamples(c->st, grp, e, &q, &n, err));
+    w_printf(w, "<h2>Samples across activation levels</h2>\n<p class=\"note\">Up to %d tokens per octave of w, drawn "
+                "uniformly from all the tokens of that octave (the smallest hash of document and position), highest "
+                "octave first: what the expert does when it is only weakly active, not only at its peak.</p>\n",
+             MP_QSAMPLES);
+    if (!n) {
+        w_puts(w, "<p class=\"muted\">No samples in this store.</p>\n");
+        return 0;
+    }
+    w_puts(w, "<table id=\"quantiles\"><thead><tr><th>w range</th><th class=\"num\">Activation</th><th>Document</th>"
+              "<th>Context</th></tr></thead><tbody>\n");
+    for (size_t k = 0; k < n && rc == 0; k++) {
+        int o = q[k].rank;
+        char *labels = NULL, *source = NULL;
+        int64_t line = 0;
+        w_puts(w, "<tr><td class=\"muted\">");
+        if (k == 0 || q[k - 1].rank != o) {
+            w_printf(w, "%.3g%% \xe2\x80\x93 ", 100 * mp_hist_edge(2 * o));
+            if (o + 1 < MP_QBINS) w_printf(w, "%.3g%%", 100 * mp_hist_edge(2 * o + 2));
+            else w_puts(w, "\xe2\x80\xa6");
+        }
+        w_printf(w, "</td><td class=\"num pct\">%.2f%%</td><td>", 100.0 * q[k].w);
+        if ((rc = mp_store_get_doc(c->st, q[k].doc, &labels, &source, &line, err)) < 0) break;
+        write_labels(w, labels);
+        w_printf(w, " <span class=\"muted\">doc %llu \xc2\xb7 token %u</span></td>", (unsigned long long)q[k].doc,
+                 q[k].pos);
+        free(labels);
+        free(source);
+        if ((rc = write_context(c, w, &q[k], NULL, err)) < 0) break;
+        w_puts(w, "</tr>\n");
+    }
+    if (rc == 0) w_puts(w, "</tbody></table>\n");
+    free(q);
+    return rc;
+}
+
+/* The field whose per-label samples are shown: the specialization field, else
+ * the first categorical label field. 1 found, 0 none. */
+static int sample_field(ctx *c, char *out, size_t cap, mp_error *err) {
+    if (c->spec.have && strcmp(c->spec.field, "?")) {
+        snprintf(out, cap, "%s", c->spec.field);
+        return 1;
+    }
+    return first_field(c, 0, out, cap, err);
+}
+
+/* Per-label samples (store table label_topk): the expert's best documents of
+ * each value of the field, its specialization label first, then by best w. */
+static int write_label_samples(ctx *c, wr *w, int grp, uint32_t e, mp_error *err) {
+    char field[128];
+    int r = sample_field(c, field, sizeof field, err), rc = 0;
+    MP_TRY(r);
+    if (!r) return 0;
+    const ann *a = c->spec.have ? ann_find(&c->spec, grp, e) : NULL;
+    const char *own = a ? c->labels[a->label] : "";
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(c->db,
+                           "SELECT l.value, l.w, l.doc, l.pos FROM label_topk l JOIN (SELECT value, max(w) AS b FROM "
+                           "label_topk WHERE grp = ?1 AND expert = ?2 AND field = ?3 GROUP BY value) v ON v.value = "
+                           "l.value WHERE l.grp = ?1 AND l.expert = ?2 AND l.field = ?3 ORDER BY l.value <> ?4, v.b "
+                           "DESC, l.value, l.w DESC, l.doc, l.pos",
+                           -1, &s, NULL) != SQLITE_OK)
+        return mp_fail(err, MP_EIO, "%s: %s", mp_store_path(c->st), sqlite3_errmsg(c->db));
+    sqlite3_bind_int(s, 1, grp);
+    sqlite3_bind_int64(s, 2, e);
+    sqlite3_bind_text(s, 3, field, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(s, 4, own, -1, SQLITE_TRANSIENT);
+    w_puts(w, "<h2>Per-label samples: ");
+    w_htmls(w, field);
+    w_printf(w, "</h2>\n<p class=\"note\">For each value of this label field, the expert's best documents of that "
+                "value (up to %d, the best token of each), %sthe others by their best activation (at most 8 values): "
+                "a specialist's claim checked against its own label's examples.</p>\n",
+             MP_LABEL_TOPK, a ? "its specialization label first, " : "");
+    int values = 0, step, rows = 0;
+    char last[512] = "";
+    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *v = (const char *)sqlite3_column_text(s, 0);
+        if (!v) v = "";
+        int fresh = !rows || strcmp(v, last);
+        if (fresh && ++values > 8) break;
+        if (!rows++)
+            w_puts(w, "<table id=\"labelsamples\"><thead><tr><th>Label</th><th class=\"num\">Activation</th>"
+                      "<th>Document</th><th>Context</th></tr></thead><tbody>\n");
+        snprintf(last, sizeof last, "%s", v);
+        mp_store_hit h = {0, sqlite3_column_double(s, 1), (uint64_t)sqlite3_column_int64(s, 2),
+                          (uint32_t)sqlite3_column_int64(s, 3)};
+        w_puts(w, "<tr><td>");
+        if (fresh) {
+            w_puts(w, "<span class=\"chip\">");
+            w_htmls(w, v);
+            w_puts(w, "</span>");
+        }
+        w_printf(w, "</td><td class=\"num pct\">%.2f%%</td><td><span class=\"muted\">doc %llu \xc2\xb7 token %u"
+                    "</span></td>",
+                 100.0 * h.w, (unsigned long long)h.doc, h.pos);
+        if ((rc = write_context(c, w, &h, NULL, err)) < 0) break;
+        w_puts(w, "</tr>\n");
+    }
+    if (rc == 0 && step != SQLITE_ROW && step != SQLITE_DONE)
+        rc = mp_fail(err, MP_EIO, "%s: %s", mp_store_path(c->st), sqlite3_errmsg(c->db));
+    sqlite3_finalize(s);
+    if (rc == 0) w_puts(w, rows ? "</tbody></table>\n" : "<p class=\"muted\">No labelled document activates it.</p>\n");
+    return rc;
+}
+
+static int write_page(ctx *c, struct sel *x, mp_error *err) {
     char path[4096], title[128], sub[512], t[32], t2[32];
     uint32_t I = x->e / (uint32_t)c->E, J = x->e % (uint32_t)c->E;
     long first = x->grp * c->G, last = first + c->G - 1 < c->L - 1 ? first + c->G - 1 : c->L - 1;
     mp_store_hit *hits = NULL;
+    int32_t *toks = NULL; /* activating token of each shown top context */
     size_t nh = 0;
     wr w;
     int rc;
@@ -795,6 +1010,10 @@ static int write_page(ctx *c, const struct sel *x, mp_error *err) {
     w_puts(&w, "</div>\n");
     if ((rc = mp_store_topk(c->st, x->grp, x->e, &hits, &nh, err)) < 0) goto cleanup;
     size_t shown = c->o->contexts > 0 && (size_t)c->o->contexts < nh ? (size_t)c->o->contexts : nh;
+    if (shown && !(toks = malloc(shown * sizeof *toks))) {
+        rc = mp_fail(err, MP_ENOMEM, "out of memory");
+        goto cleanup;
+    }
     w_printf(&w, "<h2>Top contexts</h2>\n<p class=\"note\">%zu of the %zu stored top contexts, highest routing score "
                  "first. The percentage is the expert's routing score w<sub>ij</sub> = \xce\xa3<sub>h</sub> "
                  "g1[h,i]\xc2\xb7g2[h,j] as the paper shows it (it sums over heads, so it can exceed 100%%); the "
@@ -814,10 +1033,14 @@ static int write_page(ctx *c, const struct sel *x, mp_error *err) {
                  hits[k].pos);
         free(labels);
         free(source);
-        if ((rc = write_context(c, &w, &hits[k], err)) < 0) goto cleanup;
+        if ((rc = write_context(c, &w, &hits[k], &toks[k], err)) < 0) goto cleanup;
         w_puts(&w, "</tr>\n");
     }
     w_puts(&w, "</tbody></table>\n");
+    if ((rc = top_tokens(c, x, toks, shown, err)) < 0) goto cleanup;
+    if ((rc = write_hist(c, &w, x->grp, x->e, err)) < 0 || (rc = write_quantiles(c, &w, x->grp, x->e, err)) < 0 ||
+        (rc = write_label_samples(c, &w, x->grp, x->e, err)) < 0)
+        goto cleanup;
     if ((rc = write_profile(c, &w, x->grp, x->e, err)) < 0 || (rc = write_coact(c, &w, x->grp, x->e, err)) < 0)
         goto cleanup;
     w_puts(&w, "<pre id=\"selftest\"></pre>\n</main>\n<script>");
@@ -829,6 +1052,7 @@ static int write_page(ctx *c, const struct sel *x, mp_error *err) {
 cleanup:
     if (w.f) fclose(w.f);
     free(hits);
+    free(toks);
     return rc;
 }
 
@@ -851,7 +1075,8 @@ static int write_data(ctx *c, mp_error *err) {
         wr w;
         snprintf(path, sizeof path, "%s/data/experts-%03zu.js", c->o->out_dir, chunk);
         MP_TRY(w_open(&w, path, err));
-        w_puts(&w, "/* monet-probe browse: index rows [group, i, j, id, n_active, mean w, max w, label, skew, r] */\n"
+        w_puts(&w, "/* monet-probe browse: index rows [group, i, j, id, n_active, mean w, max w, label, skew, r, top "
+                   "tokens] */\n"
                    "MP_ROWS.push(\n");
         for (size_t k = c0; k < c->n_sel && k < c0 + ROWS_PER_CHUNK; k++) {
             const struct sel *x = &c->sel[k];
@@ -864,8 +1089,10 @@ static int write_data(ctx *c, mp_error *err) {
             if (s && isinf(s->v)) w_puts(&w, ",Infinity");
             else if (s) w_printf(&w, ",%.6g", s->v);
             else w_puts(&w, ",null");
-            if (r) w_printf(&w, ",%.6g]", r->v);
-            else w_puts(&w, ",null]");
+            if (r) w_printf(&w, ",%.6g,", r->v);
+            else w_puts(&w, ",null,");
+            w_js(&w, x->tokens ? x->tokens : "");
+            w_puts(&w, "]");
         }
         w_puts(&w, ");\n");
         MP_TRY(w_close(&w, path, c->sum, err));
@@ -938,12 +1165,20 @@ static int write_index(ctx *c, mp_error *err) {
     w_htmls(&w, c->sum->spec_source);
     w_puts(&w, "; the paper's skew rule, p(best label) \xe2\x89\xa5 2 \xc3\x97 p(second). Toxicity r: ");
     w_htmls(&w, c->sum->corr_source);
-    w_puts(&w, ". Click a column to sort; search by address (g1:3,5), id or label.</p>\n"
+    w_puts(&w, ". Click a column to sort; search by address (g1:3,5), id, label or token text (the most frequent "
+               "activating tokens of an expert's top contexts); with a specialization, generalists are listed apart "
+               "(the second selector; ranked by skew, the specialists come first, then as many generalists, most "
+               "active first).</p>\n"
                "<div class=\"bar\"><input type=\"search\" id=\"search\" placeholder=\"search: g1:3,5 \xc2\xb7 id \xc2\xb7 "
-               "label\" aria-label=\"search experts\"><select id=\"group\" aria-label=\"router group\">"
+               "label \xc2\xb7 token\" aria-label=\"search experts\"><select id=\"group\" aria-label=\"router group\">"
                "<option value=\"\">all groups</option>");
     for (long g = 0; g < c->n_groups; g++) w_printf(&w, "<option value=\"%ld\">group %ld</option>", g, g);
-    w_puts(&w, "</select><button id=\"prev\">\xe2\x97\x80 prev</button><button id=\"next\">next \xe2\x96\xb6</button>"
+    w_puts(&w, "</select>");
+    if (c->spec.have)
+        w_puts(&w, "<select id=\"kind\" aria-label=\"specialists or generalists\"><option value=\"\">specialists and "
+                   "generalists</option><option value=\"s\">specialists</option><option value=\"g\">generalists"
+                   "</option></select>");
+    w_puts(&w, "<button id=\"prev\">\xe2\x97\x80 prev</button><button id=\"next\">next \xe2\x96\xb6</button>"
                "<span id=\"pageinfo\" class=\"muted\"></span></div>\n"
                "<table id=\"experts\"><thead><tr id=\"head\"></tr></thead><tbody id=\"rows\"></tbody></table>\n"
                "<p id=\"empty\" class=\"muted\" style=\"display:none\">No expert matches.</p>\n"
@@ -1045,6 +1280,7 @@ cleanup:
     free(c.labels);
     free(c.spec.a);
     free(c.corr.a);
+    for (size_t k = 0; k < c.n_sel; k++) free(c.sel[k].tokens);
     free(c.sel);
     free(c.keys);
     free(c.group_tokens);

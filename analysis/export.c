@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "analysis/context.h"
+#include "core/store/evidence_read.h"
 #include "core/model/expert_addr.h"
 
 typedef struct exp_ctx {
@@ -145,10 +146,30 @@ static int one_expert(exp_ctx *x, int g, long e, long long n_active, double sum_
         sum->contexts++;
     }
     free(hits);
+    hits = NULL;
+    /* quantile samples (jsonl only): contexts of the same schema plus their octave */
+    cJSON *qs = cJSON_CreateArray();
+    if (rc == 0 && o->format != MP_EXPORT_NEURONPEDIA) rc = mp_store_qsamples(x->st, g, (uint32_t)e, &hits, &nh, err);
+    else nh = 0;
+    for (size_t k = 0; k < nh && rc == 0; k++) {
+        cJSON *c = NULL;
+        int octave = hits[k].rank;
+        hits[k].rank = (int)k;
+        if ((rc = context_json(x, g, e, &hits[k], layer, &c, err)) < 0) break;
+        cJSON_AddNumberToObject(c, "octave", octave);
+        cJSON_AddItemToArray(qs, c);
+    }
+    free(hits);
+    uint64_t hist[MP_HIST_BINS];
+    if (rc == 0) rc = mp_store_hist(x->st, g, (uint32_t)e, hist, err);
     if (rc < 0) {
         cJSON_Delete(ctxs);
+        cJSON_Delete(qs);
         return rc;
     }
+    int b0 = MP_HIST_BINS, b1 = -1;
+    for (int b = 0; b < MP_HIST_BINS; b++)
+        if (hist[b]) b0 = b < b0 ? b : b0, b1 = b;
     cJSON *f = cJSON_CreateObject();
     if (o->format == MP_EXPORT_NEURONPEDIA) {
         char idx[32];
@@ -162,6 +183,18 @@ static int one_expert(exp_ctx *x, int g, long e, long long n_active, double sum_
         cJSON_AddBoolToObject(f, "hasVector", 0);
         cJSON_AddNumberToObject(f, "frac_nonzero", group_tokens ? (double)n_active / (double)group_tokens : 0.0);
         cJSON_AddStringToObject(f, "vectorLabel", addr);
+        /* Neuronpedia's activation-density histogram: parallel arrays, one bar per
+         * half-octave bin of w from the lowest to the highest used, the value
+         * being the bin's geometric centre */
+        cJSON *hv = cJSON_CreateArray(), *hh = cJSON_CreateArray();
+        for (int b = b0; b <= b1; b++) {
+            double lo = b ? mp_hist_edge(b) : mp_hist_edge(1) / 1.4142135623730951;
+            cJSON_AddItemToArray(hv, cJSON_CreateNumber(lo * 1.189207115002721)); /* 2^(1/4) */
+            cJSON_AddItemToArray(hh, cJSON_CreateNumber((double)hist[b]));
+        }
+        cJSON_AddItemToObject(f, "freq_hist_data_bar_values", hv);
+        cJSON_AddItemToObject(f, "freq_hist_data_bar_heights", hh);
+        cJSON_Delete(qs);
     } else {
         cJSON *ly = cJSON_CreateArray();
         cJSON_AddItemToArray(ly, cJSON_CreateNumber(first));
@@ -179,6 +212,19 @@ static int one_expert(exp_ctx *x, int g, long e, long long n_active, double sum_
         cJSON_AddItemToObject(f, "label_stats", label_stats(x, g, e));
         cJSON_AddBoolToObject(f, "per_token_scores", o->engine != NULL);
         cJSON_AddItemToObject(f, "contexts", ctxs);
+        cJSON *hj = cJSON_CreateArray();
+        for (int b = b0; b <= b1; b++) {
+            if (!hist[b]) continue;
+            cJSON *bo = cJSON_CreateObject();
+            cJSON_AddNumberToObject(bo, "bin", b);
+            cJSON_AddNumberToObject(bo, "lo", mp_hist_edge(b));
+            if (b + 1 < MP_HIST_BINS) cJSON_AddNumberToObject(bo, "hi", mp_hist_edge(b + 1));
+            else cJSON_AddNullToObject(bo, "hi");
+            cJSON_AddNumberToObject(bo, "n", (double)hist[b]);
+            cJSON_AddItemToArray(hj, bo);
+        }
+        cJSON_AddItemToObject(f, "histogram", hj);
+        cJSON_AddItemToObject(f, "quantile_samples", qs);
     }
     sum->experts++;
     return put_line(out, f, err);

@@ -18,7 +18,7 @@ int cmd_browse(int argc, char **argv) {
     const char *store = NULL;
     mp_browse_opts o;
     mp_browse_opts_default(&o);
-    int quiet = 0, rank = (int)o.rank, no_analysis = 0, contexts = o.contexts, context_tokens = o.context_tokens,
+    int quiet = 0, rank = -1, no_analysis = 0, contexts = o.contexts, context_tokens = o.context_tokens,
         coact = o.coact;
     long max_experts = (long)o.max_experts;
     const cli_opt opts[] = {
@@ -38,8 +38,9 @@ int cmd_browse(int argc, char **argv) {
         {"--experts", NULL, CLI_LONG, "N", &max_experts, 0, 1099511627776.0, NULL,
          "experts listed and given a page (default 1000; 0 = every active expert)", 0, NULL, 0},
         {"--rank", NULL, CLI_CHOICE, NULL, &rank, 0, 0, "count|max|mean|skew|toxicity",
-         "which N: count (active tokens, default), max, mean (activation),\n"
-         "skew (specialists, most skewed first), toxicity (highest r first)", 0, NULL, 0},
+         "which N: count (active tokens; the default without --label-field), max,\n"
+         "mean (activation), skew (specialists, most skewed first, then as many\n"
+         "generalists, listed apart; the default with --label-field), toxicity (highest r first)", 0, NULL, 0},
         CLI_OPT_CONTEXTS(&contexts, "top contexts per page (default 32; 0 = all stored)"),
         CLI_OPT_CONTEXT_TOKENS(&context_tokens, "tokens shown each side of the activating token (default 12)"),
         {"--coact", NULL, CLI_INT, "N", &coact, 0, 1000, NULL, "co-activating experts per page (default 12)", 0, NULL,
@@ -51,7 +52,7 @@ int cmd_browse(int argc, char **argv) {
     CLI_PARSE_OR_RETURN(&spec, argc, argv);
     static const mp_browse_rank RANKS[] = {MP_BROWSE_RANK_COUNT, MP_BROWSE_RANK_MAX, MP_BROWSE_RANK_MEAN,
                                            MP_BROWSE_RANK_SKEW, MP_BROWSE_RANK_CORR};
-    o.rank = RANKS[rank];
+    o.rank = rank >= 0 ? RANKS[rank] : o.label_field && !no_analysis ? MP_BROWSE_RANK_SKEW : MP_BROWSE_RANK_COUNT;
     if (no_analysis) o.analyze = 0;
     o.max_experts = (size_t)max_experts;
     o.contexts = contexts;

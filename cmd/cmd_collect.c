@@ -10,7 +10,10 @@
 static const char *ABOUT =
     "  Run the model over a corpus and keep, per router group and expert I,J, the K highest activations\n"
     "  w_ij = sum_h g1[h,I]*g2[h,J] with their document and position, activation statistics and\n"
-    "  per-label statistics, in a SQLite store (schema: docs/store.md).";
+    "  per-label statistics, in a SQLite store (schema: docs/store.md); and beside the top-K, per\n"
+    "  expert an activation histogram, quantile samples (a few tokens per octave of w) and its best\n"
+    "  documents per label value, plus a token -> experts index (read by find, top-contexts --label /\n"
+    "  --quantiles, browse and export).";
 static const char *FOOTER =
     "Re-running the same command after an interruption resumes from the last committed transaction\n"
     "(every --commit-every windows). --batch only groups windows into engine calls: the store is the\n"

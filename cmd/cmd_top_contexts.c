@@ -12,6 +12,7 @@
 #include "core/model/expert_addr.h"
 #include "core/model/routing.h"
 #include "core/store/collect.h"
+#include "core/store/evidence_read.h"
 #include "core/store/model_check.h"
 #include "core/store/store.h"
 #include "core/text/tokenizer.h"
@@ -19,7 +20,10 @@
 static const char *ABOUT =
     "  An expert's top contexts, highest first: activation w_ij as a percentage (as the paper shows it;\n"
     "  it can exceed 100%: it sums over heads), the document's labels, and the text around the token\n"
-    "  (bold on a terminal, [[token]] otherwise). Without R:, the expert in every router group.";
+    "  (bold on a terminal, [[token]] otherwise). Without R:, the expert in every router group.\n"
+    "  --label F=V shows instead the expert's best documents of that label value (kept per\n"
+    "  expert and value during collect, the best token of each document); --quantiles its\n"
+    "  quantile samples, a few per octave of w (docs/store.md).";
 
 /* A shown text already printed, and the rank that printed it. */
 typedef struct seen_key {
@@ -45,8 +49,9 @@ static int meta_int(mp_store *st, const char *key, long *v, mp_error *err) {
 
 int cmd_top_contexts(int argc, char **argv) {
     const char *store = NULL, *expert = NULL, *model = NULL;
+    const char *label = NULL;
     long show = 10, limit = -1;
-    int json = 0, all_text = 0;
+    int json = 0, all_text = 0, quantiles = 0;
     const cli_opt opts[] = {
         CLI_OPT_STORE(&store, CLI_REQUIRED),
         CLI_OPT_EXPERT(&expert, CLI_STR, "the expert: R:I,J or R:ID (flat id I*E+J); without R:, every group",
@@ -61,11 +66,22 @@ int cmd_top_contexts(int argc, char **argv) {
         {"--all-text", NULL, CLI_FLAG, NULL, &all_text, 0, 0, NULL,
          "print every context in full (default: a context whose shown text repeats an\n"
          "earlier one is one line naming that rank; --json marks it duplicate_of)", 0, NULL, 0},
+        CLI_OPT_LABEL_SELECT(&label, "the expert's best documents whose label F is V (e.g. lang=PHP), from the\n"
+                                     "store's label_topk, instead of its top contexts over the corpus"),
+        {"--quantiles", NULL, CLI_FLAG, NULL, &quantiles, 0, 0, NULL,
+         "the expert's quantile samples (a few per octave of w, highest first) instead", 0, NULL, 0},
         CLI_OPT_JSON(&json),
         CLI_OPT_END,
     };
     const cli_spec spec = {.cmd = "top-contexts", .about = ABOUT, .opts = opts};
     CLI_PARSE_OR_RETURN(&spec, argc, argv);
+    if (label && quantiles) return cli_usage_error("top-contexts", "--label and --quantiles exclude each other");
+    char lfield[256] = "", *lvalue = NULL;
+    if (label) {
+        const char *eq = strchr(label, '=');
+        snprintf(lfield, sizeof lfield, "%.*s", (int)(eq - label < 255 ? eq - label : 255), label);
+        lvalue = (char *)eq + 1;
+    }
     mp_error err;
     mp_error_clear(&err);
     mp_store *st = NULL;
@@ -73,6 +89,7 @@ int cmd_top_contexts(int argc, char **argv) {
     void *tokbytes = NULL;
     size_t toklen = 0;
     mp_store_hit *hits = NULL;
+    int *octave = NULL; /* --quantiles: each sample's octave of w */
     seen_key *keys = NULL;
     size_t n_keys = 0;
     mp_model *m = NULL;
@@ -108,6 +125,15 @@ int cmd_top_contexts(int argc, char **argv) {
     if (rc == 0) rc = mp_fail(&err, MP_EINPUT, "%s: corrupt store: no tokenizer.model in table files", store);
     if (rc < 0 || (rc = mp_tokenizer_load_from_memory(tokbytes, toklen, "tokenizer.model (in store)", &tok, &err)) < 0)
         goto cleanup;
+    if (label && (rc = mp_store_label_known(st, lfield, lvalue, &err)) <= 0) {
+        if (rc == 0) {
+            char *t = cli_term_dup(label, 0);
+            rc = mp_fail(&err, MP_EINPUT, "--label %.200s: no document of the store has that label", t ? t : "?");
+            free(t);
+        }
+        goto cleanup;
+    }
+    rc = 0;
     g0 = grp >= 0 ? grp : 0;
     g1 = grp >= 0 ? grp : (int)n_groups - 1;
     uint32_t e = (uint32_t)(ei * E + ej);
@@ -120,18 +146,43 @@ int cmd_top_contexts(int argc, char **argv) {
         mp_expert_stat es;
         size_t n = 0;
         int have = mp_store_expert_stat(st, g, e, &es, &err);
-        if ((rc = have) < 0 || (rc = mp_store_topk(st, g, e, &hits, &n, &err)) < 0) goto cleanup;
+        if ((rc = have) < 0) goto cleanup;
+        if (label) rc = mp_store_label_topk(st, g, e, lfield, lvalue, &hits, &n, &err);
+        else if (quantiles) rc = mp_store_qsamples(st, g, e, &hits, &n, &err);
+        else rc = mp_store_topk(st, g, e, &hits, &n, &err);
+        free(octave);
+        octave = NULL;
+        if (rc == 0 && quantiles && n) { /* rank becomes the row number; the octave is kept aside */
+            if (!(octave = malloc(n * sizeof *octave))) rc = mp_fail(&err, MP_ENOMEM, "out of memory");
+            for (size_t k = 0; rc == 0 && k < n; k++) octave[k] = hits[k].rank, hits[k].rank = (int)k;
+        }
+        if (rc < 0) goto cleanup;
         long first = g * G, last = first + G - 1 < L - 1 ? first + G - 1 : L - 1;
         if (json) {
-            printf("%s{\"group\": %d, \"layers\": [%ld, %ld], \"n_active\": %llu, \"mean\": %.9g, \"max\": %.9g, "
-                   "\"contexts\": [",
+            printf("%s{\"group\": %d, \"layers\": [%ld, %ld], \"n_active\": %llu, \"mean\": %.9g, \"max\": %.9g, %s",
                    g > g0 ? ", " : "", g, first, last, (unsigned long long)es.n, es.n ? es.sum / (double)es.n : 0.0,
-                   (double)es.max);
+                   (double)es.max, label || quantiles ? "" : "\"contexts\": [");
+            if (label) {
+                printf("\"label\": {\"field\": ");
+                cli_json_str(stdout, lfield);
+                printf(", \"value\": ");
+                cli_json_str(stdout, lvalue);
+                printf("}, \"contexts\": [");
+            } else if (quantiles) {
+                printf("\"quantiles\": true, \"contexts\": [");
+            }
         } else {
             printf("expert %d:%ld,%ld (%d:#%u), group %d (layers %ld-%ld): ", g, ei, ej, g, e, g, first, last);
             if (es.n) printf("active on %llu tokens, mean %.2f%%, max %.2f%%\n", (unsigned long long)es.n,
                              100.0 * es.sum / (double)es.n, 100.0 * es.max);
             else printf("never active\n");
+            if (label) {
+                printf("  best documents with ");
+                cli_term_str(stdout, label, 0);
+                printf(" (the best token of each):\n");
+            } else if (quantiles) {
+                printf("  quantile samples (%d per octave of w, highest octave first):\n", MP_QSAMPLES);
+            }
         }
         size_t shown = limit > 0 && (size_t)limit < n ? (size_t)limit : n;
         free_keys(keys, n_keys);
@@ -171,6 +222,11 @@ int cmd_top_contexts(int argc, char **argv) {
                 goto cleanup;
             }
             cJSON *lj = labels ? cJSON_Parse(labels) : NULL;
+            if (!json && octave && (k == 0 || octave[k] != octave[k - 1])) {
+                printf("   octave w in [%.2f%%, ", 100 * mp_hist_edge(2 * octave[k]));
+                if (octave[k] + 1 < MP_QBINS) printf("%.2f%%):\n", 100 * mp_hist_edge(2 * octave[k] + 2));
+                else printf("...):\n");
+            }
             if (json) {
                 printf("%s\n  {\"rank\": %d, \"w\": %.9g, \"percent\": \"%.2f%%\", \"doc\": %llu, \"pos\": %u, "
                        "\"source\": ",
@@ -187,6 +243,9 @@ int cmd_top_contexts(int argc, char **argv) {
                 printf(", \"right\": ");
                 cli_json_str(stdout, right);
                 if (dup >= 0) printf(", \"duplicate_of\": %d", dup);
+                if (octave)
+                    printf(", \"octave\": %d, \"w_range\": [%.9g, %.9g]", octave[k], mp_hist_edge(2 * octave[k]),
+                           octave[k] + 1 < MP_QBINS ? mp_hist_edge(2 * octave[k] + 2) : -1.0);
                 if (eng) { /* per-token weights of the shown tokens, first = the first of "left" */
                     printf(", \"tokens\": [");
                     for (size_t q = 0; q < ns; q++) {
@@ -246,6 +305,7 @@ int cmd_top_contexts(int argc, char **argv) {
     rc = 0;
 cleanup:
     free(hits);
+    free(octave);
     free_keys(keys, n_keys);
     free(keys);
     mp_routing_free(&routing);

@@ -1,13 +1,15 @@
 /* fuzz/fuzz_store.c — libFuzzer target: the store reader on an arbitrary file
  * (written to a temporary path: SQLite opens files). Open + validate, the
  * bounded shape, the accumulators' reload (resume / merge) and the top-K and
- * window readers; every failure must be a clean error. Mutations of a real
+ * window readers, and the evidence readers (histogram, quantile samples,
+ * label top-K, token index); every failure must be a clean error. Mutations of a real
  * store are the useful inputs: seed fuzz/corpus/store/ with small stores. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "core/store/evidence_read.h"
 #include "core/store/store.h"
 #include "core/store/topk.h"
 
@@ -44,6 +46,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         free(ids);
                     }
                 free(hits);
+                uint64_t h[MP_HIST_BINS];
+                mp_store_hist(st, g, 0, h, &err);
+                if (mp_store_qsamples(st, g, 0, &hits, &n, &err) == 0) free(hits);
+                if (mp_store_label_topk(st, g, 0, "lang", "python", &hits, &n, &err) == 0) free(hits);
+                mp_token_hit *rows = NULL;
+                if (mp_store_find_token(st, 5, -1, 8, &rows, &n, &err) == 0) free(rows);
             }
         }
         mp_store_close(st);

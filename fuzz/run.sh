@@ -18,7 +18,7 @@ for src in fuzz/fuzz_*.c; do
     corpus) deps+=" core/text/corpus.c core/text/utf8.c -lzstd" ;;
     recipe) deps+=" recipes/recipe.c core/util/data_dir.c -lyaml" ;;
     mask) deps+=" core/model/mask.c core/model/config.c" ;;
-    store) deps+=" core/store/store.c core/store/topk.c -lsqlite3 -lzstd" ;;
+    store) deps+=" core/store/store.c core/store/topk.c core/store/evidence.c core/store/evidence_read.c core/store/hist.c core/store/samples.c core/store/token_index.c -lsqlite3 -lzstd" ;;
     *) deps+=" $(ls core/*/*.c | grep -v "forward_cpu\|core/util/error.c\|core/util/file.c" | tr '\n' ' ')" ;;
   esac
   clang -g -O1 -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -fsanitize=fuzzer,address,undefined \

@@ -20,6 +20,7 @@
 #include "core/model/model.h"
 #include "core/util/file.h"
 #include "core/util/sha256.h"
+#include "core/store/evidence.h"
 #include "core/store/store.h"
 #include "core/text/tokenizer.h"
 #include "core/store/topk.h"
@@ -232,11 +233,27 @@ static int cmp_window(const void *x, const void *y) {
     return a->pos < b->pos ? -1 : a->pos > b->pos;
 }
 
+/* Store the window of batch hit (doc, pos) and its document row, once. */
+static int keep_window(run *r, uint64_t doc, uint32_t pos, mp_error *err) {
+    uint32_t start = pos - pos % (uint32_t)r->W;
+    win *w = batch_find(&r->b, doc, start);
+    MP_FAIL_IF(!w, err, MP_EINTERNAL, "collect: window of document %llu position %u not in the batch",
+               (unsigned long long)doc, pos);
+    if (w->stored) return 0;
+    bdoc *d = &r->b.d[w->doc_idx];
+    MP_TRY(mp_store_put_window(r->st, w->doc, w->start, r->b.ids + w->off, w->n, err));
+    if (!d->stored) MP_TRY(mp_store_put_doc(r->st, d->doc, d->source, d->line, d->labels, err));
+    w->stored = d->stored = 1;
+    return 0;
+}
+
 /* Commit the batch: one transaction. */
 static int commit(run *r, int finished, mp_error *err) {
     mp_acc *a = r->acc;
     mp_store *st = r->st;
     int rc = 0;
+    mp_topk_slot *refs = NULL; /* evidence rows' hits: windows to keep, then windows to collect */
+    size_t nrefs = 0, caprefs = 0;
     /* expert order: B-tree inserts in key order */
     if (a->n_dirty) qsort(a->dirty_list, a->n_dirty, sizeof *a->dirty_list, cmp_u32); /* NULL when empty */
     MP_TRY(mp_store_begin(st, err));
@@ -249,32 +266,28 @@ static int commit(run *r, int finished, mp_error *err) {
         const mp_topk_slot *h = a->slots + x * (size_t)a->K;
         for (int k = 0; k < a->count[x]; k++) {
             if (r->b.nw == 0 || h[k].doc < r->b.first_doc) continue;
-            uint32_t start = h[k].pos - h[k].pos % (uint32_t)r->W;
-            win *w = batch_find(&r->b, h[k].doc, start);
-            if (!w) {
-                rc = mp_fail(err, MP_EINTERNAL, "collect: window of document %llu position %u not in the batch",
-                             (unsigned long long)h[k].doc, h[k].pos);
-                goto fail;
-            }
-            if (w->stored) continue;
-            bdoc *d = &r->b.d[w->doc_idx];
-            if ((rc = mp_store_put_window(st, w->doc, w->start, r->b.ids + w->off, w->n, err)) < 0) goto fail;
-            if (!d->stored && (rc = mp_store_put_doc(st, d->doc, d->source, d->line, d->labels, err)) < 0) goto fail;
-            w->stored = d->stored = 1;
+            if ((rc = keep_window(r, h[k].doc, h[k].pos, err)) < 0) goto fail;
         }
     }
-    /* GC: windows of earlier batches that lost a top-K reference, each window once */
-    size_t ng = 0;
+    /* ... and a quantile sample or label top-K row */
+    if ((rc = mp_evid_new_refs(a->ev, first_doc, &refs, &nrefs, &caprefs, err)) < 0) goto fail;
+    for (size_t i = 0; i < nrefs; i++)
+        if ((rc = keep_window(r, refs[i].doc, refs[i].pos, err)) < 0) goto fail;
+    /* GC: windows of earlier batches that lost a reference, each window once */
+    nrefs = 0;
     for (size_t i = 0; i < a->n_evicted; i++) {
         mp_topk_slot e = a->evicted[i];
         if (r->b.nw > 0 && e.doc >= r->b.first_doc) continue;
-        e.pos -= e.pos % (uint32_t)r->W;
-        e.w = 0;
-        a->evicted[ng++] = e; /* reuses the eviction list: cleared after the commit */
+        if ((rc = mp_evid_push_ref(&refs, &nrefs, &caprefs, e, err)) < 0) goto fail;
     }
-    if (ng) qsort(a->evicted, ng, sizeof *a->evicted, cmp_window);
-    for (size_t i = 0; i < ng; i++) {
-        const mp_topk_slot *e = &a->evicted[i];
+    if ((rc = mp_evid_old_refs(a->ev, first_doc, &refs, &nrefs, &caprefs, err)) < 0) goto fail;
+    for (size_t i = 0; i < nrefs; i++) {
+        refs[i].pos -= refs[i].pos % (uint32_t)r->W;
+        refs[i].w = 0;
+    }
+    if (nrefs) qsort(refs, nrefs, sizeof *refs, cmp_window);
+    for (size_t i = 0; i < nrefs; i++) {
+        const mp_topk_slot *e = &refs[i];
         if (i > 0 && e->doc == e[-1].doc && e->pos == e[-1].pos) continue;
         if ((rc = mp_store_gc_window(st, e->doc, e->pos, r->W, err)) < 0) goto fail;
     }
@@ -286,12 +299,14 @@ static int commit(run *r, int finished, mp_error *err) {
     for (size_t i = 0; i < sizeof pv / sizeof *pv; i++)
         if ((rc = mp_store_progress_set(st, pv[i].k, (int64_t)pv[i].v, err)) < 0) goto fail;
     if ((rc = mp_store_commit(st, err)) < 0) goto fail;
+    free(refs);
     mp_acc_clear_dirty(a);
     batch_clear(&r->b);
     r->pw0 = 0;
     r->batch_windows = 0;
     return 0;
 fail:
+    free(refs);
     mp_store_rollback(st);
     return rc;
 }
@@ -428,6 +443,7 @@ cleanup:
 /* Fold window w's routing (rt, its tokens in order) into the accumulators. */
 static int accumulate_window(run *r, const win *w, size_t first, const mp_routing *rt, mp_error *err) {
     int rc = 0;
+    const int32_t *ids = r->b.ids + w->off;
     for (size_t t = 0; t < w->n; t++) {
         uint32_t pos = w->start + (uint32_t)t;
         if (pos < first) continue;
@@ -438,7 +454,7 @@ static int accumulate_window(run *r, const win *w, size_t first, const mp_routin
             MP_TRY(mp_route_expert_pairs(&rt->groups[g], (int)t, &pairs, &np, err));
             for (size_t k = 0; k < np && rc == 0; k++)
                 rc = mp_acc_hit(r->acc, g, (uint32_t)pairs[k].i * (uint32_t)rt->E + (uint32_t)pairs[k].j, pairs[k].w,
-                                w->doc, pos, err);
+                                w->doc, pos, ids[t], err);
             free(pairs);
             MP_TRY(rc);
         }

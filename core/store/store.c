@@ -1,6 +1,6 @@
 /* core/store/store.c — the collect store in SQLite (see store.h, docs/store.md).
  *
- * Schema (version 1; every table readable with the sqlite3 CLI):
+ * Schema (version 2; every table readable with the sqlite3 CLI):
  *   meta(key TEXT PRIMARY KEY, value TEXT)
  *       schema_version, monet_probe_version, model_path, model_hash,
  *       config_sha256, tokenizer_sha256, corpus, text_field, label_fields,
@@ -29,7 +29,13 @@
  *   score_totals(field PRIMARY KEY, n, sum_y, sum_y2, n_docs, d_sum_y, d_sum_y2)
  *   score_stats(grp, expert, field, sum_x, sum_x2, sum_xy, d_sum_x, d_sum_x2, d_sum_xy)
  *                                                               PK (grp, expert, field)
- * Only windows/docs referenced by a topk row are kept (mp_store_gc_*).
+ *   hist(grp, expert, bin, n)                                   PK (grp, expert, bin)
+ *   qsamples(grp, expert, octave, w, doc, pos)                  PK (grp, expert, octave, doc, pos)
+ *   label_topk(grp, expert, field, value, w, doc, pos)          PK (grp, expert, field, value, doc, pos)
+ *   token_index(token, grp, expert, n, max_w)                   PK (token, grp, expert)
+ *       the evidence tables (core/store/evidence.h; version 2)
+ * Only windows/docs referenced by a topk, qsamples or label_topk row are kept
+ * (mp_store_gc_*).
  */
 #include "core/store/store.h"
 
@@ -41,6 +47,7 @@
 #include <sys/stat.h>
 #include <zstd.h>
 
+#include "core/store/evidence.h"
 #include "core/util/file.h"
 
 struct mp_store {
@@ -72,10 +79,22 @@ static const char *SCHEMA =
     " sum_y2 REAL NOT NULL, n_docs REAL NOT NULL, d_sum_y REAL NOT NULL, d_sum_y2 REAL NOT NULL);"
     "CREATE TABLE score_stats(grp INTEGER NOT NULL, expert INTEGER NOT NULL, field TEXT NOT NULL,"
     " sum_x REAL NOT NULL, sum_x2 REAL NOT NULL, sum_xy REAL NOT NULL, d_sum_x REAL NOT NULL,"
-    " d_sum_x2 REAL NOT NULL, d_sum_xy REAL NOT NULL, PRIMARY KEY(grp, expert, field)) WITHOUT ROWID;";
+    " d_sum_x2 REAL NOT NULL, d_sum_xy REAL NOT NULL, PRIMARY KEY(grp, expert, field)) WITHOUT ROWID;"
+    "CREATE TABLE hist(grp INTEGER NOT NULL, expert INTEGER NOT NULL, bin INTEGER NOT NULL, n INTEGER NOT NULL,"
+    " PRIMARY KEY(grp, expert, bin)) WITHOUT ROWID;"
+    "CREATE TABLE qsamples(grp INTEGER NOT NULL, expert INTEGER NOT NULL, octave INTEGER NOT NULL, w REAL NOT NULL,"
+    " doc INTEGER NOT NULL, pos INTEGER NOT NULL, PRIMARY KEY(grp, expert, octave, doc, pos)) WITHOUT ROWID;"
+    "CREATE INDEX qsamples_doc ON qsamples(doc, pos);"
+    "CREATE TABLE label_topk(grp INTEGER NOT NULL, expert INTEGER NOT NULL, field TEXT NOT NULL, value TEXT NOT NULL,"
+    " w REAL NOT NULL, doc INTEGER NOT NULL, pos INTEGER NOT NULL,"
+    " PRIMARY KEY(grp, expert, field, value, doc, pos)) WITHOUT ROWID;"
+    "CREATE INDEX label_topk_doc ON label_topk(doc, pos);"
+    "CREATE TABLE token_index(token INTEGER NOT NULL, grp INTEGER NOT NULL, expert INTEGER NOT NULL,"
+    " n INTEGER NOT NULL, max_w REAL NOT NULL, PRIMARY KEY(token, grp, expert)) WITHOUT ROWID;";
 
 static const char *TABLES[] = {"meta", "files", "progress", "groups", "expert_stats", "topk", "windows",
-                               "docs", "label_totals", "label_stats", "score_totals", "score_stats"};
+                               "docs", "label_totals", "label_stats", "score_totals", "score_stats",
+                               "hist", "qsamples", "label_topk", "token_index"};
 
 /* The library code for the database's last error: a full disk, an I/O error
  * or a lock is the environment's failure (MP_ERESOURCE, exit 3). */
@@ -111,6 +130,12 @@ int mp_store_exec(mp_store *st, const char *sql, mp_error *err) {
 static int prep(mp_store *st, const char *sql, sqlite3_stmt **s, mp_error *err) {
     if (sqlite3_prepare_v2(st->db, sql, -1, s, NULL) != SQLITE_OK) return sqerr(st, err, "prepare");
     return 0;
+}
+
+int mp_store_prepare(mp_store *st, const char *sql, sqlite3_stmt **s, mp_error *err) { return prep(st, sql, s, err); }
+int mp_store_sqlerr(mp_store *st, const char *what, mp_error *err) { return sqerr(st, err, what); }
+int mp_store_corrupt(mp_store *st, const char *table, mp_error *err) {
+    return mp_fail(err, MP_EINPUT, "%s: corrupt store: bad row in table %s", st->path, table);
 }
 
 /* Validate an existing file: a SQLite database with our tables and version. */
@@ -513,7 +538,9 @@ int mp_store_gc_window(mp_store *st, uint64_t doc, uint32_t start, int window, m
     int rc = 0;
     if ((rc = prep(st,
                    "DELETE FROM windows WHERE doc=?1 AND start=?2 AND NOT EXISTS (SELECT 1 FROM topk WHERE "
-                   "topk.doc=?1 AND topk.pos>=?2 AND topk.pos<?2+?3)",
+                   "topk.doc=?1 AND topk.pos>=?2 AND topk.pos<?2+?3) AND NOT EXISTS (SELECT 1 FROM qsamples q WHERE "
+                   "q.doc=?1 AND q.pos>=?2 AND q.pos<?2+?3) AND NOT EXISTS (SELECT 1 FROM label_topk l WHERE "
+                   "l.doc=?1 AND l.pos>=?2 AND l.pos<?2+?3)",
                    &s, err)) < 0 ||
         (rc = prep(st, "DELETE FROM docs WHERE doc=?1 AND NOT EXISTS (SELECT 1 FROM windows WHERE windows.doc=?1)",
                    &d, err)) < 0)
@@ -536,12 +563,14 @@ cleanup:
 }
 
 int mp_store_gc_all(mp_store *st, int window, mp_error *err) {
-    char sql[512];
+    char sql[1024];
     snprintf(sql, sizeof sql,
              "DELETE FROM windows WHERE NOT EXISTS (SELECT 1 FROM topk WHERE topk.doc=windows.doc AND "
-             "topk.pos>=windows.start AND topk.pos<windows.start+%d);"
+             "topk.pos>=windows.start AND topk.pos<windows.start+%d) AND NOT EXISTS (SELECT 1 FROM qsamples q WHERE "
+             "q.doc=windows.doc AND q.pos>=windows.start AND q.pos<windows.start+%d) AND NOT EXISTS (SELECT 1 FROM "
+             "label_topk l WHERE l.doc=windows.doc AND l.pos>=windows.start AND l.pos<windows.start+%d);"
              "DELETE FROM docs WHERE NOT EXISTS (SELECT 1 FROM windows WHERE windows.doc=docs.doc);",
-             window);
+             window, window, window);
     return mp_store_exec(st, sql, err);
 }
 
@@ -704,6 +733,7 @@ int mp_store_save_acc(mp_store *st, const mp_acc *a, int all, uint64_t first_doc
             goto cleanup;
         }
     }
+    rc = mp_evid_save(st, a, all, first_doc, err);
 cleanup:
     for (int i = 0; i < S_N; i++) sqlite3_finalize(s[i]);
     return rc;
@@ -852,6 +882,7 @@ int mp_store_load_acc(mp_store *st, mp_acc *a, mp_error *err) {
         for (int j = 0; j < 6; j++) d[j] += sqlite3_column_double(s, 3 + j);
     }
     if (step != SQLITE_DONE) goto sql_fail;
+    if ((rc = mp_evid_load(st, a, err)) < 0) goto cleanup;
     mp_smap_clear_dirty(&a->label);
     mp_smap_clear_dirty(&a->score);
     a->n_evicted = 0;

@@ -19,10 +19,11 @@
 #include "core/util/error.h"
 #include "core/store/topk.h"
 
-#define MP_STORE_SCHEMA_VERSION 1
+#define MP_STORE_SCHEMA_VERSION 2 /* 2: hist, qsamples, label_topk, token_index */
 
 typedef struct mp_store mp_store;
 typedef struct sqlite3 sqlite3;
+typedef struct sqlite3_stmt sqlite3_stmt;
 
 enum { MP_STORE_READ = 0, MP_STORE_CREATE = 1, MP_STORE_WRITE = 2 };
 
@@ -36,6 +37,15 @@ void mp_store_close(mp_store *st);
 
 sqlite3 *mp_store_db(mp_store *st);        /* borrowed, valid until close */
 const char *mp_store_path(const mp_store *st);
+
+/* Prepare one statement on the store (*s: finalize it). @return 0 or the
+ * mapped SQLite error ("<path>: prepare: <message>"). */
+int mp_store_prepare(mp_store *st, const char *sql, sqlite3_stmt **s, mp_error *err);
+/* The store's last SQLite error as an mp_error: "<path>: <what>: <message>",
+ * MP_ERESOURCE for a full disk / I/O / lock, MP_EINPUT for corruption. */
+int mp_store_sqlerr(mp_store *st, const char *what, mp_error *err);
+/* MP_EINPUT "<path>: corrupt store: bad row in table <table>". */
+int mp_store_corrupt(mp_store *st, const char *table, mp_error *err);
 
 /* Run an SQL script (no results). @return 0 or MP_EIO with the SQLite message. */
 int mp_store_exec(mp_store *st, const char *sql, mp_error *err);

@@ -2,6 +2,8 @@
  * statistics for collect (see topk.h for layout, memory and ordering). */
 #include "core/store/topk.h"
 
+#include "core/store/evidence.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,7 +128,7 @@ int mp_acc_create(int n_groups, int E, int K, int n_fields, const char *const *f
         goto fail;
     }
     if ((rc = mp_smap_init(&a->label, 2, err)) < 0 || (rc = mp_smap_init(&a->score, 6, err)) < 0 ||
-        (rc = mp_smap_init(&a->docmap, 3, err)) < 0)
+        (rc = mp_smap_init(&a->docmap, 5, err)) < 0 || (rc = mp_evid_create(n_groups, a->n_experts, &a->ev, err)) < 0)
         goto fail;
     for (int f = 0; f < n_fields; f++) {
         a->fields[f].name = strdup(field_names[f]);
@@ -166,6 +168,7 @@ void mp_acc_free(mp_acc *a) {
     mp_smap_free(&a->label);
     mp_smap_free(&a->score);
     mp_smap_free(&a->docmap);
+    mp_evid_free(a->ev);
     free(a);
 }
 
@@ -238,7 +241,7 @@ static int mark_dirty(mp_acc *a, size_t x, int bits, mp_error *err) {
     return 0;
 }
 
-int mp_acc_hit(mp_acc *a, int g, uint32_t e, float w, uint64_t doc, uint32_t pos, mp_error *err) {
+int mp_acc_hit(mp_acc *a, int g, uint32_t e, float w, uint64_t doc, uint32_t pos, int32_t token, mp_error *err) {
     size_t x = (size_t)g * a->n_experts + e;
     mp_expert_stat *s = &a->stats[x];
     if (s->n == 0) a->group_active[g]++;
@@ -250,12 +253,15 @@ int mp_acc_hit(mp_acc *a, int g, uint32_t e, float w, uint64_t doc, uint32_t pos
     int changed = mp_acc_offer(a, g, e, hit, err);
     if (changed < 0) return changed;
     MP_TRY(mark_dirty(a, x, changed ? MP_DIRTY_STATS | MP_DIRTY_TOPK : MP_DIRTY_STATS, err));
+    MP_TRY(mp_evid_hit(a->ev, g, e, w, doc, pos, token, err));
     if (a->n_fields > 0) {
         double *d = mp_smap_get(&a->docmap, (uint64_t)g << 32 | e, err);
         if (!d) return MP_ENOMEM;
         d[0] += 1;
         d[1] += w;
         d[2] += (double)w * w;
+        if (d[0] == 1 || w > d[3] || (w == d[3] && pos < d[4])) d[3] = w, d[4] = pos; /* the document's best hit */
+        a->cur_doc = doc;
     }
     return 0;
 }
@@ -323,9 +329,10 @@ int mp_acc_doc_end(mp_acc *a, const int *value_ids, const double *scores, mp_err
     for (size_t i = 0; i < a->docmap.cap; i++) {
         uint64_t k = a->docmap.keys[i];
         if (k == MP_SMAP_EMPTY) continue;
-        const double *d = a->docmap.vals + i * 3;
+        const double *d = a->docmap.vals + i * 5;
         int g = (int)(k >> 32);
         uint32_t e = (uint32_t)k;
+        MP_TRY(mp_evid_doc_best(a->ev, a->n_fields, value_ids, g, e, (float)d[3], a->cur_doc, (uint32_t)d[4], err));
         for (int f = 0; f < a->n_fields; f++) {
             if (value_ids[f] >= 0) {
                 double *l = mp_smap_get(&a->label, mp_label_key(g, f, value_ids[f], e), err);
@@ -366,6 +373,7 @@ int mp_acc_sorted(const mp_acc *a, int g, uint32_t e, mp_topk_slot *out) {
 }
 
 void mp_acc_clear_dirty(mp_acc *a) {
+    mp_evid_clear_dirty(a->ev, a);
     for (size_t i = 0; i < a->n_dirty; i++) a->dirty[a->dirty_list[i]] = 0;
     a->n_dirty = 0;
     a->n_evicted = 0;

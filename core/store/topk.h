@@ -92,8 +92,10 @@ typedef struct mp_acc {
     mp_field fields[MP_ACC_MAX_FIELDS];
     mp_smap label;                /* (g, field, value, e) -> {n_active, sum_w} */
     mp_smap score;                /* (g, field, e) -> {sx, sxx, sxy, d_sx, d_sxx, d_sxy} */
-    mp_smap docmap;               /* current document: (g, e) -> {n, sum x, sum x^2} */
+    mp_smap docmap;               /* current document: (g, e) -> {n, sum x, sum x^2, best w, its pos} */
     uint64_t doc_tokens;          /* tokens of the current document so far */
+    uint64_t cur_doc;             /* the current document's index (label top-K) */
+    struct mp_evid *ev;           /* histograms, quantile samples, label top-K, token index (evidence.h) */
 } mp_acc;
 
 /* Allocate accumulators. field_names/is_score: the label fields (n_fields <=
@@ -111,8 +113,9 @@ void mp_acc_free(mp_acc *a);
  * @return 1 when the heap changed, 0 when not, MP_ENOMEM. */
 int mp_acc_offer(mp_acc *a, int g, uint32_t e, mp_topk_slot hit, mp_error *err);
 
-/* One active expert of one token: statistics, heap, document map. */
-int mp_acc_hit(mp_acc *a, int g, uint32_t e, float w, uint64_t doc, uint32_t pos, mp_error *err);
+/* One active expert of one token (token: its id, for the token index; -1:
+ * none): statistics, heap, document map, evidence (evidence.h). */
+int mp_acc_hit(mp_acc *a, int g, uint32_t e, float w, uint64_t doc, uint32_t pos, int32_t token, mp_error *err);
 
 /* Count one processed token in every group (call once per token). */
 void mp_acc_token(mp_acc *a);
@@ -120,7 +123,8 @@ void mp_acc_token(mp_acc *a);
 /* Value id of value in field f (interned), or MP_EINPUT past MP_ACC_MAX_VALUES. */
 int mp_acc_value_id(mp_acc *a, int f, const char *value, mp_error *err);
 
-/* End of a document: flush the document map into the label maps.
+/* End of a document: flush the document map into the label maps and each
+ * expert's best hit of the document into the label top-K (evidence.h).
  * value_ids[f]: categorical value id of field f, or -1 when the document has
  * none; scores[f]: the numeric value of score field f (NaN when missing).
  * @return 0 or MP_ENOMEM / MP_EINPUT. */

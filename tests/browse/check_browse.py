@@ -140,6 +140,28 @@ def site_mode():
     check(re.search(r'<td class="num pct">\d+\.\d\d%</td>', hp) is not None, "activation shown as the paper does")
     check("<svg class=\"profile\"" in hp and "<rect" in hp, "per-label activation profile as inline SVG")
     check("Co-activating experts" in hp, "co-activating experts section")
+    # evidence panels: histogram (bars add up to n_active), quantile samples, per-label samples
+    g_, e_ = int(g), int(e)
+    n_act = int(subprocess.run(["sqlite3", store, f"SELECT n_active FROM expert_stats WHERE grp={g_} AND expert={e_}"],
+                               capture_output=True, text=True, check=True).stdout)
+    m = re.search(r'<svg class="hist" id="hist" data-total="(\d+)"', hp)
+    bars = [int(x) for x in re.findall(r'<rect data-n="(\d+)"', hp)]
+    check(m is not None and int(m.group(1)) == n_act == sum(bars) and len(bars) >= 1,
+          f"activation histogram on the page: {len(bars)} bins adding up to n_active {n_act}")
+    nq = int(subprocess.run(["sqlite3", store, f"SELECT count(*) FROM qsamples WHERE grp={g_} AND expert={e_}"],
+                            capture_output=True, text=True, check=True).stdout)
+    qt = hp[hp.index('<table id="quantiles">'):] if '<table id="quantiles">' in hp else ""
+    qt = qt[:qt.index("</table>")] if qt else ""
+    check(nq > 0 and qt.count("<tr><td") == nq and qt.count("<mark>") == nq,
+          f"quantile samples table: {nq} rows (the store's qsamples), one marked token each")
+    lt = hp[hp.index('<table id="labelsamples">'):] if '<table id="labelsamples">' in hp else ""
+    lt = lt[:lt.index("</table>")] if lt else ""
+    nl = int(subprocess.run(["sqlite3", store, f"SELECT min(count(*), 32) FROM label_topk WHERE grp={g_} AND "
+                             f"expert={e_} AND field='lang'"], capture_output=True, text=True, check=True).stdout)
+    check(nl > 0 and lt.count("<tr><td") == nl and "Per-label samples: lang" in hp,
+          f"per-label samples table (field lang): {nl} rows")
+    check(all(len(r) == 11 for r in rows) and sum(bool(r[10]) for r in rows) > len(rows) // 2,
+          "index rows carry each expert's top tokens (search by token text)")
     check(re.search(r"<title>Expert \d+:\d+,\d+", hp) is not None and re.search(r"Group \d+ / Expert [\d,]+", hp) is not None,
       "page titled with the address R:I,J, and names the paper's Group R / Expert N")
 
@@ -163,8 +185,17 @@ def site_mode():
     check(max(r[6] for r in rows) == rs[0][6], "--rank max lists the expert with the highest max first")
     run("browse", "--store", store, "--out", small, "--experts", "3", "--rank", "skew", "--quiet")
     rs = index_rows(small)
-    check(len(pages(small)) == len(rs) <= 3 and all(r[7] is not None for r in rs),
-          f"rewritten with --experts 3 --rank skew: {len(rs)} specialist page(s), old pages removed")
+    ns = sum(r[7] is not None for r in rs)
+    check(len(pages(small)) == len(rs) <= 6 and 1 <= ns <= 3 and all(r[7] is not None for r in rs[:ns])
+          and all(r[7] is None for r in rs[ns:]) and [r[4] for r in rs[ns:]] == sorted((r[4] for r in rs[ns:]),
+                                                                                   reverse=True),
+          f"rewritten with --experts 3 --rank skew: {ns} specialist page(s) first, then {len(rs) - ns} generalists "
+          f"(most active first), old pages removed")
+    run("browse", "--store", store, "--out", small, "--experts", "4", "--label-field", "lang", "--quiet")
+    rd = index_rows(small)
+    sk = [r[8] for r in rd if r[7] is not None]
+    check(rd[0][7] is not None and sk == sorted(sk, reverse=True) and any(r[7] is None for r in rd),
+          "--label-field without --rank: ranked by skew, generalists listed after the specialists")
     foreign = os.path.join(WORK, "foreign")
     os.makedirs(foreign)
     open(os.path.join(foreign, "notes.txt"), "w").write("mine")

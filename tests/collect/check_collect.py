@@ -5,18 +5,21 @@ RosettaCode solutions from the shipped data/corpus/probe.jsonl (tests/ref/shippe
 
 usage: check_collect.py MODE MONET_PROBE MODEL_DIR TESTS_REF_DIR TEST_SHA256
 MODE:
-  bruteforce  top-K rows, activation statistics, label and Pearson statistics of
+  bruteforce  top-K rows, activation statistics, label and Pearson statistics,
+              histograms, quantile samples, label top-K and token index of
               the store == a brute-force recomputation from `route --json` over
               the same windows (numpy for the Pearson r)
   resume      kill -9 at random moments, re-run until done: store content
               identical to an uninterrupted run's, bit for bit
-  shards      3 shards merged == one run over the whole corpus; merge refusals
+  shards      3 shards merged == one run over the whole corpus (evidence tables
+              exact too); merge refusals
   errors      corrupt stores, wrong settings, bad corpora, bad expert ids
   commands    top-contexts text/--json format, experts --sort/--label/--group
   sha256      core/util/sha256 == coreutils sha256sum == hashlib
 """
 import hashlib
 import json
+import math
 import os
 import random
 import sqlite3
@@ -88,7 +91,38 @@ DUMP = {
     "score_totals": "SELECT * FROM score_totals ORDER BY 1",
     "score_stats": "SELECT * FROM score_stats ORDER BY 1, 2, 3",
     "progress": "SELECT * FROM progress WHERE key NOT IN ('batches') ORDER BY 1",
+    "hist": "SELECT * FROM hist ORDER BY 1, 2, 3",
+    "qsamples": "SELECT * FROM qsamples ORDER BY 1, 2, 3, 5, 6",
+    "label_topk": "SELECT * FROM label_topk ORDER BY 1, 2, 3, 4, 6, 7",
+    "token_index": "SELECT * FROM token_index ORDER BY 1, 2, 3",
 }
+EVIDENCE = ["hist", "qsamples", "label_topk", "token_index"]
+SCHEMA_VERSION = "2"
+REFS = ["topk", "qsamples", "label_topk"]  # tables whose (doc, pos) keep a window
+
+
+def hist_bin(w):
+    """core/store/hist.c mp_hist_bin: half-octave bins, bin 24 starts at w = 1."""
+    if w <= 0:
+        return 0
+    m, ex = math.frexp(w)
+    return min(31, max(0, 2 * (ex - 1) + (2 * m >= math.sqrt(2)) + 24))
+
+
+def mix64(x):
+    M = (1 << 64) - 1
+    x &= M
+    x ^= x >> 33
+    x = (x * 0xff51afd7ed558ccd) & M
+    x ^= x >> 33
+    x = (x * 0xc4ceb9fe1a85ec53) & M
+    x ^= x >> 33
+    return x
+
+
+def sample_hash(doc, pos):
+    """core/store/samples.c mp_sample_hash."""
+    return mix64(mix64(doc + 0x9e3779b97f4a7c15) ^ pos)
 
 
 def dump(path):
@@ -113,10 +147,16 @@ def close_rows(a, b, rel=1e-9):
 
 def unreferenced_windows(path):
     db = sqlite3.connect(path)
-    n = db.execute(f"SELECT count(*) FROM windows w WHERE NOT EXISTS (SELECT 1 FROM topk t WHERE t.doc = w.doc "
-                   f"AND t.pos >= w.start AND t.pos < w.start + {W})").fetchone()[0]
+    cond = " AND ".join(f"NOT EXISTS (SELECT 1 FROM {t} t WHERE t.doc = w.doc AND t.pos >= w.start AND "
+                        f"t.pos < w.start + {W})" for t in REFS)
+    n = db.execute(f"SELECT count(*) FROM windows w WHERE {cond}").fetchone()[0]
     db.close()
     return n
+
+
+def missing_windows(db):
+    return sum(db.execute(f"SELECT count(*) FROM {t} t WHERE NOT EXISTS (SELECT 1 FROM windows w WHERE w.doc = t.doc "
+                          f"AND w.start = t.pos - t.pos % {W})").fetchone()[0] for t in REFS)
 
 
 # ------------------------------------------------------------------ bruteforce
@@ -124,9 +164,12 @@ def unreferenced_windows(path):
 def brute_force(docs):
     """Hits per (group, expert) from `route --json` over the same windows."""
     hits, tok_x = {}, []  # tok_x: per token {(g,e): w}, with doc index
+    tok_id = {}  # (doc index, pos) -> token id
     for d_idx, d in enumerate(docs):
         p = run("tokenize", "--model", MODEL, "--json", "--bos", "--whole", "-", stdin=d["code"].encode())
         ids = json.loads(p.stdout.decode().strip().splitlines()[0])["ids"]
+        for pos, t in enumerate(ids):
+            tok_id[(d_idx, pos)] = t
         for start in range(0, len(ids), W):
             win = ids[start:start + W]
             r = json.loads(run("route", "--model", MODEL, "--ids", ",".join(map(str, win)), "--json").stdout)
@@ -143,7 +186,7 @@ def brute_force(docs):
                         hits.setdefault(key, []).append((w, d_idx, pos))
                         x[key] = w
                 tok_x.append((d_idx, x))
-    return hits, tok_x
+    return hits, tok_x, tok_id
 
 
 def mode_bruteforce(tmp):
@@ -151,7 +194,7 @@ def mode_bruteforce(tmp):
     docs = write_corpus(corpus, 24)
     store = os.path.join(tmp, "s.db")
     run(*collect_args(corpus, store, "--commit-every", "3", "--batch", "4"))
-    hits, tok_x = brute_force(docs)
+    hits, tok_x, tok_id = brute_force(docs)
     db = sqlite3.connect(store)
     rows = {}
     for g, e, rank, w, doc, pos in db.execute("SELECT grp, expert, rank, w, doc, pos FROM topk_ranked ORDER BY 1, 2, 3"):
@@ -219,18 +262,72 @@ def mode_bruteforce(tmp):
     check(checked > 0 and worst_tok < 1e-9, f"per-token Pearson r from the store == numpy ({checked} experts, "
                                             f"max |diff| {worst_tok:.2e})")
     check(worst_doc < 1e-9, f"per-document Pearson r from the store == numpy (max |diff| {worst_doc:.2e})")
-    check(unreferenced_windows(store) == 0, "no window without a top-K row pointing into it (GC)")
-    refs = db.execute(f"SELECT count(*) FROM topk t WHERE NOT EXISTS (SELECT 1 FROM windows w WHERE w.doc = t.doc "
-                      f"AND w.start = t.pos - t.pos % {W})").fetchone()[0]
-    check(refs == 0, "every top-K row has its window")
+    check(unreferenced_windows(store) == 0, "no window without a top-K, sample or label top-K row pointing into it (GC)")
+    check(missing_windows(db) == 0, "every top-K, quantile sample and label top-K row has its window")
+    check_evidence(db, docs, hits, tok_id)
     meta = dict(db.execute("SELECT key, value FROM meta"))
     cfg = hashlib.sha256(open(os.path.join(MODEL, "config.json"), "rb").read()).hexdigest()
     tk = hashlib.sha256(open(os.path.join(MODEL, "tokenizer.model"), "rb").read()).hexdigest()
     check(meta["config_sha256"] == cfg and meta["tokenizer_sha256"] == tk and meta["top_k"] == str(K)
-          and meta["window"] == str(W) and meta["schema_version"] == "1" and meta["corpus"] == corpus
+          and meta["window"] == str(W) and meta["schema_version"] == SCHEMA_VERSION and meta["corpus"] == corpus
           and meta["model_path"] == MODEL and "monet_probe_version" in meta,
           "run metadata: hashes, K, window, corpus, schema and program version")
     db.close()
+
+
+def check_evidence(db, docs, hits, tok_id):
+    """hist, qsamples, label_topk and token_index == their definitions (docs/store.md) over the brute-force hits."""
+    want_h = {}
+    for (g, e), v in hits.items():
+        for w, d, pos in v:
+            k = (g, e, hist_bin(w))
+            want_h[k] = want_h.get(k, 0) + 1
+    got_h = {(g, e, b): n for g, e, b, n in db.execute("SELECT * FROM hist")}
+    check(got_h == want_h and sum(got_h.values()) == sum(len(v) for v in hits.values()),
+          f"hist: half-octave bins of w == brute force ({len(want_h)} (expert, bin) rows, every hit counted once)")
+    want_q = set()
+    for (g, e), v in hits.items():
+        by = {}
+        for w, d, pos in v:
+            by.setdefault(hist_bin(w) // 2, []).append((w, d, pos))
+        for o, hs in by.items():
+            for w, d, pos in sorted(hs, key=lambda h: (sample_hash(h[1], h[2]), h[1], h[2]))[:4]:
+                want_q.add((g, e, o, w, d, pos))
+    got_q = set(db.execute("SELECT * FROM qsamples"))
+    check(got_q == want_q, f"qsamples: per expert and octave the 4 smallest hash(doc, pos) == brute force "
+                           f"({len(want_q)} rows)")
+    want_l = set()
+    for (g, e), v in hits.items():
+        best = {}
+        for w, d, pos in v:
+            if d not in best or (w, -pos) > (best[d][0], -best[d][2]):
+                best[d] = (w, d, pos)
+        for field in ("lang", "tox"):
+            by = {}
+            for d, h in best.items():
+                if field not in docs[d]:
+                    continue
+                val = docs[d][field]
+                if field == "tox":
+                    b = min(9, int(val * 10))
+                    val = f"{b / 10:.1f}-{(b + 1) / 10:.1f}"
+                by.setdefault(val, []).append(h)
+            for val, hs in by.items():
+                for w, d, pos in sorted(hs, key=lambda h: (-h[0], h[1], h[2]))[:4]:
+                    want_l.add((g, e, field, val, w, d, pos))
+    got_l = set(db.execute("SELECT * FROM label_topk"))
+    check(got_l == want_l, f"label_topk: per expert and label value the 4 best documents (best token each) == brute "
+                           f"force ({len(want_l)} rows, lang and tox buckets)")
+    want_t = {}
+    for (g, e), v in hits.items():
+        for w, d, pos in v:
+            if w >= 0.125:
+                k = (tok_id[(d, pos)], g, e)
+                n, mx = want_t.get(k, (0, 0.0))
+                want_t[k] = (n + 1, max(mx, w))
+    got_t = {(t, g, e): (n, mx) for t, g, e, n, mx in db.execute("SELECT * FROM token_index")}
+    check(got_t == want_t and len(got_t) > 0, f"token_index: (token, expert) -> count and max of hits with w >= 0.125 "
+                                              f"== brute force ({len(want_t)} rows)")
 
 
 # ------------------------------------------------------------------ resume
@@ -315,7 +412,7 @@ def mode_shards(tmp):
     merged = os.path.join(tmp, "m.db")
     run("merge", merged, *shards)
     a, b = dump(full), dump(merged)
-    for k in ["topk", "windows", "docs", "groups", "label_totals"]:
+    for k in ["topk", "windows", "docs", "groups", "label_totals", *EVIDENCE]:
         check(a[k] == b[k], f"3 shards merged == one run: {k} ({len(a[k])} rows, exact)")
     for k in ["expert_stats", "label_stats", "score_totals", "score_stats"]:
         check(close_rows(a[k], b[k]), f"3 shards merged == one run: {k} ({len(a[k])} rows; counts exact, sums 1e-9)")
@@ -353,7 +450,7 @@ def mode_shards(tmp):
     slm = os.path.join(tmp, "slm.db")
     run("merge", slm, *sl)
     a, b = dump(merged), dump(slm)
-    check(all(a[k] == b[k] for k in ["topk", "windows", "docs", "groups", "label_totals"]),
+    check(all(a[k] == b[k] for k in ["topk", "windows", "docs", "groups", "label_totals", *EVIDENCE]),
           "--shard slurm (array 1-3) merged == the 3 i/n shards merged")
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
     p = subprocess.run([BIN, *collect_args(corpus, os.path.join(tmp, "x.db"), "--shard", "slurm")], env=env,
@@ -485,7 +582,7 @@ def mode_errors(tmp):
     p = run("top-contexts", "--store", bad, "--expert", "1,1", ok=False)
     check(one_line_error(p) and b"schema version 99" in p.stderr, "wrong schema version: exit 2 with the version")
     db = sqlite3.connect(bad)
-    db.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
+    db.execute(f"UPDATE meta SET value='{SCHEMA_VERSION}' WHERE key='schema_version'")
     db.execute("DROP TABLE topk")
     db.commit()
     db.close()
@@ -509,7 +606,7 @@ def mode_errors(tmp):
     db.close()
     p = run("top-contexts", "--store", store, "--expert", "0:1,1", ok=False)
     check(one_line_error(p) and b"corrupt" in p.stderr, "corrupt window blob: exit 2")
-    for c in ["collect", "top-contexts", "experts", "merge"]:
+    for c in ["collect", "top-contexts", "experts", "merge", "find"]:
         p = run(c, "--help")
         check(p.returncode == 0 and f"usage: monet-probe {c}".encode() in p.stdout, f"{c} --help")
         p = run(c, "--bogus", ok=False)
@@ -571,7 +668,73 @@ def mode_commands(tmp):
     check("lang=Python" in txt.splitlines()[0] and len(txt.splitlines()) == 4, "experts --label text table")
     p = run("experts", "--store", store, "--label", "lang=Cobol", ok=False)
     check(one_line_error(p) and b"lang=Cobol" in p.stderr, "experts --label with an unknown value: exit 2")
+    evidence_commands(db, store)
     db.close()
+
+
+def evidence_commands(db, store):
+    """find, top-contexts --label / --quantiles == the store's evidence tables."""
+    E = 16
+    # top-contexts --label: the expert's label_topk rows, best first
+    g, e, val = db.execute("SELECT grp, expert, value FROM label_topk WHERE field='lang' GROUP BY 1, 2, 3 "
+                           "ORDER BY count(*) DESC, 1, 2, 3").fetchone()
+    j = json.loads(run("top-contexts", "--store", store, "--expert", f"{g}:#{e}", "--label", f"lang={val}",
+                       "--json").stdout)
+    got = [(c["w"], c["doc"], c["pos"], c["labels"]["lang"]) for c in j["groups"][0]["contexts"]]
+    want = db.execute("SELECT w, doc, pos, value FROM label_topk WHERE grp=? AND expert=? AND field='lang' AND value=? "
+                      "ORDER BY w DESC, doc, pos", (g, e, val)).fetchall()
+    check([(np.float32(a), b, c, d) for a, b, c, d in got] == [(np.float32(a), b, c, d) for a, b, c, d in want]
+          and len(want) >= 1 and j["groups"][0]["label"] == {"field": "lang", "value": val},
+          f"top-contexts --label lang={val} --json == label_topk rows, every document labelled {val}")
+    txt = run("top-contexts", "--store", store, "--expert", f"{g}:#{e}", "--label", f"lang={val}").stdout.decode()
+    check(f"best documents with lang={val}" in txt and txt.count("[lang=") == txt.count(f"[lang={val}") >= 1 and
+          txt.count(" doc ") == len(want),
+          "top-contexts --label text: every shown context carries the label")
+    p = run("top-contexts", "--store", store, "--expert", f"{g}:#{e}", "--label", "lang=Cobol", ok=False)
+    check(one_line_error(p) and b"lang=Cobol" in p.stderr, "top-contexts --label with an unknown value: exit 2")
+    p = run("top-contexts", "--store", store, "--expert", f"{g}:#{e}", "--label", "lang", ok=False)
+    check(p.returncode == 2, "top-contexts --label without =VALUE: exit 2")
+    # top-contexts --quantiles: the qsamples rows, highest octave first
+    j = json.loads(run("top-contexts", "--store", store, "--expert", f"{g}:#{e}", "--quantiles", "--json").stdout)
+    cs = j["groups"][0]["contexts"]
+    want = db.execute("SELECT octave, w, doc, pos FROM qsamples WHERE grp=? AND expert=? "
+                      "ORDER BY octave DESC, w DESC, doc, pos", (g, e)).fetchall()
+    check([(c["octave"], np.float32(c["w"]), c["doc"], c["pos"]) for c in cs] ==
+          [(o, np.float32(w), d, p_) for o, w, d, p_ in want] and len(cs) > 1,
+          f"top-contexts --quantiles --json == qsamples rows ({len(cs)} samples, highest octave first)")
+    check(all(c["w_range"][0] <= c["w"] and (c["w_range"][1] < 0 or c["w"] < c["w_range"][1]) for c in cs),
+          "each quantile sample lies in its octave's w range")
+    # find --id / --token / --text == token_index
+    t, = db.execute("SELECT token FROM token_index GROUP BY token ORDER BY count(*) DESC, token LIMIT 1").fetchone()
+    want = db.execute("SELECT grp, expert, n, max_w FROM token_index WHERE token=? ORDER BY n DESC, max_w DESC, grp, "
+                      "expert", (t,)).fetchall()
+    j = json.loads(run("find", "--store", store, "--id", str(t), "--limit", "0", "--json").stdout)
+    got = [(x["group"], x["id"], x["count"], x["max"]) for x in j["tokens"][0]["experts"]]
+    check(len(j["tokens"]) == 1 and j["tokens"][0]["id"] == t and
+          [(a, b, c, np.float32(d)) for a, b, c, d in got] == [(a, b, c, np.float32(d)) for a, b, c, d in want]
+          and all(x["address"] == f"{x['group']}:{x['id'] // E},{x['id'] % E}" for x in j["tokens"][0]["experts"]),
+          f"find --id {t} --json == token_index rows ({len(want)} experts, most frequent first, R:I,J addresses)")
+    piece = j["tokens"][0]["piece"]
+    j2 = json.loads(run("find", "--store", store, "--token", piece, "--limit", "0", "--json").stdout)
+    check(j2["tokens"] == j["tokens"], f"find --token {piece!r} == find --id {t}")
+    j3 = json.loads(run("find", "--store", store, "--id", str(t), "--limit", "2", "--group", "1", "--json").stdout)
+    check([(x["group"], x["id"]) for x in j3["tokens"][0]["experts"]] ==
+          [(a, b) for a, b, _, _ in want if a == 1][:2], "find --group 1 --limit 2")
+    text = "def print"
+    ids = json.loads(run("tokenize", "--model", MODEL, "--json", "-", stdin=text.encode()).stdout.splitlines()[0])["ids"]
+    j4 = json.loads(run("find", "--store", store, "--text", text, "--json", "--limit", "0").stdout)
+    check([x["id"] for x in j4["tokens"]] == ids and all(
+        [(y["group"], y["id"], y["count"]) for y in x["experts"]] ==
+        [(a, b, c) for a, b, c, _ in db.execute("SELECT grp, expert, n, max_w FROM token_index WHERE token=? "
+                                                "ORDER BY n DESC, max_w DESC, grp, expert", (x["id"],))]
+        for x in j4["tokens"]), f"find --text {text!r}: each token of the text ({ids}) looked up")
+    out = run("find", "--store", store, "--id", str(t), "--limit", "3").stdout.decode()
+    check(out.startswith("token ") and f"(id {t})" in out and len(out.splitlines()) == 5, "find text output")
+    for args, why in [([], b"exactly one of"), (["--id", "1", "--text", "x"], b"exactly one of"),
+                      (["--token", "no-such-piece-xyz"], b"no such piece"), (["--id", "99999999"], b"vocabulary"),
+                      (["--id", "1", "--group", "7"], b"router groups")]:
+        p = run("find", "--store", store, *args, ok=False)
+        check(one_line_error(p) and why in p.stderr, f"find {' '.join(args)}: exit 2 ({why.decode()})")
 
 
 # ------------------------------------------------------------------ sha256

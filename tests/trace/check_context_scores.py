@@ -43,13 +43,33 @@ lines = run("export", "--store", store, "--experts", "3", "--contexts", "4", "--
 ex = [json.loads(l) for l in lines]
 KEYS = {"expert": str, "group": int, "i": int, "j": int, "flat": int, "layers": list, "n_active": int,
         "frac_active": (int, float), "mean": (int, float), "max": (int, float), "label_stats": list,
-        "per_token_scores": bool, "contexts": list}
+        "per_token_scores": bool, "contexts": list, "histogram": list, "quantile_samples": list}
 CKEYS = {"rank": int, "w": (int, float), "doc": int, "pos": int, "source": str, "line": int, "labels": dict,
          "text": str, "tokens": list, "ids": list, "token_index": int, "scores": list}
 check(len(ex) == 3 and all(set(e) == set(KEYS) and all(isinstance(e[k], t) for k, t in KEYS.items()) for e in ex),
       "export jsonl: every expert object has exactly the documented keys and types")
 check(all(set(c) == set(CKEYS) and all(isinstance(c[k], t) for k, t in CKEYS.items())
           for e in ex for c in e["contexts"]), "export jsonl: every context has the documented keys and types")
+HKEYS = {"bin": int, "lo": (int, float), "hi": (int, float, type(None)), "n": int}
+check(all(set(b) == set(HKEYS) and all(isinstance(b[k], t) for k, t in HKEYS.items()) for e in ex for b in e["histogram"])
+      and all(sum(b["n"] for b in e["histogram"]) == e["n_active"] for e in ex)
+      and all(b["lo"] <= e["max"] for e in ex for b in e["histogram"]),
+      "export jsonl: histogram bins have the documented keys and add up to n_active")
+check(all(set(c) == set(CKEYS) | {"octave"} and all(isinstance(c[k], t) for k, t in CKEYS.items())
+          for e in ex for c in e["quantile_samples"]) and all(len(e["quantile_samples"]) > 1 for e in ex),
+      "export jsonl: quantile samples are contexts of the documented schema plus their octave")
+check(all(2 ** (c["octave"] - 12) <= c["w"] * (1 + 1e-6) and (c["octave"] == 15 or c["w"] < 2 ** (c["octave"] - 11))
+          for e in ex for c in e["quantile_samples"] if c["octave"] > 0),
+      "export jsonl: each quantile sample's w lies in its octave [2^(o-12), 2^(o-11))")
+import sqlite3  # noqa: E402
+db = sqlite3.connect(store)
+check(all([(c["octave"], c["doc"], c["pos"]) for c in e["quantile_samples"]] ==
+          db.execute("SELECT octave, doc, pos FROM qsamples WHERE grp = ? AND expert = ? ORDER BY octave DESC, w DESC, "
+                     "doc, pos", (e["group"], e["flat"])).fetchall() and
+          [(b["bin"], b["n"]) for b in e["histogram"]] ==
+          db.execute("SELECT bin, n FROM hist WHERE grp = ? AND expert = ? ORDER BY bin", (e["group"], e["flat"])).fetchall()
+          for e in ex), "export jsonl: histogram and quantile samples == the store's hist and qsamples rows")
+db.close()
 counts = [e["n_active"] for e in ex]
 check(counts == sorted(counts, reverse=True), "export: experts by active-token count, most first")
 tc = json.loads(run("top-contexts", "--store", store, "--expert", ex[0]["expert"], "--model", MODEL, "--window", "8",
@@ -67,6 +87,10 @@ check([f["vectorLabel"] for f in feats] == [e["expert"] for e in ex] and
 check(len(acts) == sum(len(e["contexts"]) for e in ex) and
       all(len(a["values"]) == len(a["tokens"]) and abs(a["values"][a["maxValueTokenIndex"]] - a["maxValue"]) <= 1e-5
           for a in acts), "neuronpedia activations: values aligned with tokens, values[maxValueTokenIndex] == maxValue")
+check(all(len(f["freq_hist_data_bar_values"]) == len(f["freq_hist_data_bar_heights"]) >= 1 and
+          sum(f["freq_hist_data_bar_heights"]) == e["n_active"] and
+          f["freq_hist_data_bar_values"] == sorted(f["freq_hist_data_bar_values"]) for f, e in zip(feats, ex)),
+      "neuronpedia features: activation histogram as parallel bar values / heights adding up to n_active")
 check(not [f for f in os.listdir(npd) if "tmp" in f], "no temporary files left")
 
 # effects == a brute-force recomputation with `logits --last` unmasked and masked, over the same prefixes

@@ -1,7 +1,7 @@
 -- tests/hostile/store/base.sql — a small valid, finished store (2 router groups,
 -- E = 4, label field "lang"). replay.py creates the schema from
 -- core/store/store.c, runs this, adds tokenizer.model, then a case's .sql.
-INSERT INTO meta VALUES('schema_version', '1'), ('model_hash', 'hostile'), ('corpus', 'hostile.jsonl'),
+INSERT INTO meta VALUES('schema_version', '2'), ('model_hash', 'hostile'), ('corpus', 'hostile.jsonl'),
   ('text_field', ''), ('label_fields', 'lang'), ('score_fields', ''), ('top_k', '4'), ('window', '32'),
   ('max_tokens', '0'), ('shard', '0/1'), ('n_groups', '2'), ('moe_experts', '4'), ('moe_groups', '1'),
   ('n_layers', '2'), ('batch', '64');
