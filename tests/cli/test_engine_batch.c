@@ -8,7 +8,8 @@
  *    fail with MP_EINPUT;
  *  - mp_generate_batch (B sequences decoded together, each with its own
  *    sampler and stop) gives mp_generate's ids, text and stop reason on 1 and
- *    3 slots.
+ *    3 slots; mp_generate_batch_each (a budget, stop strings and EOS rule per
+ *    sequence) gives mp_generate's with the same options on 2 and 4 slots.
  * usage: test_engine_batch MODEL_DIR */
 #include <math.h>
 #include <stdio.h>
@@ -175,6 +176,47 @@ int main(int argc, char **argv) {
         }
         mp_engine_free(eg);
     }
+    /* ---- mp_generate_batch_each: options of its own per sequence (budget, stop
+     * strings, EOS) vs mp_generate with the same options, on 2 and 4 slots */
+    const char *stops_b[] = {"e", "\n"};
+    const mp_gen_opts each[NG] = {{.max_new_tokens = 3},
+                                  {.max_new_tokens = 9, .stop = stops_b, .n_stop = 1},
+                                  {.max_new_tokens = 14, .stop = stops_b + 1, .n_stop = 1, .ignore_eos = 1},
+                                  {.max_new_tokens = 0},
+                                  {.max_new_tokens = 6, .stop = stops, .n_stop = 3}};
+    mp_gen_result ref_each[NG];
+    for (int k = 0; k < NG; k++) {
+        mp_sampler smp;
+        TRY(mp_sampler_init(&smp, V, temp[k], 0.95, seed[k] + 100, &err));
+        TRY(mp_generate(st, tok, pids[k], np[k], &each[k], &smp, &ref_each[k], &err));
+        mp_sampler_free(&smp);
+    }
+    for (int slots = 2; slots <= 4; slots += 2) {
+        mp_engine *eg = NULL;
+        mp_sampler smp[NG];
+        TRY(mp_engine_create_slots(m, MP_DEVICE_CPU, slots, 0, 0, &eg, &err));
+        for (int k = 0; k < NG; k++) TRY(mp_sampler_init(&smp[k], V, temp[k], 0.95, seed[k] + 100, &err));
+        TRY(mp_generate_batch_each(eg, tok, (const int32_t *const *)pids, np, NG, each, smp, many, &err));
+        for (int k = 0; k < NG; k++) {
+            CHECK(many[k].n_ids == ref_each[k].n_ids &&
+                      !memcmp(many[k].ids, ref_each[k].ids, ref_each[k].n_ids * sizeof *ref_each[k].ids) &&
+                      !strcmp(many[k].text, ref_each[k].text) && many[k].stop_reason == ref_each[k].stop_reason,
+                  "each, %d slots, prompt %d: differs from mp_generate ('%s' vs '%s')", slots, k, many[k].text,
+                  ref_each[k].text);
+            mp_gen_result_free(&many[k]);
+            mp_sampler_free(&smp[k]);
+        }
+        mp_engine_free(eg);
+    }
+    /* the options took effect: budgets 3 and 0 are kept, and the sequences end at different lengths */
+    CHECK(ref_each[0].n_ids <= 3 && ref_each[3].n_ids == 0 && ref_each[2].n_ids != ref_each[0].n_ids,
+          "per-sequence budgets not applied (%zu, %zu, %zu tokens)", ref_each[0].n_ids, ref_each[3].n_ids,
+          ref_each[2].n_ids);
+    for (int k = 0; k < NG; k++) {
+        printf("each, prompt %d: %zu tokens, stop %d\n", k, ref_each[k].n_ids, ref_each[k].stop_reason);
+        mp_gen_result_free(&ref_each[k]);
+    }
+
     int stopped = 0, early0 = one[0].n_ids < 12;
     for (int k = 0; k < NG; k++) {
         printf("prompt %d: %zu tokens, stop %d\n", k, one[k].n_ids, one[k].stop_reason);
