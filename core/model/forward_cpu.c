@@ -18,6 +18,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -235,11 +236,11 @@ typedef float mp_v8 __attribute__((vector_size(32)));
  * row's result does not depend on the rows next to it: decoding B sequences
  * together is bit-identical to decoding them one by one. The AVX2 clone and
  * the default (SSE2) one give the same bits (lane-wise IEEE mul and add). */
-__attribute__((target_clones("avx2", "default"))) static void mp_cpu_linear_rows(float *y, const float *x,
-                                                                                  const float *w, int n, int in,
-                                                                                  int outd) {
+__attribute__((target_clones("avx2", "default"))) static void linear_rows_range(float *y, const float *x,
+                                                                                 const float *w, int n, int in,
+                                                                                 int outd, int j0, int j1) {
     const int k16 = in & ~15;
-    for (int j = 0; j < outd; j++) {
+    for (int j = j0; j < j1; j++) {
         const float *wr = w + (size_t)j * in;
         for (int r0 = 0; r0 < n; r0 += 4) {
             const int nr = n - r0 < 4 ? n - r0 : 4;
@@ -269,6 +270,44 @@ __attribute__((target_clones("avx2", "default"))) static void mp_cpu_linear_rows
                     (((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))) + tail;
             }
         }
+    }
+}
+
+/* Output rows [j0, j1) of one mp_cpu_linear_rows call, for a helper thread. */
+typedef struct rows_job {
+    float *y;
+    const float *x, *w;
+    int n, in, outd, j0, j1;
+} rows_job;
+
+static void *rows_worker(void *arg) {
+    rows_job *j = arg;
+    linear_rows_range(j->y, j->x, j->w, j->n, j->in, j->outd, j->j0, j->j1);
+    return NULL;
+}
+
+/* A large W (decoding a big model) is split by output rows over the threads
+ * OpenBLAS may use (openblas_get_num_threads, at most 8): each y[r][j] is
+ * still computed by one thread in the order above, so the split changes no
+ * bit. Small matrices stay on the calling thread. */
+static void mp_cpu_linear_rows(float *y, const float *x, const float *w, int n, int in, int outd) {
+    int T = openblas_get_num_threads();
+    if (T > 8) T = 8;
+    if (T <= 1 || (size_t)outd * (size_t)in < ((size_t)1 << 21) || outd < 2 * T) {
+        linear_rows_range(y, x, w, n, in, outd, 0, outd);
+        return;
+    }
+    pthread_t tid[8];
+    rows_job jobs[8];
+    int started[8] = {0};
+    for (int k = 0; k < T; k++) {
+        jobs[k] = (rows_job){y, x, w, n, in, outd, (int)((long)outd * k / T), (int)((long)outd * (k + 1) / T)};
+        if (k > 0) started[k] = pthread_create(&tid[k], NULL, rows_worker, &jobs[k]) == 0;
+    }
+    rows_worker(&jobs[0]);
+    for (int k = 1; k < T; k++) {
+        if (started[k]) pthread_join(tid[k], NULL);
+        else rows_worker(&jobs[k]); /* no thread: do its share here */
     }
 }
 
