@@ -6,6 +6,9 @@
  *    mp_logprob of those logits; argmax flags match; last_only rows match;
  *  - bad batches (duplicate slot, empty sequence, more sequences than slots)
  *    fail with MP_EINPUT;
+ *  - decoding steps (one token per sequence, slots permuted, with targets and
+ *    routing): logits, log-probs and routing equal mp_forward of each token
+ *    alone;
  *  - mp_generate_batch (B sequences decoded together, each with its own
  *    sampler and stop) gives mp_generate's ids, text and stop reason on 1 and
  *    3 slots; mp_generate_batch_each (a budget, stop strings and EOS rule per
@@ -138,6 +141,54 @@ int main(int argc, char **argv) {
     b = (mp_engine_batch){.n_seqs = 5, .ids = packed, .off = off5};
     CHECK(mp_engine_prefill(e, &b, &err) == MP_EINPUT, "5 sequences on 4 slots accepted");
     free(lp2);
+
+    /* ---- decoding steps: batches of one token per sequence (the CPU engine runs them as one
+     * mp_forward_steps) vs mp_forward of that token alone: logits, routing, log-probs */
+    enum { STEPS = 3 };
+    float *sref = malloc(STEPS * NS * Vz * sizeof *sref), *sgot = malloc(NS * Vz * sizeof *sgot);
+    if (!sref || !sgot) return fprintf(stderr, "out of memory\n"), 1;
+    mp_routing sr_ref[NS], sr_got[NS];
+    for (int s = 0; s < NS; s++) {
+        TRY(mp_routing_init(&sr_ref[s], &m->cfg, &err));
+        TRY(mp_routing_init(&sr_got[s], &m->cfg, &err));
+        mp_state_reset(st);
+        TRY(mp_forward(st, ids[s], PRE, NULL, 0, NULL, &err));
+        for (int k = 0; k < STEPS; k++) {
+            int32_t one_id = (int32_t)((s * 53 + k * 29 + 11) % V);
+            TRY(mp_forward(st, &one_id, 1, sref + ((size_t)k * NS + s) * Vz, 0, &sr_ref[s], &err));
+        }
+        TRY(mp_engine_slot_rewind(e, slot[s], PRE, &err));
+    }
+    size_t off1[NS + 1] = {0, 1, 2, 3, 4};
+    for (int k = 0; k < STEPS; k++) {
+        int32_t sid[NS], stg[NS];
+        double slp[NS];
+        uint8_t sam[NS];
+        for (int s = 0; s < NS; s++) {
+            sid[s] = (int32_t)((s * 53 + k * 29 + 11) % V);
+            stg[s] = s == k ? -1 : (int32_t)((s * 7 + k) % V);
+        }
+        b = (mp_engine_batch){.n_seqs = NS, .ids = sid, .off = off1, .slot = slot, .logits = sgot, .targets = stg,
+                              .logprobs = slp, .is_argmax = sam, .routing = sr_got};
+        TRY(mp_engine_prefill(e, &b, &err));
+        for (int s = 0; s < NS; s++) {
+            const float *want = sref + ((size_t)k * NS + s) * Vz;
+            CHECK(!memcmp(want, sgot + (size_t)s * Vz, Vz * sizeof *want), "step %d, sequence %d: logits differ", k, s);
+            double lw = stg[s] < 0 ? NAN : mp_logprob(want, V, stg[s]);
+            CHECK(stg[s] < 0 ? isnan(slp[s]) : !memcmp(&lw, &slp[s], sizeof lw), "step %d, sequence %d: log-prob", k,
+                  s);
+        }
+    }
+    for (int s = 0; s < NS; s++) {
+        CHECK(mp_engine_slot_pos(e, slot[s]) == PRE + STEPS, "slot %d position after the steps", slot[s]);
+        for (int g = 0; g < m->cfg.n_router_groups; g++)
+            CHECK(same_routing(&sr_ref[s].groups[g], &sr_got[s].groups[g]), "steps, sequence %d group %d: routing",
+                  s, g);
+        mp_routing_free(&sr_ref[s]);
+        mp_routing_free(&sr_got[s]);
+    }
+    free(sref);
+    free(sgot);
 
     /* ---- generation: mp_generate one by one vs mp_generate_batch on 1 and 3 slots */
     /* the first prompt stops early (a stop string) while the others run on: the
