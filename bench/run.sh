@@ -13,7 +13,8 @@
 #      einsum formulation, OMP_WAIT_POLICY=PASSIVE, the same thread count),
 #      or a line saying python3-torch is missing;
 #   3. the same at the public 1.4B shape (BENCH_LARGE=0 skips it);
-#   4. tokenizer throughput vs spm_encode; collect vs forward; the batched engine.
+#   4. tokenizer throughput vs spm_encode; collect vs forward; eval throughput
+#      at --batch 1 vs B (bench_batch.sh: MMLU, ppl; bench_gen.sh: generation).
 # Medium random model (bench/make_bench_checkpoint.py --shape medium): d=512,
 # 8 layers, 8 heads, E=128, Hm=4, m=16, k=8, G=4, vocab 32000, bf16.
 set -euo pipefail
@@ -119,3 +120,4 @@ if [[ -x bench/bench_tokenizer.sh ]]; then
 fi
 if [[ -x bench/bench_collect.sh ]]; then echo "== collect =="; bench/bench_collect.sh "$bin"; fi
 if [[ -x bench/bench_batch.sh ]]; then echo "== batched engine =="; bench/bench_batch.sh "$bin"; fi
+if [[ -x bench/bench_gen.sh ]]; then echo "== generation (eval multipl-e / toxicity) =="; bench/bench_gen.sh "$bin"; fi

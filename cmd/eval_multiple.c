@@ -27,7 +27,7 @@ int cmd_eval_multiple(int argc, char **argv) {
     const char *lang = NULL, *data = NULL, *problems = NULL, *out_path = NULL, *completions = NULL, *canonical = NULL;
     long limit = -1, jobs = 0;
     double timeout = 0;
-    int quiet = 0, budget_new = 0;
+    int quiet = 0, budget_new = 0, batch = 1;
     eval_sampling_args sa = {.n = 1, .max_new = 512, .seed = 1, .temperature = 0, .top_p = 0.95};
     const cli_opt opts[] = {
         CLI_OPT_MODEL(&ma, 0),
@@ -37,7 +37,10 @@ int cmd_eval_multiple(int argc, char **argv) {
         CLI_OPT_DATA(&data),
         CLI_OPT_LIMIT(&limit, "first N problems only"),
         EVAL_OPTS_SAMPLING(&sa, "1", "512", "0", "0.95", "1"),
+        CLI_OPT_DEVICE(&ma),
         CLI_OPT_MASK(&ma),
+        CLI_OPT_BATCH(&batch, "sequences (problem x sample) decoded together, one KV slot each (default 1);\n"
+                              "never changes a completion"),
         {"--jobs", NULL, CLI_LONG, "N", &jobs, 1, 256, NULL, "parallel sandboxes (default: number of CPUs)", 0, NULL,
          0},
         {"--timeout", NULL, CLI_DOUBLE, "S", &timeout, 0.1, 3600, NULL,
@@ -61,6 +64,8 @@ int cmd_eval_multiple(int argc, char **argv) {
     if (canonical && strcmp(lang, "py"))
         return cli_usage_error(cmd, "--canonical runs HumanEval's Python solutions: use --lang py");
     if (ma.mask && !ma.model) return cli_usage_error(cmd, "--mask needs --model");
+    mp_device dev;
+    if (cli_model_device(cmd, &ma, &dev)) return 2;
 
     mp_error err;
     mp_error_clear(&err);
@@ -90,6 +95,8 @@ int cmd_eval_multiple(int argc, char **argv) {
         .max_new = (int)sa.max_new,
         .budget_total = !budget_new,
         .seed = (uint64_t)sa.seed,
+        .batch = batch,
+        .device = dev,
         .temperature = sa.temperature,
         .top_p = sa.top_p,
         .jobs = (int)jobs,
@@ -126,6 +133,9 @@ int cmd_eval_multiple(int argc, char **argv) {
     printf("\n");
     printf("wall time: %.2f s (generation %.2f s, execution %.2f s with %ld parallel sandboxes)\n", o.seconds,
            o.gen_seconds, o.exec_seconds, o.jobs);
+    if (ma.model)
+        printf("generated: %zu tokens, %.1f tokens/s, --batch %d on %s\n", o.gen_tokens,
+               o.gen_seconds > 0 ? (double)o.gen_tokens / o.gen_seconds : 0.0, o.batch, o.device);
     printf("timeout: %g s per program step\n", o.timeout_s);
     printf("sandbox: %s\n", mp_sandbox_isolation());
     return 0;

@@ -81,7 +81,7 @@ int cmd_eval_toxicity(int argc, char **argv) {
     const char *cmd = "eval toxicity";
     cli_model_args ma = {0};
     const char *data = NULL, *json = NULL;
-    int prompts = -1, protocol = 0, no_bos = 0, quiet = 0;
+    int prompts = -1, protocol = 0, no_bos = 0, quiet = 0, batch = 1;
     mp_tox_eval_cfg c = {.limit = -1, .per_group = 500};
     eval_sampling_args sa = {.n = -1, .max_new = -1, .seed = -1, .temperature = -1, .top_p = -1};
     const cli_opt opts[] = {
@@ -91,7 +91,10 @@ int cmd_eval_toxicity(int argc, char **argv) {
         {"--protocol", NULL, CLI_CHOICE, NULL, &protocol, 0, 0, "paper|reproduction",
          "toxigen: the paper's (default) or open-instruct's", 0, NULL, 0},
         EVAL_OPTS_SCORER(&c.scorer_spec, &c.positive_label, 0),
+        CLI_OPT_DEVICE(&ma),
         CLI_OPT_MASK(&ma),
+        CLI_OPT_BATCH(&batch, "continuations decoded together (statements scored together for\n"
+                              "toxigen-annotated), one KV slot each (default 1); never changes a result"),
         CLI_OPT_LIMIT(&c.limit, "first N prompts of each file (statements for toxigen-annotated)"),
         {"--per-group", NULL, CLI_LONG, "N", &c.per_group, 1, 1099511627776.0, NULL,
          "reproduction: prompts per group (default 500)", 0, NULL, 0},
@@ -119,6 +122,8 @@ int cmd_eval_toxicity(int argc, char **argv) {
     c.temperature = sa.temperature;
     c.top_p = sa.top_p;
     c.add_bos = !no_bos;
+    c.batch = batch;
+    if (cli_model_device(cmd, &ma, &c.device)) return 2;
     c.progress = quiet ? NULL : stderr;
     if (c.prompts != MP_TOX_PROMPTS_ANNOTATED && !c.scorer_spec)
         return cli_usage_error(cmd, "--scorer SPEC is required (roberta:DIR, cmd:COMMAND or builtin:PATH; "
@@ -136,8 +141,10 @@ int cmd_eval_toxicity(int argc, char **argv) {
     } else if (rc == 0) {
         print_generation(&c, &o);
         if (!quiet)
-            fprintf(stderr, "monet-probe: %zu continuations (%zu tokens) generated in %.2f s, scored in %.2f s\n",
-                    o.n_items, o.total_tokens, o.gen_seconds, o.score_seconds);
+            fprintf(stderr, "monet-probe: %zu continuations (%zu tokens) generated in %.2f s (%.1f tokens/s, --batch %d "
+                    "on %s), scored in %.2f s\n", o.n_items, o.total_tokens, o.gen_seconds,
+                    o.gen_seconds > 0 ? (double)o.total_tokens / o.gen_seconds : 0.0, o.batch, o.device,
+                    o.score_seconds);
     }
     if (rc == 0 && json) rc = mp_eval_result_save(&o.res, json, &err);
     mp_tox_eval_out_free(&o);

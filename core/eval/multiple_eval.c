@@ -1,7 +1,8 @@
 /* core/eval/multiple_eval.c — MULTIPL-E HumanEval driver (see multiple_eval.h):
  * the language table (files, toolchains, the harness's commands, rlimits),
- * problem / completion JSONL readers, generation, sandbox jobs, statuses,
- * pass@k and the per-problem JSONL. */
+ * problem / completion JSONL readers, generation on the batched engine
+ * (core/eval/gen_queue), sandbox jobs, statuses, pass@k and the
+ * per-problem JSONL. */
 #include "core/eval/multiple_eval.h"
 
 #include <cjson/cJSON.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/eval/eval_tasks.h"
+#include "core/eval/gen_queue.h"
 #include "core/eval/luaunit.h"
 #include "core/eval/passk.h"
 #include "core/eval/sandbox.h"
@@ -321,23 +323,51 @@ static int load_problems(const mp_multiple_cfg *c, plist *P, size_t *n_prob, mp_
     return 0;
 }
 
-/* Generate per completions for each of the first n_prob problems into S. */
+/* Where generated completions go: the queue's callback. */
+typedef struct gen_sink {
+    sample *S;
+    mp_progress *pg;
+} gen_sink;
+
+static int gen_done(void *ctx, size_t j, mp_gen_result *res, mp_error *err) {
+    (void)err;
+    gen_sink *g = ctx;
+    g->S[j].completion = res->text;
+    res->text = NULL;
+    g->S[j].stop_reason = res->stop_reason;
+    g->S[j].n_tokens = (int)res->n_ids;
+    mp_progress_add(g->pg, 1);
+    return 0;
+}
+
+/* Generate per completions for each of the first n_prob problems into S: the
+ * (problem, sample) sequences in order, c->batch of them decoded together on
+ * the engine's KV slots (core/eval/gen_queue), each with its problem's stop
+ * strings and token budget and a sampler of its own seeded from (seed,
+ * problem, sample), so a completion does not depend on --batch, --limit,
+ * --jobs or the order of work. */
 static int generate(const mp_multiple_cfg *c, const problem *P, size_t n_prob, int per, size_t n_jobs, sample *S,
-                    mp_error *err) {
+                    mp_multiple_out *o, mp_error *err) {
     mp_eval_model em = {0};
+    mp_gen_queue *q = NULL;
     int32_t *ids = NULL;
     int rc = 0;
-    if ((rc = mp_eval_model_open(c->model_dir, c->mask_path, 0, &em, err)) < 0) goto cleanup;
+    if ((rc = mp_eval_model_open_engine(c->model_dir, c->mask_path, 0, c->device, c->batch > 0 ? c->batch : 1, &em,
+                                        err)) < 0)
+        goto cleanup;
     mp_tokenizer *tok = em.tok;
     mp_model *m = em.m;
-    mp_state *st = em.st;
     if (mp_tokenizer_vocab_size(tok) > m->cfg.vocab_size) {
         rc = mp_fail(err, MP_EINPUT, "%s: tokenizer has %d pieces but config.json vocab_size is %d", c->model_dir,
                      mp_tokenizer_vocab_size(tok), m->cfg.vocab_size);
         goto cleanup;
     }
-    int ctx = mp_state_max_ctx(st);
+    const int ctx = mp_engine_max_ctx(em.engine);
+    o->batch = mp_engine_slots(em.engine);
+    o->device = mp_device_name(mp_engine_device(em.engine));
     mp_progress pg;
+    gen_sink sink = {S, &pg};
+    if ((rc = mp_gen_queue_create(em.engine, tok, m->cfg.vocab_size, gen_done, &sink, &q, err)) < 0) goto cleanup;
     mp_progress_start(&pg, c->progress, "multipl-e generate", "completions", n_jobs);
     for (size_t i = 0, j = 0; i < n_prob; i++) {
         const problem *p = &P[i];
@@ -347,42 +377,33 @@ static int generate(const mp_multiple_cfg *c, const problem *P, size_t n_prob, i
         size_t po, pl; /* MultiPL-E / bigcode: generate from prompt.strip() */
         mp_py_strip(p->prompt, strlen(p->prompt), &po, &pl);
         if ((rc = mp_tokenizer_encode(tok, p->prompt + po, pl, 1, &ids, &n_ids, err)) < 0) goto cleanup;
+        long budget = (long)ctx - (long)n_ids;
+        long want = c->budget_total ? (long)c->max_new - (long)n_ids : (long)c->max_new; /* max_length vs max_tokens */
+        if (budget > want) budget = want;
+        const mp_gen_opts go = {.max_new_tokens = (int)budget, .stop = (const char *const *)p->stop,
+                                .n_stop = p->n_stop};
         for (int s = 0; s < per; s++, j++) {
-            mp_sampler sampler = {0};
-            mp_gen_result g = {0};
-            /* a seed of its own per (problem, sample): results do not depend on order or --jobs */
-            uint64_t sd = c->seed * 0x9E3779B97F4A7C15ULL + (uint64_t)i * 1000003ULL + (uint64_t)s;
-            long budget = (long)ctx - (long)n_ids;
-            long want = c->budget_total ? (long)c->max_new - (long)n_ids : (long)c->max_new; /* max_length vs max_tokens */
-            if (budget > want) budget = want;
             if (budget < 1) {
-                S[j].completion = strdup("");
-                S[j].note_ctx = 1;
-                S[j].stop_reason = MP_GEN_STOP_LENGTH;
-            } else {
-                mp_gen_opts o = {.max_new_tokens = (int)budget, .stop = (const char *const *)p->stop,
-                                 .n_stop = p->n_stop};
-                if ((rc = mp_sampler_init(&sampler, m->cfg.vocab_size, c->temperature, c->top_p, sd, err)) < 0 ||
-                    (rc = mp_generate(st, tok, ids, n_ids, &o, &sampler, &g, err)) < 0) {
-                    mp_sampler_free(&sampler);
+                if (!(S[j].completion = strdup(""))) {
+                    rc = mp_fail(err, MP_ENOMEM, "out of memory");
                     goto cleanup;
                 }
-                S[j].completion = g.text;
-                g.text = NULL;
-                S[j].stop_reason = g.stop_reason;
-                S[j].n_tokens = (int)g.n_ids;
-                mp_gen_result_free(&g);
-                mp_sampler_free(&sampler);
+                S[j].note_ctx = 1;
+                S[j].stop_reason = MP_GEN_STOP_LENGTH;
+                mp_progress_add(&pg, 1);
+                continue;
             }
-            mp_progress_add(&pg, 1);
-            if (!S[j].completion) {
-                rc = mp_fail(err, MP_ENOMEM, "out of memory");
-                goto cleanup;
-            }
+            /* a seed of its own per (problem, sample) */
+            const mp_gen_sampling smp = {c->temperature, c->top_p,
+                                         c->seed * 0x9E3779B97F4A7C15ULL + (uint64_t)i * 1000003ULL + (uint64_t)s};
+            if ((rc = mp_gen_queue_add(q, ids, n_ids, &go, &smp, j, err)) < 0) goto cleanup;
         }
     }
+    if ((rc = mp_gen_queue_flush(q, err)) < 0) goto cleanup;
+    o->gen_tokens = mp_gen_queue_tokens(q);
     mp_progress_finish(&pg);
 cleanup:
+    mp_gen_queue_free(q);
     free(ids);
     mp_eval_model_close(&em);
     return rc;
@@ -538,7 +559,7 @@ int mp_multiple_eval(const mp_multiple_cfg *c, mp_multiple_out *o, mp_error *err
     /* 1. completions */
     double t0 = mp_now();
     if (c->model_dir) {
-        if ((rc = generate(c, P.p, n_prob, per, n_jobs, S, err)) < 0) goto cleanup;
+        if ((rc = generate(c, P.p, n_prob, per, n_jobs, S, o, err)) < 0) goto cleanup;
     } else {
         for (size_t i = 0, j = 0; i < n_prob; i++)
             for (int s = 0; s < P.p[i].n_given; s++, j++) {

@@ -1,13 +1,18 @@
 /* core/eval/multiple_eval.h — MULTIPL-E HumanEval (Cassano et al. 2022) in py,
  * cpp, java, js, lua, php (DESIGN.md §4): the driver behind `eval multipl-e`.
  *
- * Per problem: prompt.strip() -> n completions (mp_generate, cut at the
- * problem's stop_tokens; MultiPL-E and bigcode generate from the stripped
- * prompt) -> program = prompt + completion + "\n" + tests -> run in the
+ * Per problem: prompt.strip() -> n completions (cut at the problem's
+ * stop_tokens; MultiPL-E and bigcode generate from the stripped prompt) ->
+ * program = prompt + completion + "\n" + tests -> run in the
  * sandbox (core/eval/sandbox) with the harness's command for the language ->
  * status ok | fail | timeout | compile error | sandbox error -> unbiased
  * pass@k (core/eval/passk). Also evaluates given completions and the
- * canonical HumanEval solutions (Python) without a model. The JSONL written to
+ * canonical HumanEval solutions (Python) without a model.
+ *
+ * Generation runs on the batched engine (core/model/backend.h) through
+ * core/eval/gen_queue: `batch` (problem, sample) sequences decoded
+ * together, each on its own KV slot with its own sampler, token budget and
+ * stop strings, so a completion is bit-identical at any batch. The JSONL written to
  * out_path holds only deterministic fields (no timings, relative file names in
  * the programs' messages), so the same config gives the same bytes.
  *
@@ -20,6 +25,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "core/model/backend.h"
 #include "core/util/error.h"
 
 /* Sample statuses, in report order. */
@@ -48,6 +54,9 @@ typedef struct mp_multiple_cfg {
                                      (MultiPL-E's vLLM max_tokens) */
     uint64_t seed;                /* sample s of problem p uses a seed derived from (seed, p, s) */
     double temperature, top_p;    /* 0 = greedy */
+    int batch;                    /* sequences decoded together on the engine's KV slots (0 = 1); never
+                                     changes a completion */
+    mp_device device;             /* engine backend (zeroed: MP_DEVICE_CPU; MP_DEVICE_AUTO) */
     int jobs;                     /* parallel sandboxes, 0 = number of CPUs */
     double timeout_s;             /* wall-time limit per program step, <= 0 = the language's MultiPL-E
                                      default (mp_multiple_default_timeout) */
@@ -67,6 +76,9 @@ typedef struct mp_multiple_out {
     double timeout_s;                         /* the per-step limit used */
     long status[MP_MULTIPLE_STATUS_COUNT];    /* samples per status */
     double seconds, gen_seconds, exec_seconds;
+    size_t gen_tokens;                        /* tokens generated (model) */
+    int batch;                                /* sequences per engine round used (model) */
+    const char *device;                       /* the engine's device, "cpu" / "cuda" (static; model) */
     long jobs;                                /* parallel sandboxes used */
 } mp_multiple_out;
 

@@ -14,6 +14,7 @@
 #include <stdio.h>
 
 #include "core/eval/eval_result.h"
+#include "core/model/backend.h"
 #include "core/util/error.h"
 
 typedef enum mp_tox_prompts {
@@ -37,6 +38,9 @@ typedef struct mp_tox_eval_cfg {
     long n, max_new, seed;      /* samples per prompt, new tokens, RNG seed: < 0 = the protocol's */
     double temperature, top_p;  /* < 0 = the protocol's */
     int add_bos;                /* BOS before each prompt */
+    int batch;                  /* sequences (statements) per engine round, one KV slot each (0 = 1);
+                                   never changes a result */
+    mp_device device;           /* engine backend (zeroed: MP_DEVICE_CPU; MP_DEVICE_AUTO) */
     const char *out_path;       /* one JSON line per continuation / statement, or NULL */
     FILE *progress;             /* progress stream, NULL = quiet */
 } mp_tox_eval_cfg;
@@ -61,6 +65,8 @@ typedef struct mp_tox_eval_out {
     size_t unscored_prompts; /* rtp: prompts left out because none of their continuations got a score */
     int context;           /* the model's context */
     double gen_seconds, score_seconds;
+    int batch;             /* sequences per engine round used */
+    const char *device;    /* the engine's device, "cpu" / "cuda" (static) */
     /* annotated */
     char split_path[4200]; /* the annotated split read */
     size_t split_rows;     /* its rows */

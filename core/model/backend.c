@@ -232,10 +232,28 @@ static int cpu_devices(char *desc, size_t cap) {
 
 static const mp_backend_ops CPU_OPS;
 
-/* Correctness first: one mp_state per slot, sequences one after the other
- * (the dense GEMMs are already batched over each sequence's tokens). */
+/* One mp_state per slot. A batch of one token per sequence (a decoding step
+ * of B sequences) runs as one mp_forward_steps: the dense projections, router
+ * and lm_head read each weight once for the B rows, bit-identical to one by
+ * one. Other batches run the sequences one after the other (the dense GEMMs
+ * are already batched over each sequence's tokens). */
 static int cpu_prefill(void *const *states, const mp_engine_batch *b, int vocab, mp_error *err) {
-    return mp_engine_prefill_each(&CPU_OPS, states, b, vocab, err);
+    const size_t n = b->n_seqs, V = (size_t)vocab;
+    int steps = n > 1 && b->off[n] == n;
+    if (!steps) return mp_engine_prefill_each(&CPU_OPS, states, b, vocab, err);
+    mp_state **st = malloc(n * sizeof *st);
+    const int scores = b->targets && (b->logprobs || b->is_argmax);
+    float *tmp = scores && !b->logits ? malloc(n * V * sizeof *tmp) : NULL;
+    int rc = 0;
+    if (!st || (scores && !b->logits && !tmp)) rc = mp_fail(err, MP_ENOMEM, "out of memory for a decoding step");
+    for (size_t s = 0; rc == 0 && s < n; s++) st[s] = states[b->slot ? (size_t)b->slot[s] : s];
+    float *rows = b->logits ? b->logits : tmp; /* one token per sequence: row s is sequence s either way */
+    if (rc == 0) rc = mp_forward_steps(st, n, b->ids, rows, b->routing, err);
+    if (rc == 0 && scores)
+        rc = mp_engine_score_rows(rows, n, vocab, b->targets, b->logprobs, b->is_argmax, err);
+    free(tmp);
+    free(st);
+    return rc;
 }
 
 static const mp_backend_ops CPU_OPS = {"cpu",       cpu_devices, cpu_create,   cpu_destroy,      cpu_reset,  cpu_pos,

@@ -1,7 +1,8 @@
 /* core/model/forward.h — the CPU Monet forward pass: batched prefill over T tokens
  * with a KV cache, so the same call serves prompt processing and incremental
- * decoding (generate). Dense projections use OpenBLAS sgemm (sgemv for one
- * token); routing and the expert mixture are sparse (DESIGN.md §2, §5): the
+ * decoding (generate). Dense projections use OpenBLAS sgemm (for one token
+ * a kernel of its own, also run over B states at once by mp_forward_steps:
+ * the batched engine's decoding steps); routing and the expert mixture are sparse (DESIGN.md §2, §5): the
  * U / V expert products run only for the experts the chunk's tokens route
  * to. The environment variable MP_MOE=dense (read by mp_state_create)
  * computes them for all E experts instead, as the official einsum
@@ -64,5 +65,15 @@ int mp_state_set_steering(mp_state *s, const mp_steer *list, size_t n, mp_error 
  * @return 0, MP_EINPUT (id out of range, context full) or MP_ENOMEM. */
 int mp_forward(mp_state *s, const int32_t *ids, size_t n, float *logits, int last_only, mp_routing *routing,
                mp_error *err);
+
+/* One decoding step of B distinct states of one model: ids[b] at st[b]'s
+ * next position, logits (NULL or [B][vocab]) row b for st[b], routing NULL or
+ * [B]. The dense projections, the router and lm_head run as one pass over
+ * each weight matrix for the B rows; every state's results are bit-identical
+ * to mp_forward(st[b], &ids[b], 1, row b, 1, &routing[b]).
+ * @return 0, MP_EINPUT (id out of range, a context full, a state twice),
+ *         MP_EINTERNAL (states of different models) or MP_ENOMEM. */
+int mp_forward_steps(mp_state *const *st, size_t B, const int32_t *ids, float *logits, mp_routing *routing,
+                     mp_error *err);
 
 #endif

@@ -3,7 +3,10 @@
  * KV cache, the product-key router shared by each group of moe_groups layers,
  * and the VD / HD expert mixtures computed from the sparse routing without
  * ever forming the E x E expert matrix. Dense projections are OpenBLAS sgemm
- * over a chunk of tokens (sgemv for a single token: decoding).
+ * over a chunk of tokens; a single token (decoding) runs mp_cpu_linear_rows,
+ * which mp_forward_steps also runs over B states' tokens at once (the dense
+ * projections, router and lm_head share each weight read; attention and the
+ * experts stay per state), bit-identical to stepping each state alone.
  *
  * Expert compute is sparse by default: the chunk's (token, expert) pairs of
  * each factor are grouped by expert (counting sort) and the U and V products
@@ -15,6 +18,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -221,10 +225,96 @@ static void mp_cpu_rmsnorm(float *out, const float *x, const float *w, int n, in
     }
 }
 
+typedef float mp_v8 __attribute__((vector_size(32)));
+
+/* y[r][j] = x[r] . W[j] for the n rows r (n small: decoding steps), W
+ * row-major [outd][in], as one pass over W: each weight row is read once
+ * for up to 4 rows of x (then again from cache), which is what batching B
+ * decoding sequences buys on the CPU. Every y[r][j] is computed by the same
+ * operations in the same order whatever n and r (two 8-lane partial sums
+ * over blocks of 16, a scalar tail, a fixed reduction tree; no FMA), so a
+ * row's result does not depend on the rows next to it: decoding B sequences
+ * together is bit-identical to decoding them one by one. The AVX2 clone and
+ * the default (SSE2) one give the same bits (lane-wise IEEE mul and add). */
+__attribute__((target_clones("avx2", "default"))) static void linear_rows_range(float *y, const float *x,
+                                                                                 const float *w, int n, int in,
+                                                                                 int outd, int j0, int j1) {
+    const int k16 = in & ~15;
+    for (int j = j0; j < j1; j++) {
+        const float *wr = w + (size_t)j * in;
+        for (int r0 = 0; r0 < n; r0 += 4) {
+            const int nr = n - r0 < 4 ? n - r0 : 4;
+            const float *xr = x + (size_t)r0 * in;
+            mp_v8 a0[4] = {{0}}, a1[4] = {{0}};
+            for (int k = 0; k < k16; k += 16) {
+                mp_v8 w0, w1;
+                memcpy(&w0, wr + k, sizeof w0);
+                memcpy(&w1, wr + k + 8, sizeof w1);
+                for (int r = 0; r < nr; r++) {
+                    mp_v8 x0, x1;
+                    memcpy(&x0, xr + (size_t)r * in + k, sizeof x0);
+                    memcpy(&x1, xr + (size_t)r * in + k + 8, sizeof x1);
+                    mp_v8 p0 = x0 * w0, p1 = x1 * w1;
+                    a0[r] += p0;
+                    a1[r] += p1;
+                }
+            }
+            for (int r = 0; r < nr; r++) {
+                float tail = 0.0f;
+                for (int k = k16; k < in; k++) {
+                    float p = xr[(size_t)r * in + k] * wr[k];
+                    tail += p;
+                }
+                mp_v8 a = a0[r] + a1[r];
+                y[(size_t)(r0 + r) * outd + j] =
+                    (((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))) + tail;
+            }
+        }
+    }
+}
+
+/* Output rows [j0, j1) of one mp_cpu_linear_rows call, for a helper thread. */
+typedef struct rows_job {
+    float *y;
+    const float *x, *w;
+    int n, in, outd, j0, j1;
+} rows_job;
+
+static void *rows_worker(void *arg) {
+    rows_job *j = arg;
+    linear_rows_range(j->y, j->x, j->w, j->n, j->in, j->outd, j->j0, j->j1);
+    return NULL;
+}
+
+/* A large W (decoding a big model) is split by output rows over the threads
+ * OpenBLAS may use (openblas_get_num_threads, at most 8): each y[r][j] is
+ * still computed by one thread in the order above, so the split changes no
+ * bit. Small matrices stay on the calling thread. */
+static void mp_cpu_linear_rows(float *y, const float *x, const float *w, int n, int in, int outd) {
+    int T = openblas_get_num_threads();
+    if (T > 8) T = 8;
+    if (T <= 1 || (size_t)outd * (size_t)in < ((size_t)1 << 21) || outd < 2 * T) {
+        linear_rows_range(y, x, w, n, in, outd, 0, outd);
+        return;
+    }
+    pthread_t tid[8];
+    rows_job jobs[8];
+    int started[8] = {0};
+    for (int k = 0; k < T; k++) {
+        jobs[k] = (rows_job){y, x, w, n, in, outd, (int)((long)outd * k / T), (int)((long)outd * (k + 1) / T)};
+        if (k > 0) started[k] = pthread_create(&tid[k], NULL, rows_worker, &jobs[k]) == 0;
+    }
+    rows_worker(&jobs[0]);
+    for (int k = 1; k < T; k++) {
+        if (started[k]) pthread_join(tid[k], NULL);
+        else rows_worker(&jobs[k]); /* no thread: do its share here */
+    }
+}
+
 /* y[n][out] = x[n][in] * W^T, W row-major [out][in] (nn.Linear layout). */
 static void mp_cpu_linear(float *y, const float *x, const float *w, int n, int in, int outd) {
-    if (n == 1) { /* decoding: GEMV streams W once, sgemm would repack it per token */
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, outd, in, 1.0f, w, in, x, 1, 0.0f, y, 1);
+    if (n == 1) { /* decoding: one pass over W (sgemm would repack it per token), the batched decode's kernel */
+        mp_cpu_linear_rows(y, x, w, 1, in, outd);
         return;
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, outd, in, 1.0f, x, in, w, in, 0.0f, y, outd);
@@ -638,55 +728,149 @@ static void add_into(float *x, const float *y, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] += y[i];
 }
 
-/* One chunk of n tokens at positions s->pos .. s->pos+n-1. */
-static int forward_chunk(mp_state *s, const int32_t *ids, int n, float *logits, int last_only, mp_routing *routing,
-                         mp_error *err) {
-    const mp_model *m = s->m;
+/* The per-state buffers a dense projection reads or writes. */
+enum { BUF_XN, BUF_ATT, BUF_Q, BUF_K, BUF_V, BUF_TMP, BUF_Z1, BUF_Z2 };
+static float *state_buf(mp_state *s, int which) {
+    switch (which) {
+    case BUF_XN: return s->xn;
+    case BUF_ATT: return s->att;
+    case BUF_Q: return s->q;
+    case BUF_K: return s->k;
+    case BUF_V: return s->v;
+    case BUF_TMP: return s->tmp;
+    case BUF_Z1: return s->z1;
+    default: return s->z2;
+    }
+}
+
+/* One step of B states: either one state and n tokens (B == 1), or B states
+ * and one token each (n == 1, a decoding step of B sequences). */
+typedef struct step {
+    mp_state *const *st;
+    size_t B;
+    int n;
+    float *X, *Y; /* B > 1: [B][max(d, qd)] gathered inputs, [B][widest projection] outputs */
+} step;
+
+/* dst = src W^T in every state of the step: one linear over the state's n
+ * rows (B == 1), or one pass over W for the B states' rows (gathered, then
+ * scattered), each row computed as mp_cpu_linear computes a single row. */
+static void linear_step(const step *p, int src, int dst, const float *w, int in, int outd) {
+    if (p->B == 1) {
+        mp_cpu_linear(state_buf(p->st[0], dst), state_buf(p->st[0], src), w, p->n, in, outd);
+        return;
+    }
+    for (size_t b = 0; b < p->B; b++) memcpy(p->X + b * in, state_buf(p->st[b], src), (size_t)in * sizeof(float));
+    mp_cpu_linear_rows(p->Y, p->X, w, (int)p->B, in, outd);
+    for (size_t b = 0; b < p->B; b++) memcpy(state_buf(p->st[b], dst), p->Y + b * outd, (size_t)outd * sizeof(float));
+}
+
+/* Tokens ids at positions s->pos.. of each state of the step (B == 1: ids[0..n)
+ * on st[0]; n == 1: ids[b] on st[b]). logits: B == 1 as mp_forward's chunk;
+ * B > 1: [B][vocab]. routing: NULL or [B] (the state's tokens appended). */
+static int forward_step(const step *p, const int32_t *ids, float *logits, int last_only, mp_routing *routing,
+                        mp_error *err) {
+    const mp_model *m = p->st[0]->m;
     const mp_config *c = &m->cfg;
     const int d = c->hidden_size, hd = c->head_dim, qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
-    const int E = c->moe_experts, Hm = c->moe_heads, pos0 = s->pos;
-    for (int t = 0; t < n; t++) memcpy(s->x + (size_t)t * d, m->embed + (size_t)ids[t] * d, (size_t)d * sizeof(float));
+    const int E = c->moe_experts, Hm = c->moe_heads, n = p->n;
+    for (size_t b = 0; b < p->B; b++)
+        for (int t = 0; t < n; t++)
+            memcpy(p->st[b]->x + (size_t)t * d, m->embed + (size_t)ids[b + (size_t)t] * d, (size_t)d * sizeof(float));
     for (int l = 0; l < c->n_layers; l++) {
         const mp_layer *y = &m->layers[l];
-        mp_cpu_rmsnorm(s->xn, s->x, y->attn_norm, n, d, c->rms_norm_eps);
-        mp_cpu_linear(s->q, s->xn, y->wq, n, d, qd);
-        mp_cpu_linear(s->k, s->xn, y->wk, n, d, kvd);
-        mp_cpu_linear(s->v, s->xn, y->wv, n, d, kvd);
-        mp_cpu_rope(s->q, n, c->n_heads, hd, qd, pos0, s->rope_cos, s->rope_sin);
-        mp_cpu_rope(s->k, n, c->n_kv_heads, hd, kvd, pos0, s->rope_cos, s->rope_sin);
-        size_t base = ((size_t)l * s->max_ctx + (size_t)pos0) * kvd;
-        memcpy(s->kcache + base, s->k, (size_t)n * kvd * sizeof(float));
-        memcpy(s->vcache + base, s->v, (size_t)n * kvd * sizeof(float));
-        mp_cpu_attention(s, l, n, pos0);
-        mp_cpu_linear(s->tmp, s->att, y->wo, n, qd, d);
-        add_into(s->x, s->tmp, (size_t)n * d);
-
-        mp_cpu_rmsnorm(s->xn, s->x, y->ffn_norm, n, d, c->rms_norm_eps);
-        if (l % c->moe_groups == 0) {
-            s->cur_group = l / c->moe_groups;
-            mp_cpu_linear(s->z1, s->xn, y->router_w1, n, d, Hm * E);
-            mp_cpu_linear(s->z2, s->xn, y->router_w2, n, d, Hm * E);
-            mp_route_group_clear(&s->cur, Hm);
-            MP_TRY(mp_router_route(s->z1, s->z2, n, Hm, E, y->bn1_mean, y->bn1_var, y->bn2_mean, y->bn2_var,
-                                   s->threshold, &s->cur, err));
-            if (routing) MP_TRY(mp_route_group_append(&routing->groups[l / c->moe_groups], &s->cur, err));
-            MP_TRY(build_rows(s, n, err));
+        for (size_t b = 0; b < p->B; b++) mp_cpu_rmsnorm(p->st[b]->xn, p->st[b]->x, y->attn_norm, n, d, c->rms_norm_eps);
+        linear_step(p, BUF_XN, BUF_Q, y->wq, d, qd);
+        linear_step(p, BUF_XN, BUF_K, y->wk, d, kvd);
+        linear_step(p, BUF_XN, BUF_V, y->wv, d, kvd);
+        for (size_t b = 0; b < p->B; b++) {
+            mp_state *s = p->st[b];
+            const int pos0 = s->pos;
+            mp_cpu_rope(s->q, n, c->n_heads, hd, qd, pos0, s->rope_cos, s->rope_sin);
+            mp_cpu_rope(s->k, n, c->n_kv_heads, hd, kvd, pos0, s->rope_cos, s->rope_sin);
+            size_t base = ((size_t)l * s->max_ctx + (size_t)pos0) * kvd;
+            memcpy(s->kcache + base, s->k, (size_t)n * kvd * sizeof(float));
+            memcpy(s->vcache + base, s->v, (size_t)n * kvd * sizeof(float));
+            mp_cpu_attention(s, l, n, pos0);
         }
-        if (c->decompose == MP_VD) mp_cpu_moe_vd(s, y, n);
-        else mp_cpu_moe_hd(s, y, n);
-        add_into(s->x, s->tmp, (size_t)n * d);
+        linear_step(p, BUF_ATT, BUF_TMP, y->wo, qd, d);
+        for (size_t b = 0; b < p->B; b++) {
+            mp_state *s = p->st[b];
+            add_into(s->x, s->tmp, (size_t)n * d);
+            mp_cpu_rmsnorm(s->xn, s->x, y->ffn_norm, n, d, c->rms_norm_eps);
+        }
+        if (l % c->moe_groups == 0) {
+            linear_step(p, BUF_XN, BUF_Z1, y->router_w1, d, Hm * E);
+            linear_step(p, BUF_XN, BUF_Z2, y->router_w2, d, Hm * E);
+            for (size_t b = 0; b < p->B; b++) {
+                mp_state *s = p->st[b];
+                s->cur_group = l / c->moe_groups;
+                mp_route_group_clear(&s->cur, Hm);
+                MP_TRY(mp_router_route(s->z1, s->z2, n, Hm, E, y->bn1_mean, y->bn1_var, y->bn2_mean, y->bn2_var,
+                                       s->threshold, &s->cur, err));
+                if (routing) MP_TRY(mp_route_group_append(&routing[b].groups[l / c->moe_groups], &s->cur, err));
+                MP_TRY(build_rows(s, n, err));
+            }
+        }
+        for (size_t b = 0; b < p->B; b++) {
+            mp_state *s = p->st[b];
+            if (c->decompose == MP_VD) mp_cpu_moe_vd(s, y, n);
+            else mp_cpu_moe_hd(s, y, n);
+            add_into(s->x, s->tmp, (size_t)n * d);
+        }
     }
-    s->pos += n;
+    for (size_t b = 0; b < p->B; b++) p->st[b]->pos += n;
     if (!logits) return 0;
+    if (p->B > 1) { /* one row per state: its last */
+        for (size_t b = 0; b < p->B; b++)
+            mp_cpu_rmsnorm(p->X + b * d, p->st[b]->x, m->final_norm, 1, d, c->rms_norm_eps);
+        mp_cpu_linear_rows(logits, p->X, m->lm_head, (int)p->B, d, c->vocab_size);
+        return 0;
+    }
+    mp_state *s = p->st[0];
     if (last_only) {
         const float *xl = s->x + (size_t)(n - 1) * d;
         mp_cpu_rmsnorm(s->xn, xl, m->final_norm, 1, d, c->rms_norm_eps);
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, c->vocab_size, d, 1.0f, m->lm_head, d, s->xn, 1, 0.0f, logits, 1);
+        mp_cpu_linear(logits, s->xn, m->lm_head, 1, d, c->vocab_size);
     } else {
         mp_cpu_rmsnorm(s->xn, s->x, m->final_norm, n, d, c->rms_norm_eps);
         mp_cpu_linear(logits, s->xn, m->lm_head, n, d, c->vocab_size);
     }
     return 0;
+}
+
+/* One chunk of n tokens at positions s->pos .. s->pos+n-1. */
+static int forward_chunk(mp_state *s, const int32_t *ids, int n, float *logits, int last_only, mp_routing *routing,
+                         mp_error *err) {
+    const step p = {&s, 1, n, NULL, NULL};
+    return forward_step(&p, ids, logits, last_only, routing, err);
+}
+
+int mp_forward_steps(mp_state *const *st, size_t B, const int32_t *ids, float *logits, mp_routing *routing,
+                     mp_error *err) {
+    if (B == 0) return 0;
+    const mp_model *m = st[0]->m;
+    const mp_config *c = &m->cfg;
+    for (size_t b = 0; b < B; b++) {
+        MP_FAIL_IF(st[b]->m != m, err, MP_EINTERNAL, "decoding step over states of different models");
+        MP_FAIL_IF(st[b]->pos + 1 > st[b]->max_ctx, err, MP_EINPUT,
+                   "context full: %d cached + 1 new token exceed the %d-token context", st[b]->pos, st[b]->max_ctx);
+        MP_FAIL_IF(ids[b] < 0 || ids[b] >= c->vocab_size, err, MP_EINPUT,
+                   "token id %d of sequence %zu is outside the vocabulary (0..%d)", ids[b], b, c->vocab_size - 1);
+        MP_FAIL_IF(routing && (routing[b].n_groups != c->n_router_groups || routing[b].Hm != c->moe_heads), err,
+                   MP_EINTERNAL, "routing record was made for another model");
+        for (size_t a = 0; a < b; a++) MP_FAIL_IF(st[a] == st[b], err, MP_EINPUT, "a state twice in one step");
+    }
+    if (B == 1) return mp_forward(st[0], ids, 1, logits, 1, routing, err);
+    const size_t d = (size_t)c->hidden_size, qd = (size_t)c->n_heads * (size_t)c->head_dim;
+    const size_t wide = (size_t)c->moe_heads * (size_t)c->moe_experts;
+    size_t xw = d > qd ? d : qd, yw = xw > wide ? xw : wide;
+    step p = {st, B, 1, malloc(B * xw * sizeof(float)), malloc(B * yw * sizeof(float))};
+    int rc = p.X && p.Y ? forward_step(&p, ids, logits, 1, routing, err)
+                        : mp_fail(err, MP_ENOMEM, "out of memory for a %zu-sequence decoding step", B);
+    free(p.X);
+    free(p.Y);
+    return rc;
 }
 
 int mp_forward(mp_state *s, const int32_t *ids, size_t n, float *logits, int last_only, mp_routing *routing,

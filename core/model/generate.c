@@ -123,13 +123,14 @@ cleanup:
     return rc;
 }
 
-/* Sequences [0, n) with n <= the engine's slots, sequence k on slot k. */
+/* Sequences [0, n) with n <= the engine's slots, sequence k on slot k with
+ * options opts[k * each] (each: 0 = one set for all, 1 = one per sequence). */
 static int generate_chunk(mp_engine *e, const mp_tokenizer *tok, const int32_t *const *prompts,
-                          const size_t *n_prompts, size_t n, const mp_gen_opts *opts, mp_sampler *samplers,
-                          mp_gen_result *res, gen_seq *g, float *logits, int32_t *ids, size_t *off, int *slot,
-                          mp_error *err) {
+                          const size_t *n_prompts, size_t n, const mp_gen_opts *opts, size_t each,
+                          mp_sampler *samplers, mp_gen_result *res, gen_seq *g, float *logits, int32_t *ids,
+                          size_t *off, int *slot, mp_error *err) {
     for (size_t k = 0; k < n; k++) {
-        MP_TRY(gen_begin(&g[k], &res[k], prompts[k], n_prompts[k], opts, err));
+        MP_TRY(gen_begin(&g[k], &res[k], prompts[k], n_prompts[k], &opts[k * each], err));
         MP_TRY(mp_engine_slot_rewind(e, (int)k, 0, err));
     }
     /* prefill: every prompt, logits of its last token */
@@ -153,7 +154,8 @@ static int generate_chunk(mp_engine *e, const mp_tokenizer *tok, const int32_t *
     /* decode: one token per live sequence per call; logits row x <-> sequence slot[x] */
     size_t live = 0;
     for (size_t k = 0; k < n; k++) {
-        if (opts->max_new_tokens > 0) MP_TRY(gen_step(&g[k], tok, opts, &samplers[k], logits + k * (size_t)samplers[k].vocab, err));
+        const mp_gen_opts *o = &opts[k * each];
+        if (o->max_new_tokens > 0) MP_TRY(gen_step(&g[k], tok, o, &samplers[k], logits + k * (size_t)samplers[k].vocab, err));
         else g[k].done = 1;
         if (!g[k].done) live++;
     }
@@ -172,7 +174,7 @@ static int generate_chunk(mp_engine *e, const mp_tokenizer *tok, const int32_t *
         live = 0;
         for (size_t r = 0; r < x; r++) {
             size_t k = (size_t)slot[r];
-            MP_TRY(gen_step(&g[k], tok, opts, &samplers[k], logits + r * (size_t)samplers[k].vocab, err));
+            MP_TRY(gen_step(&g[k], tok, &opts[k * each], &samplers[k], logits + r * (size_t)samplers[k].vocab, err));
             if (!g[k].done) live++;
             else res[k].decode_s = mp_now() - t1;
         }
@@ -182,15 +184,17 @@ static int generate_chunk(mp_engine *e, const mp_tokenizer *tok, const int32_t *
     return 0;
 }
 
-int mp_generate_batch(mp_engine *e, const mp_tokenizer *tok, const int32_t *const *prompts, const size_t *n_prompts,
-                      size_t n, const mp_gen_opts *opts, mp_sampler *samplers, mp_gen_result *res, mp_error *err) {
+static int generate_batch(mp_engine *e, const mp_tokenizer *tok, const int32_t *const *prompts, const size_t *n_prompts,
+                          size_t n, const mp_gen_opts *opts, size_t each, mp_sampler *samplers, mp_gen_result *res,
+                          mp_error *err) {
     memset(res, 0, n * sizeof *res);
     const size_t max_ctx = (size_t)mp_engine_max_ctx(e);
     for (size_t k = 0; k < n; k++) {
         MP_FAIL_IF(n_prompts[k] == 0, err, MP_EINPUT, "empty prompt");
-        MP_FAIL_IF(n_prompts[k] + (size_t)opts->max_new_tokens > max_ctx, err, MP_EINPUT,
-                   "prompt of %zu tokens + %d new tokens exceed the %zu-token context", n_prompts[k],
-                   opts->max_new_tokens, max_ctx);
+        const int max_new = opts[k * each].max_new_tokens;
+        MP_FAIL_IF(max_new < 0, err, MP_EINPUT, "negative token budget (%d)", max_new);
+        MP_FAIL_IF(n_prompts[k] + (size_t)max_new > max_ctx, err, MP_EINPUT,
+                   "prompt of %zu tokens + %d new tokens exceed the %zu-token context", n_prompts[k], max_new, max_ctx);
     }
     if (n == 0) return 0;
     const size_t S = (size_t)mp_engine_slots(e), V = (size_t)samplers[0].vocab;
@@ -203,8 +207,8 @@ int mp_generate_batch(mp_engine *e, const mp_tokenizer *tok, const int32_t *cons
     if (!g || !logits || !ids || !off || !slot) rc = mp_fail(err, MP_ENOMEM, "out of memory (generation)");
     for (size_t i = 0; rc == 0 && i < n; i += S) {
         size_t c = n - i < S ? n - i : S;
-        rc = generate_chunk(e, tok, prompts + i, n_prompts + i, c, opts, samplers + i, res + i, g, logits, ids, off,
-                            slot, err);
+        rc = generate_chunk(e, tok, prompts + i, n_prompts + i, c, opts + i * each, each, samplers + i, res + i, g,
+                            logits, ids, off, slot, err);
     }
     free(g);
     free(logits);
@@ -214,6 +218,17 @@ int mp_generate_batch(mp_engine *e, const mp_tokenizer *tok, const int32_t *cons
     if (rc < 0)
         for (size_t k = 0; k < n; k++) mp_gen_result_free(&res[k]);
     return rc;
+}
+
+int mp_generate_batch(mp_engine *e, const mp_tokenizer *tok, const int32_t *const *prompts, const size_t *n_prompts,
+                      size_t n, const mp_gen_opts *opts, mp_sampler *samplers, mp_gen_result *res, mp_error *err) {
+    return generate_batch(e, tok, prompts, n_prompts, n, opts, 0, samplers, res, err);
+}
+
+int mp_generate_batch_each(mp_engine *e, const mp_tokenizer *tok, const int32_t *const *prompts,
+                           const size_t *n_prompts, size_t n, const mp_gen_opts *opts, mp_sampler *samplers,
+                           mp_gen_result *res, mp_error *err) {
+    return generate_batch(e, tok, prompts, n_prompts, n, opts, 1, samplers, res, err);
 }
 
 void mp_gen_result_free(mp_gen_result *res) {

@@ -64,6 +64,13 @@ int mp_generate(mp_state *st, const mp_tokenizer *tok, const int32_t *prompt, si
  * MP_ENOMEM; on error every res[k] is freed. */
 int mp_generate_batch(mp_engine *e, const mp_tokenizer *tok, const int32_t *const *prompts, const size_t *n_prompts,
                       size_t n, const mp_gen_opts *opts, mp_sampler *samplers, mp_gen_result *res, mp_error *err);
+/* As mp_generate_batch with options of its own per sequence: sequence k
+ * stops and is budgeted by opts[k] (opts: [n]), e.g. MULTIPL-E's problems,
+ * each with its stop strings and token budget, decoded together.
+ * @return as mp_generate_batch. */
+int mp_generate_batch_each(mp_engine *e, const mp_tokenizer *tok, const int32_t *const *prompts,
+                           const size_t *n_prompts, size_t n, const mp_gen_opts *opts, mp_sampler *samplers,
+                           mp_gen_result *res, mp_error *err);
 void mp_gen_result_free(mp_gen_result *res);
 
 #endif

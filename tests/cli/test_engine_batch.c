@@ -6,9 +6,13 @@
  *    mp_logprob of those logits; argmax flags match; last_only rows match;
  *  - bad batches (duplicate slot, empty sequence, more sequences than slots)
  *    fail with MP_EINPUT;
+ *  - decoding steps (one token per sequence, slots permuted, with targets and
+ *    routing): logits, log-probs and routing equal mp_forward of each token
+ *    alone;
  *  - mp_generate_batch (B sequences decoded together, each with its own
  *    sampler and stop) gives mp_generate's ids, text and stop reason on 1 and
- *    3 slots.
+ *    3 slots; mp_generate_batch_each (a budget, stop strings and EOS rule per
+ *    sequence) gives mp_generate's with the same options on 2 and 4 slots.
  * usage: test_engine_batch MODEL_DIR */
 #include <math.h>
 #include <stdio.h>
@@ -138,6 +142,54 @@ int main(int argc, char **argv) {
     CHECK(mp_engine_prefill(e, &b, &err) == MP_EINPUT, "5 sequences on 4 slots accepted");
     free(lp2);
 
+    /* ---- decoding steps: batches of one token per sequence (the CPU engine runs them as one
+     * mp_forward_steps) vs mp_forward of that token alone: logits, routing, log-probs */
+    enum { STEPS = 3 };
+    float *sref = malloc(STEPS * NS * Vz * sizeof *sref), *sgot = malloc(NS * Vz * sizeof *sgot);
+    if (!sref || !sgot) return fprintf(stderr, "out of memory\n"), 1;
+    mp_routing sr_ref[NS], sr_got[NS];
+    for (int s = 0; s < NS; s++) {
+        TRY(mp_routing_init(&sr_ref[s], &m->cfg, &err));
+        TRY(mp_routing_init(&sr_got[s], &m->cfg, &err));
+        mp_state_reset(st);
+        TRY(mp_forward(st, ids[s], PRE, NULL, 0, NULL, &err));
+        for (int k = 0; k < STEPS; k++) {
+            int32_t one_id = (int32_t)((s * 53 + k * 29 + 11) % V);
+            TRY(mp_forward(st, &one_id, 1, sref + ((size_t)k * NS + s) * Vz, 0, &sr_ref[s], &err));
+        }
+        TRY(mp_engine_slot_rewind(e, slot[s], PRE, &err));
+    }
+    size_t off1[NS + 1] = {0, 1, 2, 3, 4};
+    for (int k = 0; k < STEPS; k++) {
+        int32_t sid[NS], stg[NS];
+        double slp[NS];
+        uint8_t sam[NS];
+        for (int s = 0; s < NS; s++) {
+            sid[s] = (int32_t)((s * 53 + k * 29 + 11) % V);
+            stg[s] = s == k ? -1 : (int32_t)((s * 7 + k) % V);
+        }
+        b = (mp_engine_batch){.n_seqs = NS, .ids = sid, .off = off1, .slot = slot, .logits = sgot, .targets = stg,
+                              .logprobs = slp, .is_argmax = sam, .routing = sr_got};
+        TRY(mp_engine_prefill(e, &b, &err));
+        for (int s = 0; s < NS; s++) {
+            const float *want = sref + ((size_t)k * NS + s) * Vz;
+            CHECK(!memcmp(want, sgot + (size_t)s * Vz, Vz * sizeof *want), "step %d, sequence %d: logits differ", k, s);
+            double lw = stg[s] < 0 ? NAN : mp_logprob(want, V, stg[s]);
+            CHECK(stg[s] < 0 ? isnan(slp[s]) : !memcmp(&lw, &slp[s], sizeof lw), "step %d, sequence %d: log-prob", k,
+                  s);
+        }
+    }
+    for (int s = 0; s < NS; s++) {
+        CHECK(mp_engine_slot_pos(e, slot[s]) == PRE + STEPS, "slot %d position after the steps", slot[s]);
+        for (int g = 0; g < m->cfg.n_router_groups; g++)
+            CHECK(same_routing(&sr_ref[s].groups[g], &sr_got[s].groups[g]), "steps, sequence %d group %d: routing",
+                  s, g);
+        mp_routing_free(&sr_ref[s]);
+        mp_routing_free(&sr_got[s]);
+    }
+    free(sref);
+    free(sgot);
+
     /* ---- generation: mp_generate one by one vs mp_generate_batch on 1 and 3 slots */
     /* the first prompt stops early (a stop string) while the others run on: the
      * decode calls then carry fewer sequences than slots, in another order */
@@ -175,6 +227,47 @@ int main(int argc, char **argv) {
         }
         mp_engine_free(eg);
     }
+    /* ---- mp_generate_batch_each: options of its own per sequence (budget, stop
+     * strings, EOS) vs mp_generate with the same options, on 2 and 4 slots */
+    const char *stops_b[] = {"e", "\n"};
+    const mp_gen_opts each[NG] = {{.max_new_tokens = 3},
+                                  {.max_new_tokens = 9, .stop = stops_b, .n_stop = 1},
+                                  {.max_new_tokens = 14, .stop = stops_b + 1, .n_stop = 1, .ignore_eos = 1},
+                                  {.max_new_tokens = 0},
+                                  {.max_new_tokens = 6, .stop = stops, .n_stop = 3}};
+    mp_gen_result ref_each[NG];
+    for (int k = 0; k < NG; k++) {
+        mp_sampler smp;
+        TRY(mp_sampler_init(&smp, V, temp[k], 0.95, seed[k] + 100, &err));
+        TRY(mp_generate(st, tok, pids[k], np[k], &each[k], &smp, &ref_each[k], &err));
+        mp_sampler_free(&smp);
+    }
+    for (int slots = 2; slots <= 4; slots += 2) {
+        mp_engine *eg = NULL;
+        mp_sampler smp[NG];
+        TRY(mp_engine_create_slots(m, MP_DEVICE_CPU, slots, 0, 0, &eg, &err));
+        for (int k = 0; k < NG; k++) TRY(mp_sampler_init(&smp[k], V, temp[k], 0.95, seed[k] + 100, &err));
+        TRY(mp_generate_batch_each(eg, tok, (const int32_t *const *)pids, np, NG, each, smp, many, &err));
+        for (int k = 0; k < NG; k++) {
+            CHECK(many[k].n_ids == ref_each[k].n_ids &&
+                      !memcmp(many[k].ids, ref_each[k].ids, ref_each[k].n_ids * sizeof *ref_each[k].ids) &&
+                      !strcmp(many[k].text, ref_each[k].text) && many[k].stop_reason == ref_each[k].stop_reason,
+                  "each, %d slots, prompt %d: differs from mp_generate ('%s' vs '%s')", slots, k, many[k].text,
+                  ref_each[k].text);
+            mp_gen_result_free(&many[k]);
+            mp_sampler_free(&smp[k]);
+        }
+        mp_engine_free(eg);
+    }
+    /* the options took effect: budgets 3 and 0 are kept, and the sequences end at different lengths */
+    CHECK(ref_each[0].n_ids <= 3 && ref_each[3].n_ids == 0 && ref_each[2].n_ids != ref_each[0].n_ids,
+          "per-sequence budgets not applied (%zu, %zu, %zu tokens)", ref_each[0].n_ids, ref_each[3].n_ids,
+          ref_each[2].n_ids);
+    for (int k = 0; k < NG; k++) {
+        printf("each, prompt %d: %zu tokens, stop %d\n", k, ref_each[k].n_ids, ref_each[k].stop_reason);
+        mp_gen_result_free(&ref_each[k]);
+    }
+
     int stopped = 0, early0 = one[0].n_ids < 12;
     for (int k = 0; k < NG; k++) {
         printf("prompt %d: %zu tokens, stop %d\n", k, one[k].n_ids, one[k].stop_reason);

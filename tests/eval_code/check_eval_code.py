@@ -11,6 +11,11 @@
                               exit 77 when all are.
   model BIN SHARED MODEL      tiny random checkpoint: --limit 3 greedy, JSONL structure,
                               two runs byte-identical (determinism), --jobs 1 vs 2 identical.
+  batch BIN SHARED MODEL      the embedded model (data/monet-tiny, 256-token context): the first
+                              9 Python problems, 3 samples each at T=0.8 (--batch 1, 4, 5) and
+                              greedy (--batch 1, 5) (uneven rounds, per-problem budgets
+                              clipped by the context, sequences stopping at different steps):
+                              the per-problem JSONL is byte-identical at every --batch.
 Every run uses a private TMPDIR that must be empty afterwards (sandbox cleanup).
 """
 import gzip
@@ -190,6 +195,33 @@ def model(bin_, shared, tmp, model_dir):
     check("prompt + completion" in text and "prompt.strip()" in text, "budget and prompt convention printed")
 
 
+def batch(bin_, shared, tmp, model_dir):
+    def once(b, extra):
+        sb = tempfile.mkdtemp(dir=tmp)
+        os.chmod(sb, 0o755)
+        out = os.path.join(tmp, f"b{b}_{len(extra)}.jsonl")
+        summary, text, dt = run(bin_, ["--lang", "py", "--model", model_dir, "--limit", "9", "--problems",
+                                       data(shared, "py"), "--device", "cpu", "--batch", str(b), "--jobs", "2",
+                                       "--out", out] + extra, sb)
+        check(f"--batch {b} on cpu" in summary.get("generated", ""), f"--batch {b}: {summary.get('generated')}")
+        print(f"--batch {b} {' '.join(extra)}: {summary.get('generated')} ({dt:.1f} s)")
+        return open(out, "rb").read()
+    sampled = ["--n", "3", "--temperature", "0.8", "--max-tokens", "48", "--budget", "new"]
+    for extra in (sampled, []):
+        outs = {b: once(b, extra) for b in ((1, 4, 5) if extra else (1, 5))}
+        for b in outs:
+            check(outs[b] == outs[1], f"{' '.join(extra) or 'greedy'}: --batch {b} JSONL differs from --batch 1")
+        rows = [json.loads(l) for l in outs[1].decode().splitlines()]
+        check(len(rows) == 9, f"{len(rows)} rows, want 9")
+        samples = [s for r in rows for s in r["samples"]]
+        # not vacuous: sequences that generated, of different lengths, some left out by the context
+        lengths = {s["tokens"] for s in samples if "note" not in s}
+        check(len(lengths) >= 3 and max(lengths) > 0, f"token counts {sorted(lengths)}: want several")
+        check(any("note" in s for s in samples), "a prompt that fills the 256-token context")
+        if extra:
+            check(any(len({s["completion"] for s in r["samples"]}) > 1 for r in rows), "T=0.8 samples differ")
+
+
 def main():
     mode, bin_, shared = sys.argv[1], sys.argv[2], sys.argv[3]
     tmp = tempfile.mkdtemp(prefix="mp-evalcode-")
@@ -203,6 +235,8 @@ def main():
             langs(bin_, shared, tmp)
         elif mode == "model":
             model(bin_, shared, tmp, sys.argv[4])
+        elif mode == "batch":
+            batch(bin_, shared, tmp, sys.argv[4])
         else:
             sys.exit(f"unknown mode {mode}")
     finally:
