@@ -25,6 +25,10 @@
 #include <unistd.h>
 
 #include "analysis/analysis.h"
+#include "analysis/context.h"
+#include "analysis/effects.h"
+#include "core/model/backend.h"
+#include "core/model/routing.h"
 #include "core/store/evidence_read.h"
 #include "core/text/tokenizer.h"
 #include "core/text/utf8.h"
@@ -42,6 +46,7 @@ void mp_browse_opts_default(mp_browse_opts *o) {
     o->contexts = 32;
     o->context_tokens = 12;
     o->coact = 12;
+    o->model_experts = 100;
 }
 
 /* ---- output files ------------------------------------------------------------ */
@@ -267,6 +272,9 @@ typedef struct ctx {
     sqlite3_stmt *q_profile, *q_coact;
     char *buf;               /* decode scratch */
     size_t cap;
+    mp_routing routing;      /* per-token scores (o->engine set) */
+    int have_routing;
+    size_t pages;            /* expert pages written so far */
 } ctx;
 
 static int label_index(ctx *c, const char *name, mp_error *err) {
@@ -624,6 +632,71 @@ static int write_context(ctx *c, wr *w, const mp_store_hit *h, int32_t *token, m
     return 0;
 }
 
+/* One <td class="ctx"> with every shown token shaded by the expert's weight on
+ * it (recomputed by one forward over the stored window: analysis/context.h);
+ * data-w carries the weight, the activating token is marked. */
+static int write_context_scored(ctx *c, wr *w, const mp_store_hit *h, int grp, uint32_t I, uint32_t J, int32_t *token,
+                                mp_error *err) {
+    mp_context ct;
+    int rc = mp_context_load(c->st, c->tok, (int)c->W, h->doc, h->pos, c->o->context_tokens, &ct, err);
+    if (rc < 0) return rc;
+    if ((rc = mp_context_score(c->o->engine, &c->routing, &ct, grp, (int)I, (int)J, err)) < 0) {
+        mp_context_free(&ct);
+        return rc;
+    }
+    if (token) *token = ct.ids[ct.t];
+    double top = h->w;
+    for (size_t k = 0; k < ct.to - ct.from; k++)
+        if (ct.scores[k] > top) top = ct.scores[k];
+    w_puts(w, "<td class=\"ctx scored\">");
+    if (ct.from > 0) w_puts(w, "<span class=\"muted\">\xe2\x80\xa6</span>");
+    for (size_t k = 0; k < ct.to - ct.from; k++) {
+        double v = ct.scores[k], a = top > 0 && v > 0 ? 0.85 * v / top : 0;
+        int act = ct.from + k == ct.t;
+        if (act) w_puts(w, "<mark>");
+        w_printf(w, "<span class=\"tok\" data-w=\"%.6g\" title=\"w = %.2f%%\"", v, 100.0 * v);
+        if (a > 0) w_printf(w, " style=\"background:rgba(255,140,0,%.3f)\"", a);
+        w_puts(w, ">");
+        w_html(w, ct.pieces[k], strlen(ct.pieces[k]), 1);
+        w_puts(w, "</span>");
+        if (act) w_puts(w, "</mark>");
+    }
+    if (ct.to < ct.n) w_puts(w, "<span class=\"muted\">\xe2\x80\xa6</span>");
+    w_puts(w, "</td>");
+    mp_context_free(&ct);
+    return 0;
+}
+
+/* The expert's logit effects (analysis/effects.h) over the shown top contexts:
+ * the 10 next tokens it promotes most and the 10 it suppresses most. */
+static int write_effects(ctx *c, wr *w, int grp, uint32_t I, uint32_t J, size_t contexts, mp_error *err) {
+    mp_effects fx;
+    int rc = mp_effects_compute(c->st, c->o->model, c->o->engine, grp, (int)I, (int)J, (int)contexts, 10, &fx, err);
+    if (rc < 0) return rc;
+    w_printf(w, "<h2>Logit effects</h2>\n<p class=\"note\">Next-token log-probability after the activating token, "
+                "the model as is minus the model with this one expert masked (w<sub>ij</sub> = 0 in every layer "
+                "of group %d), averaged over %zu top contexts: positive = the expert promotes the token.</p>\n"
+                "<table id=\"effects\"><thead><tr><th>promotes</th><th class=\"num\">\xce\x94 log p</th>"
+                "<th>suppresses</th><th class=\"num\">\xce\x94 log p</th></tr></thead><tbody>\n",
+             grp, fx.contexts);
+    for (int k = 0; k < fx.n; k++) {
+        char a[256], b[256];
+        int na = mp_tokenizer_decode_piece(c->tok, -1, fx.promoted[k].id, a, sizeof a);
+        int nb = mp_tokenizer_decode_piece(c->tok, -1, fx.suppressed[k].id, b, sizeof b);
+        if (na < 0) na = snprintf(a, sizeof a, "<%d>", fx.promoted[k].id);
+        if (nb < 0) nb = snprintf(b, sizeof b, "<%d>", fx.suppressed[k].id);
+        w_printf(w, "<tr><td class=\"ctx\" data-id=\"%d\">", fx.promoted[k].id);
+        w_html(w, a, (size_t)na, 1);
+        w_printf(w, "</td><td class=\"num\">%+.4f</td><td class=\"ctx\" data-id=\"%d\">", fx.promoted[k].effect,
+                 fx.suppressed[k].id);
+        w_html(w, b, (size_t)nb, 1);
+        w_printf(w, "</td><td class=\"num\">%+.4f</td></tr>\n", fx.suppressed[k].effect);
+    }
+    w_puts(w, "</tbody></table>\n");
+    mp_effects_free(&fx);
+    return 0;
+}
+
 static void write_labels(wr *w, const char *labels_json) {
     cJSON *lj = labels_json ? cJSON_Parse(labels_json) : NULL;
     const cJSON *it;
@@ -971,6 +1044,9 @@ static int write_page(ctx *c, struct sel *x, mp_error *err) {
     size_t nh = 0;
     wr w;
     int rc;
+    /* the model panels: the first model_experts pages in ranking order */
+    int model_panels = c->have_routing && (!c->o->model_experts || c->pages < c->o->model_experts);
+    c->pages++;
     snprintf(path, sizeof path, "%s/experts/g%d/%u_%u.html", c->o->out_dir, x->grp, I, J);
     MP_TRY(w_open(&w, path, err));
     snprintf(title, sizeof title, "Expert %d:%u,%u", x->grp, I, J);
@@ -1017,8 +1093,11 @@ static int write_page(ctx *c, struct sel *x, mp_error *err) {
     w_printf(&w, "<h2>Top contexts</h2>\n<p class=\"note\">%zu of the %zu stored top contexts, highest routing score "
                  "first. The percentage is the expert's routing score w<sub>ij</sub> = \xce\xa3<sub>h</sub> "
                  "g1[h,i]\xc2\xb7g2[h,j] as the paper shows it (it sums over heads, so it can exceed 100%%); the "
-                 "activating token is highlighted.</p>\n",
-             shown, nh);
+                 "activating token is highlighted%s.</p>\n",
+             shown, nh,
+             model_panels ? "; every shown token is shaded by the expert's weight on it, recomputed by one forward "
+                            "of the model over the stored window (hover for the value)"
+                          : "");
     w_puts(&w, "<table id=\"contexts\"><thead><tr><th class=\"num\">#</th><th class=\"num\">Activation</th>"
                "<th>Document</th><th>Context</th></tr></thead><tbody>\n");
     for (size_t k = 0; k < shown; k++) {
@@ -1033,10 +1112,13 @@ static int write_page(ctx *c, struct sel *x, mp_error *err) {
                  hits[k].pos);
         free(labels);
         free(source);
-        if ((rc = write_context(c, &w, &hits[k], &toks[k], err)) < 0) goto cleanup;
+        if ((rc = model_panels ? write_context_scored(c, &w, &hits[k], x->grp, I, J, &toks[k], err)
+                               : write_context(c, &w, &hits[k], &toks[k], err)) < 0)
+            goto cleanup;
         w_puts(&w, "</tr>\n");
     }
     w_puts(&w, "</tbody></table>\n");
+    if (model_panels && shown && (rc = write_effects(c, &w, x->grp, I, J, shown, err)) < 0) goto cleanup;
     if ((rc = top_tokens(c, x, toks, shown, err)) < 0) goto cleanup;
     if ((rc = write_hist(c, &w, x->grp, x->e, err)) < 0 || (rc = write_quantiles(c, &w, x->grp, x->e, err)) < 0 ||
         (rc = write_label_samples(c, &w, x->grp, x->e, err)) < 0)
@@ -1222,6 +1304,14 @@ int mp_browse(mp_store *st, const mp_browse_opts *o, mp_browse_summary *sum, mp_
     if (rc == 0) rc = mp_fail(err, MP_EINPUT, "%s: corrupt store: no tokenizer.model in table files", mp_store_path(st));
     if (rc < 0 || (rc = mp_tokenizer_load_from_memory(tokbytes, toklen, "tokenizer.model (in store)", &c.tok, err)) < 0)
         goto cleanup;
+    MP_FAIL_IF(!o->model != !o->engine, err, MP_EINTERNAL, "browse: the model and its engine go together");
+    if (o->model) {
+        MP_FAIL_IF(o->model->cfg.n_router_groups != c.n_groups || o->model->cfg.moe_experts != c.E, err, MP_EINPUT,
+                   "the model (%d groups x %d experts) is not the store's (%ld x %ld)", o->model->cfg.n_router_groups,
+                   o->model->cfg.moe_experts, c.n_groups, c.E);
+        if ((rc = mp_routing_init(&c.routing, &o->model->cfg, err)) < 0) goto cleanup;
+        c.have_routing = 1;
+    }
     if (!(c.group_tokens = calloc((size_t)c.n_groups, sizeof *c.group_tokens))) goto oom;
     if (sqlite3_prepare_v2(c.db, "SELECT grp, tokens FROM groups", -1, &s, NULL) != SQLITE_OK) goto sqlfail;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -1287,5 +1377,6 @@ cleanup:
     free(c.buf);
     free(tokbytes);
     mp_tokenizer_free(c.tok);
+    if (c.have_routing) mp_routing_free(&c.routing);
     return rc;
 }

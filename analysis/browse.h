@@ -55,9 +55,17 @@ typedef struct mp_browse_opts {
     int context_tokens;      /* tokens shown each side of the activating token */
     int coact;               /* co-activating experts listed per page */
     mp_progress *progress;   /* NULL = silent; counts pages */
+    /* With the model the store was collected with (both set, engine max_ctx >= the
+     * store's window): the first model_experts pages (0 = all) shade every shown
+     * token by the expert's weight on it (one forward per context) and carry the
+     * expert's logit effects (analysis/effects.h: the expert masked vs not). */
+    const struct mp_model *model;
+    struct mp_engine *engine;
+    size_t model_experts;
 } mp_browse_opts;
 
-/* Defaults: rank COUNT, 1000 experts, analyze on, 32 contexts, 12 tokens, 12 co-activating. */
+/* Defaults: rank COUNT, 1000 experts, analyze on, 32 contexts, 12 tokens, 12 co-activating,
+ * no model (model_experts 100 when one is given). */
 void mp_browse_opts_default(mp_browse_opts *o);
 
 typedef struct mp_browse_summary {

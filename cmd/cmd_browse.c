@@ -6,6 +6,9 @@
 #include <string.h>
 
 #include "analysis/browse.h"
+#include "core/model/backend.h"
+#include "core/model/model.h"
+#include "core/store/model_check.h"
 #include "cli.h"
 
 static const char *ABOUT =
@@ -20,7 +23,8 @@ int cmd_browse(int argc, char **argv) {
     mp_browse_opts_default(&o);
     int quiet = 0, rank = -1, no_analysis = 0, contexts = o.contexts, context_tokens = o.context_tokens,
         coact = o.coact;
-    long max_experts = (long)o.max_experts;
+    long max_experts = (long)o.max_experts, model_experts = (long)o.model_experts;
+    const char *model = NULL;
     const cli_opt opts[] = {
         CLI_OPT_STORE(&store, CLI_REQUIRED),
         CLI_OPT_OUT(&o.out_dir, "DIR", "new or empty directory, or a site written before (its pages are replaced)",
@@ -45,6 +49,12 @@ int cmd_browse(int argc, char **argv) {
         CLI_OPT_CONTEXT_TOKENS(&context_tokens, "tokens shown each side of the activating token (default 12)"),
         {"--coact", NULL, CLI_INT, "N", &coact, 0, 1000, NULL, "co-activating experts per page (default 12)", 0, NULL,
          0},
+        {"--model", NULL, CLI_STR, "DIR", &model, 0, 0, NULL,
+         "the model the store was collected with (checked): shade every shown token by\n"
+         "the expert's weight (one forward per context) and add its logit effects\n"
+         "(the expert masked vs not, as `effects`) on the first --model-experts pages", 0, NULL, 0},
+        {"--model-experts", NULL, CLI_LONG, "N", &model_experts, 0, 1099511627776.0, NULL,
+         "pages given the model panels, in ranking order (default 100; 0 = all)", 0, NULL, 0},
         CLI_OPT_QUIET(&quiet),
         CLI_OPT_END,
     };
@@ -63,11 +73,28 @@ int cmd_browse(int argc, char **argv) {
     mp_store *st = NULL;
     mp_progress prog;
     mp_browse_summary s;
+    mp_model *m = NULL;
+    mp_engine *eng = NULL;
+    mp_store_shape sh;
+    o.model_experts = (size_t)model_experts;
     if (mp_store_open(store, MP_STORE_READ, &st, &err) < 0) return cli_exit_error(&err);
+    int rc = 0;
+    if (model && ((rc = mp_store_shape_read(st, &sh, &err)) < 0 || (rc = mp_store_check_model(st, model, &err)) < 0 ||
+                  (rc = mp_model_load(model, &m, &err)) < 0 ||
+                  (rc = mp_engine_create(m, MP_DEVICE_AUTO, sh.window, 0, &eng, &err)) < 0)) {
+        mp_engine_free(eng);
+        mp_model_free(m);
+        mp_store_close(st);
+        return cli_exit_error(&err);
+    }
+    o.model = m;
+    o.engine = eng;
     mp_progress_start(&prog, quiet ? NULL : stderr, "browse", "pages", 0);
     o.progress = &prog;
-    int rc = mp_browse(st, &o, &s, &err);
+    rc = mp_browse(st, &o, &s, &err);
     mp_store_close(st);
+    mp_engine_free(eng);
+    mp_model_free(m);
     if (rc < 0) return cli_exit_error(&err);
     mp_progress_finish(&prog);
     printf("site            %s/index.html\n", o.out_dir);

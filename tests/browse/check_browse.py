@@ -196,6 +196,42 @@ def site_mode():
     sk = [r[8] for r in rd if r[7] is not None]
     check(rd[0][7] is not None and sk == sorted(sk, reverse=True) and any(r[7] is None for r in rd),
           "--label-field without --rank: ranked by skew, generalists listed after the specialists")
+    # --model: the first --model-experts pages shade each shown token by the expert's weight (== top-contexts
+    # --model's scores) and list its logit effects (== `effects`); the other pages have neither
+    ms = os.path.join(WORK, "site_model")
+    run("browse", "--store", store, "--out", ms, "--experts", "4", "--model", model, "--model-experts", "2",
+        "--contexts", "5", "--context-tokens", "10", "--quiet")
+    with_fx = [p_ for p_ in pages(ms) if 'id="effects"' in open(os.path.join(ms, p_), encoding="utf-8").read()]
+    without = [p_ for p_ in pages(ms) if p_ not in with_fx]
+    check(len(with_fx) == 2 and len(without) == 2 and
+          not any("data-w=" in open(os.path.join(ms, p_), encoding="utf-8").read() for p_ in without),
+          f"--model-experts 2: {len(with_fx)} pages with the model panels, the other {len(without)} without")
+    with open(os.path.join(WORK, "model_page.txt"), "w") as f:
+        f.write(with_fx[0] + "\n")
+    for p_ in with_fx:
+        hp = open(os.path.join(ms, p_), encoding="utf-8").read()
+        addr = re.search(r"<title>Expert (\d+:\d+,\d+)", hp).group(1)
+        tc = json.loads(run("top-contexts", "--store", store, "--expert", addr, "--model", model, "--window", "10",
+                            "--json").stdout)
+        want = [x["scores"] for x in tc["groups"][0]["contexts"]]
+        got = [[float(v) for v in re.findall(r'data-w="([^"]+)"', td)]
+               for td in re.findall(r'<td class="ctx scored">(.*?)</td>', hp, re.S)]
+        check(len(got) == min(5, len(want)) and all(len(g) == len(w_) and all(abs(a_ - b_) <= 1e-5 * max(1, abs(b_))
+                                                                       for a_, b_ in zip(g, w_))
+                                                    for g, w_ in zip(got, want)),
+              f"{addr}: per-token shading == top-contexts --model scores ({sum(map(len, got))} tokens)")
+        fx = json.loads(run("effects", "--model", model, "--store", store, "--expert", addr, "--contexts", "5",
+                            "--top", "10", "--json").stdout)
+        rows_ = re.findall(r'<tr><td class="ctx" data-id="(\d+)">.*?</td><td class="num">([-+][\d.]+)</td>'
+                           r'<td class="ctx" data-id="(\d+)">.*?</td><td class="num">([-+][\d.]+)</td></tr>', hp, re.S)
+        check(len(rows_) == len(fx["promoted"]) == 10 and
+              all(int(r[0]) == a_["id"] and abs(float(r[1]) - a_["effect"]) <= 6e-5 and int(r[2]) == b_["id"]
+                  and abs(float(r[3]) - b_["effect"]) <= 6e-5
+                  for r, a_, b_ in zip(rows_, fx["promoted"], fx["suppressed"])),
+              f"{addr}: logit effects panel == `effects --contexts 5` (10 promoted, 10 suppressed)")
+    p = run("browse", "--store", store, "--out", os.path.join(WORK, "y"), "--model", os.path.join(WORK, "nope"),
+            ok=False)
+    check(p.returncode == 2 and p.stderr.count("\n") == 1, f"browse --model with no model: {p.stderr.strip()}")
     foreign = os.path.join(WORK, "foreign")
     os.makedirs(foreign)
     open(os.path.join(foreign, "notes.txt"), "w").write("mine")
@@ -224,7 +260,9 @@ def chromium_mode():
         errors = [l for l in p.stderr.splitlines() if "CONSOLE" in l or "Uncaught" in l]
         return p, errors
 
-    for name, rel in (("index", "index.html"), ("expert", hostile)):
+    model_page = open(os.path.join(WORK, "model_page.txt")).read().strip()
+    for name, rel in (("index", "index.html"), ("expert", hostile),
+                      ("expert-model", os.path.join("..", "site_model", model_page))):
         url = "file://" + os.path.abspath(os.path.join(SITE, rel))
         p, errors = browse(url + "#selftest", "--dump-dom")
         m = re.search(r'<pre id="selftest">(.*?)</pre>', p.stdout, re.S)
