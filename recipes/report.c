@@ -403,8 +403,8 @@ static void html_contexts(FILE *f, const mp_plan *p, const char *exe, size_t m, 
             cJSON *pi = cJSON_GetArrayItem(pair, 0), *pj = cJSON_GetArrayItem(pair, 1);
             if (!cJSON_IsNumber(pi) || !cJSON_IsNumber(pj)) continue;
             snprintf(expert, sizeof expert, "%d:%d,%d", gi->valueint, pi->valueint, pj->valueint);
-            char *argv[] = {"monet-probe", "top-contexts", "--store", store, "--expert", expert, "--limit", lim,
-                            "--window", win, "--json", NULL};
+            char *argv[] = {"monet-probe", "top-contexts", "--store", store, "--expert", expert, "--contexts", lim,
+                            "--context-tokens", win, "--json", NULL};
             char *out = capture(exe, argv);
             cJSON *j = out ? cJSON_Parse(out) : NULL;
             free(out);

@@ -48,7 +48,7 @@ print(f'most Python-skewed expert: group {e["group"]}, expert {e["i"]},{e["j"]} 
 PY
 )
 echo "expert $expert"
-$bin top-contexts --store "$out/probe.db" --expert "$expert" --limit 5
+$bin top-contexts --store "$out/probe.db" --expert "$expert" --contexts 5
 
 step "5. purge Python: mask every Python specialist"
 $bin purge --store "$out/probe.db" --lang python --out "$out/purge-python.json"
