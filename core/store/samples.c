@@ -19,16 +19,7 @@
 
 #include "core/store/store.h"
 
-static uint64_t mix64(uint64_t x) {
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ULL;
-    x ^= x >> 33;
-    return x;
-}
-
-uint64_t mp_sample_hash(uint64_t doc, uint32_t pos) { return mix64(mix64(doc + 0x9e3779b97f4a7c15ULL) ^ pos); }
+uint64_t mp_sample_hash(uint64_t doc, uint32_t pos) { return mp_mix64(mp_mix64(doc + 0x9e3779b97f4a7c15ULL) ^ pos); }
 
 /* x before y in the set's order */
 static int set_better(int order, const mp_topk_slot *x, const mp_topk_slot *y) {
@@ -68,7 +59,7 @@ void mp_hitsets_free(mp_hitsets *m) {
 }
 
 static size_t sets_find(const mp_hitsets *m, uint64_t key) {
-    size_t mask = m->cap - 1, i = (size_t)mix64(key) & mask;
+    size_t mask = m->cap - 1, i = (size_t)mp_mix64(key) & mask;
     while (m->e[i].key != MP_SMAP_EMPTY && m->e[i].key != key) i = (i + 1) & mask;
     return i;
 }

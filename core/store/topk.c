@@ -11,15 +11,6 @@
 
 /* ---------------------------------------------------------------- sparse map */
 
-static uint64_t mix64(uint64_t x) {
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ULL;
-    x ^= x >> 33;
-    return x;
-}
-
 static int smap_alloc(mp_smap *m, size_t cap, mp_error *err) {
     m->keys = malloc(cap * sizeof *m->keys);
     m->vals = calloc(cap * m->nval, sizeof *m->vals);
@@ -53,7 +44,7 @@ void mp_smap_free(mp_smap *m) {
 }
 
 static size_t smap_find(const mp_smap *m, uint64_t key) {
-    size_t mask = m->cap - 1, i = (size_t)mix64(key) & mask;
+    size_t mask = m->cap - 1, i = (size_t)mp_mix64(key) & mask;
     while (m->keys[i] != MP_SMAP_EMPTY && m->keys[i] != key) i = (i + 1) & mask;
     return i;
 }

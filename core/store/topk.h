@@ -62,6 +62,17 @@ typedef struct mp_smap {
 } mp_smap;
 #define MP_SMAP_EMPTY UINT64_MAX
 
+/* The 64-bit finalizer (MurmurHash3 fmix64) the open-addressing maps of the
+ * store hash their keys with, and the quantile samples' order is built on. */
+static inline uint64_t mp_mix64(uint64_t x) {
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+}
+
 /* Per-field value table (interned strings) and per-value totals. */
 typedef struct mp_field {
     char *name;
