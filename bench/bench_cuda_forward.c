@@ -50,38 +50,45 @@ static mp_model *random_model(const mp_config *c) {
         for (size_t k_ = 0; k_ < (n); k_++) p[k_] = (mean) + (scale) * frand(); \
         p += (n);                                                          \
     } while (0)
+#define TAKEW(w, n, scale, mean)                                           \
+    do {                                                                   \
+        float *q_ = p;                                                     \
+        TAKE(q_, n, scale, mean);                                          \
+        (w).f32 = q_;                                                      \
+    } while (0)
     const float s3 = 1.7320508f;
-    TAKE(m->embed, V * d, 0.5f * s3, 0.0f);
-    TAKE(m->lm_head, V * d, s3 / sqrtf((float)d), 0.0f);
+    TAKEW(m->embed, V * d, 0.5f * s3, 0.0f);
+    TAKEW(m->lm_head, V * d, s3 / sqrtf((float)d), 0.0f);
     TAKE(m->final_norm, d, 0.1f, 1.0f);
     for (size_t l = 0; l < L; l++) {
         mp_layer *y = &m->layers[l];
         TAKE(y->attn_norm, d, 0.1f, 1.0f);
         TAKE(y->ffn_norm, d, 0.1f, 1.0f);
-        TAKE(y->wq, qd * d, s3 / sqrtf((float)d), 0.0f);
-        TAKE(y->wk, kvd * d, s3 / sqrtf((float)d), 0.0f);
-        TAKE(y->wv, kvd * d, s3 / sqrtf((float)d), 0.0f);
-        TAKE(y->wo, d * qd, 0.5f * s3 / sqrtf((float)qd), 0.0f);
+        TAKEW(y->wq, qd * d, s3 / sqrtf((float)d), 0.0f);
+        TAKEW(y->wk, kvd * d, s3 / sqrtf((float)d), 0.0f);
+        TAKEW(y->wv, kvd * d, s3 / sqrtf((float)d), 0.0f);
+        TAKEW(y->wo, d * qd, 0.5f * s3 / sqrtf((float)qd), 0.0f);
         if (l % (size_t)c->moe_groups == 0) {
-            TAKE(y->router_w1, Hm * E * d, s3 / sqrtf((float)d), 0.0f);
-            TAKE(y->router_w2, Hm * E * d, s3 / sqrtf((float)d), 0.0f);
+            TAKEW(y->router_w1, Hm * E * d, s3 / sqrtf((float)d), 0.0f);
+            TAKEW(y->router_w2, Hm * E * d, s3 / sqrtf((float)d), 0.0f);
             TAKE(y->bn1_mean, Hm, 0.0f, 0.0f); /* z ~ N(0, ~1): about k active per head */
             TAKE(y->bn1_var, Hm, 0.0f, 1.0f);
             TAKE(y->bn2_mean, Hm, 0.0f, 0.0f);
             TAKE(y->bn2_var, Hm, 0.0f, 1.0f);
         }
-        TAKE(y->u1, eu * d, s3 / sqrtf((float)d), 0.0f);
-        TAKE(y->u2, eu * d, s3 / sqrtf((float)d), 0.0f);
+        TAKEW(y->u1, eu * d, s3 / sqrtf((float)d), 0.0f);
+        TAKEW(y->u2, eu * d, s3 / sqrtf((float)d), 0.0f);
         TAKE(y->u1_bias, eu, 0.2f, 0.0f);
         TAKE(y->u2_bias, eu, 0.2f, 0.0f);
-        TAKE(y->v11, dh * eu, 0.1f, 0.0f);
-        TAKE(y->v12, dh * eu, 0.1f, 0.0f);
-        TAKE(y->v21, dh * eu, 0.1f, 0.0f);
-        TAKE(y->v22, dh * eu, 0.1f, 0.0f);
+        TAKEW(y->v11, dh * eu, 0.1f, 0.0f);
+        TAKEW(y->v12, dh * eu, 0.1f, 0.0f);
+        TAKEW(y->v21, dh * eu, 0.1f, 0.0f);
+        TAKEW(y->v22, dh * eu, 0.1f, 0.0f);
         TAKE(y->b1, E * dh, 0.1f, 0.0f);
         TAKE(y->b2, E * dh, 0.1f, 0.0f);
     }
 #undef TAKE
+#undef TAKEW
     return m;
 }
 

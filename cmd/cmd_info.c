@@ -25,7 +25,7 @@ int cmd_info(int argc, char **argv) {
     if (mp_model_load(dir, &m, &err) < 0) return cli_exit_error(&err);
     const mp_config *c = &m->cfg;
     const long long E = c->moe_experts;
-    const double f32_gib = (double)m->arena_floats * 4 / (1024.0 * 1024 * 1024);
+    const double f32_mib = (double)m->arena_floats * 4 / (1024.0 * 1024);
     const double kv_mib_per_1k =
         2.0 * c->n_layers * c->n_kv_heads * c->head_dim * 4 * 1024 / (1024.0 * 1024);
     char cuda_desc[256];
@@ -47,10 +47,11 @@ int cmd_info(int argc, char **argv) {
             printf("%s[%d, %d]", r ? ", " : "", a, b);
         }
         printf("], \"tie_word_embeddings\": %s, \"dtype\": \"%s\", \"torch_dtype\": \"%s\", "
-               "\"file_bytes\": %zu, \"f32_weight_bytes\": %zu, \"kv_cache_bytes_per_token\": %lld, "
+               "\"file_bytes\": %zu, \"f32_weight_bytes\": %zu, \"inplace_weight_bytes\": %zu, "
+               "\"kv_cache_bytes_per_token\": %lld, "
                "\"cuda_devices\": %d}\n",
                c->tie_word_embeddings ? "true" : "false", m->weight_dtype, c->torch_dtype, m->file_bytes,
-               m->arena_floats * 4, 2LL * c->n_layers * c->n_kv_heads * c->head_dim * 4, n_cuda);
+               m->arena_floats * 4, m->inplace_bytes, 2LL * c->n_layers * c->n_kv_heads * c->head_dim * 4, n_cuda);
     } else {
         printf("model          %s\n", m->dir);
         printf("architecture   Monet-%s (moe_decompose \"%s\"), %d layers, d=%d, vocab %d\n",
@@ -70,9 +71,13 @@ int cmd_info(int argc, char **argv) {
             else printf("  group %d      layers %d-%d\n", r, a, b);
         }
         printf("embeddings     %s\n", c->tie_word_embeddings ? "tied" : "untied (lm_head.weight)");
-        printf("dtype          %s on disk (torch_dtype %s), float32 in memory\n", m->weight_dtype, c->torch_dtype);
-        printf("memory         %.1f MiB on disk, %.3f GiB float32 weights, KV cache %.1f MiB per 1k tokens\n",
-               (double)m->file_bytes / (1024.0 * 1024), f32_gib, kv_mib_per_1k);
+        printf("dtype          %s on disk (torch_dtype %s); matrices %s in memory\n", m->weight_dtype, c->torch_dtype,
+               m->inplace_bytes ? (m->has_bf16 ? "read in place as bf16" : "read in place as float32")
+                                : "widened to float32");
+        printf("memory         %.1f MiB on disk, %.1f MiB read in place, %.1f MiB float32 weights, KV cache %.1f MiB "
+               "per 1k tokens\n",
+               (double)m->file_bytes / (1024.0 * 1024), (double)m->inplace_bytes / (1024.0 * 1024), f32_mib,
+               kv_mib_per_1k);
         printf("backends       cpu (OpenBLAS); cuda: %s\n", cuda_desc);
     }
     mp_model_free(m);

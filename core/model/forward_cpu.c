@@ -2,9 +2,10 @@
  * (DESIGN.md §2): RMSNorm, RoPE (HF rotate-half), causal GQA attention over a
  * KV cache, the product-key router shared by each group of moe_groups layers,
  * and the VD / HD expert mixtures computed from the sparse routing without
- * ever forming the E x E expert matrix. Dense projections are OpenBLAS sgemm
- * over a chunk of tokens; a single token (decoding) runs mp_cpu_linear_rows,
- * which mp_forward_steps also runs over B states' tokens at once (the dense
+ * ever forming the E x E expert matrix. Dense projections (linear_cpu.h) are
+ * OpenBLAS sgemm over a chunk of tokens, bf16 weights widened block by block;
+ * a single token (decoding) runs mp_linear_rows, which reads bf16 weights
+ * directly and which mp_forward_steps also runs over B states' tokens at once (the dense
  * projections, router and lm_head share each weight read; attention and the
  * experts stay per state), bit-identical to stepping each state alone.
  *
@@ -23,6 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/model/linear_cpu.h"
 #include "core/model/mask.h"
 
 struct mp_state {
@@ -54,6 +56,8 @@ struct mp_state {
     int32_t *mark, *fill, *rowcur; /* [E] scratch of build_rows */
     int n_rows[2];             /* rows in use per factor */
     float *xg, *og;            /* [C][d] gathered inputs / per-expert outputs (sparse) */
+    float *wconv;              /* [wconv_n] bf16 weights widened for sgemm (NULL: all float32) */
+    size_t wconv_n;
     mp_route_group cur;        /* routing of the current group for the chunk */
     const mp_mask *mask;       /* borrowed; NULL = no experts masked */
     mp_steer *steer;           /* owned copy of the steering list */
@@ -111,6 +115,11 @@ int mp_state_create(const mp_model *m, int max_ctx, int max_chunk, mp_state **ou
     const size_t qd = (size_t)c->n_heads * hd, kvd = (size_t)c->n_kv_heads * hd;
     const size_t E = (size_t)c->moe_experts, Hm = (size_t)c->moe_heads, mm = (size_t)c->moe_dim;
     const size_t eu = c->decompose == MP_VD ? E * (mm / 2) : E * mm;
+    if (m->has_bf16) { /* mp_linear widens blocks of >= 1 row of every projection's input width */
+        size_t widest = d > qd ? d : qd;
+        if (eu > widest) widest = eu;
+        s->wconv_n = widest > MP_LINEAR_SCRATCH ? widest : MP_LINEAR_SCRATCH;
+    }
     int fail = 0;
     struct { float **p; size_t n; } fb[] = {
         {&s->kcache, (size_t)c->n_layers * (size_t)max_ctx * kvd}, {&s->vcache, (size_t)c->n_layers * (size_t)max_ctx * kvd},
@@ -121,7 +130,7 @@ int mp_state_create(const mp_model *m, int max_ctx, int max_chunk, mp_state **ou
         {&s->a2, c->decompose == MP_VD ? C * eu : 0}, {&s->y11, c->decompose == MP_VD ? C * eu : 0},
         {&s->y12, c->decompose == MP_VD ? C * eu : 0}, {&s->y22, c->decompose == MP_VD ? C * eu : 0},
         {&s->coef_a, C * E}, {&s->coef_d, C * E}, {&s->alpha, mm}, {&s->beta, mm},
-        {&s->xg, C * d}, {&s->og, C * d}};
+        {&s->xg, C * d}, {&s->og, C * d}, {&s->wconv, s->wconv_n}};
     for (size_t i = 0; i < sizeof fb / sizeof fb[0]; i++)
         if (fb[i].n) {
             *fb[i].p = xcalloc(fb[i].n, sizeof(float), &fail);
@@ -155,7 +164,7 @@ void mp_state_free(mp_state *s) {
     float *bufs[] = {s->kcache, s->vcache, s->rope_cos, s->rope_sin, s->x,   s->xn,     s->tmp,    s->q,
                      s->att,    s->k,      s->v,        s->scores,   s->z1,  s->z2,     s->a1,     s->a2,
                      s->y11,    s->y12,    s->y21,      s->y22,      s->coef_a, s->coef_d, s->alpha, s->beta,
-                     s->xg,     s->og};
+                     s->xg,     s->og,     s->wconv};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     int32_t *ibufs[] = {s->ent_row, s->steer_row, s->pair_tok[0], s->pair_tok[1], s->ex_start[0], s->ex_start[1],
                         s->mark,    s->fill,      s->rowcur};
@@ -225,99 +234,12 @@ static void mp_cpu_rmsnorm(float *out, const float *x, const float *w, int n, in
     }
 }
 
-typedef float mp_v8 __attribute__((vector_size(32)));
-
-/* y[r][j] = x[r] . W[j] for the n rows r (n small: decoding steps), W
- * row-major [outd][in], as one pass over W: each weight row is read once
- * for up to 4 rows of x (then again from cache), which is what batching B
- * decoding sequences buys on the CPU. Every y[r][j] is computed by the same
- * operations in the same order whatever n and r (two 8-lane partial sums
- * over blocks of 16, a scalar tail, a fixed reduction tree; no FMA), so a
- * row's result does not depend on the rows next to it: decoding B sequences
- * together is bit-identical to decoding them one by one. The AVX2 clone and
- * the default (SSE2) one give the same bits (lane-wise IEEE mul and add). */
-__attribute__((target_clones("avx2", "default"))) static void linear_rows_range(float *y, const float *x,
-                                                                                 const float *w, int n, int in,
-                                                                                 int outd, int j0, int j1) {
-    const int k16 = in & ~15;
-    for (int j = j0; j < j1; j++) {
-        const float *wr = w + (size_t)j * in;
-        for (int r0 = 0; r0 < n; r0 += 4) {
-            const int nr = n - r0 < 4 ? n - r0 : 4;
-            const float *xr = x + (size_t)r0 * in;
-            mp_v8 a0[4] = {{0}}, a1[4] = {{0}};
-            for (int k = 0; k < k16; k += 16) {
-                mp_v8 w0, w1;
-                memcpy(&w0, wr + k, sizeof w0);
-                memcpy(&w1, wr + k + 8, sizeof w1);
-                for (int r = 0; r < nr; r++) {
-                    mp_v8 x0, x1;
-                    memcpy(&x0, xr + (size_t)r * in + k, sizeof x0);
-                    memcpy(&x1, xr + (size_t)r * in + k + 8, sizeof x1);
-                    mp_v8 p0 = x0 * w0, p1 = x1 * w1;
-                    a0[r] += p0;
-                    a1[r] += p1;
-                }
-            }
-            for (int r = 0; r < nr; r++) {
-                float tail = 0.0f;
-                for (int k = k16; k < in; k++) {
-                    float p = xr[(size_t)r * in + k] * wr[k];
-                    tail += p;
-                }
-                mp_v8 a = a0[r] + a1[r];
-                y[(size_t)(r0 + r) * outd + j] =
-                    (((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))) + tail;
-            }
-        }
-    }
-}
-
-/* Output rows [j0, j1) of one mp_cpu_linear_rows call, for a helper thread. */
-typedef struct rows_job {
-    float *y;
-    const float *x, *w;
-    int n, in, outd, j0, j1;
-} rows_job;
-
-static void *rows_worker(void *arg) {
-    rows_job *j = arg;
-    linear_rows_range(j->y, j->x, j->w, j->n, j->in, j->outd, j->j0, j->j1);
-    return NULL;
-}
-
-/* A large W (decoding a big model) is split by output rows over the threads
- * OpenBLAS may use (openblas_get_num_threads, at most 8): each y[r][j] is
- * still computed by one thread in the order above, so the split changes no
- * bit. Small matrices stay on the calling thread. */
-static void mp_cpu_linear_rows(float *y, const float *x, const float *w, int n, int in, int outd) {
-    int T = openblas_get_num_threads();
-    if (T > 8) T = 8;
-    if (T <= 1 || (size_t)outd * (size_t)in < ((size_t)1 << 21) || outd < 2 * T) {
-        linear_rows_range(y, x, w, n, in, outd, 0, outd);
-        return;
-    }
-    pthread_t tid[8];
-    rows_job jobs[8];
-    int started[8] = {0};
-    for (int k = 0; k < T; k++) {
-        jobs[k] = (rows_job){y, x, w, n, in, outd, (int)((long)outd * k / T), (int)((long)outd * (k + 1) / T)};
-        if (k > 0) started[k] = pthread_create(&tid[k], NULL, rows_worker, &jobs[k]) == 0;
-    }
-    rows_worker(&jobs[0]);
-    for (int k = 1; k < T; k++) {
-        if (started[k]) pthread_join(tid[k], NULL);
-        else rows_worker(&jobs[k]); /* no thread: do its share here */
-    }
-}
-
-/* y[n][out] = x[n][in] * W^T, W row-major [out][in] (nn.Linear layout). */
-static void mp_cpu_linear(float *y, const float *x, const float *w, int n, int in, int outd) {
-    if (n == 1) { /* decoding: one pass over W (sgemm would repack it per token), the batched decode's kernel */
-        mp_cpu_linear_rows(y, x, w, 1, in, outd);
-        return;
-    }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, outd, in, 1.0f, x, in, w, in, 0.0f, y, outd);
+/* y[n][out] = x[n][in] * W^T (dense, row strides in and out). A single row
+ * (decoding) runs the kernel mp_forward_steps runs over B states' rows, so a
+ * sequence decodes to the same bits alone or in a batch. */
+static void mp_cpu_linear(const mp_state *s, float *y, const float *x, const mp_weight *w, int n, int in, int outd) {
+    if (n == 1) mp_linear_rows(y, x, w, 1, in, outd);
+    else mp_linear(y, outd, x, in, w, in, n, in, outd, 0.0f, s->wconv, s->wconv_n);
 }
 
 /* HF rotate-half RoPE on n rows of `heads` heads of size hd, row stride ld. */
@@ -377,8 +299,9 @@ static void mp_cpu_attention(mp_state *s, int layer, int n, int pos0) {
 }
 
 /* a = relu(x W^T + bias)^2 over n rows of width w. */
-static void mp_cpu_expert_up(float *a, const float *xn, const float *wt, const float *bias, int n, int d, int w) {
-    mp_cpu_linear(a, xn, wt, n, d, w);
+static void mp_cpu_expert_up(const mp_state *s, float *a, const float *xn, const mp_weight *wt, const float *bias,
+                             int n, int d, int w) {
+    mp_cpu_linear(s, a, xn, wt, n, d, w);
     for (int t = 0; t < n; t++) {
         float *r = a + (size_t)t * w;
         for (int i = 0; i < w; i++) {
@@ -477,21 +400,22 @@ static int build_rows(mp_state *s, int n, mp_error *err) {
 /* act[row][w] = relu(U_i x_t + c_i)^2 for every row (t, i) of factor f:
  * per expert, its tokens' normed inputs gathered into xg and one GEMM
  * (GEMV for a single token) against the expert's w rows of U. */
-static void sparse_up(mp_state *s, int f, const float *U, const float *bias, int w, float *act) {
+static void sparse_up(mp_state *s, int f, const mp_weight *U, const float *bias, int w, float *act) {
     const int E = s->m->cfg.moe_experts, d = s->m->cfg.hidden_size;
     const int32_t *start = s->ex_start[f], *tok = s->pair_tok[f];
     for (int i = 0; i < E; i++) {
         const int r0 = start[i], cnt = start[i + 1] - r0;
         if (!cnt) continue;
-        const float *Ui = U + (size_t)i * w * d, *bi = bias + (size_t)i * w;
+        const mp_weight Ui = mp_weight_at(U, (size_t)i * w * d);
+        const float *bi = bias + (size_t)i * w;
         float *out = act + (size_t)r0 * w;
-        if (cnt == 1) {
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, w, d, 1.0f, Ui, d, s->xn + (size_t)tok[r0] * d, 1, 0.0f, out, 1);
-        } else {
+        const float *xin = s->xn + (size_t)tok[r0] * d;
+        if (cnt > 1) {
             for (int r = 0; r < cnt; r++)
                 memcpy(s->xg + (size_t)r * d, s->xn + (size_t)tok[r0 + r] * d, (size_t)d * sizeof(float));
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, cnt, w, d, 1.0f, s->xg, d, Ui, d, 0.0f, out, w);
+            xin = s->xg;
         }
+        mp_linear(out, w, xin, d, &Ui, d, cnt, d, w, 0.0f, s->wconv, s->wconv_n);
         for (int r = 0; r < cnt; r++)
             for (int k = 0; k < w; k++) {
                 float u = out[(size_t)r * w + k] + bi[k];
@@ -503,8 +427,8 @@ static void sparse_up(mp_state *s, int f, const float *U, const float *bias, int
 /* out[t][0..dout) (row stride ldo) += sum over the rows (t, i) of factor f
  * of y1_row V1_i^T (+ y2_row V2_i^T when y2) + coef_row B_i, where V_i are
  * expert i's w columns of V [dout][E*w] and B_i row i of B [E][dout]. */
-static void sparse_down(mp_state *s, int f, const float *y1, const float *v1, const float *y2, const float *v2,
-                        const float *coef, const float *B, int w, int dout, float *out, int ldo) {
+static void sparse_down(mp_state *s, int f, const float *y1, const mp_weight *v1, const float *y2,
+                        const mp_weight *v2, const float *coef, const float *B, int w, int dout, float *out, int ldo) {
     const int E = s->m->cfg.moe_experts, ldv = E * w;
     const int32_t *start = s->ex_start[f], *tok = s->pair_tok[f];
     float *og = s->og;
@@ -512,17 +436,11 @@ static void sparse_down(mp_state *s, int f, const float *y1, const float *v1, co
         const int r0 = start[i], cnt = start[i + 1] - r0;
         if (!cnt) continue;
         const size_t col = (size_t)i * w;
-        if (cnt == 1) {
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, dout, w, 1.0f, v1 + col, ldv, y1 + (size_t)r0 * w, 1, 0.0f, og, 1);
-            if (y2)
-                cblas_sgemv(CblasRowMajor, CblasNoTrans, dout, w, 1.0f, v2 + col, ldv, y2 + (size_t)r0 * w, 1, 1.0f,
-                            og, 1);
-        } else {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, cnt, dout, w, 1.0f, y1 + (size_t)r0 * w, w, v1 + col,
-                        ldv, 0.0f, og, dout);
-            if (y2)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, cnt, dout, w, 1.0f, y2 + (size_t)r0 * w, w,
-                            v2 + col, ldv, 1.0f, og, dout);
+        const mp_weight v1i = mp_weight_at(v1, col);
+        mp_linear(og, dout, y1 + (size_t)r0 * w, w, &v1i, ldv, cnt, w, dout, 0.0f, s->wconv, s->wconv_n);
+        if (y2) {
+            const mp_weight v2i = mp_weight_at(v2, col);
+            mp_linear(og, dout, y2 + (size_t)r0 * w, w, &v2i, ldv, cnt, w, dout, 1.0f, s->wconv, s->wconv_n);
         }
         const float *bi = B + (size_t)i * dout;
         for (int r = 0; r < cnt; r++) {
@@ -612,11 +530,11 @@ static void mp_cpu_moe_vd(mp_state *s, const mp_layer *y, int n) {
     const int32_t *off = s->cur.off, *rows = s->ent_row;
     const float *p = s->cur.p;
     if (s->sparse) {
-        sparse_up(s, 0, y->u1, y->u1_bias, m2, s->a1);
-        sparse_up(s, 1, y->u2, y->u2_bias, m2, s->a2);
+        sparse_up(s, 0, &y->u1, y->u1_bias, m2, s->a1);
+        sparse_up(s, 1, &y->u2, y->u2_bias, m2, s->a2);
     } else {
-        mp_cpu_expert_up(s->a1, s->xn, y->u1, y->u1_bias, n, d, (int)eu);
-        mp_cpu_expert_up(s->a2, s->xn, y->u2, y->u2_bias, n, d, (int)eu);
+        mp_cpu_expert_up(s, s->a1, s->xn, &y->u1, y->u1_bias, n, d, (int)eu);
+        mp_cpu_expert_up(s, s->a2, s->xn, &y->u2, y->u2_bias, n, d, (int)eu);
     }
     /* y11 / y22 are written for every row in use (active or steered) below;
      * the dense GEMMs read all n*E rows, so they are cleared there */
@@ -673,16 +591,16 @@ static void mp_cpu_moe_vd(mp_state *s, const mp_layer *y, int n) {
     float *top = s->tmp, *bot = s->tmp + dh;
     if (s->sparse) {
         memset(s->tmp, 0, (size_t)n * d * sizeof(float));
-        sparse_down(s, 0, y11, y->v11, y12, y->v12, ca, y->b1, m2, dh, top, d);
-        sparse_down(s, 1, y21, y->v21, y22, y->v22, cd, y->b2, m2, dh, bot, d);
+        sparse_down(s, 0, y11, &y->v11, y12, &y->v12, ca, y->b1, m2, dh, top, d);
+        sparse_down(s, 1, y21, &y->v21, y22, &y->v22, cd, y->b2, m2, dh, bot, d);
         return;
     }
     const int K = (int)eu;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, dh, K, 1.0f, y11, K, y->v11, K, 0.0f, top, d);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, dh, K, 1.0f, y12, K, y->v12, K, 1.0f, top, d);
+    mp_linear(top, d, y11, K, &y->v11, K, n, K, dh, 0.0f, s->wconv, s->wconv_n);
+    mp_linear(top, d, y12, K, &y->v12, K, n, K, dh, 1.0f, s->wconv, s->wconv_n);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, dh, E, 1.0f, ca, E, y->b1, dh, 1.0f, top, d);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, dh, K, 1.0f, y21, K, y->v21, K, 0.0f, bot, d);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, dh, K, 1.0f, y22, K, y->v22, K, 1.0f, bot, d);
+    mp_linear(bot, d, y21, K, &y->v21, K, n, K, dh, 0.0f, s->wconv, s->wconv_n);
+    mp_linear(bot, d, y22, K, &y->v22, K, n, K, dh, 1.0f, s->wconv, s->wconv_n);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, dh, E, 1.0f, cd, E, y->b2, dh, 1.0f, bot, d);
 }
 
@@ -693,8 +611,8 @@ static void mp_cpu_moe_hd(mp_state *s, const mp_layer *y, int n) {
     const size_t eu = (size_t)E * m;
     const int32_t *off = s->cur.off, *rows = s->ent_row;
     const float *p = s->cur.p;
-    if (s->sparse) sparse_up(s, 0, y->u, y->u_bias, m, s->a1);
-    else mp_cpu_expert_up(s->a1, s->xn, y->u, y->u_bias, n, d, (int)eu);
+    if (s->sparse) sparse_up(s, 0, &y->u, y->u_bias, m, s->a1);
+    else mp_cpu_expert_up(s, s->a1, s->xn, &y->u, y->u_bias, n, d, (int)eu);
     const size_t r2 = (size_t)s->n_rows[1];
     memset(s->y21, 0, r2 * m * sizeof(float));
     memset(s->coef_d, 0, r2 * sizeof(float));
@@ -716,11 +634,11 @@ static void mp_cpu_moe_hd(mp_state *s, const mp_layer *y, int n) {
     }
     if (s->sparse) {
         memset(s->tmp, 0, (size_t)n * d * sizeof(float));
-        sparse_down(s, 1, yr, y->v, NULL, NULL, cd, y->b, m, d, s->tmp, d);
+        sparse_down(s, 1, yr, &y->v, NULL, NULL, cd, y->b, m, d, s->tmp, d);
         return;
     }
     const int K = (int)eu;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, d, K, 1.0f, yr, K, y->v, K, 0.0f, s->tmp, d);
+    mp_linear(s->tmp, d, yr, K, &y->v, K, n, K, d, 0.0f, s->wconv, s->wconv_n);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, d, E, 1.0f, cd, E, y->b, d, 1.0f, s->tmp, d);
 }
 
@@ -755,13 +673,13 @@ typedef struct step {
 /* dst = src W^T in every state of the step: one linear over the state's n
  * rows (B == 1), or one pass over W for the B states' rows (gathered, then
  * scattered), each row computed as mp_cpu_linear computes a single row. */
-static void linear_step(const step *p, int src, int dst, const float *w, int in, int outd) {
+static void linear_step(const step *p, int src, int dst, const mp_weight *w, int in, int outd) {
     if (p->B == 1) {
-        mp_cpu_linear(state_buf(p->st[0], dst), state_buf(p->st[0], src), w, p->n, in, outd);
+        mp_cpu_linear(p->st[0], state_buf(p->st[0], dst), state_buf(p->st[0], src), w, p->n, in, outd);
         return;
     }
     for (size_t b = 0; b < p->B; b++) memcpy(p->X + b * in, state_buf(p->st[b], src), (size_t)in * sizeof(float));
-    mp_cpu_linear_rows(p->Y, p->X, w, (int)p->B, in, outd);
+    mp_linear_rows(p->Y, p->X, w, (int)p->B, in, outd);
     for (size_t b = 0; b < p->B; b++) memcpy(state_buf(p->st[b], dst), p->Y + b * outd, (size_t)outd * sizeof(float));
 }
 
@@ -776,13 +694,13 @@ static int forward_step(const step *p, const int32_t *ids, float *logits, int la
     const int E = c->moe_experts, Hm = c->moe_heads, n = p->n;
     for (size_t b = 0; b < p->B; b++)
         for (int t = 0; t < n; t++)
-            memcpy(p->st[b]->x + (size_t)t * d, m->embed + (size_t)ids[b + (size_t)t] * d, (size_t)d * sizeof(float));
+            mp_weight_block(&m->embed, (size_t)d, (size_t)ids[b + (size_t)t], 1, 0, (size_t)d, p->st[b]->x + (size_t)t * d);
     for (int l = 0; l < c->n_layers; l++) {
         const mp_layer *y = &m->layers[l];
         for (size_t b = 0; b < p->B; b++) mp_cpu_rmsnorm(p->st[b]->xn, p->st[b]->x, y->attn_norm, n, d, c->rms_norm_eps);
-        linear_step(p, BUF_XN, BUF_Q, y->wq, d, qd);
-        linear_step(p, BUF_XN, BUF_K, y->wk, d, kvd);
-        linear_step(p, BUF_XN, BUF_V, y->wv, d, kvd);
+        linear_step(p, BUF_XN, BUF_Q, &y->wq, d, qd);
+        linear_step(p, BUF_XN, BUF_K, &y->wk, d, kvd);
+        linear_step(p, BUF_XN, BUF_V, &y->wv, d, kvd);
         for (size_t b = 0; b < p->B; b++) {
             mp_state *s = p->st[b];
             const int pos0 = s->pos;
@@ -793,15 +711,15 @@ static int forward_step(const step *p, const int32_t *ids, float *logits, int la
             memcpy(s->vcache + base, s->v, (size_t)n * kvd * sizeof(float));
             mp_cpu_attention(s, l, n, pos0);
         }
-        linear_step(p, BUF_ATT, BUF_TMP, y->wo, qd, d);
+        linear_step(p, BUF_ATT, BUF_TMP, &y->wo, qd, d);
         for (size_t b = 0; b < p->B; b++) {
             mp_state *s = p->st[b];
             add_into(s->x, s->tmp, (size_t)n * d);
             mp_cpu_rmsnorm(s->xn, s->x, y->ffn_norm, n, d, c->rms_norm_eps);
         }
         if (l % c->moe_groups == 0) {
-            linear_step(p, BUF_XN, BUF_Z1, y->router_w1, d, Hm * E);
-            linear_step(p, BUF_XN, BUF_Z2, y->router_w2, d, Hm * E);
+            linear_step(p, BUF_XN, BUF_Z1, &y->router_w1, d, Hm * E);
+            linear_step(p, BUF_XN, BUF_Z2, &y->router_w2, d, Hm * E);
             for (size_t b = 0; b < p->B; b++) {
                 mp_state *s = p->st[b];
                 s->cur_group = l / c->moe_groups;
@@ -824,17 +742,17 @@ static int forward_step(const step *p, const int32_t *ids, float *logits, int la
     if (p->B > 1) { /* one row per state: its last */
         for (size_t b = 0; b < p->B; b++)
             mp_cpu_rmsnorm(p->X + b * d, p->st[b]->x, m->final_norm, 1, d, c->rms_norm_eps);
-        mp_cpu_linear_rows(logits, p->X, m->lm_head, (int)p->B, d, c->vocab_size);
+        mp_linear_rows(logits, p->X, &m->lm_head, (int)p->B, d, c->vocab_size);
         return 0;
     }
     mp_state *s = p->st[0];
     if (last_only) {
         const float *xl = s->x + (size_t)(n - 1) * d;
         mp_cpu_rmsnorm(s->xn, xl, m->final_norm, 1, d, c->rms_norm_eps);
-        mp_cpu_linear(logits, s->xn, m->lm_head, 1, d, c->vocab_size);
+        mp_cpu_linear(s, logits, s->xn, &m->lm_head, 1, d, c->vocab_size);
     } else {
         mp_cpu_rmsnorm(s->xn, s->x, m->final_norm, n, d, c->rms_norm_eps);
-        mp_cpu_linear(logits, s->xn, m->lm_head, n, d, c->vocab_size);
+        mp_cpu_linear(s, logits, s->xn, &m->lm_head, n, d, c->vocab_size);
     }
     return 0;
 }

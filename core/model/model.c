@@ -1,12 +1,13 @@
-/* core/model/model.c — loads a Monet checkpoint into float32 host memory (see
- * model.h). The tensor list is built from config.json, every tensor is
- * checked for presence, shape and dtype before anything is converted.
+/* core/model/model.c — loads a Monet checkpoint (see model.h). The tensor
+ * list is built from config.json, every tensor is checked for presence, shape
+ * and dtype before anything is used.
  *
- * Load time at the 1.4B shape is page faults on the 5.8 GB arena and the
- * bf16 -> f32 conversion, more than reading the file: the arena is 2 MiB
- * aligned with MADV_HUGEPAGE, the conversion runs on several threads over
- * equal slices of the weights, each asking the kernel to read ahead
- * (MADV_WILLNEED) the next stretch of its slice of the mapping. */
+ * Matrices stored as BF16 or F32 stay in the checkpoint's mapping: the load
+ * only asks the kernel to read the files ahead (MADV_WILLNEED) and returns.
+ * What is widened to float32 (vectors; F16 or unaligned matrices; every
+ * matrix under MP_WEIGHTS=f32) goes into one arena, 2 MiB aligned with
+ * MADV_HUGEPAGE, converted on several threads over equal slices, each asking
+ * the kernel to read ahead the next stretch of its slice of the mapping. */
 #include "core/model/model.h"
 
 #include <pthread.h>
@@ -24,7 +25,9 @@ typedef struct {
     char name[96];
     int ndim;
     int64_t shape[2];
-    float **dst;
+    float **dst;               /* a vector: always float32 in the arena */
+    mp_weight *wdst;           /* a matrix: in place, or float32 in the arena (dst then points at .f32) */
+    float *arena_slot;         /* where it is widened, NULL when read in place */
     int is_param;              /* counted in n_params */
     const mp_st_tensor *t;
 } weight_spec;
@@ -34,8 +37,8 @@ typedef struct {
     size_t n, cap;
 } spec_list;
 
-static int spec_add(spec_list *l, float **dst, int is_param, int64_t d0, int64_t d1, mp_error *err,
-                    const char *fmt, ...) {
+static int spec_add(spec_list *l, float **dst, mp_weight *wdst, int is_param, int64_t d0, int64_t d1,
+                    mp_error *err, const char *fmt, ...) {
     if (l->n == l->cap) {
         size_t nc = l->cap ? l->cap * 2 : 64;
         weight_spec *nv = realloc(l->v, nc * sizeof *nv);
@@ -53,6 +56,7 @@ static int spec_add(spec_list *l, float **dst, int is_param, int64_t d0, int64_t
     s->shape[0] = d0;
     s->shape[1] = d1;
     s->dst = dst;
+    s->wdst = wdst;
     s->is_param = is_param;
     return 0;
 }
@@ -63,44 +67,44 @@ static int build_specs(mp_model *m, spec_list *l, mp_error *err) {
     const int64_t d = c->hidden_size, V = c->vocab_size, hd = c->head_dim;
     const int64_t qd = (int64_t)c->n_heads * hd, kvd = (int64_t)c->n_kv_heads * hd;
     const int64_t E = c->moe_experts, Hm = c->moe_heads, m_ = c->moe_dim;
-    MP_TRY(spec_add(l, &m->embed, 1, V, d, err, "model.embed_tokens.weight"));
-    MP_TRY(spec_add(l, &m->final_norm, 1, d, 0, err, "model.norm.weight"));
-    if (!c->tie_word_embeddings) MP_TRY(spec_add(l, &m->lm_head, 1, V, d, err, "lm_head.weight"));
+    MP_TRY(spec_add(l, NULL, &m->embed, 1, V, d, err, "model.embed_tokens.weight"));
+    MP_TRY(spec_add(l, &m->final_norm, NULL, 1, d, 0, err, "model.norm.weight"));
+    if (!c->tie_word_embeddings) MP_TRY(spec_add(l, NULL, &m->lm_head, 1, V, d, err, "lm_head.weight"));
     for (int i = 0; i < c->n_layers; i++) {
         mp_layer *y = &m->layers[i];
         const char *p = "model.layers";
-        MP_TRY(spec_add(l, &y->attn_norm, 1, d, 0, err, "%s.%d.input_layernorm.weight", p, i));
-        MP_TRY(spec_add(l, &y->wq, 1, qd, d, err, "%s.%d.self_attn.q_proj.weight", p, i));
-        MP_TRY(spec_add(l, &y->wk, 1, kvd, d, err, "%s.%d.self_attn.k_proj.weight", p, i));
-        MP_TRY(spec_add(l, &y->wv, 1, kvd, d, err, "%s.%d.self_attn.v_proj.weight", p, i));
-        MP_TRY(spec_add(l, &y->wo, 1, d, qd, err, "%s.%d.self_attn.o_proj.weight", p, i));
-        MP_TRY(spec_add(l, &y->ffn_norm, 1, d, 0, err, "%s.%d.post_attention_layernorm.weight", p, i));
+        MP_TRY(spec_add(l, &y->attn_norm, NULL, 1, d, 0, err, "%s.%d.input_layernorm.weight", p, i));
+        MP_TRY(spec_add(l, NULL, &y->wq, 1, qd, d, err, "%s.%d.self_attn.q_proj.weight", p, i));
+        MP_TRY(spec_add(l, NULL, &y->wk, 1, kvd, d, err, "%s.%d.self_attn.k_proj.weight", p, i));
+        MP_TRY(spec_add(l, NULL, &y->wv, 1, kvd, d, err, "%s.%d.self_attn.v_proj.weight", p, i));
+        MP_TRY(spec_add(l, NULL, &y->wo, 1, d, qd, err, "%s.%d.self_attn.o_proj.weight", p, i));
+        MP_TRY(spec_add(l, &y->ffn_norm, NULL, 1, d, 0, err, "%s.%d.post_attention_layernorm.weight", p, i));
         if (i % c->moe_groups == 0) {
-            MP_TRY(spec_add(l, &y->router_w1, 1, Hm * E, d, err, "%s.%d.router.w1.weight", p, i));
-            MP_TRY(spec_add(l, &y->router_w2, 1, Hm * E, d, err, "%s.%d.router.w2.weight", p, i));
-            MP_TRY(spec_add(l, &y->bn1_mean, 0, Hm, 0, err, "%s.%d.router.norm1.running_mean", p, i));
-            MP_TRY(spec_add(l, &y->bn1_var, 0, Hm, 0, err, "%s.%d.router.norm1.running_var", p, i));
-            MP_TRY(spec_add(l, &y->bn2_mean, 0, Hm, 0, err, "%s.%d.router.norm2.running_mean", p, i));
-            MP_TRY(spec_add(l, &y->bn2_var, 0, Hm, 0, err, "%s.%d.router.norm2.running_var", p, i));
+            MP_TRY(spec_add(l, NULL, &y->router_w1, 1, Hm * E, d, err, "%s.%d.router.w1.weight", p, i));
+            MP_TRY(spec_add(l, NULL, &y->router_w2, 1, Hm * E, d, err, "%s.%d.router.w2.weight", p, i));
+            MP_TRY(spec_add(l, &y->bn1_mean, NULL, 0, Hm, 0, err, "%s.%d.router.norm1.running_mean", p, i));
+            MP_TRY(spec_add(l, &y->bn1_var, NULL, 0, Hm, 0, err, "%s.%d.router.norm1.running_var", p, i));
+            MP_TRY(spec_add(l, &y->bn2_mean, NULL, 0, Hm, 0, err, "%s.%d.router.norm2.running_mean", p, i));
+            MP_TRY(spec_add(l, &y->bn2_var, NULL, 0, Hm, 0, err, "%s.%d.router.norm2.running_var", p, i));
         }
         if (c->decompose == MP_VD) {
             const int64_t em2 = E * (m_ / 2), dh = d / 2;
-            MP_TRY(spec_add(l, &y->u1, 1, em2, d, err, "%s.%d.moe.u1.weight", p, i));
-            MP_TRY(spec_add(l, &y->u1_bias, 1, em2, 0, err, "%s.%d.moe.u1.bias", p, i));
-            MP_TRY(spec_add(l, &y->u2, 1, em2, d, err, "%s.%d.moe.u2.weight", p, i));
-            MP_TRY(spec_add(l, &y->u2_bias, 1, em2, 0, err, "%s.%d.moe.u2.bias", p, i));
-            MP_TRY(spec_add(l, &y->v11, 1, dh, em2, err, "%s.%d.moe.v11.weight", p, i));
-            MP_TRY(spec_add(l, &y->v12, 1, dh, em2, err, "%s.%d.moe.v12.weight", p, i));
-            MP_TRY(spec_add(l, &y->v21, 1, dh, em2, err, "%s.%d.moe.v21.weight", p, i));
-            MP_TRY(spec_add(l, &y->v22, 1, dh, em2, err, "%s.%d.moe.v22.weight", p, i));
-            MP_TRY(spec_add(l, &y->b1, 1, E, dh, err, "%s.%d.moe.b1", p, i));
-            MP_TRY(spec_add(l, &y->b2, 1, E, dh, err, "%s.%d.moe.b2", p, i));
+            MP_TRY(spec_add(l, NULL, &y->u1, 1, em2, d, err, "%s.%d.moe.u1.weight", p, i));
+            MP_TRY(spec_add(l, &y->u1_bias, NULL, 1, em2, 0, err, "%s.%d.moe.u1.bias", p, i));
+            MP_TRY(spec_add(l, NULL, &y->u2, 1, em2, d, err, "%s.%d.moe.u2.weight", p, i));
+            MP_TRY(spec_add(l, &y->u2_bias, NULL, 1, em2, 0, err, "%s.%d.moe.u2.bias", p, i));
+            MP_TRY(spec_add(l, NULL, &y->v11, 1, dh, em2, err, "%s.%d.moe.v11.weight", p, i));
+            MP_TRY(spec_add(l, NULL, &y->v12, 1, dh, em2, err, "%s.%d.moe.v12.weight", p, i));
+            MP_TRY(spec_add(l, NULL, &y->v21, 1, dh, em2, err, "%s.%d.moe.v21.weight", p, i));
+            MP_TRY(spec_add(l, NULL, &y->v22, 1, dh, em2, err, "%s.%d.moe.v22.weight", p, i));
+            MP_TRY(spec_add(l, &y->b1, NULL, 1, E, dh, err, "%s.%d.moe.b1", p, i));
+            MP_TRY(spec_add(l, &y->b2, NULL, 1, E, dh, err, "%s.%d.moe.b2", p, i));
         } else {
             const int64_t em = E * m_;
-            MP_TRY(spec_add(l, &y->u, 1, em, d, err, "%s.%d.moe.u.weight", p, i));
-            MP_TRY(spec_add(l, &y->u_bias, 1, em, 0, err, "%s.%d.moe.u.bias", p, i));
-            MP_TRY(spec_add(l, &y->v, 1, d, em, err, "%s.%d.moe.v.weight", p, i));
-            MP_TRY(spec_add(l, &y->b, 1, E, d, err, "%s.%d.moe.b", p, i));
+            MP_TRY(spec_add(l, NULL, &y->u, 1, em, d, err, "%s.%d.moe.u.weight", p, i));
+            MP_TRY(spec_add(l, &y->u_bias, NULL, 1, em, 0, err, "%s.%d.moe.u.bias", p, i));
+            MP_TRY(spec_add(l, NULL, &y->v, 1, d, em, err, "%s.%d.moe.v.weight", p, i));
+            MP_TRY(spec_add(l, &y->b, NULL, 1, E, d, err, "%s.%d.moe.b", p, i));
         }
     }
     return 0;
@@ -144,6 +148,7 @@ static void *convert_range(void *arg) {
     size_t base = 0;
     for (size_t i = 0; i < j->specs->n && base < j->end; i++) {
         const weight_spec *s = &j->specs->v[i];
+        if (!s->arena_slot) continue; /* read in place */
         const size_t n = s->t->numel;
         if (base + n > j->begin) {
             size_t lo = j->begin > base ? j->begin - base : 0, hi = j->end < base + n ? j->end - base : n;
@@ -152,7 +157,7 @@ static void *convert_range(void *arg) {
                 size_t cnt = hi - a < step ? hi - a : step;
                 if (a + cnt < hi) /* the next step, while this one converts */
                     will_need((const char *)s->t->data + (a + cnt) * es, (hi - a - cnt < step ? hi - a - cnt : step) * es);
-                mp_convert_to_f32(s->t->dtype, (const char *)s->t->data + a * es, cnt, *s->dst + a);
+                mp_convert_to_f32(s->t->dtype, (const char *)s->t->data + a * es, cnt, s->arena_slot + a);
             }
         }
         base += n;
@@ -160,7 +165,7 @@ static void *convert_range(void *arg) {
     return NULL;
 }
 
-/* Convert every tensor into its arena slot on up to 8 threads (one per
+/* Convert every tensor that has an arena slot on up to 8 threads (one per
  * online CPU); a failed thread start converts that slice here instead. */
 static void convert_all(const spec_list *specs, size_t total) {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -182,16 +187,42 @@ static void convert_all(const spec_list *specs, size_t total) {
     }
 }
 
+/* MP_WEIGHTS: 0 matrices as stored (default), 1 every matrix float32.
+ * @return 0 or MP_EINPUT. */
+static int weights_mode(int *all_f32, mp_error *err) {
+    const char *env = getenv("MP_WEIGHTS");
+    *all_f32 = 0;
+    if (!env || !*env || !strcmp(env, "checkpoint")) return 0;
+    if (!strcmp(env, "f32")) {
+        *all_f32 = 1;
+        return 0;
+    }
+    return mp_fail(err, MP_EINPUT, "MP_WEIGHTS=%s: expected checkpoint or f32", env);
+}
+
+/* A matrix is read in place when stored as BF16 (2-byte aligned) or F32
+ * (4-byte aligned) and MP_WEIGHTS=f32 is not set. */
+static int read_in_place(const weight_spec *s, int all_f32) {
+    if (!s->wdst || all_f32) return 0;
+    const uintptr_t at = (uintptr_t)s->t->data;
+    if (s->t->dtype == MP_DT_BF16) return at % 2 == 0;
+    if (s->t->dtype == MP_DT_F32) return at % 4 == 0;
+    return 0;
+}
+
 int mp_model_load(const char *dir, mp_model **out, mp_error *err) {
+    int all_f32;
+    MP_TRY(weights_mode(&all_f32, err));
     mp_checkpoint *ck = NULL;
     MP_TRY(mp_checkpoint_open(dir, &ck, err));
     int rc = 0;
     spec_list specs = {0};
     mp_model *m = calloc(1, sizeof *m);
     if (!m) {
-        rc = mp_fail(err, MP_ENOMEM, "out of memory");
-        goto cleanup;
+        mp_checkpoint_close(ck);
+        return mp_fail(err, MP_ENOMEM, "out of memory");
     }
+    m->ck = ck; /* from here on the model owns it */
     m->cfg = ck->cfg;
     m->dir = strdup(dir);
     m->layers = calloc((size_t)m->cfg.n_layers, sizeof *m->layers);
@@ -207,7 +238,7 @@ int mp_model_load(const char *dir, mp_model **out, mp_error *err) {
         weight_spec *s = &specs.v[i];
         rc = mp_checkpoint_get_float(ck, s->name, s->ndim, s->shape, &s->t, err);
         if (rc < 0) goto cleanup;
-        total += s->t->numel;
+        if (!read_in_place(s, all_f32)) total += s->t->numel;
         if (s->is_param) m->n_params += s->t->numel;
     }
     snprintf(m->weight_dtype, sizeof m->weight_dtype, "%s", mp_dtype_name(specs.v[0].t->dtype));
@@ -221,7 +252,20 @@ int mp_model_load(const char *dir, mp_model **out, mp_error *err) {
     float *p = m->arena;
     for (size_t i = 0; i < specs.n; i++) {
         weight_spec *s = &specs.v[i];
-        *s->dst = p;
+        if (read_in_place(s, all_f32)) {
+            if (s->t->dtype == MP_DT_BF16) {
+                s->wdst->bf16 = s->t->data;
+                m->has_bf16 = 1;
+            } else {
+                s->wdst->f32 = s->t->data;
+            }
+            m->inplace_bytes += s->t->nbytes;
+            will_need(s->t->data, s->t->nbytes); /* read ahead while the caller sets up */
+            continue;
+        }
+        s->arena_slot = p;
+        if (s->wdst) s->wdst->f32 = p;
+        else *s->dst = p;
         p += s->t->numel;
     }
     convert_all(&specs, total);
@@ -236,7 +280,6 @@ int mp_model_load(const char *dir, mp_model **out, mp_error *err) {
     }
 cleanup:
     free(specs.v);
-    mp_checkpoint_close(ck);
     if (rc < 0) {
         mp_model_free(m);
         return rc;
@@ -248,6 +291,7 @@ cleanup:
 void mp_model_free(mp_model *m) {
     if (!m) return;
     free(m->arena);
+    mp_checkpoint_close(m->ck);
     free(m->layers);
     free(m->dir);
     free(m);

@@ -1,0 +1,39 @@
+/* core/model/linear_cpu.h — the CPU forward's dense projections y = x W^T
+ * (W row-major [out][in], nn.Linear layout) over float32 or bf16 weights
+ * (weight.h): OpenBLAS sgemm / sgemv, bf16 widened block by block into a
+ * caller's scratch first; and a kernel of its own for a few rows (decoding),
+ * which reads each weight row once for all of them and widens bf16 in
+ * registers.
+ */
+#ifndef MP_LINEAR_CPU_H
+#define MP_LINEAR_CPU_H
+
+#include <stddef.h>
+
+#include "core/model/weight.h"
+
+/* Floats of scratch mp_linear wants for bf16 weights (float32 needs none). */
+#define MP_LINEAR_SCRATCH ((size_t)1 << 20)
+
+/* y[r][j] = x[r] . W[j] for n rows (y [n][outd], x [n][in], W [outd][in]
+ * dense), as one pass over W split by output rows over up to 8 threads.
+ * Every y[r][j] is computed by the same operations in the same order
+ * whatever n, r, the thread count and the weight's dtype: a row's result does
+ * not depend on the rows next to it (decoding B sequences together is
+ * bit-identical to decoding them one by one). */
+void mp_linear_rows(float *y, const float *x, const mp_weight *w, int n, int in, int outd);
+
+/* y = x W^T + beta y: y [n][outd] of row stride ldy, x [n][in] of stride ldx,
+ * W [outd][in] of row stride ldw. n == 1 runs sgemv, n > 1 sgemm; a bf16 W
+ * is widened into scratch[0..scratch_n) (scratch_n >= in) a block of rows at
+ * a time, each block one sgemm. */
+void mp_linear(float *y, int ldy, const float *x, int ldx, const mp_weight *w, int ldw, int n, int in, int outd,
+               float beta, float *scratch, size_t scratch_n);
+
+/* The weight starting `elems` elements further (a column or row offset). */
+static inline mp_weight mp_weight_at(const mp_weight *w, size_t elems) {
+    mp_weight r = {w->f32 ? w->f32 + elems : NULL, w->bf16 ? w->bf16 + elems : NULL};
+    return r;
+}
+
+#endif
