@@ -5,13 +5,18 @@
  *            variants alternating in every repetition;
  *   decode   N single-token steps after a P-token prompt, sparse vs dense;
  *   first    the first prefill of a fresh state vs the later ones;
- *   load     (--load) mp_model_load with the checkpoint files evicted from
- *            the page cache (posix_fadvise DONTNEED; cold disk read) and
- *            with them cached, next to reading the files alone.
+ *   weights  (--f32-weights) sparse prefill and decode also on the model
+ *            loaded with MP_WEIGHTS=f32 (every matrix widened to float32,
+ *            the previous behaviour), alternating with the default;
+ *   load     (--load) mp_model_load, and load + state + a first one-token
+ *            forward ("time to first forward"), with the checkpoint files
+ *            evicted from the page cache (posix_fadvise DONTNEED; cold disk
+ *            read) and with them cached, for the default weights and for
+ *            MP_WEIGHTS=f32, next to reading the files alone.
  * Each figure: min / median / max over R repetitions (after one warm-up).
  *
  * usage: bench_forward MODEL_DIR [--tokens T] [--reps R] [--mask FILE]
- *                     [--decode N] [--prompt P] [--load] [--no-dense]
+ *                     [--decode N] [--prompt P] [--load] [--no-dense] [--f32-weights]
  * prints one JSON object. */
 #include <dirent.h>
 #include <fcntl.h>
@@ -87,8 +92,41 @@ static long long each_file(const char *dir, int drop) {
     return total;
 }
 
+/* Load the checkpoint with MP_WEIGHTS = mode (NULL: unset, the default). */
+static int load_mode(const char *dir, const char *mode, mp_model **m, mp_error *err) {
+    if (mode) setenv("MP_WEIGHTS", mode, 1);
+    else unsetenv("MP_WEIGHTS");
+    int rc = mp_model_load(dir, m, err);
+    unsetenv("MP_WEIGHTS");
+    return rc;
+}
+
+/* Load, then create a state and run one token: "time to first forward". */
+static int load_and_first(const char *dir, const char *mode, double *t_load, double *t_first, mp_error *err) {
+    mp_model *m = NULL;
+    mp_state *st = NULL;
+    float *logits = NULL;
+    double t0 = mp_now();
+    if (load_mode(dir, mode, &m, err) < 0) return -1;
+    *t_load = mp_now() - t0;
+    int32_t id = 1;
+    int rc = -1;
+    logits = malloc((size_t)m->cfg.vocab_size * sizeof *logits);
+    if (logits && mp_state_create(m, 64, 0, &st, err) == 0 && mp_forward(st, &id, 1, logits, 1, NULL, err) == 0)
+        rc = 0;
+    *t_first = mp_now() - t0;
+    free(logits);
+    mp_state_free(st);
+    mp_model_free(m);
+    return rc;
+}
+
 static int bench_load(const char *dir, int reps) {
-    series read_cold = {0}, load_cold = {0}, load_warm = {0};
+    /* [weights mode][cold, warm]: load alone, load + first forward */
+    series read_cold = {0}, load[2][2], first[2][2];
+    memset(load, 0, sizeof load);
+    memset(first, 0, sizeof first);
+    const char *modes[2] = {NULL, "f32"};
     long long bytes = 0;
     mp_error err;
     for (int r = 0; r < reps; r++) {
@@ -96,19 +134,25 @@ static int bench_load(const char *dir, int reps) {
         double t0 = mp_now();
         bytes = each_file(dir, 0);
         series_add(&read_cold, mp_now() - t0);
-        for (int cold = 1; cold >= 0; cold--) {
-            if (cold) each_file(dir, 1);
-            mp_model *m = NULL;
-            t0 = mp_now();
-            if (mp_model_load(dir, &m, &err) < 0) return fail("load", &err);
-            series_add(cold ? &load_cold : &load_warm, mp_now() - t0);
-            mp_model_free(m);
-        }
+        for (int w = 0; w < 2; w++)
+            for (int warm = 0; warm < 2; warm++) {
+                if (!warm) each_file(dir, 1);
+                double tl, tf;
+                if (load_and_first(dir, modes[w], &tl, &tf, &err) < 0) return fail("load", &err);
+                series_add(&load[w][warm], tl);
+                series_add(&first[w][warm], tf);
+            }
     }
     printf("{\n  \"checkpoint_bytes\": %lld,\n", bytes);
     print_series("read_files_cold_s", &read_cold, 0, 1);
-    print_series("load_cold_s", &load_cold, 0, 1);
-    print_series("load_warm_s", &load_warm, 0, 0);
+    print_series("load_cold_s", &load[0][0], 0, 1);
+    print_series("load_warm_s", &load[0][1], 0, 1);
+    print_series("first_forward_cold_s", &first[0][0], 0, 1);
+    print_series("first_forward_warm_s", &first[0][1], 0, 1);
+    print_series("f32w_load_cold_s", &load[1][0], 0, 1);
+    print_series("f32w_load_warm_s", &load[1][1], 0, 1);
+    print_series("f32w_first_forward_cold_s", &first[1][0], 0, 1);
+    print_series("f32w_first_forward_warm_s", &first[1][1], 0, 0);
     printf("}\n");
     return 0;
 }
@@ -122,11 +166,11 @@ static int make_state(const mp_model *m, const char *mode, int ctx, mp_state **s
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: bench_forward MODEL_DIR [--tokens T] [--reps R] [--mask FILE] [--decode N] "
-                        "[--prompt P] [--load] [--no-dense]\n");
+                        "[--prompt P] [--load] [--no-dense] [--f32-weights]\n");
         return 2;
     }
     const char *dir = argv[1], *mask_path = NULL;
-    int T = 256, R = 3, N = 32, P = 32, load = 0, dense = 1;
+    int T = 256, R = 3, N = 32, P = 32, load = 0, dense = 1, f32w = 0;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         int has = i + 1 < argc;
@@ -137,17 +181,19 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--prompt") && has) P = atoi(argv[++i]);
         else if (!strcmp(a, "--load")) load = 1;
         else if (!strcmp(a, "--no-dense")) dense = 0;
+        else if (!strcmp(a, "--f32-weights")) f32w = 1;
         else return fprintf(stderr, "bench_forward: bad argument %s\n", a), 2;
     }
     if (T < 1 || R < 1 || R > MAX_REPS || N < 0 || P < 1) return fprintf(stderr, "bench_forward: bad sizes\n"), 2;
     if (load) return bench_load(dir, R);
 
     mp_error err;
-    mp_model *m = NULL;
+    mp_model *m = NULL, *mf = NULL;
     mp_mask *mask = NULL;
     double t0 = mp_now();
-    if (mp_model_load(dir, &m, &err) < 0) return fail("load", &err);
+    if (load_mode(dir, NULL, &m, &err) < 0) return fail("load", &err);
     double t_load = mp_now() - t0;
+    if (f32w && load_mode(dir, "f32", &mf, &err) < 0) return fail("load (MP_WEIGHTS=f32)", &err);
     if (mask_path && mp_mask_load(mask_path, &m->cfg, &mask, &err) < 0) return fail("mask", &err);
     const int V = m->cfg.vocab_size, ctx = (T > P + N ? T : P + N);
     int32_t *ids = malloc((size_t)ctx * sizeof *ids);
@@ -155,32 +201,38 @@ int main(int argc, char **argv) {
     if (!ids || !logits) return fprintf(stderr, "bench_forward: out of memory\n"), 1;
     for (int i = 0; i < ctx; i++) ids[i] = (int32_t)((i * 7919u + 13u) % (unsigned)V);
 
-    const char *modes[2] = {"sparse", "dense"};
-    const int n_modes = dense ? 2 : 1;
-    mp_state *st[2] = {NULL, NULL};
+    /* variants: sparse and dense experts on the checkpoint's weights as loaded
+     * by default, and (--f32-weights) sparse on every matrix widened to float32 */
+    const char *names[3] = {"sparse", "dense", "sparse_f32w"};
+    const char *moe[3] = {"sparse", "dense", "sparse"};
+    const mp_model *model[3] = {m, m, mf};
+    int use[3] = {1, dense, f32w};
+    mp_state *st[3] = {NULL, NULL, NULL};
     series first = {0}, create = {0};
     /* first forward of a fresh state, vs the steady-state figures below */
-    for (int k = 0; k < n_modes; k++) {
+    for (int k = 0; k < 3; k++) {
+        if (!use[k]) continue;
         t0 = mp_now();
-        if (make_state(m, modes[k], ctx, &st[k], &err) < 0) return fail("state", &err);
-        series_add(&create, mp_now() - t0);
+        if (make_state(model[k], moe[k], ctx, &st[k], &err) < 0) return fail("state", &err);
+        if (k == 0) series_add(&create, mp_now() - t0);
         t0 = mp_now();
         if (mp_forward(st[k], ids, (size_t)T, logits, 1, NULL, &err) < 0) return fail("forward", &err);
-        series_add(&first, mp_now() - t0);
+        if (k == 0) series_add(&first, mp_now() - t0);
     }
-    series prefill[2][2], decode[2];
+    series prefill[3][2], decode[3];
     memset(prefill, 0, sizeof prefill);
     memset(decode, 0, sizeof decode);
     for (int r = -1; r < R; r++) { /* r = -1: warm-up */
-        for (int k = 0; k < n_modes; k++)
-            for (int mk = 0; mk < (mask ? 2 : 1); mk++) {
+        for (int k = 0; k < 3; k++)
+            for (int mk = 0; use[k] && mk < (mask && k < 2 ? 2 : 1); mk++) {
                 if (mp_state_set_mask(st[k], mk ? mask : NULL, &err) < 0) return fail("mask", &err);
                 mp_state_reset(st[k]);
                 t0 = mp_now();
                 if (mp_forward(st[k], ids, (size_t)T, logits, 1, NULL, &err) < 0) return fail("forward", &err);
                 if (r >= 0) series_add(&prefill[k][mk], mp_now() - t0);
             }
-        for (int k = 0; k < n_modes && N > 0; k++) {
+        for (int k = 0; k < 3 && N > 0; k++) {
+            if (!use[k]) continue;
             if (mp_state_set_mask(st[k], NULL, &err) < 0) return fail("mask", &err);
             mp_state_reset(st[k]);
             if (mp_forward(st[k], ids, (size_t)P, logits, 1, NULL, &err) < 0) return fail("forward", &err);
@@ -191,25 +243,31 @@ int main(int argc, char **argv) {
         }
     }
     printf("{\n  \"tokens\": %d, \"reps\": %d, \"decode_steps\": %d, \"prompt\": %d, \"params\": %zu, "
-           "\"load_s\": %.3f,\n", T, R, N, P, m->n_params, t_load);
+           "\"load_s\": %.3f, \"weights\": \"%s\",\n", T, R, N, P, m->n_params, t_load,
+           m->has_bf16 ? "bf16 in place" : m->inplace_bytes ? "float32 in place" : "float32 (widened)");
     print_series("state_create_s", &create, 0, 1);
     print_series("first_prefill_tok_s", &first, T, 1);
-    for (int k = 0; k < n_modes; k++) {
+    int last = 0;
+    for (int k = 0; k < 3; k++)
+        if (use[k]) last = k;
+    for (int k = 0; k < 3; k++) {
+        if (!use[k]) continue;
         char name[64];
-        snprintf(name, sizeof name, "prefill_%s_tok_s", modes[k]);
+        snprintf(name, sizeof name, "prefill_%s_tok_s", names[k]);
         print_series(name, &prefill[k][0], T, 1);
-        if (mask) {
-            snprintf(name, sizeof name, "prefill_%s_masked_tok_s", modes[k]);
+        if (mask && k < 2) {
+            snprintf(name, sizeof name, "prefill_%s_masked_tok_s", names[k]);
             print_series(name, &prefill[k][1], T, 1);
         }
-        snprintf(name, sizeof name, "decode_%s_tok_s", modes[k]);
-        print_series(name, &decode[k], N > 0 ? N : 1, k + 1 < n_modes);
+        snprintf(name, sizeof name, "decode_%s_tok_s", names[k]);
+        print_series(name, &decode[k], N > 0 ? N : 1, k < last);
     }
     printf("}\n");
     free(ids);
     free(logits);
-    for (int k = 0; k < 2; k++) mp_state_free(st[k]);
+    for (int k = 0; k < 3; k++) mp_state_free(st[k]);
     mp_mask_free(mask);
     mp_model_free(m);
+    mp_model_free(mf);
     return 0;
 }

@@ -409,13 +409,13 @@ static void sparse_up(mp_state *s, int f, const mp_weight *U, const float *bias,
         const mp_weight Ui = mp_weight_at(U, (size_t)i * w * d);
         const float *bi = bias + (size_t)i * w;
         float *out = act + (size_t)r0 * w;
-        const float *xin = s->xn + (size_t)tok[r0] * d;
-        if (cnt > 1) {
+        if (cnt == 1) { /* one token (decoding): the row kernel, reading bf16 directly */
+            mp_linear_rows(out, s->xn + (size_t)tok[r0] * d, &Ui, 1, d, w);
+        } else {
             for (int r = 0; r < cnt; r++)
                 memcpy(s->xg + (size_t)r * d, s->xn + (size_t)tok[r0 + r] * d, (size_t)d * sizeof(float));
-            xin = s->xg;
+            mp_linear(out, w, s->xg, d, &Ui, d, cnt, d, w, 0.0f, s->wconv, s->wconv_n);
         }
-        mp_linear(out, w, xin, d, &Ui, d, cnt, d, w, 0.0f, s->wconv, s->wconv_n);
         for (int r = 0; r < cnt; r++)
             for (int k = 0; k < w; k++) {
                 float u = out[(size_t)r * w + k] + bi[k];
@@ -437,10 +437,19 @@ static void sparse_down(mp_state *s, int f, const float *y1, const mp_weight *v1
         if (!cnt) continue;
         const size_t col = (size_t)i * w;
         const mp_weight v1i = mp_weight_at(v1, col);
-        mp_linear(og, dout, y1 + (size_t)r0 * w, w, &v1i, ldv, cnt, w, dout, 0.0f, s->wconv, s->wconv_n);
-        if (y2) {
-            const mp_weight v2i = mp_weight_at(v2, col);
-            mp_linear(og, dout, y2 + (size_t)r0 * w, w, &v2i, ldv, cnt, w, dout, 1.0f, s->wconv, s->wconv_n);
+        if (cnt == 1) { /* one token: the row kernel over the expert's w columns (stride ldv) */
+            mp_linear_rows_ld(og, y1 + (size_t)r0 * w, &v1i, (size_t)ldv, 1, w, dout);
+            if (y2) {
+                const mp_weight v2i = mp_weight_at(v2, col);
+                mp_linear_rows_ld(s->xg, y2 + (size_t)r0 * w, &v2i, (size_t)ldv, 1, w, dout);
+                for (int k = 0; k < dout; k++) og[k] += s->xg[k];
+            }
+        } else {
+            mp_linear(og, dout, y1 + (size_t)r0 * w, w, &v1i, ldv, cnt, w, dout, 0.0f, s->wconv, s->wconv_n);
+            if (y2) {
+                const mp_weight v2i = mp_weight_at(v2, col);
+                mp_linear(og, dout, y2 + (size_t)r0 * w, w, &v2i, ldv, cnt, w, dout, 1.0f, s->wconv, s->wconv_n);
+            }
         }
         const float *bi = B + (size_t)i * dout;
         for (int r = 0; r < cnt; r++) {

@@ -38,12 +38,13 @@ static inline __attribute__((always_inline)) float load1(const float *wf, const 
  * blocks of 16, a scalar tail, a fixed reduction tree, no FMA: the AVX2 clone
  * and the default (SSE2) one give the same bits (lane-wise IEEE mul and add).
  * bf (a constant after inlining): the weights are bf16. */
-static inline __attribute__((always_inline)) void rows_body(float *y, const float *x, const mp_weight *w, int n,
-                                                            int in, int outd, int j0, int j1, const int bf) {
+static inline __attribute__((always_inline)) void rows_body(float *y, const float *x, const mp_weight *w,
+                                                            size_t ldw, int n, int in, int outd, int j0, int j1,
+                                                            const int bf) {
     const int k16 = in & ~15;
     for (int j = j0; j < j1; j++) {
-        const float *wf = bf ? NULL : w->f32 + (size_t)j * in;
-        const uint16_t *wb = bf ? w->bf16 + (size_t)j * in : NULL;
+        const float *wf = bf ? NULL : w->f32 + (size_t)j * ldw;
+        const uint16_t *wb = bf ? w->bf16 + (size_t)j * ldw : NULL;
         for (int r0 = 0; r0 < n; r0 += 4) {
             const int nr = n - r0 < 4 ? n - r0 : 4;
             const float *xr = x + (size_t)r0 * in;
@@ -76,22 +77,23 @@ static inline __attribute__((always_inline)) void rows_body(float *y, const floa
 }
 
 __attribute__((target_clones("avx2", "default"))) static void rows_range(float *y, const float *x,
-                                                                          const mp_weight *w, int n, int in,
-                                                                          int outd, int j0, int j1) {
-    if (w->bf16) rows_body(y, x, w, n, in, outd, j0, j1, 1);
-    else rows_body(y, x, w, n, in, outd, j0, j1, 0);
+                                                                          const mp_weight *w, size_t ldw, int n,
+                                                                          int in, int outd, int j0, int j1) {
+    if (w->bf16) rows_body(y, x, w, ldw, n, in, outd, j0, j1, 1);
+    else rows_body(y, x, w, ldw, n, in, outd, j0, j1, 0);
 }
 
 typedef struct rows_job {
     float *y;
     const float *x;
     const mp_weight *w;
+    size_t ldw;
     int n, in, outd, j0, j1;
 } rows_job;
 
 static void *rows_worker(void *arg) {
     rows_job *j = arg;
-    rows_range(j->y, j->x, j->w, j->n, j->in, j->outd, j->j0, j->j1);
+    rows_range(j->y, j->x, j->w, j->ldw, j->n, j->in, j->outd, j->j0, j->j1);
     return NULL;
 }
 
@@ -99,18 +101,18 @@ static void *rows_worker(void *arg) {
  * (openblas_get_num_threads, at most 8): each y[r][j] is still computed by
  * one thread in the order above, so the split changes no bit. Small matrices
  * stay on the calling thread. */
-void mp_linear_rows(float *y, const float *x, const mp_weight *w, int n, int in, int outd) {
+void mp_linear_rows_ld(float *y, const float *x, const mp_weight *w, size_t ldw, int n, int in, int outd) {
     int T = openblas_get_num_threads();
     if (T > 8) T = 8;
     if (T <= 1 || (size_t)outd * (size_t)in < ((size_t)1 << 21) || outd < 2 * T) {
-        rows_range(y, x, w, n, in, outd, 0, outd);
+        rows_range(y, x, w, ldw, n, in, outd, 0, outd);
         return;
     }
     pthread_t tid[8];
     rows_job jobs[8];
     int started[8] = {0};
     for (int k = 0; k < T; k++) {
-        jobs[k] = (rows_job){y, x, w, n, in, outd, (int)((long)outd * k / T), (int)((long)outd * (k + 1) / T)};
+        jobs[k] = (rows_job){y, x, w, ldw, n, in, outd, (int)((long)outd * k / T), (int)((long)outd * (k + 1) / T)};
         if (k > 0) started[k] = pthread_create(&tid[k], NULL, rows_worker, &jobs[k]) == 0;
     }
     rows_worker(&jobs[0]);
@@ -118,6 +120,10 @@ void mp_linear_rows(float *y, const float *x, const mp_weight *w, int n, int in,
         if (started[k]) pthread_join(tid[k], NULL);
         else rows_worker(&jobs[k]); /* no thread: do its share here */
     }
+}
+
+void mp_linear_rows(float *y, const float *x, const mp_weight *w, int n, int in, int outd) {
+    mp_linear_rows_ld(y, x, w, (size_t)in, n, in, outd);
 }
 
 static void gemm_f32(float *y, int ldy, const float *x, int ldx, const float *w, int ldw, int n, int in, int outd,

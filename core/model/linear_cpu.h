@@ -22,6 +22,8 @@
  * not depend on the rows next to it (decoding B sequences together is
  * bit-identical to decoding them one by one). */
 void mp_linear_rows(float *y, const float *x, const mp_weight *w, int n, int in, int outd);
+/* The same over W of row stride ldw >= in (e.g. one expert's columns of V). */
+void mp_linear_rows_ld(float *y, const float *x, const mp_weight *w, size_t ldw, int n, int in, int outd);
 
 /* y = x W^T + beta y: y [n][outd] of row stride ldy, x [n][in] of stride ldx,
  * W [outd][in] of row stride ldw. n == 1 runs sgemv, n > 1 sgemm; a bf16 W
