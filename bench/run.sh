@@ -7,7 +7,9 @@
 #      the einsum formulation's work), unmasked and masked (5% of the experts
 #      of every group) alternating in one process (bench/bench_forward.c);
 #      decode tok/s (single-token steps), the first prefill of a fresh state,
-#      model load;
+#      model load; sparse prefill and decode also with every weight matrix
+#      widened to float32 at load (MP_WEIGHTS=f32, the previous behaviour)
+#      next to the default (bf16 read in place from the checkpoint mapping);
 #   2. the same prefill in PyTorch (bench/torch_cpu_bench.py: the same bf16
 #      checkpoint widened to float32, same ids, last-position logits, official
 #      einsum formulation, OMP_WAIT_POLICY=PASSIVE, the same thread count),
@@ -44,7 +46,7 @@ json.dump({"format": "monet-probe-mask", "version": 1, "model": {"moe_experts": 
           open(sys.argv[1], "w"))
 PY
   "$bdir/bench_forward" "$tmp/$dec" --tokens "$T" --reps "$REPS" --mask "$tmp/mask.json" --decode 32 \
-      --prompt 32 > "$tmp/ours.json"
+      --prompt 32 --f32-weights > "$tmp/ours.json"
   theirs=""
   if [[ $have_torch == 1 ]]; then
     $py bench/torch_cpu_bench.py --model "$tmp/$dec" --tokens "$T" --threads "$threads" --reps "$REPS" \
@@ -62,20 +64,25 @@ rows = [("prefill sparse", ours["prefill_sparse_tok_s"]), ("prefill dense (MP_MO
         ("prefill dense, 5% masked", ours["prefill_dense_masked_tok_s"])]
 if t:
     rows += [("torch einsum", t["prefill_unmasked_tok_s"]), ("torch einsum, 5% masked (E x E)", t["prefill_masked_tok_s"])]
-rows += [("decode sparse", ours["decode_sparse_tok_s"]), ("decode dense", ours["decode_dense_tok_s"]),
+rows += [("prefill sparse, f32 weights", ours["prefill_sparse_f32w_tok_s"]),
+         ("decode sparse", ours["decode_sparse_tok_s"]), ("decode dense", ours["decode_dense_tok_s"]),
+         ("decode sparse, f32 weights", ours["decode_sparse_f32w_tok_s"]),
          ("first prefill of a fresh state", ours["first_prefill_tok_s"])]
 for name, s in rows:
     print(f"  {name:34s} {f(s)}")
 med = lambda s: s["median"]
+print(f"  bf16 in place / f32 weights (medians): prefill {med(ours['prefill_sparse_tok_s']) / med(ours['prefill_sparse_f32w_tok_s']):.2f}x,"
+      f" decode {med(ours['decode_sparse_tok_s']) / med(ours['decode_sparse_f32w_tok_s']):.2f}x")
 print(f"  sparse/dense prefill (medians) {med(ours['prefill_sparse_tok_s']) / med(ours['prefill_dense_tok_s']):.2f}x,"
       f" masked/unmasked time (sparse) {med(ours['prefill_sparse_tok_s']) / med(ours['prefill_sparse_masked_tok_s']):.3f}x"
       + (f", sparse/torch {med(ours['prefill_sparse_tok_s']) / med(t['prefill_unmasked_tok_s']):.2f}x" if t else ""))
-print(f"  load (bf16 -> f32) {ours['load_s']:.2f} s")
+print(f"  load ({ours['weights']}) {ours['load_s']:.3f} s")
 PY
 done
 # 3. the public 1.4B VD shape (d=2048, 24 layers, E=512, Hm=8, m=16, k=8, G=4): random bf16
-# weights written on the fly (2.9 GB on disk; 5.8 GB of RAM as float32 here, about as much again
-# in torch), deleted after. BENCH_LARGE=0 skips it (it takes several minutes on 2 cores).
+# weights written on the fly (2.9 GB on disk, mapped in place here; the MP_WEIGHTS=f32 comparison
+# holds a 5.8 GB float32 copy, torch about as much), deleted after. BENCH_LARGE=0 skips it (it
+# takes several minutes on 2 cores).
 if [[ ${BENCH_LARGE:-1} == 1 ]]; then
   TL=${BENCH_LARGE_TOKENS:-512}
   free_disk=$(df -Pk "$tmp" | awk 'NR == 2 {print $4}')
@@ -86,7 +93,8 @@ if [[ ${BENCH_LARGE:-1} == 1 ]]; then
   else
     $py bench/make_bench_checkpoint.py --out "$tmp/large" --shape 1.4b --decompose vertical
     "$bdir/bench_forward" "$tmp/large" --load --reps "$REPS" > "$tmp/large_load.json"
-    "$bdir/bench_forward" "$tmp/large" --tokens "$TL" --reps "$REPS" --decode 8 --prompt 32 > "$tmp/large.json"
+    "$bdir/bench_forward" "$tmp/large" --tokens "$TL" --reps "$REPS" --decode 8 --prompt 32 --f32-weights \
+        > "$tmp/large.json"
     : > "$tmp/large_torch.json"
     if [[ $have_torch == 1 ]]; then
       $py bench/torch_cpu_bench.py --model "$tmp/large" --tokens "$TL" --threads "$threads" --reps "$REPS" \
@@ -101,15 +109,23 @@ print(f"-- {ours['params'] / 1e9:.2f}B params, tok/s (min median max)")
 rows = [("prefill sparse", ours["prefill_sparse_tok_s"]), ("prefill dense (MP_MOE=dense)", ours["prefill_dense_tok_s"])]
 if t:
     rows.append(("torch einsum", t["prefill_unmasked_tok_s"]))
-rows += [("decode sparse", ours["decode_sparse_tok_s"]), ("decode dense", ours["decode_dense_tok_s"]),
+rows += [("prefill sparse, f32 weights", ours["prefill_sparse_f32w_tok_s"]),
+         ("decode sparse", ours["decode_sparse_tok_s"]), ("decode dense", ours["decode_dense_tok_s"]),
+         ("decode sparse, f32 weights", ours["decode_sparse_f32w_tok_s"]),
          ("first prefill of a fresh state", ours["first_prefill_tok_s"])]
 for name, s in rows:
     print(f"  {name:34s} {f(s)}")
 med = lambda s: s["median"]
 print(f"  sparse/dense prefill (medians) {med(ours['prefill_sparse_tok_s']) / med(ours['prefill_dense_tok_s']):.2f}x"
       + (f", sparse/torch {med(ours['prefill_sparse_tok_s']) / med(t['prefill_unmasked_tok_s']):.2f}x" if t else ""))
-print(f"  seconds (min median max): load, files cached {f(load['load_warm_s'])}; evicted {f(load['load_cold_s'])}; "
-      f"reading the files alone {f(load['read_files_cold_s'])} ({load['checkpoint_bytes'] / 1e9:.2f} GB)")
+print(f"  bf16 in place / f32 weights (medians): prefill {med(ours['prefill_sparse_tok_s']) / med(ours['prefill_sparse_f32w_tok_s']):.2f}x,"
+      f" decode {med(ours['decode_sparse_tok_s']) / med(ours['decode_sparse_f32w_tok_s']):.2f}x")
+print(f"  seconds (min median max), reading the files alone (evicted): {f(load['read_files_cold_s'])} "
+      f"({load['checkpoint_bytes'] / 1e9:.2f} GB)")
+for key, name in (("", "bf16 in place"), ("f32w_", "f32 weights")):
+    print(f"  {name:14s} load: cached {f(load[key + 'load_warm_s'])}, evicted {f(load[key + 'load_cold_s'])}")
+    print(f"  {name:14s} load + first forward: cached {f(load[key + 'first_forward_warm_s'])}, "
+          f"evicted {f(load[key + 'first_forward_cold_s'])}")
 PY
     rm -rf "$tmp/large"
   fi
