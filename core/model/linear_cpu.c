@@ -3,25 +3,20 @@
 #include "core/model/linear_cpu.h"
 
 #include <cblas.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 
-typedef float mp_v8 __attribute__((vector_size(32)));
-typedef uint16_t mp_u16x8 __attribute__((vector_size(16)));
-typedef uint32_t mp_u32x8 __attribute__((vector_size(32)));
-
-/* *v = 8 weights of a row at k, widened when bf16 (exact). */
-static inline __attribute__((always_inline)) void load8(mp_v8 *v, const float *wf, const uint16_t *wb, int k) {
-    if (wb) {
-        mp_u16x8 h;
-        memcpy(&h, wb + k, sizeof h);
-        mp_u32x8 u = __builtin_convertvector(h, mp_u32x8) << 16;
-        memcpy(v, &u, sizeof *v);
-    } else {
-        memcpy(v, wf + k, sizeof *v);
-    }
-}
+/* ---- the row kernel ----------------------------------------------------
+ * y[r][j] = x[r] . W[j]: for every (r, j) the same operations in the same
+ * order whatever n, r, the thread split and the weight's dtype (bf16 ->
+ * float32 is exact), so a row's result does not depend on the rows next to
+ * it. Two implementations, chosen once per process by the CPU: AVX2 + FMA
+ * (four 8-lane fused multiply-add chains over blocks of 32, a scalar fmaf
+ * tail, a fixed reduction tree) and a portable one (the same shape, separate
+ * multiply and add). Each is self-consistent; they differ from each other in
+ * the last bits, which never mix within one process. */
 
 static inline __attribute__((always_inline)) float load1(const float *wf, const uint16_t *wb, int k) {
     if (!wb) return wf[k];
@@ -33,54 +28,139 @@ static inline __attribute__((always_inline)) float load1(const float *wf, const 
     return f;
 }
 
-/* Output rows [j0, j1) for the n rows of x: each weight row is read once for
- * up to 4 rows of x (then again from cache). Two 8-lane partial sums over
- * blocks of 16, a scalar tail, a fixed reduction tree, no FMA: the AVX2 clone
- * and the default (SSE2) one give the same bits (lane-wise IEEE mul and add).
- * bf (a constant after inlining): the weights are bf16. */
-static inline __attribute__((always_inline)) void rows_body(float *y, const float *x, const mp_weight *w,
-                                                            size_t ldw, int n, int in, int outd, int j0, int j1,
-                                                            const int bf) {
-    const int k16 = in & ~15;
+/* Fixed reduction of the four chains' 32 lanes. */
+static inline __attribute__((always_inline)) float reduce32(const float l[32]) {
+    float q[8];
+    for (int i = 0; i < 8; i++) q[i] = (l[i] + l[8 + i]) + (l[16 + i] + l[24 + i]);
+    return ((q[0] + q[1]) + (q[2] + q[3])) + ((q[4] + q[5]) + (q[6] + q[7]));
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+
+__attribute__((target("avx2,fma"))) static inline __m256 w8_avx2(const float *wf, const uint16_t *wb, int k) {
+    if (wb) {
+        __m128i h = _mm_loadu_si128((const __m128i *)(const void *)(wb + k));
+        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    }
+    return _mm256_loadu_ps(wf + k);
+}
+
+/* The end of one (row r, weight row) dot product: the four chains reduced,
+ * plus the scalar tail over the last in % 32 elements. */
+__attribute__((target("avx2,fma"))) static inline float finish_avx2(__m256 a0, __m256 a1, __m256 a2, __m256 a3,
+                                                                    const float *xr, const float *wf,
+                                                                    const uint16_t *wb, int k32, int in) {
+    float l[32], tail = 0.0f;
+    _mm256_storeu_ps(l, a0);
+    _mm256_storeu_ps(l + 8, a1);
+    _mm256_storeu_ps(l + 16, a2);
+    _mm256_storeu_ps(l + 24, a3);
+    for (int k = k32; k < in; k++) tail = fmaf(xr[k], load1(wf, wb, k), tail);
+    return reduce32(l) + tail;
+}
+
+/* One row of x (xa) against one weight row. */
+__attribute__((target("avx2,fma"))) static inline float tile1_avx2(const float *xa, const float *wf,
+                                                                   const uint16_t *wb, int in) {
+    const int k32 = in & ~31;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (int k = 0; k < k32; k += 32) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(xa + k), w8_avx2(wf, wb, k), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(xa + k + 8), w8_avx2(wf, wb, k + 8), a1);
+        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(xa + k + 16), w8_avx2(wf, wb, k + 16), a2);
+        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(xa + k + 24), w8_avx2(wf, wb, k + 24), a3);
+    }
+    return finish_avx2(a0, a1, a2, a3, xa, wf, wb, k32, in);
+}
+
+/* Two rows of x (xa, xb) against one weight row, each weight widened once:
+ * per row the same operations as tile1_avx2. */
+__attribute__((target("avx2,fma"))) static inline void tile2_avx2(float *ya, float *yb, const float *xa,
+                                                                  const float *xb, const float *wf,
+                                                                  const uint16_t *wb, int in) {
+    const int k32 = in & ~31;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+    for (int k = 0; k < k32; k += 32) {
+        const __m256 w0 = w8_avx2(wf, wb, k), w1 = w8_avx2(wf, wb, k + 8);
+        const __m256 w2 = w8_avx2(wf, wb, k + 16), w3 = w8_avx2(wf, wb, k + 24);
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(xa + k), w0, a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(xa + k + 8), w1, a1);
+        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(xa + k + 16), w2, a2);
+        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(xa + k + 24), w3, a3);
+        b0 = _mm256_fmadd_ps(_mm256_loadu_ps(xb + k), w0, b0);
+        b1 = _mm256_fmadd_ps(_mm256_loadu_ps(xb + k + 8), w1, b1);
+        b2 = _mm256_fmadd_ps(_mm256_loadu_ps(xb + k + 16), w2, b2);
+        b3 = _mm256_fmadd_ps(_mm256_loadu_ps(xb + k + 24), w3, b3);
+    }
+    *ya = finish_avx2(a0, a1, a2, a3, xa, wf, wb, k32, in);
+    *yb = finish_avx2(b0, b1, b2, b3, xb, wf, wb, k32, in);
+}
+
+/* Weight rows in blocks of 32 (at most 256 KB of a 2048-wide float32 row
+ * block: stays in L2) while every pair of x rows (L1) runs over the block. */
+__attribute__((target("avx2,fma"))) static void rows_range_avx2(float *y, const float *x, const mp_weight *w,
+                                                                size_t ldw, int n, int in, int outd, int j0,
+                                                                int j1) {
+    for (int jb = j0; jb < j1; jb += 32) {
+        const int je = j1 - jb < 32 ? j1 : jb + 32;
+        int r = 0;
+        for (; r + 2 <= n; r += 2)
+            for (int j = jb; j < je; j++) {
+                const float *wf = w->bf16 ? NULL : w->f32 + (size_t)j * ldw;
+                const uint16_t *wb = w->bf16 ? w->bf16 + (size_t)j * ldw : NULL;
+                tile2_avx2(y + (size_t)r * outd + j, y + (size_t)(r + 1) * outd + j, x + (size_t)r * in,
+                           x + (size_t)(r + 1) * in, wf, wb, in);
+            }
+        if (r < n)
+            for (int j = jb; j < je; j++) {
+                const float *wf = w->bf16 ? NULL : w->f32 + (size_t)j * ldw;
+                const uint16_t *wb = w->bf16 ? w->bf16 + (size_t)j * ldw : NULL;
+                y[(size_t)r * outd + j] = tile1_avx2(x + (size_t)r * in, wf, wb, in);
+            }
+    }
+}
+#endif
+
+/* The portable kernel: the same shape with separate multiply and add. */
+static void rows_range_portable(float *y, const float *x, const mp_weight *w, size_t ldw, int n, int in, int outd,
+                                int j0, int j1) {
+    const int k32 = in & ~31;
     for (int j = j0; j < j1; j++) {
-        const float *wf = bf ? NULL : w->f32 + (size_t)j * ldw;
-        const uint16_t *wb = bf ? w->bf16 + (size_t)j * ldw : NULL;
-        for (int r0 = 0; r0 < n; r0 += 4) {
-            const int nr = n - r0 < 4 ? n - r0 : 4;
-            const float *xr = x + (size_t)r0 * in;
-            mp_v8 a0[4] = {{0}}, a1[4] = {{0}};
-            for (int k = 0; k < k16; k += 16) {
-                mp_v8 w0, w1;
-                load8(&w0, wf, wb, k);
-                load8(&w1, wf, wb, k + 8);
-                for (int r = 0; r < nr; r++) {
-                    mp_v8 x0, x1;
-                    memcpy(&x0, xr + (size_t)r * in + k, sizeof x0);
-                    memcpy(&x1, xr + (size_t)r * in + k + 8, sizeof x1);
-                    mp_v8 p0 = x0 * w0, p1 = x1 * w1;
-                    a0[r] += p0;
-                    a1[r] += p1;
+        const float *wf = w->bf16 ? NULL : w->f32 + (size_t)j * ldw;
+        const uint16_t *wb = w->bf16 ? w->bf16 + (size_t)j * ldw : NULL;
+        for (int r = 0; r < n; r++) {
+            const float *xr = x + (size_t)r * in;
+            float l[32] = {0}, tail = 0.0f;
+            for (int k = 0; k < k32; k += 32)
+                for (int i = 0; i < 32; i++) {
+                    float p = xr[k + i] * load1(wf, wb, k + i);
+                    l[i] += p;
                 }
+            for (int k = k32; k < in; k++) {
+                float p = xr[k] * load1(wf, wb, k);
+                tail += p;
             }
-            for (int r = 0; r < nr; r++) {
-                float tail = 0.0f;
-                for (int k = k16; k < in; k++) {
-                    float p = xr[(size_t)r * in + k] * load1(wf, wb, k);
-                    tail += p;
-                }
-                mp_v8 a = a0[r] + a1[r];
-                y[(size_t)(r0 + r) * outd + j] =
-                    (((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))) + tail;
-            }
+            y[(size_t)r * outd + j] = reduce32(l) + tail;
         }
     }
 }
 
-__attribute__((target_clones("avx2", "default"))) static void rows_range(float *y, const float *x,
-                                                                          const mp_weight *w, size_t ldw, int n,
-                                                                          int in, int outd, int j0, int j1) {
-    if (w->bf16) rows_body(y, x, w, ldw, n, in, outd, j0, j1, 1);
-    else rows_body(y, x, w, ldw, n, in, outd, j0, j1, 0);
+static void rows_range(float *y, const float *x, const mp_weight *w, size_t ldw, int n, int in, int outd, int j0,
+                       int j1) {
+#if defined(__x86_64__) || defined(__i386__)
+    static int avx2 = -1; /* decided once; every thread computes the same answer */
+    int have = __atomic_load_n(&avx2, __ATOMIC_RELAXED);
+    if (have < 0) {
+        have = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        __atomic_store_n(&avx2, have, __ATOMIC_RELAXED);
+    }
+    if (have) {
+        rows_range_avx2(y, x, w, ldw, n, in, outd, j0, j1);
+        return;
+    }
+#endif
+    rows_range_portable(y, x, w, ldw, n, in, outd, j0, j1);
 }
 
 typedef struct rows_job {
