@@ -427,11 +427,28 @@ static void sparse_up(mp_state *s, int f, const mp_weight *U, const float *bias,
 /* out[t][0..dout) (row stride ldo) += sum over the rows (t, i) of factor f
  * of y1_row V1_i^T (+ y2_row V2_i^T when y2) + coef_row B_i, where V_i are
  * expert i's w columns of V [dout][E*w] and B_i row i of B [E][dout]. */
-static void sparse_down(mp_state *s, int f, const float *y1, const mp_weight *v1, const float *y2,
-                        const mp_weight *v2, const float *coef, const float *B, int w, int dout, float *out, int ldo) {
+static void sparse_down(mp_state *s, int n_tok, int f, const float *y1, const mp_weight *v1, const float *y2,
+                        const mp_weight *v2, const float *coef, const float *B, int w, int dout, float *out,
+                        int ldo) {
     const int E = s->m->cfg.moe_experts, ldv = E * w;
     const int32_t *start = s->ex_start[f], *tok = s->pair_tok[f];
     float *og = s->og;
+    if (n_tok == 1 && start[E] > 0) { /* one token (decoding): every row of V once, front to back */
+        int32_t *sel = s->fill; /* [E] scratch, free after build_rows */
+        int n_sel = 0;
+        for (int i = 0; i < E; i++)
+            if (start[i + 1] > start[i]) sel[n_sel++] = i; /* one row each: rows 0..n_sel-1 in expert order */
+        /* one pass over each V's rows in address order (hardware-prefetched); a
+         * GEMV over all E*w columns with zeros outside the token's experts
+         * measured 0.55-0.85x of this at the 1.4B shape */
+        mp_linear_cols(out, v1, y1, v2, y2, (size_t)ldv, sel, n_sel, w, dout);
+        for (int e = 0; e < n_sel; e++) {
+            const float *bi = B + (size_t)sel[e] * dout;
+            const float cf = coef[e];
+            for (int k = 0; k < dout; k++) out[k] += cf * bi[k];
+        }
+        return;
+    }
     for (int i = 0; i < E; i++) {
         const int r0 = start[i], cnt = start[i + 1] - r0;
         if (!cnt) continue;
@@ -600,8 +617,8 @@ static void mp_cpu_moe_vd(mp_state *s, const mp_layer *y, int n) {
     float *top = s->tmp, *bot = s->tmp + dh;
     if (s->sparse) {
         memset(s->tmp, 0, (size_t)n * d * sizeof(float));
-        sparse_down(s, 0, y11, &y->v11, y12, &y->v12, ca, y->b1, m2, dh, top, d);
-        sparse_down(s, 1, y21, &y->v21, y22, &y->v22, cd, y->b2, m2, dh, bot, d);
+        sparse_down(s, n, 0, y11, &y->v11, y12, &y->v12, ca, y->b1, m2, dh, top, d);
+        sparse_down(s, n, 1, y21, &y->v21, y22, &y->v22, cd, y->b2, m2, dh, bot, d);
         return;
     }
     const int K = (int)eu;
@@ -643,7 +660,7 @@ static void mp_cpu_moe_hd(mp_state *s, const mp_layer *y, int n) {
     }
     if (s->sparse) {
         memset(s->tmp, 0, (size_t)n * d * sizeof(float));
-        sparse_down(s, 1, yr, &y->v, NULL, NULL, cd, y->b, m, d, s->tmp, d);
+        sparse_down(s, n, 1, yr, &y->v, NULL, NULL, cd, y->b, m, d, s->tmp, d);
         return;
     }
     const int K = (int)eu;

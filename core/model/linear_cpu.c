@@ -38,6 +38,17 @@ static inline __attribute__((always_inline)) float reduce32(const float l[32]) {
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
+/* AVX2 and FMA, decided once (every thread computes the same answer). */
+static int have_avx2_fma(void) {
+    static int have = -1;
+    int h = __atomic_load_n(&have, __ATOMIC_RELAXED);
+    if (h < 0) {
+        h = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        __atomic_store_n(&have, h, __ATOMIC_RELAXED);
+    }
+    return h;
+}
+
 __attribute__((target("avx2,fma"))) static inline __m256 w8_avx2(const float *wf, const uint16_t *wb, int k) {
     if (wb) {
         __m128i h = _mm_loadu_si128((const __m128i *)(const void *)(wb + k));
@@ -52,11 +63,12 @@ __attribute__((target("avx2,fma"))) static inline float finish_avx2(__m256 a0, _
                                                                     const float *xr, const float *wf,
                                                                     const uint16_t *wb, int k32, int in) {
     float l[32], tail = 0.0f;
+    for (int k = k32; k < in; k++) tail = fmaf(xr[k], load1(wf, wb, k), tail);
+    if (!k32) return tail; /* narrow rows (an expert's columns of V): no chains */
     _mm256_storeu_ps(l, a0);
     _mm256_storeu_ps(l + 8, a1);
     _mm256_storeu_ps(l + 16, a2);
     _mm256_storeu_ps(l + 24, a3);
-    for (int k = k32; k < in; k++) tail = fmaf(xr[k], load1(wf, wb, k), tail);
     return reduce32(l) + tail;
 }
 
@@ -120,7 +132,69 @@ __attribute__((target("avx2,fma"))) static void rows_range_avx2(float *y, const 
             }
     }
 }
+
+/* mp_linear_cols for w a multiple of 8: each expert's w columns as w/8
+ * 8-lane FMAs into one accumulator (W1 then W2 per expert), a fixed
+ * reduction of its lanes per row. */
+__attribute__((target("avx2,fma"))) static void cols_avx2(float *y, const mp_weight *w1, const float *x1,
+                                                          const mp_weight *w2, const float *x2, size_t ldw,
+                                                          const int32_t *sel, int n_sel, int w, int outd) {
+    for (int k = 0; k < outd; k++) {
+        const size_t row = (size_t)k * ldw;
+        const float *f1 = w1->bf16 ? NULL : w1->f32 + row;
+        const uint16_t *b1 = w1->bf16 ? w1->bf16 + row : NULL;
+        const float *f2 = x2 && !w2->bf16 ? w2->f32 + row : NULL;
+        const uint16_t *b2 = x2 && w2->bf16 ? w2->bf16 + row : NULL;
+        __m256 acc = _mm256_setzero_ps();
+        for (int e = 0; e < n_sel; e++) {
+            const int col = sel[e] * w;
+            for (int q = 0; q < w; q += 8) {
+                acc = _mm256_fmadd_ps(_mm256_loadu_ps(x1 + (size_t)e * w + q), w8_avx2(f1, b1, col + q), acc);
+                if (x2) acc = _mm256_fmadd_ps(_mm256_loadu_ps(x2 + (size_t)e * w + q), w8_avx2(f2, b2, col + q), acc);
+            }
+        }
+        float l[8];
+        _mm256_storeu_ps(l, acc);
+        y[k] += ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+    }
+}
 #endif
+
+/* The portable mp_linear_cols: the same shape with separate multiply and add. */
+static void cols_portable(float *y, const mp_weight *w1, const float *x1, const mp_weight *w2, const float *x2,
+                          size_t ldw, const int32_t *sel, int n_sel, int w, int outd) {
+    for (int k = 0; k < outd; k++) {
+        const size_t row = (size_t)k * ldw;
+        const float *f1 = w1->bf16 ? NULL : w1->f32 + row;
+        const uint16_t *b1 = w1->bf16 ? w1->bf16 + row : NULL;
+        const float *f2 = x2 && !w2->bf16 ? w2->f32 + row : NULL;
+        const uint16_t *b2 = x2 && w2->bf16 ? w2->bf16 + row : NULL;
+        float l[8] = {0};
+        for (int e = 0; e < n_sel; e++) {
+            const int col = sel[e] * w;
+            for (int q = 0; q < w; q++) {
+                float p = x1[(size_t)e * w + q] * load1(f1, b1, col + q);
+                l[q % 8] += p;
+                if (x2) {
+                    p = x2[(size_t)e * w + q] * load1(f2, b2, col + q);
+                    l[q % 8] += p;
+                }
+            }
+        }
+        y[k] += ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+    }
+}
+
+void mp_linear_cols(float *y, const mp_weight *w1, const float *x1, const mp_weight *w2, const float *x2,
+                    size_t ldw, const int32_t *sel, int n_sel, int w, int outd) {
+#if defined(__x86_64__) || defined(__i386__)
+    if (w % 8 == 0 && have_avx2_fma()) {
+        cols_avx2(y, w1, x1, w2, x2, ldw, sel, n_sel, w, outd);
+        return;
+    }
+#endif
+    cols_portable(y, w1, x1, w2, x2, ldw, sel, n_sel, w, outd);
+}
 
 /* The portable kernel: the same shape with separate multiply and add. */
 static void rows_range_portable(float *y, const float *x, const mp_weight *w, size_t ldw, int n, int in, int outd,
@@ -141,7 +215,7 @@ static void rows_range_portable(float *y, const float *x, const mp_weight *w, si
                 float p = xr[k] * load1(wf, wb, k);
                 tail += p;
             }
-            y[(size_t)r * outd + j] = reduce32(l) + tail;
+            y[(size_t)r * outd + j] = k32 ? reduce32(l) + tail : tail;
         }
     }
 }
@@ -149,13 +223,7 @@ static void rows_range_portable(float *y, const float *x, const mp_weight *w, si
 static void rows_range(float *y, const float *x, const mp_weight *w, size_t ldw, int n, int in, int outd, int j0,
                        int j1) {
 #if defined(__x86_64__) || defined(__i386__)
-    static int avx2 = -1; /* decided once; every thread computes the same answer */
-    int have = __atomic_load_n(&avx2, __ATOMIC_RELAXED);
-    if (have < 0) {
-        have = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-        __atomic_store_n(&avx2, have, __ATOMIC_RELAXED);
-    }
-    if (have) {
+    if (have_avx2_fma()) {
         rows_range_avx2(y, x, w, ldw, n, in, outd, j0, j1);
         return;
     }

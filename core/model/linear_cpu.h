@@ -9,6 +9,7 @@
 #define MP_LINEAR_CPU_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/model/weight.h"
 
@@ -24,6 +25,15 @@
 void mp_linear_rows(float *y, const float *x, const mp_weight *w, int n, int in, int outd);
 /* The same over W of row stride ldw >= in (e.g. one expert's columns of V). */
 void mp_linear_rows_ld(float *y, const float *x, const mp_weight *w, size_t ldw, int n, int in, int outd);
+
+/* y[k] += sum over e < n_sel of W1[k][col_e .. col_e + w) . x1[e] (+ the same
+ * with W2 and x2 when x2), for k < outd: the expert products of one token,
+ * col_e = sel[e] * w, x1 / x2 [n_sel][w], W of row stride ldw. Reads each row
+ * of W front to back (the hardware prefetches it), where one expert's
+ * columns at a time would miss the cache on every row. For every k the same
+ * operations in the same order whatever the dtype. */
+void mp_linear_cols(float *y, const mp_weight *w1, const float *x1, const mp_weight *w2, const float *x2,
+                    size_t ldw, const int32_t *sel, int n_sel, int w, int outd);
 
 /* y = x W^T + beta y: y [n][outd] of row stride ldy, x [n][in] of stride ldx,
  * W [outd][in] of row stride ldw. n == 1 runs sgemv, n > 1 sgemm; a bf16 W
