@@ -11,9 +11,12 @@
 #      widened to float32 at load (MP_WEIGHTS=f32, the previous behaviour)
 #      next to the default (bf16 read in place from the checkpoint mapping);
 #   2. the same prefill in PyTorch (bench/torch_cpu_bench.py: the same bf16
-#      checkpoint widened to float32, same ids, last-position logits, official
-#      einsum formulation, OMP_WAIT_POLICY=PASSIVE, the same thread count),
-#      or a line saying python3-torch is missing;
+#      checkpoint widened to float32, same ids, last-position logits,
+#      OMP_WAIT_POLICY=PASSIVE, the same thread count), two formulations
+#      alternating in one process: the official einsum one and a fused one
+#      (dense GEMMs, heads-first sparse mixture, exact sparse masking; its
+#      logits checked against einsum's first, one line), or a line saying
+#      python3-torch is missing;
 #   3. the same at the public 1.4B shape (BENCH_LARGE=0 skips it);
 #   4. tokenizer throughput vs spm_encode; collect vs forward; eval throughput
 #      at --batch 1 vs B (bench_batch.sh: MMLU, ppl; bench_gen.sh: generation).
@@ -47,15 +50,22 @@ json.dump({"format": "monet-probe-mask", "version": 1, "model": {"moe_experts": 
 PY
   "$bdir/bench_forward" "$tmp/$dec" --tokens "$T" --reps "$REPS" --mask "$tmp/mask.json" --decode 32 \
       --prompt 32 --f32-weights > "$tmp/ours.json"
-  theirs=""
+  : > "$tmp/theirs.json"
   if [[ $have_torch == 1 ]]; then
-    $py bench/torch_cpu_bench.py --model "$tmp/$dec" --tokens "$T" --threads "$threads" --reps "$REPS" \
-        --mask "$tmp/mask.json" > "$tmp/theirs.json" || theirs="failed"
+    if $py bench/torch_cpu_bench.py --check --model "$tmp/$dec" --mask "$tmp/mask.json" --threads "$threads"; then
+      $py bench/torch_cpu_bench.py --model "$tmp/$dec" --tokens "$T" --threads "$threads" --reps "$REPS" \
+          --mask "$tmp/mask.json" > "$tmp/theirs.json" || echo "torch_cpu_bench.py failed"
+    else
+      echo "the torch rows are left out: fused and einsum disagree"
+    fi
   fi
   $py - "$dec" "$tmp/ours.json" "$tmp/theirs.json" "$have_torch" <<'PY'
 import json, os, sys
 dec, ours, theirs, have_torch = sys.argv[1], json.load(open(sys.argv[2])), sys.argv[3], sys.argv[4] == "1"
-t = json.load(open(theirs)) if have_torch and os.path.exists(theirs) and os.path.getsize(theirs) else None
+txt = open(theirs).read().strip() if have_torch and os.path.exists(theirs) else ""
+t = json.loads(txt) if txt.startswith("{") else None
+if txt and not t:
+    print(f"torch: {txt}")
 def f(s):
     return f"{s['min']:8.1f} {s['median']:8.1f} {s['max']:8.1f}" if s else "       -        -        -"
 print(f"-- {dec}: {ours['params'] / 1e6:.1f}M params, tok/s (min median max)")
@@ -63,7 +73,9 @@ rows = [("prefill sparse", ours["prefill_sparse_tok_s"]), ("prefill dense (MP_MO
         ("prefill sparse, 5% masked", ours["prefill_sparse_masked_tok_s"]),
         ("prefill dense, 5% masked", ours["prefill_dense_masked_tok_s"])]
 if t:
-    rows += [("torch einsum", t["prefill_unmasked_tok_s"]), ("torch einsum, 5% masked (E x E)", t["prefill_masked_tok_s"])]
+    rows += [("torch einsum", t["prefill_einsum_unmasked_tok_s"]), ("torch fused", t["prefill_fused_unmasked_tok_s"]),
+             ("torch einsum, 5% masked (E x E)", t["prefill_einsum_masked_tok_s"]),
+             ("torch fused, 5% masked (sparse)", t["prefill_fused_masked_tok_s"])]
 rows += [("prefill sparse, f32 weights", ours["prefill_sparse_f32w_tok_s"]),
          ("decode sparse", ours["decode_sparse_tok_s"]), ("decode dense", ours["decode_dense_tok_s"]),
          ("decode sparse, f32 weights", ours["decode_sparse_f32w_tok_s"]),
@@ -74,15 +86,22 @@ med = lambda s: s["median"]
 print(f"  bf16 in place / f32 weights (medians): prefill {med(ours['prefill_sparse_tok_s']) / med(ours['prefill_sparse_f32w_tok_s']):.2f}x,"
       f" decode {med(ours['decode_sparse_tok_s']) / med(ours['decode_sparse_f32w_tok_s']):.2f}x")
 print(f"  sparse/dense prefill (medians) {med(ours['prefill_sparse_tok_s']) / med(ours['prefill_dense_tok_s']):.2f}x,"
-      f" masked/unmasked time (sparse) {med(ours['prefill_sparse_tok_s']) / med(ours['prefill_sparse_masked_tok_s']):.3f}x"
-      + (f", sparse/torch {med(ours['prefill_sparse_tok_s']) / med(t['prefill_unmasked_tok_s']):.2f}x" if t else ""))
+      f" masked/unmasked time (sparse) {med(ours['prefill_sparse_tok_s']) / med(ours['prefill_sparse_masked_tok_s']):.3f}x")
+if t:
+    r = lambda a, b: f"{med(ours[a]) / med(t[b]):.2f}x"
+    print(f"  sparse/torch einsum {r('prefill_sparse_tok_s', 'prefill_einsum_unmasked_tok_s')},"
+          f" sparse/torch fused {r('prefill_sparse_tok_s', 'prefill_fused_unmasked_tok_s')};"
+          f" 5% masked: sparse/torch einsum {r('prefill_sparse_masked_tok_s', 'prefill_einsum_masked_tok_s')},"
+          f" sparse/torch fused {r('prefill_sparse_masked_tok_s', 'prefill_fused_masked_tok_s')} (medians)")
 print(f"  load ({ours['weights']}) {ours['load_s']:.3f} s")
 PY
 done
 # 3. the public 1.4B VD shape (d=2048, 24 layers, E=512, Hm=8, m=16, k=8, G=4): random bf16
-# weights written on the fly (2.9 GB on disk, mapped in place here; the MP_WEIGHTS=f32 comparison
-# holds a 5.8 GB float32 copy, torch about as much), deleted after. BENCH_LARGE=0 skips it (it
-# takes several minutes on 2 cores).
+# weights written on the fly (2.9 GB on disk), deleted after; mapped in place here, while the
+# MP_WEIGHTS=f32 comparison holds a 5.8 GB float32 copy, and torch one too, one after the other
+# (torch_cpu_bench.py widens tensor by tensor, holds no second copy, and says "skipped" when
+# MemAvailable is short of 4 bytes a parameter + activations). BENCH_LARGE=0 skips it (it takes
+# several minutes on 2 cores).
 if [[ ${BENCH_LARGE:-1} == 1 ]]; then
   TL=${BENCH_LARGE_TOKENS:-512}
   free_disk=$(df -Pk "$tmp" | awk 'NR == 2 {print $4}')
@@ -98,17 +117,20 @@ if [[ ${BENCH_LARGE:-1} == 1 ]]; then
     : > "$tmp/large_torch.json"
     if [[ $have_torch == 1 ]]; then
       $py bench/torch_cpu_bench.py --model "$tmp/large" --tokens "$TL" --threads "$threads" --reps "$REPS" \
-          > "$tmp/large_torch.json" || echo "torch einsum at the 1.4B shape failed (memory?)"
+          > "$tmp/large_torch.json" || echo "torch at the 1.4B shape failed"
     fi
     $py - "$tmp/large.json" "$tmp/large_load.json" "$tmp/large_torch.json" <<'PY'
 import json, os, sys
 ours, load = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
-t = json.load(open(sys.argv[3])) if os.path.getsize(sys.argv[3]) else None
+txt = open(sys.argv[3]).read().strip()
+t = json.loads(txt) if txt.startswith("{") else None
+if txt and not t:
+    print(f"torch: {txt}")
 f = lambda s: f"{s['min']:8.2f} {s['median']:8.2f} {s['max']:8.2f}" if s else "       -        -        -"
 print(f"-- {ours['params'] / 1e9:.2f}B params, tok/s (min median max)")
 rows = [("prefill sparse", ours["prefill_sparse_tok_s"]), ("prefill dense (MP_MOE=dense)", ours["prefill_dense_tok_s"])]
 if t:
-    rows.append(("torch einsum", t["prefill_unmasked_tok_s"]))
+    rows += [("torch einsum", t["prefill_einsum_unmasked_tok_s"]), ("torch fused", t["prefill_fused_unmasked_tok_s"])]
 rows += [("prefill sparse, f32 weights", ours["prefill_sparse_f32w_tok_s"]),
          ("decode sparse", ours["decode_sparse_tok_s"]), ("decode dense", ours["decode_dense_tok_s"]),
          ("decode sparse, f32 weights", ours["decode_sparse_f32w_tok_s"]),
@@ -117,7 +139,9 @@ for name, s in rows:
     print(f"  {name:34s} {f(s)}")
 med = lambda s: s["median"]
 print(f"  sparse/dense prefill (medians) {med(ours['prefill_sparse_tok_s']) / med(ours['prefill_dense_tok_s']):.2f}x"
-      + (f", sparse/torch {med(ours['prefill_sparse_tok_s']) / med(t['prefill_unmasked_tok_s']):.2f}x" if t else ""))
+      + (f", sparse/torch einsum {med(ours['prefill_sparse_tok_s']) / med(t['prefill_einsum_unmasked_tok_s']):.2f}x"
+         f", sparse/torch fused {med(ours['prefill_sparse_tok_s']) / med(t['prefill_fused_unmasked_tok_s']):.2f}x"
+         if t else ""))
 print(f"  bf16 in place / f32 weights (medians): prefill {med(ours['prefill_sparse_tok_s']) / med(ours['prefill_sparse_f32w_tok_s']):.2f}x,"
       f" decode {med(ours['decode_sparse_tok_s']) / med(ours['decode_sparse_f32w_tok_s']):.2f}x")
 print(f"  seconds (min median max), reading the files alone (evicted): {f(load['read_files_cold_s'])} "
