@@ -115,9 +115,11 @@ int mp_state_create(const mp_model *m, int max_ctx, int max_chunk, mp_state **ou
     const size_t qd = (size_t)c->n_heads * hd, kvd = (size_t)c->n_kv_heads * hd;
     const size_t E = (size_t)c->moe_experts, Hm = (size_t)c->moe_heads, mm = (size_t)c->moe_dim;
     const size_t eu = c->decompose == MP_VD ? E * (mm / 2) : E * mm;
-    if (m->has_bf16) { /* mp_linear widens blocks of >= 1 row of every projection's input width */
+    if (m->has_bf16) { /* mp_linear widens blocks of >= 1 row of every projection's input width;
+                          * sparse_down two [dout][w] blocks (dout <= d, w <= m) */
         size_t widest = d > qd ? d : qd;
         if (eu > widest) widest = eu;
+        if (2 * d * mm > widest) widest = 2 * d * mm;
         s->wconv_n = widest > MP_LINEAR_SCRATCH ? widest : MP_LINEAR_SCRATCH;
     }
     int fail = 0;
@@ -427,6 +429,13 @@ static void sparse_up(mp_state *s, int f, const mp_weight *U, const float *bias,
 /* out[t][0..dout) (row stride ldo) += sum over the rows (t, i) of factor f
  * of y1_row V1_i^T (+ y2_row V2_i^T when y2) + coef_row B_i, where V_i are
  * expert i's w columns of V [dout][E*w] and B_i row i of B [E][dout]. */
+/* Experts per widened group of V columns: two [dout][G*w] float blocks in
+ * scratch (mp_state_create sizes it for G >= 1). */
+static int mp_down_group(size_t scratch_n, int dout, int w, int E) {
+    size_t g = scratch_n / (2 * (size_t)dout * (size_t)w);
+    return g < 1 ? 1 : g > (size_t)E ? E : (int)g;
+}
+
 static void sparse_down(mp_state *s, int n_tok, int f, const float *y1, const mp_weight *v1, const float *y2,
                         const mp_weight *v2, const float *coef, const float *B, int w, int dout, float *out,
                         int ldo) {
@@ -449,23 +458,35 @@ static void sparse_down(mp_state *s, int n_tok, int f, const float *y1, const mp
         }
         return;
     }
+    /* bf16 V: the columns of G experts at a time widened into wconv (v1's
+     * then v2's), each row read as one run: one expert's 8 columns alone
+     * would cost a cache and TLB miss per row (the mapping has 4 KiB pages) */
+    const int bf = v1->bf16 != NULL, G = bf ? mp_down_group(s->wconv_n, dout, w, E) : E;
+    const size_t ldg = bf ? (size_t)G * w : (size_t)ldv;
+    float *g1 = s->wconv, *g2 = s->wconv + (size_t)dout * ldg;
     for (int i = 0; i < E; i++) {
         const int r0 = start[i], cnt = start[i + 1] - r0;
+        if (bf && i % G == 0 && start[i + G < E ? i + G : E] > r0) { /* a group with active experts */
+            const int ng = E - i < G ? E - i : G;
+            mp_weight_block(v1, (size_t)ldv, 0, (size_t)dout, (size_t)i * w, (size_t)ng * w, g1, ldg);
+            if (y2) mp_weight_block(v2, (size_t)ldv, 0, (size_t)dout, (size_t)i * w, (size_t)ng * w, g2, ldg);
+        }
         if (!cnt) continue;
-        const size_t col = (size_t)i * w;
-        const mp_weight v1i = mp_weight_at(v1, col);
-        if (cnt == 1) { /* one token: the row kernel over the expert's w columns (stride ldv) */
-            mp_linear_rows_ld(og, y1 + (size_t)r0 * w, &v1i, (size_t)ldv, 1, w, dout);
+        const size_t col = bf ? (size_t)(i % G) * w : (size_t)i * w;
+        const mp_weight w1 = bf ? (mp_weight){g1, NULL} : *v1, w2 = bf ? (mp_weight){g2, NULL} : y2 ? *v2 : *v1;
+        const mp_weight v1i = mp_weight_at(&w1, col);
+        if (cnt == 1) { /* one token: the row kernel over the expert's w columns (stride ldg) */
+            mp_linear_rows_ld(og, y1 + (size_t)r0 * w, &v1i, ldg, 1, w, dout);
             if (y2) {
-                const mp_weight v2i = mp_weight_at(v2, col);
-                mp_linear_rows_ld(s->xg, y2 + (size_t)r0 * w, &v2i, (size_t)ldv, 1, w, dout);
+                const mp_weight v2i = mp_weight_at(&w2, col);
+                mp_linear_rows_ld(s->xg, y2 + (size_t)r0 * w, &v2i, ldg, 1, w, dout);
                 for (int k = 0; k < dout; k++) og[k] += s->xg[k];
             }
         } else {
-            mp_linear(og, dout, y1 + (size_t)r0 * w, w, &v1i, ldv, cnt, w, dout, 0.0f, s->wconv, s->wconv_n);
+            mp_linear(og, dout, y1 + (size_t)r0 * w, w, &v1i, (int)ldg, cnt, w, dout, 0.0f, NULL, 0);
             if (y2) {
-                const mp_weight v2i = mp_weight_at(v2, col);
-                mp_linear(og, dout, y2 + (size_t)r0 * w, w, &v2i, ldv, cnt, w, dout, 1.0f, s->wconv, s->wconv_n);
+                const mp_weight v2i = mp_weight_at(&w2, col);
+                mp_linear(og, dout, y2 + (size_t)r0 * w, w, &v2i, (int)ldg, cnt, w, dout, 1.0f, NULL, 0);
             }
         }
         const float *bi = B + (size_t)i * dout;
@@ -720,7 +741,8 @@ static int forward_step(const step *p, const int32_t *ids, float *logits, int la
     const int E = c->moe_experts, Hm = c->moe_heads, n = p->n;
     for (size_t b = 0; b < p->B; b++)
         for (int t = 0; t < n; t++)
-            mp_weight_block(&m->embed, (size_t)d, (size_t)ids[b + (size_t)t], 1, 0, (size_t)d, p->st[b]->x + (size_t)t * d);
+            mp_weight_block(&m->embed, (size_t)d, (size_t)ids[b + (size_t)t], 1, 0, (size_t)d, p->st[b]->x + (size_t)t * d,
+                            (size_t)d);
     for (int l = 0; l < c->n_layers; l++) {
         const mp_layer *y = &m->layers[l];
         for (size_t b = 0; b < p->B; b++) mp_cpu_rmsnorm(p->st[b]->xn, p->st[b]->x, y->attn_norm, n, d, c->rms_norm_eps);

@@ -5,6 +5,7 @@
 #include <cblas.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -38,12 +39,14 @@ static inline __attribute__((always_inline)) float reduce32(const float l[32]) {
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
-/* AVX2 and FMA, decided once (every thread computes the same answer). */
+/* AVX2 and FMA, decided once (every thread computes the same answer);
+ * MP_KERNELS=portable selects the portable kernels (tests run both). */
 static int have_avx2_fma(void) {
     static int have = -1;
     int h = __atomic_load_n(&have, __ATOMIC_RELAXED);
     if (h < 0) {
-        h = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        const char *env = getenv("MP_KERNELS");
+        h = !(env && !strcmp(env, "portable")) && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
         __atomic_store_n(&have, h, __ATOMIC_RELAXED);
     }
     return h;
@@ -276,14 +279,25 @@ void mp_linear_rows(float *y, const float *x, const mp_weight *w, int n, int in,
 
 static void gemm_f32(float *y, int ldy, const float *x, int ldx, const float *w, int ldw, int n, int in, int outd,
                      float beta) {
-    if (n == 1)
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, outd, in, 1.0f, w, ldw, x, 1, beta, y, 1);
-    else
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, outd, in, 1.0f, x, ldx, w, ldw, beta, y, ldy);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, outd, in, 1.0f, x, ldx, w, ldw, beta, y, ldy);
 }
 
 void mp_linear(float *y, int ldy, const float *x, int ldx, const mp_weight *w, int ldw, int n, int in, int outd,
                float beta, float *scratch, size_t scratch_n) {
+    if (n == 1) { /* the row kernel: the same bits whatever the dtype and the shape of the call */
+        if (beta == 0.0f) {
+            mp_linear_rows_ld(y, x, w, (size_t)ldw, 1, in, outd);
+            return;
+        }
+        float part[256];
+        for (int j0 = 0; j0 < outd; j0 += 256) {
+            const int nj = outd - j0 < 256 ? outd - j0 : 256;
+            const mp_weight wj = mp_weight_at(w, (size_t)j0 * (size_t)ldw);
+            mp_linear_rows_ld(part, x, &wj, (size_t)ldw, 1, in, nj);
+            for (int j = 0; j < nj; j++) y[j0 + j] = beta * y[j0 + j] + part[j];
+        }
+        return;
+    }
     if (!w->bf16) {
         gemm_f32(y, ldy, x, ldx, w->f32, ldw, n, in, outd, beta);
         return;
@@ -292,7 +306,7 @@ void mp_linear(float *y, int ldy, const float *x, int ldx, const mp_weight *w, i
     if (rows < 1) rows = 1; /* mp_state_create sizes scratch_n >= every in */
     for (int j0 = 0; j0 < outd;) {
         const int nj = (size_t)(outd - j0) < rows ? outd - j0 : (int)rows;
-        mp_weight_block(w, (size_t)ldw, (size_t)j0, (size_t)nj, 0, (size_t)in, scratch);
+        mp_weight_block(w, (size_t)ldw, (size_t)j0, (size_t)nj, 0, (size_t)in, scratch, (size_t)in);
         gemm_f32(y + j0, ldy, x, ldx, scratch, in, n, in, nj, beta);
         j0 += nj;
     }

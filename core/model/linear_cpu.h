@@ -3,7 +3,9 @@
  * (weight.h): OpenBLAS sgemm / sgemv, bf16 widened block by block into a
  * caller's scratch first; and a kernel of its own for a few rows (decoding),
  * which reads each weight row once for all of them and widens bf16 in
- * registers.
+ * registers. The row kernels come in an AVX2+FMA and a portable form, chosen
+ * once per process by the CPU (MP_KERNELS=portable forces the portable one);
+ * each is self-consistent, they differ from each other in the last bits.
  */
 #ifndef MP_LINEAR_CPU_H
 #define MP_LINEAR_CPU_H
@@ -36,9 +38,11 @@ void mp_linear_cols(float *y, const mp_weight *w1, const float *x1, const mp_wei
                     size_t ldw, const int32_t *sel, int n_sel, int w, int outd);
 
 /* y = x W^T + beta y: y [n][outd] of row stride ldy, x [n][in] of stride ldx,
- * W [outd][in] of row stride ldw. n == 1 runs sgemv, n > 1 sgemm; a bf16 W
- * is widened into scratch[0..scratch_n) (scratch_n >= in) a block of rows at
- * a time, each block one sgemm. */
+ * W [outd][in] of row stride ldw. n == 1 runs the row kernel (as
+ * mp_linear_rows: the result does not depend on the dtype or on how the call
+ * is cut), n > 1 sgemm; a bf16 W is widened into scratch[0..scratch_n)
+ * (scratch_n >= in; unused for n == 1 or float32) a block of rows at a time,
+ * each block one sgemm. */
 void mp_linear(float *y, int ldy, const float *x, int ldx, const mp_weight *w, int ldw, int n, int in, int outd,
                float beta, float *scratch, size_t scratch_n);
 

@@ -23,20 +23,20 @@ __attribute__((target_clones("avx2", "default"))) void mp_bf16_widen(const uint1
 }
 
 void mp_weight_block(const mp_weight *w, size_t ld, size_t row0, size_t nrows, size_t col0, size_t ncols,
-                     float *out) {
+                     float *out, size_t ldo) {
     for (size_t r = 0; r < nrows; r++) {
         const size_t at = (row0 + r) * ld + col0;
         if (!w->bf16) {
-            memcpy(out + r * ncols, w->f32 + at, ncols * sizeof(float));
+            memcpy(out + r * ldo, w->f32 + at, ncols * sizeof(float));
         } else if (ncols < 16) { /* one expert's few columns of V: no call per row */
             for (size_t c = 0; c < ncols; c++) {
                 uint16_t h;
                 memcpy(&h, w->bf16 + at + c, sizeof h);
                 uint32_t u = (uint32_t)h << 16;
-                memcpy(out + r * ncols + c, &u, sizeof u);
+                memcpy(out + r * ldo + c, &u, sizeof u);
             }
         } else {
-            mp_bf16_widen(w->bf16 + at, ncols, out + r * ncols);
+            mp_bf16_widen(w->bf16 + at, ncols, out + r * ldo);
         }
     }
 }

@@ -22,10 +22,10 @@ typedef struct mp_weight {
 /* out[0..n) = float32 of bf16 bits src[0..n) (src may be unaligned). */
 void mp_bf16_widen(const uint16_t *src, size_t n, float *out);
 
-/* out[r][0..ncols) = W[row0 + r][col0 ..) for r < nrows, W of row stride ld
- * elements (a block of rows and columns, widened when bf16). */
+/* out[r * ldo + 0..ncols) = W[row0 + r][col0 ..) for r < nrows, W of row
+ * stride ld elements (a block of rows and columns, widened when bf16). */
 void mp_weight_block(const mp_weight *w, size_t ld, size_t row0, size_t nrows, size_t col0, size_t ncols,
-                     float *out);
+                     float *out, size_t ldo);
 
 /* Bytes of one element (4 or 2). */
 static inline size_t mp_weight_elem_size(const mp_weight *w) { return w->bf16 ? 2 : 4; }
