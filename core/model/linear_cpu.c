@@ -4,10 +4,11 @@
 
 #include <cblas.h>
 #include <math.h>
-#include <pthread.h>
-#include <stdlib.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "core/util/pool.h"
 
 /* ---- the row kernel ----------------------------------------------------
  * y[r][j] = x[r] . W[j]: for every (r, j) the same operations in the same
@@ -239,19 +240,21 @@ typedef struct rows_job {
     const float *x;
     const mp_weight *w;
     size_t ldw;
-    int n, in, outd, j0, j1;
+    int n, in, outd, parts;
 } rows_job;
 
-static void *rows_worker(void *arg) {
-    rows_job *j = arg;
-    rows_range(j->y, j->x, j->w, j->ldw, j->n, j->in, j->outd, j->j0, j->j1);
-    return NULL;
+/* Part k of parts of the output rows. */
+static void rows_part(void *arg, int k) {
+    const rows_job *j = arg;
+    const int j0 = (int)((long)j->outd * k / j->parts), j1 = (int)((long)j->outd * (k + 1) / j->parts);
+    rows_range(j->y, j->x, j->w, j->ldw, j->n, j->in, j->outd, j0, j1);
 }
 
-/* A large W is split by output rows over the threads OpenBLAS may use
- * (openblas_get_num_threads, at most 8): each y[r][j] is still computed by
- * one thread in the order above, so the split changes no bit. Small matrices
- * stay on the calling thread. */
+/* A large W is split by output rows into as many parts as OpenBLAS may use
+ * threads (openblas_get_num_threads, at most 8), run by the worker pool
+ * (core/util/pool.h): each y[r][j] is still computed by one thread in the
+ * order above, so the split changes no bit. Small matrices stay on the
+ * calling thread. */
 void mp_linear_rows_ld(float *y, const float *x, const mp_weight *w, size_t ldw, int n, int in, int outd) {
     int T = openblas_get_num_threads();
     if (T > 8) T = 8;
@@ -259,18 +262,8 @@ void mp_linear_rows_ld(float *y, const float *x, const mp_weight *w, size_t ldw,
         rows_range(y, x, w, ldw, n, in, outd, 0, outd);
         return;
     }
-    pthread_t tid[8];
-    rows_job jobs[8];
-    int started[8] = {0};
-    for (int k = 0; k < T; k++) {
-        jobs[k] = (rows_job){y, x, w, ldw, n, in, outd, (int)((long)outd * k / T), (int)((long)outd * (k + 1) / T)};
-        if (k > 0) started[k] = pthread_create(&tid[k], NULL, rows_worker, &jobs[k]) == 0;
-    }
-    rows_worker(&jobs[0]);
-    for (int k = 1; k < T; k++) {
-        if (started[k]) pthread_join(tid[k], NULL);
-        else rows_worker(&jobs[k]); /* no thread: do its share here */
-    }
+    rows_job job = {y, x, w, ldw, n, in, outd, T};
+    mp_pool_run(rows_part, &job, T);
 }
 
 void mp_linear_rows(float *y, const float *x, const mp_weight *w, int n, int in, int outd) {
