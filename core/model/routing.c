@@ -178,35 +178,86 @@ static int cmp_pair_w(const void *a, const void *b) {
     return cmp_pair_ij(a, b);
 }
 
-int mp_route_expert_pairs(const mp_route_group *g, int t, mp_expert_weight **pairs, size_t *n, mp_error *err) {
+int mp_route_expert_pairs_into(const mp_route_group *g, int t, int E, mp_pairs_buf *buf,
+                               const mp_expert_weight **pairs, size_t *n, mp_error *err) {
     size_t total = 0;
     for (int h = 0; h < g->Hm; h++) {
         const int32_t *i1, *i2;
         const float *p1, *p2;
         total += (size_t)mp_route_get(g, t, 0, h, &i1, &p1) * (size_t)mp_route_get(g, t, 1, h, &i2, &p2);
     }
-    mp_expert_weight *v = malloc((total ? total : 1) * sizeof *v);
-    if (!v) return mp_fail(err, MP_ENOMEM, "out of memory (expert pairs)");
+    const size_t ee = (size_t)E * (size_t)E;
+    if (buf->cap < total || !buf->v) {
+        mp_expert_weight *nv = realloc(buf->v, (total ? total : 1) * sizeof *nv);
+        if (!nv) return mp_fail(err, MP_ENOMEM, "out of memory (expert pairs)");
+        buf->v = nv;
+        buf->cap = total ? total : 1;
+    }
+    if (buf->n_where != ee) {
+        free(buf->where);
+        buf->n_where = 0;
+        if (!(buf->where = malloc((ee ? ee : 1) * sizeof *buf->where)))
+            return mp_fail(err, MP_ENOMEM, "out of memory (expert pairs)");
+        for (size_t k = 0; k < ee; k++) buf->where[k] = -1;
+        buf->n_where = ee;
+    }
+    /* one entry per (i, j), its products summed in head order */
+    mp_expert_weight *v = buf->v;
     size_t c = 0;
     for (int h = 0; h < g->Hm; h++) {
         const int32_t *i1, *i2;
         const float *p1, *p2;
         int n1 = mp_route_get(g, t, 0, h, &i1, &p1), n2 = mp_route_get(g, t, 1, h, &i2, &p2);
         for (int a = 0; a < n1; a++)
-            for (int b = 0; b < n2; b++) v[c++] = (mp_expert_weight){i1[a], i2[b], p1[a] * p2[b]};
-    }
-    qsort(v, c, sizeof *v, cmp_pair_ij);
-    size_t u = 0;
-    for (size_t k = 0; k < c; k++) {
-        if (u && v[u - 1].i == v[k].i && v[u - 1].j == v[k].j) v[u - 1].w += v[k].w;
-        else v[u++] = v[k];
+            for (int b = 0; b < n2; b++) {
+                const size_t key = (size_t)i1[a] * (size_t)E + (size_t)i2[b];
+                if (key >= ee) return mp_fail(err, MP_EINTERNAL, "expert pair (%d, %d) outside E = %d", i1[a], i2[b], E);
+                const float w = p1[a] * p2[b];
+                if (buf->where[key] < 0) {
+                    buf->where[key] = (int32_t)c;
+                    v[c++] = (mp_expert_weight){i1[a], i2[b], w};
+                } else {
+                    v[buf->where[key]].w += w;
+                }
+            }
     }
     size_t kept = 0;
-    for (size_t k = 0; k < u; k++)
+    for (size_t k = 0; k < c; k++) {
+        buf->where[(size_t)v[k].i * (size_t)E + (size_t)v[k].j] = -1;
         if (v[k].w > 0) v[kept++] = v[k];
+    }
     qsort(v, kept, sizeof *v, cmp_pair_w);
     *pairs = v;
     *n = kept;
+    return 0;
+}
+
+void mp_pairs_buf_free(mp_pairs_buf *buf) {
+    free(buf->v);
+    free(buf->where);
+    memset(buf, 0, sizeof *buf);
+}
+
+int mp_route_expert_pairs(const mp_route_group *g, int t, mp_expert_weight **pairs, size_t *n, mp_error *err) {
+    /* E from the largest expert index of the token */
+    int E = 1;
+    for (int f = 0; f < 2; f++)
+        for (int h = 0; h < g->Hm; h++) {
+            const int32_t *ix;
+            const float *p;
+            int c = mp_route_get(g, t, f, h, &ix, &p);
+            for (int k = 0; k < c; k++)
+                if (ix[k] + 1 > E) E = ix[k] + 1;
+        }
+    mp_pairs_buf buf = {0};
+    const mp_expert_weight *v = NULL;
+    int rc = mp_route_expert_pairs_into(g, t, E, &buf, &v, n, err);
+    if (rc < 0) {
+        mp_pairs_buf_free(&buf);
+        return rc;
+    }
+    *pairs = buf.v; /* the caller's now */
+    free(buf.where);
     return 0;
 }
 

@@ -75,6 +75,24 @@ int mp_router_route(const float *z1, const float *z2, int n, int Hm, int E, cons
  * @return 0 or MP_ENOMEM. */
 int mp_route_expert_pairs(const mp_route_group *g, int t, mp_expert_weight **pairs, size_t *n, mp_error *err);
 
+/* Reusable scratch of mp_route_expert_pairs_into (one per thread; zero-
+ * initialize, free with mp_pairs_buf_free): the pairs and an [E*E] index
+ * kept at -1 between calls. */
+typedef struct mp_pairs_buf {
+    mp_expert_weight *v;
+    size_t cap;
+    int32_t *where;
+    size_t n_where;
+} mp_pairs_buf;
+
+/* The same pairs, in the same order with the same sums (each pair's products
+ * added in head order), into buf without an allocation per call: *pairs
+ * points into buf until the next call. E: experts per factor.
+ * @return 0, MP_ENOMEM or MP_EINTERNAL (an index >= E). */
+int mp_route_expert_pairs_into(const mp_route_group *g, int t, int E, mp_pairs_buf *buf,
+                               const mp_expert_weight **pairs, size_t *n, mp_error *err);
+void mp_pairs_buf_free(mp_pairs_buf *buf);
+
 /* One expert's routing weight at token t: w_ij = sum_h g1[h,i] * g2[h,j]
  * over the sparse lists of g (0 when inactive). Same sum as the pairs of
  * mp_route_expert_pairs. */

@@ -5,6 +5,7 @@
  * docs/store.md for the store. */
 #include "core/store/collect.h"
 
+#include <cblas.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
@@ -19,6 +20,7 @@
 #include "core/model/backend.h"
 #include "core/model/model.h"
 #include "core/util/file.h"
+#include "core/util/pipe.h"
 #include "core/util/sha256.h"
 #include "core/store/evidence.h"
 #include "core/store/store.h"
@@ -192,34 +194,76 @@ static win *batch_find(batch *b, uint64_t doc, uint32_t start) {
     return lo < b->nw && b->w[lo].doc == doc && b->w[lo].start == start ? &b->w[lo] : NULL;
 }
 
-/* A document whose windows are queued for the engine (see enqueue_doc). */
+/* A document on its way to the store thread: its label strings (the thread
+ * turns them into value ids and scores, in document order) and, once there,
+ * those ids until the end of its last window. */
 typedef struct pdoc {
-    int vid[MP_ACC_MAX_FIELDS];
-    double sc[MP_ACC_MAX_FIELDS];
     uint64_t index;
     size_t first;  /* 1 when ids[0] is BOS (context only, not counted) */
-    int bd_idx;    /* into batch.d */
+    int64_t line;
+    char *source;  /* for a bad score's message */
+    char *val[MP_ACC_MAX_FIELDS]; /* raw label / score strings, NULL when missing */
+    int vid[MP_ACC_MAX_FIELDS];
+    double sc[MP_ACC_MAX_FIELDS];
 } pdoc;
+
+static void pdoc_free(pdoc *d) {
+    free(d->source);
+    for (int f = 0; f < MP_ACC_MAX_FIELDS; f++) free(d->val[f]);
+    memset(d, 0, sizeof *d);
+}
+
+/* What the reading thread hands the store thread (core/util/pipe.h), in
+ * order: the routing of one engine call, or a commit. */
+enum { JOB_WINDOWS, JOB_COMMIT };
+typedef struct job {
+    int kind;
+    /* JOB_WINDOWS: documents queued since the previous job, then the call's
+     * windows (copies) with their ids and routing; end_all: every queued
+     * document is complete after them */
+    pdoc *docs;
+    size_t nd, capd;
+    win *w;        /* [per_call] */
+    size_t nw;
+    int32_t *ids;  /* [per_call * W] */
+    size_t *off;   /* [per_call + 1] */
+    mp_routing *rt; /* [per_call] */
+    int end_all;
+    /* JOB_COMMIT: the batch (owned by the store thread until the job ran)
+     * and the reading thread's counters at its end */
+    batch *b;
+    int finished;
+    uint64_t next_doc, tokens, windows, corpus_tokens, skipped;
+} job;
+
+enum { N_JOBS = 3 }; /* the reading thread works up to two engine calls ahead */
 
 typedef struct run {
     const mp_collect_opts *o;
     mp_store *st;
     mp_acc *acc;
-    batch b;
-    /* engine queue: documents not yet accumulated, and their windows
-     * b.w[pw0 .. b.nw) */
-    pdoc *pd;
-    size_t npd, cappd, pw0;
-    mp_engine *eng;
-    mp_routing *rt;   /* [per_call] */
-    int per_call;     /* windows per engine call */
-    int32_t *call_ids;
-    size_t *call_off;
     int W;
-    uint64_t docs, tokens, windows, batches, next_doc;
+    int per_call;     /* windows per engine call */
+    /* reading thread: the batch being filled (bufs[cur]), its windows not yet
+     * sent to the engine (from pw0), documents not yet handed over */
+    batch bufs[2];
+    int cur;
+    uint64_t commit_job[2]; /* number of the job committing bufs[i] (0: none) */
+    size_t pw0;
+    pdoc *nd;
+    size_t n_nd, cap_nd;
+    mp_engine *eng;
+    job jobs[N_JOBS];
+    mp_pipe *pipe;
+    uint64_t tokens, windows, next_doc;
     uint64_t corpus_tokens; /* tokens of every document before next_doc, all shards: what --max-tokens caps */
     size_t batch_windows;
     struct mp_corpus *corpus;
+    /* store thread: documents whose windows are being accumulated */
+    pdoc *wq;
+    size_t wq_head, wq_n, wq_cap;
+    mp_pairs_buf pairs;
+    uint64_t docs, batches;
 } run;
 
 static int cmp_u32(const void *x, const void *y) {
@@ -234,21 +278,22 @@ static int cmp_window(const void *x, const void *y) {
 }
 
 /* Store the window of batch hit (doc, pos) and its document row, once. */
-static int keep_window(run *r, uint64_t doc, uint32_t pos, mp_error *err) {
+static int keep_window(run *r, batch *bt, uint64_t doc, uint32_t pos, mp_error *err) {
     uint32_t start = pos - pos % (uint32_t)r->W;
-    win *w = batch_find(&r->b, doc, start);
+    win *w = batch_find(bt, doc, start);
     MP_FAIL_IF(!w, err, MP_EINTERNAL, "collect: window of document %llu position %u not in the batch",
                (unsigned long long)doc, pos);
     if (w->stored) return 0;
-    bdoc *d = &r->b.d[w->doc_idx];
-    MP_TRY(mp_store_put_window(r->st, w->doc, w->start, r->b.ids + w->off, w->n, err));
+    bdoc *d = &bt->d[w->doc_idx];
+    MP_TRY(mp_store_put_window(r->st, w->doc, w->start, bt->ids + w->off, w->n, err));
     if (!d->stored) MP_TRY(mp_store_put_doc(r->st, d->doc, d->source, d->line, d->labels, err));
     w->stored = d->stored = 1;
     return 0;
 }
 
-/* Commit the batch: one transaction. */
-static int commit(run *r, int finished, mp_error *err) {
+/* Store thread: commit job j's batch, one transaction. */
+static int commit(run *r, const job *j, mp_error *err) {
+    batch *bt = j->b;
     mp_acc *a = r->acc;
     mp_store *st = r->st;
     int rc = 0;
@@ -257,7 +302,7 @@ static int commit(run *r, int finished, mp_error *err) {
     /* expert order: B-tree inserts in key order */
     if (a->n_dirty) qsort(a->dirty_list, a->n_dirty, sizeof *a->dirty_list, cmp_u32); /* NULL when empty */
     MP_TRY(mp_store_begin(st, err));
-    uint64_t first_doc = r->b.nw ? r->b.first_doc : UINT64_MAX;
+    uint64_t first_doc = bt->nw ? bt->first_doc : UINT64_MAX;
     if ((rc = mp_store_save_acc(st, a, 0, first_doc, err)) < 0) goto fail;
     /* windows of this batch that a top-K slot points at */
     for (size_t i = 0; i < a->n_dirty; i++) {
@@ -265,19 +310,19 @@ static int commit(run *r, int finished, mp_error *err) {
         if (!(a->dirty[x] & MP_DIRTY_TOPK)) continue;
         const mp_topk_slot *h = a->slots + x * (size_t)a->K;
         for (int k = 0; k < a->count[x]; k++) {
-            if (r->b.nw == 0 || h[k].doc < r->b.first_doc) continue;
-            if ((rc = keep_window(r, h[k].doc, h[k].pos, err)) < 0) goto fail;
+            if (bt->nw == 0 || h[k].doc < bt->first_doc) continue;
+            if ((rc = keep_window(r, bt, h[k].doc, h[k].pos, err)) < 0) goto fail;
         }
     }
     /* ... and a quantile sample or label top-K row */
     if ((rc = mp_evid_new_refs(a->ev, first_doc, &refs, &nrefs, &caprefs, err)) < 0) goto fail;
     for (size_t i = 0; i < nrefs; i++)
-        if ((rc = keep_window(r, refs[i].doc, refs[i].pos, err)) < 0) goto fail;
+        if ((rc = keep_window(r, bt, refs[i].doc, refs[i].pos, err)) < 0) goto fail;
     /* GC: windows of earlier batches that lost a reference, each window once */
     nrefs = 0;
     for (size_t i = 0; i < a->n_evicted; i++) {
         mp_topk_slot e = a->evicted[i];
-        if (r->b.nw > 0 && e.doc >= r->b.first_doc) continue;
+        if (bt->nw > 0 && e.doc >= bt->first_doc) continue;
         if ((rc = mp_evid_push_ref(&refs, &nrefs, &caprefs, e, err)) < 0) goto fail;
     }
     if ((rc = mp_evid_old_refs(a->ev, first_doc, &refs, &nrefs, &caprefs, err)) < 0) goto fail;
@@ -293,17 +338,15 @@ static int commit(run *r, int finished, mp_error *err) {
     }
     r->batches++;
     struct { const char *k; uint64_t v; } pv[] = {
-        {"next_doc", r->next_doc}, {"documents", r->docs}, {"tokens", r->tokens}, {"windows", r->windows},
-        {"batches", r->batches}, {"corpus_tokens", r->corpus_tokens}, {"skipped_lines", r->corpus ? mp_corpus_skipped(r->corpus) : 0},
-        {"finished", (uint64_t)finished}};
+        {"next_doc", j->next_doc}, {"documents", r->docs}, {"tokens", j->tokens}, {"windows", j->windows},
+        {"batches", r->batches}, {"corpus_tokens", j->corpus_tokens}, {"skipped_lines", j->skipped},
+        {"finished", (uint64_t)j->finished}};
     for (size_t i = 0; i < sizeof pv / sizeof *pv; i++)
         if ((rc = mp_store_progress_set(st, pv[i].k, (int64_t)pv[i].v, err)) < 0) goto fail;
     if ((rc = mp_store_commit(st, err)) < 0) goto fail;
     free(refs);
     mp_acc_clear_dirty(a);
-    batch_clear(&r->b);
-    r->pw0 = 0;
-    r->batch_windows = 0;
+    batch_clear(bt);
     return 0;
 fail:
     free(refs);
@@ -327,13 +370,13 @@ static const char *doc_label(const mp_doc *d, const char *name) {
     return NULL;
 }
 
-/* Label value ids and scores of a document. */
-static int doc_values(run *r, const mp_doc *d, int *vid, double *sc, mp_error *err) {
+/* Store thread: label value ids and scores of a document, from its strings. */
+static int doc_values(run *r, pdoc *pd, mp_error *err) {
     mp_acc *a = r->acc;
     for (int f = 0; f < a->n_fields; f++) {
-        const char *v = doc_label(d, a->fields[f].name);
-        vid[f] = -1;
-        sc[f] = NAN;
+        const char *v = pd->val[f];
+        pd->vid[f] = -1;
+        pd->sc[f] = NAN;
         if (!v) continue;
         if (a->fields[f].is_score) {
             char *end = NULL;
@@ -343,16 +386,17 @@ static int doc_values(run *r, const mp_doc *d, int *vid, double *sc, mp_error *e
             /* sums of y*y*tokens must stay finite: one 1e308 would turn every
              * statistic of the field into inf/NaN */
             if (!isfinite(y) || fabs(y) > MP_COLLECT_MAX_SCORE)
-                return mp_fail(err, MP_EINPUT, "%s:%zu: score field '%.100s' = '%.40s' is %s (allowed: |score| <= %g)",
-                               d->source ? d->source : "corpus", d->line, a->fields[f].name, v,
-                               isfinite(y) ? "out of range" : "not finite", MP_COLLECT_MAX_SCORE);
-            sc[f] = y;
+                return mp_fail(err, MP_EINPUT, "%s:%lld: score field '%.100s' = '%.40s' is %s (allowed: |score| <= %g)",
+                               pd->source && *pd->source ? pd->source : "corpus", (long long)pd->line,
+                               a->fields[f].name, v, isfinite(y) ? "out of range" : "not finite",
+                               MP_COLLECT_MAX_SCORE);
+            pd->sc[f] = y;
             char bucket[16];
             mp_score_bucket(y, bucket);
             v = bucket;
-            MP_TRY(vid[f] = mp_acc_value_id(a, f, v, err));
+            MP_TRY(pd->vid[f] = mp_acc_value_id(a, f, v, err));
         } else {
-            MP_TRY(vid[f] = mp_acc_value_id(a, f, v, err));
+            MP_TRY(pd->vid[f] = mp_acc_value_id(a, f, v, err));
         }
     }
     return 0;
@@ -374,12 +418,14 @@ static int count_doc(run *r, const mp_doc *d, mp_tokenizer *tok, int64_t budget,
     return 0;
 }
 
-/* Tokenize d, record its labels, document row and windows, and queue them
- * for the engine. Counters (tokens, windows, the token budget) advance here,
- * in document order; the accumulators advance in flush_queue, in the same
- * order, so nothing depends on how windows are grouped into engine calls. */
+/* Reading thread: tokenize d, record its document row and windows in the
+ * batch, and queue it for the store thread. Counters (tokens, windows, the
+ * token budget) advance here, in document order; the accumulators advance on
+ * the store thread (run_windows), in the same order, so nothing depends on
+ * how windows are grouped into engine calls or on the thread timing. */
 static int enqueue_doc(run *r, const mp_doc *d, mp_tokenizer *tok, int64_t budget, int *stop, mp_error *err) {
     const mp_collect_opts *o = r->o;
+    batch *bt = &r->bufs[r->cur];
     int32_t *ids = NULL;
     size_t n = 0;
     int rc = 0;
@@ -393,41 +439,45 @@ static int enqueue_doc(run *r, const mp_doc *d, mp_tokenizer *tok, int64_t budge
         *stop = 1;
     }
     r->corpus_tokens += n - first;
-    if ((rc = grow((void **)&r->pd, &r->cappd, r->npd + 1, sizeof *r->pd, err)) < 0) goto cleanup;
-    pdoc *pd = &r->pd[r->npd];
+    if ((rc = grow((void **)&r->nd, &r->cap_nd, r->n_nd + 1, sizeof *r->nd, err)) < 0) goto cleanup;
+    pdoc *pd = &r->nd[r->n_nd++];
     memset(pd, 0, sizeof *pd);
-    if ((rc = doc_values(r, d, pd->vid, pd->sc, err)) < 0) goto cleanup;
-    if (!(lj = labels_json(d))) {
+    pd->index = d->index;
+    pd->first = first;
+    pd->line = (int64_t)d->line;
+    pd->source = strdup(d->source ? d->source : "");
+    int oom = !pd->source;
+    for (int f = 0; f < r->acc->n_fields; f++) {
+        const char *v = doc_label(d, r->acc->fields[f].name);
+        if (v && !(pd->val[f] = strdup(v))) oom = 1;
+    }
+    if (oom || !(lj = labels_json(d))) {
         rc = mp_fail(err, MP_ENOMEM, "out of memory");
         goto cleanup;
     }
-    if (r->b.nw == 0) r->b.first_doc = d->index;
-    if ((rc = grow((void **)&r->b.d, &r->b.capd, r->b.nd + 1, sizeof *r->b.d, err)) < 0) goto cleanup;
-    bdoc *bd = &r->b.d[r->b.nd];
+    if (bt->nw == 0) bt->first_doc = d->index;
+    if ((rc = grow((void **)&bt->d, &bt->capd, bt->nd + 1, sizeof *bt->d, err)) < 0) goto cleanup;
+    bdoc *bd = &bt->d[bt->nd];
     memset(bd, 0, sizeof *bd);
     bd->doc = d->index;
     bd->line = (int64_t)d->line;
     bd->labels = lj;
     lj = NULL;
     bd->source = strdup(d->source ? d->source : "");
-    r->b.nd++;
+    bt->nd++;
     if (!bd->source) {
         rc = mp_fail(err, MP_ENOMEM, "out of memory");
         goto cleanup;
     }
-    pd->index = d->index;
-    pd->first = first;
-    pd->bd_idx = (int)r->b.nd - 1;
-    r->npd++;
     for (size_t start = 0; start < n && n > first; start += (size_t)r->W) {
         size_t len = n - start < (size_t)r->W ? n - start : (size_t)r->W;
-        /* keep the window's ids until the batch is committed; the engine reads them there */
-        if ((rc = grow((void **)&r->b.w, &r->b.capw, r->b.nw + 1, sizeof *r->b.w, err)) < 0 ||
-            (rc = grow((void **)&r->b.ids, &r->b.capids, r->b.nids + len, sizeof *r->b.ids, err)) < 0)
+        /* keep the window's ids until the batch is committed: a top-K hit stores them */
+        if ((rc = grow((void **)&bt->w, &bt->capw, bt->nw + 1, sizeof *bt->w, err)) < 0 ||
+            (rc = grow((void **)&bt->ids, &bt->capids, bt->nids + len, sizeof *bt->ids, err)) < 0)
             goto cleanup;
-        memcpy(r->b.ids + r->b.nids, ids + start, len * sizeof *ids);
-        r->b.w[r->b.nw++] = (win){d->index, (uint32_t)start, (uint32_t)len, r->b.nids, 0, (int)r->b.nd - 1};
-        r->b.nids += len;
+        memcpy(bt->ids + bt->nids, ids + start, len * sizeof *ids);
+        bt->w[bt->nw++] = (win){d->index, (uint32_t)start, (uint32_t)len, bt->nids, 0, (int)bt->nd - 1};
+        bt->nids += len;
         r->windows++;
         r->batch_windows++;
         size_t counted = len - (start < first ? first - start : 0);
@@ -440,62 +490,141 @@ cleanup:
     return rc;
 }
 
-/* Fold window w's routing (rt, its tokens in order) into the accumulators. */
-static int accumulate_window(run *r, const win *w, size_t first, const mp_routing *rt, mp_error *err) {
+/* Store thread: fold window w's routing (rt, its tokens ids in order) into
+ * the accumulators. */
+static int accumulate_window(run *r, const win *w, const int32_t *ids, size_t first, const mp_routing *rt,
+                             mp_error *err) {
     int rc = 0;
-    const int32_t *ids = r->b.ids + w->off;
     for (size_t t = 0; t < w->n; t++) {
         uint32_t pos = w->start + (uint32_t)t;
         if (pos < first) continue;
         mp_acc_token(r->acc);
         for (int g = 0; g < rt->n_groups; g++) {
-            mp_expert_weight *pairs = NULL;
+            const mp_expert_weight *pairs = NULL;
             size_t np = 0;
-            MP_TRY(mp_route_expert_pairs(&rt->groups[g], (int)t, &pairs, &np, err));
+            MP_TRY(mp_route_expert_pairs_into(&rt->groups[g], (int)t, rt->E, &r->pairs, &pairs, &np, err));
             for (size_t k = 0; k < np && rc == 0; k++)
                 rc = mp_acc_hit(r->acc, g, (uint32_t)pairs[k].i * (uint32_t)rt->E + (uint32_t)pairs[k].j, pairs[k].w,
                                 w->doc, pos, ids[t], err);
-            free(pairs);
             MP_TRY(rc);
         }
     }
     return 0;
 }
 
-/* Run every queued window through the engine, per_call per call (window k of
- * a call on slot k, from an empty cache), and accumulate documents and
- * windows in reading order. */
-static int flush_queue(run *r, mp_error *err) {
-    size_t di = 0;
-    for (size_t w0 = r->pw0; w0 < r->b.nw; w0 += (size_t)r->per_call) {
-        size_t nb = r->b.nw - w0 < (size_t)r->per_call ? r->b.nw - w0 : (size_t)r->per_call;
-        r->call_off[0] = 0;
-        for (size_t k = 0; k < nb; k++) {
-            const win *w = &r->b.w[w0 + k];
-            memcpy(r->call_ids + r->call_off[k], r->b.ids + w->off, w->n * sizeof *r->call_ids);
-            r->call_off[k + 1] = r->call_off[k] + w->n;
-            MP_TRY(mp_engine_slot_rewind(r->eng, (int)k, 0, err));
-            mp_routing_clear(&r->rt[k]);
-        }
-        mp_engine_batch b = {.n_seqs = nb, .ids = r->call_ids, .off = r->call_off, .routing = r->rt};
-        MP_TRY(mp_engine_prefill(r->eng, &b, err));
-        for (size_t k = 0; k < nb; k++) {
-            const win *w = &r->b.w[w0 + k];
-            while (r->pd[di].bd_idx < w->doc_idx) { /* earlier documents are complete */
-                MP_TRY(mp_acc_doc_end(r->acc, r->pd[di].vid, r->pd[di].sc, err));
-                r->docs++;
-                di++;
-            }
-            MP_TRY(accumulate_window(r, w, r->pd[di].first, &r->rt[k], err));
-        }
+/* Store thread: the oldest queued document is complete. */
+static int end_doc(run *r, mp_error *err) {
+    pdoc *pd = &r->wq[r->wq_head];
+    int rc = mp_acc_doc_end(r->acc, pd->vid, pd->sc, err);
+    pdoc_free(pd);
+    r->wq_head++;
+    r->docs++;
+    return rc;
+}
+
+/* Store thread: documents of job j join the queue (their labels become value
+ * ids, in document order), then its windows are accumulated in reading order
+ * (the documents before a window's own are complete). */
+static int run_windows(run *r, job *j, mp_error *err) {
+    if (r->wq_head == r->wq_n) r->wq_head = r->wq_n = 0;
+    MP_TRY(grow((void **)&r->wq, &r->wq_cap, r->wq_n + j->nd, sizeof *r->wq, err));
+    for (size_t i = 0; i < j->nd; i++) {
+        r->wq[r->wq_n++] = j->docs[i]; /* the strings move with it */
+        memset(&j->docs[i], 0, sizeof j->docs[i]);
+        MP_TRY(doc_values(r, &r->wq[r->wq_n - 1], err));
     }
-    for (; di < r->npd; di++) {
-        MP_TRY(mp_acc_doc_end(r->acc, r->pd[di].vid, r->pd[di].sc, err));
-        r->docs++;
+    j->nd = 0;
+    for (size_t k = 0; k < j->nw; k++) {
+        const win *w = &j->w[k];
+        while (r->wq_head < r->wq_n && r->wq[r->wq_head].index < w->doc) MP_TRY(end_doc(r, err));
+        MP_FAIL_IF(r->wq_head == r->wq_n || r->wq[r->wq_head].index != w->doc, err, MP_EINTERNAL,
+                   "collect: window of document %llu without its document", (unsigned long long)w->doc);
+        MP_TRY(accumulate_window(r, w, j->ids + j->off[k], r->wq[r->wq_head].first, &j->rt[k], err));
     }
-    r->npd = 0;
-    r->pw0 = r->b.nw;
+    if (j->end_all)
+        while (r->wq_head < r->wq_n) MP_TRY(end_doc(r, err));
     return 0;
+}
+
+/* The store thread's one entry (mp_pipe_fn). */
+static int run_job(void *ctx, void *jp, mp_error *err) {
+    run *r = ctx;
+    job *j = jp;
+    return j->kind == JOB_COMMIT ? commit(r, j, err) : run_windows(r, j, err);
+}
+
+/* Reading thread: the job struct for the next push, once the store thread is
+ * done with its previous use. */
+static int next_job(run *r, job **out, mp_error *err) {
+    const uint64_t n = mp_pipe_pushed(r->pipe) + 1;
+    if (n > N_JOBS) MP_TRY(mp_pipe_wait(r->pipe, n - N_JOBS, err));
+    job *j = &r->jobs[n % N_JOBS];
+    for (size_t i = 0; i < j->nd; i++) pdoc_free(&j->docs[i]); /* left by a failed job */
+    j->nd = j->nw = 0;
+    j->end_all = 0;
+    j->b = NULL;
+    *out = j;
+    return 0;
+}
+
+/* Reading thread: run every window of the batch not yet sent through the
+ * engine, per_call per call (window k of a call on slot k, from an empty
+ * cache), and hand each call's routing to the store thread together with the
+ * documents queued before it; the last job completes them all. */
+static int flush_queue(run *r, mp_error *err) {
+    batch *bt = &r->bufs[r->cur];
+    size_t w0 = r->pw0;
+    do {
+        job *j;
+        MP_TRY(next_job(r, &j, err));
+        j->kind = JOB_WINDOWS;
+        /* hand the queued documents over (swap arrays: no copy) */
+        pdoc *tp = j->docs;
+        size_t tc = j->capd;
+        j->docs = r->nd, j->capd = r->cap_nd, j->nd = r->n_nd;
+        r->nd = tp, r->cap_nd = tc, r->n_nd = 0;
+        size_t nb = bt->nw - w0 < (size_t)r->per_call ? bt->nw - w0 : (size_t)r->per_call;
+        j->off[0] = 0;
+        for (size_t k = 0; k < nb; k++) {
+            const win *w = &bt->w[w0 + k];
+            j->w[k] = *w;
+            memcpy(j->ids + j->off[k], bt->ids + w->off, w->n * sizeof *j->ids);
+            j->off[k + 1] = j->off[k] + w->n;
+            MP_TRY(mp_engine_slot_rewind(r->eng, (int)k, 0, err));
+            mp_routing_clear(&j->rt[k]);
+        }
+        j->nw = nb;
+        if (nb) {
+            mp_engine_batch b = {.n_seqs = nb, .ids = j->ids, .off = j->off, .routing = j->rt};
+            MP_TRY(mp_engine_prefill(r->eng, &b, err));
+        }
+        w0 += nb;
+        j->end_all = w0 == bt->nw;
+        MP_TRY(mp_pipe_push(r->pipe, j, err));
+    } while (w0 < bt->nw);
+    r->pw0 = bt->nw;
+    return 0;
+}
+
+/* Reading thread: hand the batch to the store thread for its commit and go
+ * on filling the other one (once its own commit ran). */
+static int send_commit(run *r, int finished, mp_error *err) {
+    job *j;
+    MP_TRY(next_job(r, &j, err));
+    j->kind = JOB_COMMIT;
+    j->b = &r->bufs[r->cur];
+    j->finished = finished;
+    j->next_doc = r->next_doc;
+    j->tokens = r->tokens;
+    j->windows = r->windows;
+    j->corpus_tokens = r->corpus_tokens;
+    j->skipped = r->corpus ? mp_corpus_skipped(r->corpus) : 0;
+    MP_TRY(mp_pipe_push(r->pipe, j, err));
+    r->commit_job[r->cur] = mp_pipe_pushed(r->pipe);
+    r->cur ^= 1;
+    r->pw0 = 0;
+    r->batch_windows = 0;
+    return r->commit_job[r->cur] ? mp_pipe_wait(r->pipe, r->commit_job[r->cur], err) : 0;
 }
 
 /* ---------------------------------------------------------------- run */
@@ -648,7 +777,7 @@ int mp_collect_run(const mp_collect_opts *o, mp_collect_summary *sum, mp_error *
     mp_model *m = NULL;
     mp_tokenizer *tok = NULL;
     mp_lock *lock = NULL;
-    int rc = 0;
+    int rc = 0, blas_before = 0;
     char cfg_sha[65], tok_sha[65], hash[65], path[4096];
     settings want, have;
     MP_FAIL_IF(o->shard_n < 1 || o->shard_i < 0 || o->shard_i >= o->shard_n, err, MP_EINPUT,
@@ -744,15 +873,34 @@ int mp_collect_run(const mp_collect_opts *o, mp_collect_summary *sum, mp_error *
     if ((rc = mp_engine_create_slots(m, o->device, o->batch > 1 ? o->batch : 1, r.W, 0, &r.eng, err)) < 0)
         goto cleanup;
     r.per_call = mp_engine_slots(r.eng);
-    r.rt = calloc((size_t)r.per_call, sizeof *r.rt);
-    r.call_ids = malloc((size_t)r.per_call * (size_t)r.W * sizeof *r.call_ids);
-    r.call_off = malloc(((size_t)r.per_call + 1) * sizeof *r.call_off);
-    if (!r.rt || !r.call_ids || !r.call_off) {
-        rc = mp_fail(err, MP_ENOMEM, "out of memory");
-        goto cleanup;
+    for (int i = 0; i < N_JOBS; i++) {
+        job *j = &r.jobs[i];
+        j->w = calloc((size_t)r.per_call, sizeof *j->w);
+        j->rt = calloc((size_t)r.per_call, sizeof *j->rt);
+        j->ids = malloc((size_t)r.per_call * (size_t)r.W * sizeof *j->ids);
+        j->off = malloc(((size_t)r.per_call + 1) * sizeof *j->off);
+        if (!j->w || !j->rt || !j->ids || !j->off) {
+            rc = mp_fail(err, MP_ENOMEM, "out of memory");
+            goto cleanup;
+        }
+        for (int k = 0; k < r.per_call; k++)
+            if ((rc = mp_routing_init(&j->rt[k], c, err)) < 0) goto cleanup;
     }
-    for (int k = 0; k < r.per_call; k++)
-        if ((rc = mp_routing_init(&r.rt[k], c, err)) < 0) goto cleanup;
+    /* the store thread: accumulators and commits off the forward's path
+     * (MP_COLLECT_PIPELINE=0: the same jobs in order on this thread). It
+     * takes a core: BLAS gets the others unless OPENBLAS_NUM_THREADS or
+     * OMP_NUM_THREADS says otherwise, in both modes, because the forward's
+     * last bits (and so a routing on a threshold's edge) depend on the
+     * thread count. On 2 cores: 731 tok/s vs 637 with BLAS on both (median
+     * of 3, bench model). */
+    const char *pl = getenv("MP_COLLECT_PIPELINE");
+    blas_before = openblas_get_num_threads();
+    if (!getenv("OPENBLAS_NUM_THREADS") && !getenv("OMP_NUM_THREADS")) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        int want = cores > 1 ? (int)cores - 1 : 1;
+        if (want < blas_before) openblas_set_num_threads(want);
+    }
+    if ((rc = mp_pipe_open(run_job, &r, N_JOBS, !(pl && !strcmp(pl, "0")), &r.pipe, err)) < 0) goto cleanup;
     mp_corpus_opts co;
     memset(&co, 0, sizeof co);
     co.text_field = o->text_field;
@@ -786,10 +934,16 @@ int mp_collect_run(const mp_collect_opts *o, mp_collect_summary *sum, mp_error *
         if (!mine) continue;
         if ((rc = enqueue_doc(&r, &d, tok, budget, &stop, err)) < 0) goto cleanup;
         int commit_now = r.batch_windows >= (size_t)(o->commit_every > 0 ? o->commit_every : 64) && !stop;
-        if ((commit_now || r.b.nw - r.pw0 >= (size_t)r.per_call) && (rc = flush_queue(&r, err)) < 0) goto cleanup;
-        if (commit_now && (rc = commit(&r, 0, err)) < 0) goto cleanup;
+        if ((commit_now || r.bufs[r.cur].nw - r.pw0 >= (size_t)r.per_call) && (rc = flush_queue(&r, err)) < 0)
+            goto cleanup;
+        if (commit_now && (rc = send_commit(&r, 0, err)) < 0) goto cleanup;
     }
-    if ((rc = flush_queue(&r, err)) < 0 || (rc = commit(&r, 1, err)) < 0) goto cleanup;
+    if ((rc = flush_queue(&r, err)) < 0 || (rc = send_commit(&r, 1, err)) < 0 ||
+        (rc = mp_pipe_wait(r.pipe, mp_pipe_pushed(r.pipe), err)) < 0)
+        goto cleanup;
+    mp_pipe_times(r.pipe, &sum->store_thread_s, &sum->waited_s);
+    mp_pipe_close(r.pipe);
+    r.pipe = NULL;
     sum->seconds = mp_now() - t0;
     sum->new_tokens = r.tokens - tokens0;
 summary:
@@ -801,15 +955,27 @@ summary:
     sum->window = r.W;
     rc = mp_collect_store_summary(o->out, sum, err);
 cleanup:
+    mp_pipe_close(r.pipe); /* first: the store thread may still run queued jobs (a commit is whole or absent) */
+    if (blas_before > 0) openblas_set_num_threads(blas_before);
     if (r.corpus) mp_corpus_close(r.corpus);
-    batch_free(&r.b);
+    for (int i = 0; i < 2; i++) batch_free(&r.bufs[i]);
     mp_acc_free(r.acc);
     mp_store_close(r.st);
-    for (int k = 0; r.rt && k < r.per_call; k++) mp_routing_free(&r.rt[k]);
-    free(r.rt);
-    free(r.call_ids);
-    free(r.call_off);
-    free(r.pd);
+    for (int i = 0; i < N_JOBS; i++) {
+        job *j = &r.jobs[i];
+        for (int k = 0; j->rt && k < r.per_call; k++) mp_routing_free(&j->rt[k]);
+        for (size_t k = 0; k < j->nd; k++) pdoc_free(&j->docs[k]);
+        free(j->docs);
+        free(j->w);
+        free(j->rt);
+        free(j->ids);
+        free(j->off);
+    }
+    for (size_t k = 0; k < r.n_nd; k++) pdoc_free(&r.nd[k]);
+    free(r.nd);
+    for (size_t k = r.wq_head; k < r.wq_n; k++) pdoc_free(&r.wq[k]);
+    free(r.wq);
+    mp_pairs_buf_free(&r.pairs);
     mp_engine_free(r.eng);
     mp_tokenizer_free(tok);
     mp_model_free(m);

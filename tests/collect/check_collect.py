@@ -45,8 +45,9 @@ def check(cond, what):
         failures.append(what)
 
 
-def run(*args, ok=True, stdin=None):
-    p = subprocess.run([BIN, *args], capture_output=True, input=stdin)
+def run(*args, ok=True, stdin=None, env=None):
+    p = subprocess.run([BIN, *args], capture_output=True, input=stdin,
+                       env=None if env is None else {**os.environ, **env})
     if ok and p.returncode != 0:
         failures.append(f"{' '.join(args)}: exit {p.returncode}: {p.stderr.decode(errors='replace')}")
         print("FAIL", failures[-1], flush=True)
@@ -391,6 +392,21 @@ def mode_resume(tmp):
         check(nb == db.execute("SELECT value FROM progress WHERE key='batches'").fetchone()[0],
               f"--batch {b}: same transactions as --batch 1")
         db.close()
+    # the store thread (accumulators and commits beside the forward) changes nothing: the
+    # same jobs run in order on one thread with MP_COLLECT_PIPELINE=0
+    for extra in (("--commit-every", "2", "--batch", "3"), ("--commit-every", "5", "--max-tokens", "700"),
+                  ("--commit-every", "1", "--batch", "2", "--shard", "1/2")):
+        got = {}
+        for mode in ("0", "1"):
+            out = os.path.join(tmp, f"pipe{mode}.db")
+            run(*collect_args(corpus, out, "--force-new", *extra), env={"MP_COLLECT_PIPELINE": mode})
+            got[mode] = dump(out)
+            db = sqlite3.connect(out)
+            got[mode]["batches"] = db.execute("SELECT value FROM progress WHERE key='batches'").fetchall()
+            db.close()
+        check(got["0"] == got["1"], f"store thread == one thread, bit for bit, incl. transactions: {' '.join(extra)}")
+        if extra[-1] == "700":
+            check(got["1"]["windows"] != a["windows"], "(--max-tokens 700 stopped early: a different store)")
 
 
 # ------------------------------------------------------------------ shards

@@ -55,5 +55,77 @@ int main(void) {
     CHECK(n == 4 && idx[0] == 0);
     mp_route_group_free(&all);
     mp_route_group_free(&g);
+
+    /* many tokens, heads overlapping on the same experts: the reusable-buffer
+     * pairs == the allocating ones == a direct sum over every (i, j), bit for
+     * bit and in the same order */
+    {
+        enum { H2 = 4, E2 = 12, T = 200 };
+        static float a1[T * H2 * E2], a2[T * H2 * E2];
+        float m2[H2] = {0}, v2[H2] = {1, 1, 1, 1};
+        unsigned x = 12345;
+        for (int k = 0; k < T * H2 * E2; k++) {
+            x = x * 1103515245u + 12345u;
+            a1[k] = (float)((x >> 8) % 1000) / 250.0f - 2.0f;
+            x = x * 1103515245u + 12345u;
+            a2[k] = (float)((x >> 8) % 1000) / 250.0f - 2.0f;
+        }
+        mp_route_group r = {0};
+        mp_route_group_clear(&r, H2);
+        CHECK(mp_router_route(a1, a2, T, H2, E2, m2, v2, m2, v2, 0.8, &r, &err) == 0);
+        mp_pairs_buf buf = {0};
+        int mismatches = 0, overlaps = 0;
+        for (int t = 0; t < T; t++) {
+            const mp_expert_weight *q = NULL;
+            size_t nq = 0;
+            CHECK(mp_route_expert_pairs_into(&r, t, E2, &buf, &q, &nq, &err) == 0);
+            mp_expert_weight *w = NULL;
+            size_t nw = 0;
+            CHECK(mp_route_expert_pairs(&r, t, &w, &nw, &err) == 0);
+            /* direct: every (i, j), products summed in head order */
+            mp_expert_weight d[E2 * E2];
+            size_t nd = 0;
+            for (int i = 0; i < E2; i++)
+                for (int j = 0; j < E2; j++) {
+                    float s2 = 0;
+                    int terms = 0;
+                    for (int h = 0; h < H2; h++) {
+                        const int32_t *i1, *i2;
+                        const float *p1, *p2;
+                        int n1 = mp_route_get(&r, t, 0, h, &i1, &p1), n2 = mp_route_get(&r, t, 1, h, &i2, &p2);
+                        float ga = 0, gb = 0;
+                        for (int k = 0; k < n1; k++)
+                            if (i1[k] == i) ga = p1[k];
+                        for (int k = 0; k < n2; k++)
+                            if (i2[k] == j) gb = p2[k];
+                        if (ga != 0 && gb != 0) {
+                            s2 = terms ? s2 + ga * gb : ga * gb;
+                            terms++;
+                        }
+                    }
+                    if (terms > 2) overlaps++;
+                    if (s2 > 0) d[nd++] = (mp_expert_weight){i, j, s2};
+                }
+            /* order: w descending, ties by i then j (insertion sort) */
+            for (size_t k = 1; k < nd; k++)
+                for (size_t m = k; m > 0; m--) {
+                    mp_expert_weight u = d[m - 1], v = d[m];
+                    int before = v.w > u.w || (v.w == u.w && (v.i < u.i || (v.i == u.i && v.j < u.j)));
+                    if (!before) break;
+                    d[m - 1] = v, d[m] = u;
+                }
+            if (nq != nd || nw != nd) mismatches++;
+            else
+                for (size_t k = 0; k < nd; k++)
+                    if (q[k].i != d[k].i || q[k].j != d[k].j || q[k].w != d[k].w || w[k].i != d[k].i ||
+                        w[k].j != d[k].j || w[k].w != d[k].w)
+                        mismatches++;
+            free(w);
+        }
+        CHECK(mismatches == 0);
+        CHECK(overlaps > 0); /* the test exercised sums of three or more heads */
+        mp_pairs_buf_free(&buf);
+        mp_route_group_free(&r);
+    }
     return check_report("test_routing");
 }
