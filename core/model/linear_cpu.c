@@ -138,12 +138,51 @@ __attribute__((target("avx2,fma"))) static void rows_range_avx2(float *y, const 
 }
 
 /* mp_linear_cols for w a multiple of 8: each expert's w columns as w/8
- * 8-lane FMAs into one accumulator (W1 then W2 per expert), a fixed
- * reduction of its lanes per row. */
+ * 8-lane FMAs into one accumulator per output row (W1 then W2 per expert), a
+ * fixed reduction of its lanes per row. Four rows run side by side (four
+ * independent FMA chains sharing each x load); every row's own order is the
+ * one-row order, so the grouping changes no bit. Rows k0 .. k1-1. */
 __attribute__((target("avx2,fma"))) static void cols_avx2(float *y, const mp_weight *w1, const float *x1,
                                                           const mp_weight *w2, const float *x2, size_t ldw,
-                                                          const int32_t *sel, int n_sel, int w, int outd) {
-    for (int k = 0; k < outd; k++) {
+                                                          const int32_t *sel, int n_sel, int w, int k0, int k1) {
+    int k = k0;
+    for (; k + 4 <= k1; k += 4) {
+        const float *f1[4], *f2[4];
+        const uint16_t *b1[4], *b2[4];
+        for (int r = 0; r < 4; r++) {
+            const size_t row = (size_t)(k + r) * ldw;
+            f1[r] = w1->bf16 ? NULL : w1->f32 + row;
+            b1[r] = w1->bf16 ? w1->bf16 + row : NULL;
+            f2[r] = x2 && !w2->bf16 ? w2->f32 + row : NULL;
+            b2[r] = x2 && w2->bf16 ? w2->bf16 + row : NULL;
+        }
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(),
+               a3 = _mm256_setzero_ps();
+        for (int e = 0; e < n_sel; e++) {
+            const int col = sel[e] * w;
+            for (int q = 0; q < w; q += 8) {
+                const __m256 u = _mm256_loadu_ps(x1 + (size_t)e * w + q);
+                a0 = _mm256_fmadd_ps(u, w8_avx2(f1[0], b1[0], col + q), a0);
+                a1 = _mm256_fmadd_ps(u, w8_avx2(f1[1], b1[1], col + q), a1);
+                a2 = _mm256_fmadd_ps(u, w8_avx2(f1[2], b1[2], col + q), a2);
+                a3 = _mm256_fmadd_ps(u, w8_avx2(f1[3], b1[3], col + q), a3);
+                if (x2) {
+                    const __m256 v = _mm256_loadu_ps(x2 + (size_t)e * w + q);
+                    a0 = _mm256_fmadd_ps(v, w8_avx2(f2[0], b2[0], col + q), a0);
+                    a1 = _mm256_fmadd_ps(v, w8_avx2(f2[1], b2[1], col + q), a1);
+                    a2 = _mm256_fmadd_ps(v, w8_avx2(f2[2], b2[2], col + q), a2);
+                    a3 = _mm256_fmadd_ps(v, w8_avx2(f2[3], b2[3], col + q), a3);
+                }
+            }
+        }
+        const __m256 acc[4] = {a0, a1, a2, a3};
+        for (int r = 0; r < 4; r++) {
+            float l[8];
+            _mm256_storeu_ps(l, acc[r]);
+            y[k + r] += ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+        }
+    }
+    for (; k < k1; k++) {
         const size_t row = (size_t)k * ldw;
         const float *f1 = w1->bf16 ? NULL : w1->f32 + row;
         const uint16_t *b1 = w1->bf16 ? w1->bf16 + row : NULL;
@@ -166,8 +205,8 @@ __attribute__((target("avx2,fma"))) static void cols_avx2(float *y, const mp_wei
 
 /* The portable mp_linear_cols: the same shape with separate multiply and add. */
 static void cols_portable(float *y, const mp_weight *w1, const float *x1, const mp_weight *w2, const float *x2,
-                          size_t ldw, const int32_t *sel, int n_sel, int w, int outd) {
-    for (int k = 0; k < outd; k++) {
+                          size_t ldw, const int32_t *sel, int n_sel, int w, int k0, int k1) {
+    for (int k = k0; k < k1; k++) {
         const size_t row = (size_t)k * ldw;
         const float *f1 = w1->bf16 ? NULL : w1->f32 + row;
         const uint16_t *b1 = w1->bf16 ? w1->bf16 + row : NULL;
@@ -189,15 +228,49 @@ static void cols_portable(float *y, const mp_weight *w1, const float *x1, const 
     }
 }
 
-void mp_linear_cols(float *y, const mp_weight *w1, const float *x1, const mp_weight *w2, const float *x2,
-                    size_t ldw, const int32_t *sel, int n_sel, int w, int outd) {
+typedef struct cols_job {
+    float *y;
+    const mp_weight *w1, *w2;
+    const float *x1, *x2;
+    size_t ldw;
+    const int32_t *sel;
+    int n_sel, w, outd, parts;
+} cols_job;
+
+static void cols_range(const cols_job *j, int k0, int k1) {
 #if defined(__x86_64__) || defined(__i386__)
-    if (w % 8 == 0 && have_avx2_fma()) {
-        cols_avx2(y, w1, x1, w2, x2, ldw, sel, n_sel, w, outd);
+    if (j->w % 8 == 0 && have_avx2_fma()) {
+        cols_avx2(j->y, j->w1, j->x1, j->w2, j->x2, j->ldw, j->sel, j->n_sel, j->w, k0, k1);
         return;
     }
 #endif
-    cols_portable(y, w1, x1, w2, x2, ldw, sel, n_sel, w, outd);
+    cols_portable(j->y, j->w1, j->x1, j->w2, j->x2, j->ldw, j->sel, j->n_sel, j->w, k0, k1);
+}
+
+/* Part k of parts of the output rows, in multiples of 4 (the kernel's row
+ * group; any split gives the same bits). */
+static void cols_part(void *arg, int k) {
+    const cols_job *j = arg;
+    const int groups = (j->outd + 3) / 4;
+    int k0 = (int)((long)groups * k / j->parts) * 4, k1 = (int)((long)groups * (k + 1) / j->parts) * 4;
+    if (k1 > j->outd) k1 = j->outd;
+    cols_range(j, k0, k1);
+}
+
+/* Large products split by output rows over the worker pool like the row
+ * kernel (each y[k] computed by one thread in the same order). */
+void mp_linear_cols(float *y, const mp_weight *w1, const float *x1, const mp_weight *w2, const float *x2,
+                    size_t ldw, const int32_t *sel, int n_sel, int w, int outd) {
+    cols_job job = {y, w1, w2, x1, x2, ldw, sel, n_sel, w, outd, 1};
+    int T = openblas_get_num_threads();
+    if (T > 8) T = 8;
+    const double macs = (double)outd * n_sel * w * (x2 ? 2 : 1);
+    if (T <= 1 || macs < (double)(1 << 18) || outd < 8 * T) {
+        cols_range(&job, 0, outd);
+        return;
+    }
+    job.parts = T;
+    mp_pool_run(cols_part, &job, T);
 }
 
 /* The portable kernel: the same shape with separate multiply and add. */
