@@ -25,19 +25,7 @@
 #include "core/model/sampling.h"
 #include "core/text/tokenizer.h"
 
-static int failures = 0;
-#define CHECK(cond, ...)                           \
-    do {                                           \
-        if (!(cond)) {                             \
-            failures++;                            \
-            fprintf(stderr, "FAIL: " __VA_ARGS__); \
-            fputc('\n', stderr);                   \
-        }                                          \
-    } while (0)
-#define TRY(expr)                                                          \
-    do {                                                                   \
-        if ((expr) < 0) return fprintf(stderr, "%s: %s\n", #expr, err.msg), 1; \
-    } while (0)
+#include "tests/common/test_check.h"
 
 enum { NS = 4, PRE = 3 };
 static const size_t LEN[NS] = {7, 1, 19, 4};

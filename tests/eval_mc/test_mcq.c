@@ -19,16 +19,7 @@
 #include "core/model/sampling.h"
 #include "core/text/tokenizer.h"
 
-static int failures = 0;
-
-#define CHECK(cond, ...)                          \
-    do {                                          \
-        if (!(cond)) {                            \
-            failures++;                           \
-            fprintf(stderr, "FAIL: " __VA_ARGS__); \
-            fputc('\n', stderr);                  \
-        }                                         \
-    } while (0)
+#include "tests/common/test_check.h"
 
 typedef struct {
     const char *ctx, *prefix;

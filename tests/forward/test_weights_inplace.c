@@ -24,19 +24,7 @@
 #include "core/model/forward.h"
 #include "core/model/linear_cpu.h"
 
-static int failures = 0;
-#define CHECK(cond, ...)                           \
-    do {                                           \
-        if (!(cond)) {                             \
-            failures++;                            \
-            fprintf(stderr, "FAIL: " __VA_ARGS__); \
-            fputc('\n', stderr);                   \
-        }                                          \
-    } while (0)
-#define TRY(expr)                                                                \
-    do {                                                                         \
-        if ((expr) < 0) return fprintf(stderr, "%s: %s\n", #expr, err.msg), 1; \
-    } while (0)
+#include "tests/common/test_check.h"
 
 enum { T = 37, STEPS = 5, B = 3 };
 
