@@ -11,6 +11,10 @@
 #   of each and of the per-round ratio collect / forward (goal >= 0.85).
 # Medium random model as in bench/run.sh: d=512, 8 layers, E=128 (16,384 experts
 # per group, 2 groups), Hm=4, k=8, G=4, V=32000, LLaMA-2 tokenizer.
+# BENCH_COLLECT_MODEL=DIR runs on that checkpoint instead (bench/run.sh: the
+# 1.4B shape, with the LLaMA-2 tokenizer copied in). collect runs with its own
+# BLAS thread count (cores - 1 beside its store thread, docs/store.md) unless
+# BENCH_THREADS is set; the forward alone gets every core.
 # usage: bench/bench_collect.sh [build/monet-probe]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,22 +26,29 @@ WIN=${BENCH_COLLECT_WINDOW:-512}
 threads=${BENCH_THREADS:-$(nproc)}
 shared=$(cd .. && pwd)/shared
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-$py tests/ref/make_checkpoint.py --out "$tmp/model" --dtype BF16 --layers 8 --groups 4 --hidden 512 --heads 8 \
-    --kv-heads 8 --experts 128 --moe-heads 4 --moe-dim 16 --topk 8 --vocab 32000 --seed 1 --quiet \
-    --tokenizer "$shared/data/llama2-tokenizer/tokenizer.model"
+model=${BENCH_COLLECT_MODEL:-$tmp/model}
+if [[ -z ${BENCH_COLLECT_MODEL:-} ]]; then
+  $py tests/ref/make_checkpoint.py --out "$tmp/model" --dtype BF16 --layers 8 --groups 4 --hidden 512 --heads 8 \
+      --kv-heads 8 --experts 128 --moe-heads 4 --moe-dim 16 --topk 8 --vocab 32000 --seed 1 --quiet \
+      --tokenizer "$shared/data/llama2-tokenizer/tokenizer.model"
+fi
+collect_env=(env -u OPENBLAS_NUM_THREADS -u OMP_NUM_THREADS)
+[[ -n ${BENCH_THREADS:-} ]] && collect_env=(env OPENBLAS_NUM_THREADS="$threads")
 head -2000 "$shared/data/rosettacode/solutions.jsonl" > "$tmp/corpus.jsonl"
 R=${BENCH_REPS:-3}
 timecmd=()
 [[ -x /usr/bin/time ]] && timecmd=(/usr/bin/time -v -o "$tmp/time.txt")
 for r in $(seq "$R"); do
-  OPENBLAS_NUM_THREADS=$threads "$bdir/bench_forward" "$tmp/model" --tokens "$WIN" --reps 1 --decode 0 --no-dense \
+  OPENBLAS_NUM_THREADS=$threads "$bdir/bench_forward" "$model" --tokens "$WIN" --reps 1 --decode 0 --no-dense \
       > "$tmp/fwd$r.json"
-  OPENBLAS_NUM_THREADS=$threads "${timecmd[@]}" "$bin" collect --model "$tmp/model" --corpus "$tmp/corpus.jsonl" \
+  "${collect_env[@]}" "${timecmd[@]}" "$bin" collect --model "$model" --corpus "$tmp/corpus.jsonl" \
       --out "$tmp/s.db" --force-new --text-field code --label-field lang --max-tokens "$N" --context-window "$WIN" \
       --top-k 32 --quiet --json > "$tmp/collect$r.json"
 done
 rss=$(grep -s "Maximum resident set size" "$tmp/time.txt" | awk '{print $NF}' || true)
-echo "== collect vs forward, ${N} tokens, window ${WIN}, ${threads} threads, E=128 x 2 groups, K=32 =="
+shape=$($py -c "import sqlite3, sys; m = dict(sqlite3.connect(sys.argv[1]).execute('SELECT key, value FROM meta'))
+print(f\"E={m['moe_experts']} x {m['n_groups']} groups\")" "$tmp/s.db")
+echo "== collect vs forward, ${N} tokens, window ${WIN}, ${threads} cores, ${shape}, K=32 =="
 $py - "$tmp" "$R" "$tmp/s.db" "${rss:-0}" <<'PY'
 import json, sqlite3, statistics, sys
 tmp, R = sys.argv[1], int(sys.argv[2])
@@ -67,11 +78,17 @@ print(f"forward only  {mmm(f_ts)} tok/s")
 print(f"collect       {mmm(c_ts)} tok/s")
 print(f"ratio         {min(ratios):8.2f} {statistics.median(ratios):8.2f} {max(ratios):8.2f}   collect / forward per round"
       " (goal >= 0.85)")
+if all("store_thread_s" in c for c in cols):
+    sec = [c["seconds"] for c in cols]
+    busy = [c["store_thread_s"] for c in cols]
+    wait = [c["waited_for_store_s"] for c in cols]
+    print(f"store thread  {mmm(busy)} s busy of {mmm(sec)} s; the forward waited {mmm(wait)} s for it")
 print(f"store         {size/1e6:.2f} MB ({files/1e6:.2f} MB tokenizer+config), {rows} top-K rows, {nwin} windows "
       f"({ntok} tokens, {blob/max(1,nwin):.0f} zstd bytes/window = {per_tok_blob:.2f} B/token), "
       f"{(size-files)/max(1,nwin):.0f} store bytes per stored context, {rowbytes:.1f} B per top-K row")
 if rss_kb:
-    print(f"peak RSS      {rss_kb/1024:.1f} MB (model {fwd['params']/1e6:.1f}M params as f32 = {fwd['params']*4/2**20:.0f} MB, "
+    print(f"peak RSS      {rss_kb/1024:.1f} MB (model {fwd['params']/1e6:.1f}M params, {fwd['params']*2/2**20:.0f} MB of bf16 "
+          f"mapped in place and counted once touched, "
           f"top-K heaps {G*E2*K*16/2**20:.1f} MB, stats {G*E2*32/2**20:.1f} MB)")
 # extrapolation to the public 1.4B shape
 G1, E21, K1 = 6, 512 * 512, 32

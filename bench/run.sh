@@ -17,7 +17,8 @@
 #      (dense GEMMs, heads-first sparse mixture, exact sparse masking; its
 #      logits checked against einsum's first, one line), or a line saying
 #      python3-torch is missing;
-#   3. the same at the public 1.4B shape (BENCH_LARGE=0 skips it);
+#   3. the same at the public 1.4B shape, and collect vs the forward there
+#      (BENCH_LARGE=0 skips it);
 #   4. tokenizer throughput vs spm_encode; collect vs forward; eval throughput
 #      at --batch 1 vs B (bench_batch.sh: MMLU, ppl; bench_gen.sh: generation).
 # Medium random model (bench/make_bench_checkpoint.py --shape medium): d=512,
@@ -151,6 +152,16 @@ for key, name in (("", "bf16 in place"), ("f32w_", "f32 weights")):
     print(f"  {name:14s} load + first forward: cached {f(load[key + 'first_forward_warm_s'])}, "
           f"evicted {f(load[key + 'first_forward_cold_s'])}")
 PY
+    # collect vs the forward at this shape (6 groups x 262,144 experts): BENCH_LARGE_COLLECT_TOKENS
+    # (2048: four 512-token windows) per round, BENCH_REPS rounds
+    tokenizer=$(cd .. && pwd)/shared/data/llama2-tokenizer/tokenizer.model
+    if [[ -f $tokenizer ]]; then
+      cp "$tokenizer" "$tmp/large/tokenizer.model"
+      BENCH_COLLECT_MODEL="$tmp/large" BENCH_COLLECT_TOKENS=${BENCH_LARGE_COLLECT_TOKENS:-2048} \
+          bench/bench_collect.sh "$bin" | grep -v "^1.4B"
+    else
+      echo "collect at the 1.4B shape skipped: $tokenizer not found"
+    fi
     rm -rf "$tmp/large"
   fi
 fi
