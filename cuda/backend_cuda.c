@@ -49,4 +49,4 @@ static int cuda_prefill(void *const *states, const mp_engine_batch *b, int vocab
 const mp_backend_ops mp_cuda_backend_ops = {"cuda",        mp_cuda_device_count, cuda_create,  cuda_destroy,
                                             cuda_reset,    cuda_pos,             cuda_max_ctx, cuda_rewind,
                                             cuda_set_mask, cuda_set_steering,    cuda_forward, cuda_prefill,
-                                            1};
+                                            1,             NULL};

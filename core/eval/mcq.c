@@ -1,6 +1,7 @@
 /* core/eval/mcq.c — multiple-choice log-likelihood scoring (see mcq.h): the
  * harness's context/continuation split, one context prefill per item, cache
- * rewinds per continuation, and reuse of a stable prompt prefix. */
+ * rewinds per continuation, and reuse of a stable prompt prefix (held by a
+ * slot, or computed once per engine call and copied to the other slots). */
 #include "core/eval/mcq.h"
 
 #include <stdlib.h>
@@ -213,11 +214,15 @@ static int score_chunk(mp_mcq *q, mp_mcq_item *items, size_t n, mp_error *err) {
         MP_TRY(prepare(q, &items[k], &f[k], err));
         if (items[k].n_choices > max_choices) max_choices = items[k].n_choices;
     }
-    /* 1. the stable prefix: reused when the slot holds it, else one forward from empty */
+    /* 1. the stable prefix: reused when the slot holds it, copied from a slot
+     * of this chunk that holds or computes the same one (once per distinct
+     * prefix), else one forward from empty */
+    int from[64]; /* slot to copy the prefix from, -1: none */
     q->off[0] = 0;
     for (size_t k = 0; k < n; k++) {
         mcq_slot *s = &q->slot[k];
         size_t keep = f[k].keep;
+        from[k] = -1;
         if (keep > 0 && s->cache_n == keep && !memcmp(s->cache_ids, f[k].ctx, keep * sizeof *f[k].ctx)) {
             MP_TRY(mp_engine_slot_rewind(q->e, (int)k, (int)keep, err));
             continue;
@@ -232,10 +237,25 @@ static int score_chunk(mp_mcq *q, mp_mcq_item *items, size_t n, mp_error *err) {
             s->cache_cap = keep;
         }
         memcpy(s->cache_ids, f[k].ctx, keep * sizeof *f[k].ctx);
+        for (size_t j = 0; j < k && from[k] < 0; j++)
+            if (from[j] < 0 && f[j].keep == keep && !memcmp(f[j].ctx, f[k].ctx, keep * sizeof *f[k].ctx))
+                from[k] = (int)j; /* j holds it already or computes it in this call */
+        if (from[k] >= 0) continue;
         MP_TRY(push(q, &ns, (int)k, f[k].ctx, keep, NULL, err));
         q->tokens_run += keep;
     }
     mp_engine_batch b = {.ids = q->ids, .off = q->off, .slot = q->seq_slot};
+    b.n_seqs = ns;
+    MP_TRY(mp_engine_prefill(q->e, &b, err));
+    ns = 0; /* copies, or where the backend cannot copy, forwards */
+    for (size_t k = 0; k < n; k++) {
+        if (from[k] < 0) continue;
+        int copied = mp_engine_slot_copy(q->e, from[k], (int)k, (int)f[k].keep, err);
+        MP_TRY(copied);
+        if (copied) continue;
+        MP_TRY(push(q, &ns, (int)k, f[k].ctx, f[k].keep, NULL, err));
+        q->tokens_run += f[k].keep;
+    }
     b.n_seqs = ns;
     MP_TRY(mp_engine_prefill(q->e, &b, err));
     for (size_t k = 0; k < n; k++) q->slot[k].cache_n = f[k].keep; /* now held by forward(prefix) */

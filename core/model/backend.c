@@ -217,6 +217,9 @@ static int cpu_pos(const void *s) { return mp_state_pos(s); }
 static int cpu_max_ctx(const void *s) { return mp_state_max_ctx(s); }
 static int cpu_rewind(void *s, int pos, mp_error *err) { return mp_state_rewind(s, pos, err); }
 static int cpu_set_mask(void *s, const mp_mask *mask, mp_error *err) { return mp_state_set_mask(s, mask, err); }
+static int cpu_copy_cache(void *dst, const void *src, int n, mp_error *err) {
+    return mp_state_copy_cache(dst, src, n, err);
+}
 static int cpu_set_steering(void *s, const mp_steer *list, size_t n, mp_error *err) {
     return mp_state_set_steering(s, list, n, err);
 }
@@ -258,7 +261,7 @@ static int cpu_prefill(void *const *states, const mp_engine_batch *b, int vocab,
 
 static const mp_backend_ops CPU_OPS = {"cpu",       cpu_devices, cpu_create,   cpu_destroy,      cpu_reset,  cpu_pos,
                                        cpu_max_ctx, cpu_rewind,  cpu_set_mask, cpu_set_steering, cpu_forward,
-                                       cpu_prefill, 0};
+                                       cpu_prefill, 0,         cpu_copy_cache};
 
 
 struct mp_engine {
@@ -346,6 +349,14 @@ int mp_engine_slot_rewind(mp_engine *e, int slot, int pos, mp_error *err) {
         return 0;
     }
     return e->ops->rewind(e->slots[slot], pos, err);
+}
+
+int mp_engine_slot_copy(mp_engine *e, int src, int dst, int n, mp_error *err) {
+    MP_FAIL_IF(src < 0 || src >= e->n_slots || dst < 0 || dst >= e->n_slots || src == dst, err, MP_EINPUT,
+               "cannot copy slot %d's cache to slot %d (slots 0..%d)", src, dst, e->n_slots - 1);
+    if (!e->ops->copy_cache) return 0;
+    MP_TRY(e->ops->copy_cache(e->slots[dst], e->slots[src], n, err));
+    return 1;
 }
 
 int mp_engine_prefill(mp_engine *e, const mp_engine_batch *b, mp_error *err) {

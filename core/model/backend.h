@@ -100,6 +100,9 @@ typedef struct mp_backend_ops {
     /* Most slots one engine holds on this backend (0 = no limit): each slot is
      * one state here, and a CUDA state carries its own copy of the weights. */
     int max_slots;
+    /* dst holds the first n cached tokens of src (as mp_state_copy_cache);
+     * NULL where the backend cannot (mp_engine_slot_copy then says so). */
+    int (*copy_cache)(void *dst, const void *src, int n, mp_error *err);
 } mp_backend_ops;
 
 /* Reference batched prefill through ops->forward, one sequence after the
@@ -140,6 +143,11 @@ int mp_engine_slot_pos(const mp_engine *e, int slot);
 /* Truncate slot's cache to pos tokens (0 = empty, like reset).
  * @return 0 or MP_EINPUT (bad slot, pos beyond the cached tokens). */
 int mp_engine_slot_rewind(mp_engine *e, int slot, int pos, mp_error *err);
+/* Slot dst holds the first n cached tokens of slot src (a shared prompt
+ * prefix computed once): bit for bit what running them on dst from empty
+ * gives. @return 1 when copied, 0 when the backend cannot (the caller runs
+ * the tokens instead), MP_EINPUT (bad slots, n beyond src's tokens). */
+int mp_engine_slot_copy(mp_engine *e, int src, int dst, int n, mp_error *err);
 /* Run a batch (see mp_engine_batch). @return 0, MP_EINPUT (bad offsets or
  * slots, id or target out of range, a slot's context full), MP_ENOMEM or the
  * backend's errors; on error the slots' contents are unspecified (rewind

@@ -41,6 +41,11 @@ int mp_state_max_ctx(const mp_state *s);
 /* Truncate the cache back to pos tokens (pos <= current position), e.g. to
  * score several continuations after one shared prompt. */
 int mp_state_rewind(mp_state *s, int pos, mp_error *err);
+/* dst holds the first n cached tokens of src (same model; the rest of dst is
+ * dropped): the same bits as running those tokens on dst from empty, since a
+ * cache entry depends only on the tokens before it.
+ * @return 0 or MP_EINPUT (other model, n beyond src's tokens or dst's context). */
+int mp_state_copy_cache(mp_state *dst, const mp_state *src, int n, mp_error *err);
 
 /* Mask experts in every following forward (NULL: none). The state borrows
  * the mask. @return 0 or MP_EINPUT when the mask is for another shape. */

@@ -196,6 +196,23 @@ int mp_state_rewind(mp_state *s, int pos, mp_error *err) {
     return 0;
 }
 
+int mp_state_copy_cache(mp_state *dst, const mp_state *src, int n, mp_error *err) {
+    MP_FAIL_IF(dst->m != src->m, err, MP_EINPUT, "cannot copy a KV cache between states of different models");
+    MP_FAIL_IF(n < 0 || n > src->pos || n > dst->max_ctx, err, MP_EINPUT,
+               "cannot copy %d cached tokens (the source holds %d, the destination takes %d)", n, src->pos,
+               dst->max_ctx);
+    const mp_config *c = &src->m->cfg;
+    const size_t kvd = (size_t)c->n_kv_heads * (size_t)c->head_dim;
+    for (int l = 0; l < c->n_layers && dst != src; l++) {
+        memcpy(dst->kcache + (size_t)l * dst->max_ctx * kvd, src->kcache + (size_t)l * src->max_ctx * kvd,
+               (size_t)n * kvd * sizeof(float));
+        memcpy(dst->vcache + (size_t)l * dst->max_ctx * kvd, src->vcache + (size_t)l * src->max_ctx * kvd,
+               (size_t)n * kvd * sizeof(float));
+    }
+    dst->pos = n;
+    return 0;
+}
+
 int mp_state_set_steering(mp_state *s, const mp_steer *list, size_t n, mp_error *err) {
     const mp_config *c = &s->m->cfg;
     for (size_t k = 0; k < n; k++)
