@@ -1,10 +1,7 @@
 /* core/model/weight.c — widening bf16 weights to float32 (see weight.h). */
 #include "core/model/weight.h"
 
-#include <cblas.h>
 #include <string.h>
-
-#include "core/util/pool.h"
 
 typedef uint16_t mp_u16x8 __attribute__((vector_size(16)));
 typedef uint32_t mp_u32x8 __attribute__((vector_size(32)));
@@ -33,8 +30,8 @@ MP_CLONES void mp_bf16_widen(const uint16_t *src, size_t n, float *out) {
     }
 }
 
-static void block_rows(const mp_weight *w, size_t ld, size_t row0, size_t nrows, size_t col0, size_t ncols, float *out,
-                       size_t ldo) {
+void mp_weight_block(const mp_weight *w, size_t ld, size_t row0, size_t nrows, size_t col0, size_t ncols,
+                     float *out, size_t ldo) {
     for (size_t r = 0; r < nrows; r++) {
         const size_t at = (row0 + r) * ld + col0;
         if (!w->bf16) {
@@ -50,33 +47,4 @@ static void block_rows(const mp_weight *w, size_t ld, size_t row0, size_t nrows,
             mp_bf16_widen(w->bf16 + at, ncols, out + r * ldo);
         }
     }
-}
-
-typedef struct block_job {
-    const mp_weight *w;
-    size_t ld, row0, nrows, col0, ncols, ldo;
-    float *out;
-    int parts;
-} block_job;
-
-static void block_part(void *arg, int k) {
-    const block_job *j = arg;
-    const size_t r0 = j->nrows * (size_t)k / (size_t)j->parts, r1 = j->nrows * (size_t)(k + 1) / (size_t)j->parts;
-    block_rows(j->w, j->ld, j->row0 + r0, r1 - r0, j->col0, j->ncols, j->out + r0 * j->ldo, j->ldo);
-}
-
-/* Large blocks are split by rows over the worker pool (core/util/pool.h),
- * as many parts as OpenBLAS may use threads: widening is exact, so the split
- * changes nothing but the time (prefill widened on one core while OpenBLAS's
- * other threads waited: 6% of a 1.4B prefill). */
-void mp_weight_block(const mp_weight *w, size_t ld, size_t row0, size_t nrows, size_t col0, size_t ncols,
-                     float *out, size_t ldo) {
-    int T = openblas_get_num_threads();
-    if (T > 8) T = 8;
-    if (T <= 1 || nrows < (size_t)(4 * T) || nrows * ncols < ((size_t)1 << 17)) {
-        block_rows(w, ld, row0, nrows, col0, ncols, out, ldo);
-        return;
-    }
-    block_job j = {w, ld, row0, nrows, col0, ncols, ldo, out, T};
-    mp_pool_run(block_part, &j, T);
 }
