@@ -49,6 +49,7 @@ int cmd_route(int argc, char **argv) {
     cli_session ses;
     mp_tokenizer *tok = NULL;
     mp_routing routing = {0};
+    mp_pairs_buf pairs_buf = {0}; /* the pairs of one token and group at a time */
     int rc = cli_session_open("route", &ma, &in, &ses, &err);
     if (rc > 0) return rc;
     if (rc < 0) goto cleanup;
@@ -85,7 +86,7 @@ int cmd_route(int argc, char **argv) {
             const mp_route_group *g = &routing.groups[r];
             mp_expert_weight *pairs = NULL;
             size_t np = 0;
-            if ((rc = mp_route_expert_pairs(g, (int)t, &pairs, &np, &err)) < 0) break;
+            if ((rc = mp_route_expert_pairs_into(g, (int)t, c->moe_experts, &pairs_buf, &pairs, &np, &err)) < 0) break;
             size_t n_masked = 0, kept = 0;
             for (size_t k = 0; k < np; k++) { /* masked experts have w_ij = 0 */
                 if (mask && mp_mask_contains(mask, r, pairs[k].i, pairs[k].j)) n_masked++;
@@ -113,12 +114,12 @@ int cmd_route(int argc, char **argv) {
                            (long long)pairs[k].i * c->moe_experts + pairs[k].j, 100.0 * pairs[k].w);
                 if (shown < np) printf("    ... %zu more (use --top or --json to see all)\n", np - shown);
             }
-            free(pairs);
         }
         if (json) printf("]}");
     }
     if (json && rc == 0) printf("\n]}\n");
 cleanup:
+    mp_pairs_buf_free(&pairs_buf);
     mp_routing_free(&routing);
     mp_tokenizer_free(tok);
     cli_session_close(&ses);

@@ -228,6 +228,13 @@ static void cols_portable(float *y, const mp_weight *w1, const float *x1, const 
     }
 }
 
+/* Parts a large product splits into: as many as OpenBLAS may use threads
+ * (openblas_get_num_threads), at most 8; run by core/util/pool. */
+static int split_parts(void) {
+    const int T = openblas_get_num_threads();
+    return T > 8 ? 8 : T;
+}
+
 typedef struct cols_job {
     float *y;
     const mp_weight *w1, *w2;
@@ -262,8 +269,7 @@ static void cols_part(void *arg, int k) {
 void mp_linear_cols(float *y, const mp_weight *w1, const float *x1, const mp_weight *w2, const float *x2,
                     size_t ldw, const int32_t *sel, int n_sel, int w, int outd) {
     cols_job job = {y, w1, w2, x1, x2, ldw, sel, n_sel, w, outd, 1};
-    int T = openblas_get_num_threads();
-    if (T > 8) T = 8;
+    const int T = split_parts();
     const double macs = (double)outd * n_sel * w * (x2 ? 2 : 1);
     if (T <= 1 || macs < (double)(1 << 18) || outd < 8 * T) {
         cols_range(&job, 0, outd);
@@ -329,8 +335,7 @@ static void rows_part(void *arg, int k) {
  * order above, so the split changes no bit. Small matrices stay on the
  * calling thread. */
 void mp_linear_rows_ld(float *y, const float *x, const mp_weight *w, size_t ldw, int n, int in, int outd) {
-    int T = openblas_get_num_threads();
-    if (T > 8) T = 8;
+    const int T = split_parts();
     if (T <= 1 || (size_t)outd * (size_t)in < ((size_t)1 << 21) || outd < 2 * T) {
         rows_range(y, x, w, ldw, n, in, outd, 0, outd);
         return;

@@ -179,7 +179,7 @@ static int cmp_pair_w(const void *a, const void *b) {
 }
 
 int mp_route_expert_pairs_into(const mp_route_group *g, int t, int E, mp_pairs_buf *buf,
-                               const mp_expert_weight **pairs, size_t *n, mp_error *err) {
+                               mp_expert_weight **pairs, size_t *n, mp_error *err) {
     size_t total = 0;
     for (int h = 0; h < g->Hm; h++) {
         const int32_t *i1, *i2;
@@ -204,14 +204,18 @@ int mp_route_expert_pairs_into(const mp_route_group *g, int t, int E, mp_pairs_b
     /* one entry per (i, j), its products summed in head order */
     mp_expert_weight *v = buf->v;
     size_t c = 0;
-    for (int h = 0; h < g->Hm; h++) {
+    int bad = 0;
+    for (int h = 0; h < g->Hm && !bad; h++) {
         const int32_t *i1, *i2;
         const float *p1, *p2;
         int n1 = mp_route_get(g, t, 0, h, &i1, &p1), n2 = mp_route_get(g, t, 1, h, &i2, &p2);
-        for (int a = 0; a < n1; a++)
+        for (int a = 0; a < n1 && !bad; a++)
             for (int b = 0; b < n2; b++) {
+                if (i1[a] < 0 || i1[a] >= E || i2[b] < 0 || i2[b] >= E) {
+                    bad = mp_fail(err, MP_EINTERNAL, "expert pair (%d, %d) outside E = %d", i1[a], i2[b], E);
+                    break;
+                }
                 const size_t key = (size_t)i1[a] * (size_t)E + (size_t)i2[b];
-                if (key >= ee) return mp_fail(err, MP_EINTERNAL, "expert pair (%d, %d) outside E = %d", i1[a], i2[b], E);
                 const float w = p1[a] * p2[b];
                 if (buf->where[key] < 0) {
                     buf->where[key] = (int32_t)c;
@@ -222,10 +226,11 @@ int mp_route_expert_pairs_into(const mp_route_group *g, int t, int E, mp_pairs_b
             }
     }
     size_t kept = 0;
-    for (size_t k = 0; k < c; k++) {
+    for (size_t k = 0; k < c; k++) { /* the index back to -1, also after a failure */
         buf->where[(size_t)v[k].i * (size_t)E + (size_t)v[k].j] = -1;
         if (v[k].w > 0) v[kept++] = v[k];
     }
+    if (bad) return bad;
     qsort(v, kept, sizeof *v, cmp_pair_w);
     *pairs = v;
     *n = kept;
@@ -250,7 +255,7 @@ int mp_route_expert_pairs(const mp_route_group *g, int t, mp_expert_weight **pai
                 if (ix[k] + 1 > E) E = ix[k] + 1;
         }
     mp_pairs_buf buf = {0};
-    const mp_expert_weight *v = NULL;
+    mp_expert_weight *v = NULL;
     int rc = mp_route_expert_pairs_into(g, t, E, &buf, &v, n, err);
     if (rc < 0) {
         mp_pairs_buf_free(&buf);

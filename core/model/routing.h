@@ -87,10 +87,11 @@ typedef struct mp_pairs_buf {
 
 /* The same pairs, in the same order with the same sums (each pair's products
  * added in head order), into buf without an allocation per call: *pairs
- * points into buf until the next call. E: experts per factor.
+ * points into buf (the caller may reorder or drop entries) until the next
+ * call. E: experts per factor.
  * @return 0, MP_ENOMEM or MP_EINTERNAL (an index >= E). */
 int mp_route_expert_pairs_into(const mp_route_group *g, int t, int E, mp_pairs_buf *buf,
-                               const mp_expert_weight **pairs, size_t *n, mp_error *err);
+                               mp_expert_weight **pairs, size_t *n, mp_error *err);
 void mp_pairs_buf_free(mp_pairs_buf *buf);
 
 /* One expert's routing weight at token t: w_ij = sum_h g1[h,i] * g2[h,j]

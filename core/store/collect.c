@@ -500,7 +500,7 @@ static int accumulate_window(run *r, const win *w, const int32_t *ids, size_t fi
         if (pos < first) continue;
         mp_acc_token(r->acc);
         for (int g = 0; g < rt->n_groups; g++) {
-            const mp_expert_weight *pairs = NULL;
+            mp_expert_weight *pairs = NULL;
             size_t np = 0;
             MP_TRY(mp_route_expert_pairs_into(&rt->groups[g], (int)t, rt->E, &r->pairs, &pairs, &np, err));
             for (size_t k = 0; k < np && rc == 0; k++)

@@ -49,14 +49,15 @@ void mp_pool_run(mp_pool_fn fn, void *arg, int parts) {
         return;
     }
     pthread_mutex_lock(&mu);
-    if (n_workers > 0 && workers_pid != getpid()) {
+    const pid_t me = getpid();
+    if (n_workers > 0 && workers_pid != me) {
         /* a fork()ed child: the workers stayed in the parent */
         pthread_mutex_unlock(&mu);
         pthread_mutex_unlock(&busy);
         for (int k = 0; k < parts; k++) fn(arg, k);
         return;
     }
-    workers_pid = getpid();
+    workers_pid = me;
     while (n_workers < parts - 1 && n_workers < MAX_WORKERS) {
         pthread_t t;
         pthread_attr_t at;

@@ -76,7 +76,7 @@ int main(void) {
         mp_pairs_buf buf = {0};
         int mismatches = 0, overlaps = 0;
         for (int t = 0; t < T; t++) {
-            const mp_expert_weight *q = NULL;
+            mp_expert_weight *q = NULL;
             size_t nq = 0;
             CHECK(mp_route_expert_pairs_into(&r, t, E2, &buf, &q, &nq, &err) == 0);
             mp_expert_weight *w = NULL;
