@@ -5,6 +5,56 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/text/utf8.h"
+
+/* Byte-fallback tokens (<0xF0> ...) decode to single bytes of a multi-byte
+ * character, so a piece on its own can be invalid UTF-8, which JSON output,
+ * the browse site and terminals cannot carry. Each character goes to the token
+ * that completes it (the tokens holding its first bytes show ""); bytes that
+ * form no character within the shown range become U+FFFD. The pieces still
+ * concatenate to the shown text wherever it is valid. */
+static int pieces_to_utf8(mp_context *c) {
+    char pending[4];
+    size_t np = 0, count = c->to - c->from;
+    for (size_t k = 0; k < count; k++) {
+        size_t len = strlen(c->pieces[k]), n = np + len;
+        char *in = malloc(n + 1), *out = malloc(3 * n + 4);
+        if (!in || !out) {
+            free(in);
+            free(out);
+            return -1;
+        }
+        memcpy(in, pending, np);
+        memcpy(in + np, c->pieces[k], len);
+        size_t i = 0, w = 0;
+        np = 0;
+        while (i < n) {
+            size_t v = mp_utf8_check(in + i, n - i);
+            memcpy(out + w, in + i, v);
+            w += v;
+            i += v;
+            if (i == n) break;
+            if (n - i <= 3 && mp_utf8_is_prefix(in + i, n - i)) { /* completed by a later token */
+                np = n - i;
+                memcpy(pending, in + i, np);
+                break;
+            }
+            memcpy(out + w, "\xEF\xBF\xBD", 3);
+            w += 3;
+            i++;
+        }
+        if (k + 1 == count && np) { /* the shown range ends inside a character */
+            memcpy(out + w, "\xEF\xBF\xBD", 3);
+            w += 3;
+        }
+        out[w] = '\0';
+        free(in);
+        free(c->pieces[k]);
+        c->pieces[k] = out;
+    }
+    return 0;
+}
+
 int mp_context_load(mp_store *st, const mp_tokenizer *tok, int W, uint64_t doc, uint32_t pos, int show,
                     mp_context *c, mp_error *err) {
     memset(c, 0, sizeof *c);
@@ -37,6 +87,10 @@ int mp_context_load(mp_store *st, const mp_tokenizer *tok, int W, uint64_t doc, 
         memcpy(p, piece, (size_t)n);
         p[n] = '\0';
         c->pieces[k - c->from] = p;
+    }
+    if (pieces_to_utf8(c) < 0) {
+        mp_context_free(c);
+        return mp_fail(err, MP_ENOMEM, "out of memory");
     }
     return 0;
 }

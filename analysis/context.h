@@ -24,7 +24,8 @@ typedef struct mp_context {
     size_t n;
     size_t t;             /* the activating token (index into ids) */
     size_t from, to;      /* shown tokens [from, to) */
-    char **pieces;        /* [to - from] decoded text of each shown token (raw UTF-8) */
+    char **pieces;        /* [to - from] decoded text of each shown token, valid UTF-8 (a byte-fallback
+                           * character on the token that completes it, U+FFFD for stray bytes) */
     double *scores;       /* [to - from] after mp_context_score, else NULL */
 } mp_context;
 

@@ -14,4 +14,9 @@
  *         the first invalid or truncated sequence. Never fails. */
 size_t mp_utf8_check(const char *s, size_t len);
 
+/* @return 1 when the len bytes of s (1 <= len <= 3) are a proper prefix of a
+ *         valid multi-byte sequence (a character still missing its last bytes),
+ *         otherwise 0. */
+int mp_utf8_is_prefix(const char *s, size_t len);
+
 #endif /* MP_UTF8_H */

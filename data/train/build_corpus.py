@@ -12,7 +12,7 @@ Held-out rule: RosettaCode is split by TASK (a held-out task is held out in all 
 languages); Debian source files by file path; AG News by row; ToxiGen by SENTENCE
 (sentences recur across prompts, so every held-out sentence is excluded from training).
 """
-import argparse, csv, glob, gzip, hashlib, io, json, os, random, re, sys
+import argparse, csv, glob, gzip, hashlib, io, json, os, random, re, sys, zipfile
 
 SH = "/work/shared/data"
 LABELS = ["python", "cpp", "java", "javascript", "lua", "php", "english", "toxic", "neutral"]
@@ -71,6 +71,43 @@ def usable_code(t):
     return True
 
 
+LICENSE_HEAD = re.compile(r"\A\s*(?:/\*.*?\*/|(?:--[^\n]*\n)+)\s*", re.S)
+
+
+def strip_license(t):
+    """Drop a leading comment block that is a license header (repeated verbatim in every file)."""
+    m = LICENSE_HEAD.match(t)
+    if m and re.search(r"copyright|license|licence", m.group(0), re.I):
+        return t[m.end():]
+    return t
+
+
+def unique_files(roots, ext):
+    """Files under roots ending in ext, each content once (Debian installs one Lua module under
+    several version dirs through symlinks), in sorted path order."""
+    seen, out = set(), []
+    for p in files(roots, (ext,)):
+        r = os.path.realpath(p)
+        try:
+            with open(r, "rb") as f:
+                h = hashlib.sha1(f.read()).hexdigest()
+        except OSError:
+            continue
+        if h not in seen:
+            seen.add(h); out.append(r)
+    return sorted(set(out))
+
+
+def jdk_sources(zpath, packages):
+    """(path, text) of the .java files of the given java.base packages in the JDK's src.zip."""
+    out = []
+    with zipfile.ZipFile(zpath) as z:
+        for n in sorted(z.namelist()):
+            if n.endswith(".java") and any(n.startswith("java.base/" + p + "/") for p in packages):
+                out.append((n, clean(z.read(n).decode("utf-8", "replace"))))
+    return out
+
+
 def files(roots, exts, exclude=()):
     out = []
     for r in roots:
@@ -94,6 +131,8 @@ def main():
     ap.add_argument("--probe-per-label", type=int, default=140)
     ap.add_argument("--valid-chars", type=int, default=1000)
     ap.add_argument("--probe-chars", type=int, default=360)
+    ap.add_argument("--v2", action="store_true",
+                    help="model v2 corpus: add Debian Java (openjdk-17-source) and Lua (lua-* packages) training sources")
     a = ap.parse_args()
     rng = random.Random(a.seed)
     os.makedirs(a.work, exist_ok=True); os.makedirs(a.out, exist_ok=True)
@@ -146,6 +185,34 @@ def main():
                 total += len(c)
             if total > a.train_cap * 1.3:
                 break
+
+    # ---- v2 (issue 21): Java and Lua from Debian packages, TRAINING ONLY (held_frac 0), so the
+    # held-out slices (valid.jsonl, probe.jsonl) are exactly the v1 ones and before/after figures
+    # compare on the same text. Without them Java and Lua had 0.15 M / 0.07 M training tokens.
+    if a.v2:
+        jdk = jdk_sources("/usr/lib/jvm/openjdk-17/lib/src.zip",
+                          ("java/util", "java/lang", "java/io", "java/time", "java/text", "java/net",
+                           "java/nio", "java/math", "java/security"))
+        random.Random(a.seed + 17).shuffle(jdk)
+        total = 0
+        for p, t in jdk:
+            t = strip_license(t)
+            if not usable_code(t):
+                continue
+            for k, c in enumerate(chunks(t, 6000)):
+                add("java", "code", f"debian:openjdk-17-source:{p}#{k}", p, c, 0.0)
+                total += len(c)
+            if total > a.train_cap * 1.3:
+                break
+        lua = unique_files(["/usr/share/lua", "/usr/lib/x86_64-linux-gnu/lua", "/usr/share/doc"], ".lua")
+        random.Random(a.seed + 19).shuffle(lua)
+        for p in lua:
+            t = read_text(p)
+            t = strip_license(t) if t else t
+            if not usable_code(t):
+                continue
+            for k, c in enumerate(chunks(t, 6000)):
+                add("lua", "code", f"debian-lua:{p}#{k}", p, c, 0.0)
 
     # ---- English prose: AG News test split (research / non-commercial), Debian README files, npm docs
     with open(f"{SH}/agnews/test.csv", encoding="utf-8", newline="") as f:

@@ -115,8 +115,10 @@ def svg_loss(csv_path, out_path):
 def main():
     torch.set_num_threads(1)
     torch.manual_seed(0)
+    # usage: evaluate.py [MODEL_DIR [WORK_DIR [RESULTS_DIR]]] (defaults: the shipped run's)
     mdir = sys.argv[1] if len(sys.argv) > 1 else "data/monet-tiny"
-    work = "data/train/work"
+    work = sys.argv[2] if len(sys.argv) > 2 else "data/train/work"
+    rdir = sys.argv[3] if len(sys.argv) > 3 else "data/train"
     model = M.load_model(mdir)
     c = model.c
     T = c.max_position_embeddings
@@ -129,6 +131,8 @@ def main():
     V = c.vocab_size
     sys.path.insert(0, "data/train")
     from train import WEIGHTS
+    if os.path.exists(f"{work}/train_summary.json"):     # the run's own mixture (v2: balanced)
+        WEIGHTS = json.load(open(f"{work}/train_summary.json"))["label_weights"]
     uni = np.zeros(V)
     for lab in LABELS:
         s = np.load(f"{work}/tok_{lab}.npy").astype(np.int64)
@@ -295,12 +299,12 @@ def main():
             gold["cases"].append(case)
     json.dump(gold, open(f"{mdir}/golden.json", "w"), indent=1)
 
-    os.makedirs("data/train/figures", exist_ok=True)
+    os.makedirs(f"{rdir}/figures", exist_ok=True)
     if os.path.exists(f"{work}/train_log.csv"):
-        svg_loss(f"{work}/train_log.csv", "data/train/figures/loss.svg")
+        svg_loss(f"{work}/train_log.csv", f"{rdir}/figures/loss.svg")
         import shutil
-        shutil.copy(f"{work}/train_log.csv", "data/train/train_log.csv")
-    json.dump(res, open("data/train/eval_results.json", "w"), indent=1)
+        shutil.copy(f"{work}/train_log.csv", f"{rdir}/train_log.csv")
+    json.dump(res, open(f"{rdir}/eval_results.json", "w"), indent=1)
 
 
 if __name__ == "__main__":

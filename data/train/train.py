@@ -20,6 +20,9 @@ import spmtok
 LABELS = ["python", "cpp", "java", "javascript", "lua", "php", "english", "toxic", "neutral"]
 WEIGHTS = {"python": .12, "cpp": .12, "java": .10, "javascript": .12, "lua": .07, "php": .10,
            "english": .17, "toxic": .10, "neutral": .10}
+# v2 (issue 21): the six languages get equal shares (every pool now holds >= 3 M characters)
+WEIGHTS_BALANCED = {"python": .11, "cpp": .11, "java": .11, "javascript": .11, "lua": .11, "php": .11,
+                    "english": .14, "toxic": .10, "neutral": .10}
 
 
 def token_streams(work, tok):
@@ -80,7 +83,10 @@ def main():
     ap.add_argument("--moe-dim", type=int, default=16)
     ap.add_argument("--topk", type=int, default=4)
     ap.add_argument("--groups", type=int, default=2)
+    ap.add_argument("--mix", choices=("v1", "balanced"), default="v1", help="label mixture weights")
+    ap.add_argument("--valid", default="data/corpus/valid.jsonl")
     a = ap.parse_args()
+    mix = WEIGHTS if a.mix == "v1" else WEIGHTS_BALANCED
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -90,7 +96,7 @@ def main():
     t0 = time.time()
     streams = token_streams(a.work, tok)
     print("tokenized", {k: len(v) for k, v in streams.items()}, f"{time.time() - t0:.1f}s", flush=True)
-    vb = valid_batches(tok, "data/corpus/valid.jsonl", a.ctx)
+    vb = valid_batches(tok, a.valid, a.ctx)
 
     c = M.Cfg(vocab_size=len(tok.vocab), hidden_size=a.d, num_hidden_layers=a.layers,
               num_attention_heads=a.heads, num_key_value_heads=a.heads, max_position_embeddings=a.ctx,
@@ -104,7 +110,7 @@ def main():
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": a.wd}, {"params": nodecay, "weight_decay": 0.0}],
                             lr=a.lr, betas=(0.9, 0.95), eps=1e-8)
     labs = np.array(LABELS)
-    w = np.array([WEIGHTS[l] for l in LABELS]); w = w / w.sum()
+    w = np.array([mix[l] for l in LABELS]); w = w / w.sum()
 
     def lr_at(s):
         if s < a.warmup:
@@ -186,11 +192,12 @@ def main():
     summary = {"seed": a.seed, "steps": steps_done, "planned_steps": a.steps, "batch": a.batch, "ctx": a.ctx,
                "tokens_seen": steps_done * a.batch * a.ctx, "wall_seconds": round(wall, 1),
                "threads": a.threads, "params": nparam, "final_train_lm_loss_ema": ema,
-               "final_val_loss_eval_mode": ev, "args": vars(a), "label_weights": WEIGHTS,
+               "final_val_loss_eval_mode": ev, "args": vars(a), "label_weights": mix,
                "train_stream_tokens": {k: int(len(v)) for k, v in streams.items()},
                "torch": torch.__version__}
     json.dump(summary, open(f"{a.work}/train_summary.json", "w"), indent=1)
-    json.dump(summary, open("data/train/train_summary.json", "w"), indent=1)
+    if os.path.abspath(a.out) == os.path.abspath("data/monet-tiny"):
+        json.dump(summary, open("data/train/train_summary.json", "w"), indent=1)
     print(json.dumps(summary, indent=1))
 
 

@@ -632,6 +632,14 @@ static void test_utf8(void) {
     CHECK(mp_utf8_check("a\xC0\x80", 3) == 1);         /* overlong NUL */
     CHECK(mp_utf8_check("a\xED\xA0\x80", 4) == 1);     /* surrogate */
     CHECK(mp_utf8_check("\xF4\x90\x80\x80", 4) == 0);  /* > U+10FFFF */
+    /* proper prefixes of a character (a byte-fallback token's bytes so far) */
+    CHECK(mp_utf8_is_prefix("\xF0", 1) && mp_utf8_is_prefix("\xF0\x9F", 2) && mp_utf8_is_prefix("\xF0\x9F\x98", 3));
+    CHECK(mp_utf8_is_prefix("\xE2\x82", 2) && mp_utf8_is_prefix("\xC3", 1));
+    CHECK(!mp_utf8_is_prefix("\xC3\xA9", 2));          /* complete */
+    CHECK(!mp_utf8_is_prefix("\x98", 1));               /* continuation byte */
+    CHECK(!mp_utf8_is_prefix("\xF0\x80", 2));          /* overlong */
+    CHECK(!mp_utf8_is_prefix("\xED\xA0", 2));          /* surrogate */
+    CHECK(!mp_utf8_is_prefix("a", 1) && !mp_utf8_is_prefix("", 0));
     CHECK(mp_utf8_check("ab\xE2\x82", 4) == 2);        /* truncated */
     CHECK(mp_utf8_check("\x80", 1) == 0);
 }

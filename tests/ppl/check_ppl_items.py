@@ -24,8 +24,9 @@ def run(*args):
 
 
 base, masked, mask = (os.path.join(WORK, f) for f in ("b.json", "m.json", "mask.json"))
-json.dump({"format": "monet-probe-mask", "version": 1, "model": {"moe_experts": 32, "n_groups": 2},
-           "groups": [{"group": 0, "experts": [[i, j] for i in range(4) for j in range(32)]}]}, open(mask, "w"))
+E = json.load(open(os.path.join(MODEL, "config.json")))["moe_experts"]   # mask 1/8 of group 0's experts
+json.dump({"format": "monet-probe-mask", "version": 1, "model": {"moe_experts": E, "n_groups": 2},
+           "groups": [{"group": 0, "experts": [[i, j] for i in range(E // 8) for j in range(E)]}]}, open(mask, "w"))
 common = ["eval", "ppl", "--model", MODEL, "--corpus", CORPUS, "--label-field", "lang", "--max-docs", "150", "--quiet"]
 run(*common, "--json", base)
 run(*common, "--mask", mask, "--json", masked)

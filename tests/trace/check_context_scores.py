@@ -95,7 +95,8 @@ check(not [f for f in os.listdir(npd) if "tmp" in f], "no temporary files left")
 
 # effects == a brute-force recomputation with `logits --last` unmasked and masked, over the same prefixes
 import numpy as np
-E_, G_ = 32, 2
+cfg = json.load(open(os.path.join(MODEL, "config.json")))   # the shipped model's shape
+E_, G_ = cfg["moe_experts"], -(-cfg["num_hidden_layers"] // cfg["moe_groups"])
 top3 = json.loads(run("export", "--store", store, "--experts", "1", "--contexts", "3", "--context-tokens", "64",
                       "--quiet").decode().splitlines()[0])
 g, i, j = top3["group"], top3["i"], top3["j"]
