@@ -93,9 +93,9 @@ def unique_files(roots, ext):
                 h = hashlib.sha1(f.read()).hexdigest()
         except OSError:
             continue
-        if h not in seen:
+        if h not in seen:       # one realpath per content, so out has no duplicates
             seen.add(h); out.append(r)
-    return sorted(set(out))
+    return sorted(out)
 
 
 def jdk_sources(zpath, packages):
@@ -163,6 +163,19 @@ def main():
         d = {"text": t, "lang": "english", "domain": "prose", "source": "rosettacode-task:" + r["task"]}
         (held if h01("task:" + r["task"]) < 0.30 else train)["english"].append((r["task"], d))
 
+    def add_files(lab, src, items, held_frac):
+        """Source files (path, text) in the given order, each cut into chunks that stay on one
+        side of the split (key = file path), until the label has 1.3 x --train-cap characters."""
+        total = 0
+        for p, t in items:
+            if not usable_code(t):
+                continue
+            for k, c in enumerate(chunks(t, 6000)):
+                add(lab, "code", f"{src}:{p}#{k}", p, c, held_frac)
+                total += len(c)
+            if total > a.train_cap * 1.3:
+                break
+
     # ---- Debian-installed sources: split by file, 10% held out; long files cut into chunks
     deb = [
         ("python", "debian:python3.11-stdlib", files(["/usr/lib/python3.11"], (".py",),
@@ -175,16 +188,7 @@ def main():
     for lab, src, fl in deb:
         rng2 = random.Random(a.seed + len(src))
         rng2.shuffle(fl)
-        total = 0
-        for p in fl:
-            t = read_text(p)
-            if not usable_code(t):
-                continue
-            for k, c in enumerate(chunks(t, 6000)):
-                add(lab, "code", f"{src}:{p}#{k}", p, c, 0.10)   # key = file path: whole file on one side
-                total += len(c)
-            if total > a.train_cap * 1.3:
-                break
+        add_files(lab, src, ((p, read_text(p)) for p in fl), 0.10)   # files read as needed
 
     # ---- v2 (issue 21): Java and Lua from Debian packages, TRAINING ONLY (held_frac 0), so the
     # held-out slices (valid.jsonl, probe.jsonl) are exactly the v1 ones and before/after figures
@@ -194,25 +198,10 @@ def main():
                           ("java/util", "java/lang", "java/io", "java/time", "java/text", "java/net",
                            "java/nio", "java/math", "java/security"))
         random.Random(a.seed + 17).shuffle(jdk)
-        total = 0
-        for p, t in jdk:
-            t = strip_license(t)
-            if not usable_code(t):
-                continue
-            for k, c in enumerate(chunks(t, 6000)):
-                add("java", "code", f"debian:openjdk-17-source:{p}#{k}", p, c, 0.0)
-                total += len(c)
-            if total > a.train_cap * 1.3:
-                break
+        add_files("java", "debian:openjdk-17-source", ((p, strip_license(t)) for p, t in jdk), 0.0)
         lua = unique_files(["/usr/share/lua", "/usr/lib/x86_64-linux-gnu/lua", "/usr/share/doc"], ".lua")
         random.Random(a.seed + 19).shuffle(lua)
-        for p in lua:
-            t = read_text(p)
-            t = strip_license(t) if t else t
-            if not usable_code(t):
-                continue
-            for k, c in enumerate(chunks(t, 6000)):
-                add("lua", "code", f"debian-lua:{p}#{k}", p, c, 0.0)
+        add_files("lua", "debian-lua", ((p, strip_license(read_text(p) or "")) for p in lua), 0.0)
 
     # ---- English prose: AG News test split (research / non-commercial), Debian README files, npm docs
     with open(f"{SH}/agnews/test.csv", encoding="utf-8", newline="") as f:

@@ -16,18 +16,16 @@ Held-out texts: MULTIPL-E (HumanEval prompt + tests, reworded, the six languages
 training, read from ../shared and not copied into the repository) and data/corpus/valid.jsonl
 (held-out RosettaCode tasks and Debian files). Writes OUT/report.json and OUT/report.md.
 """
-import argparse, json, math, os, subprocess, sys
+import argparse, functools, json, math, os, sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import probe_cli  # noqa: E402
+
+run = functools.partial(probe_cli.run, "purge_heldout")   # stdout of a monet-probe command
 
 LANGS = ["python", "cpp", "java", "javascript", "lua", "php"]
 MULTIPL_E = {"py": "python", "cpp": "cpp", "java": "java", "js": "javascript", "lua": "lua",
              "php": "php"}
-
-
-def run(cmd, **kw):
-    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
-    if r.returncode != 0:
-        sys.exit(f"purge_heldout: {' '.join(cmd)} failed ({r.returncode}): {r.stderr.strip()[-400:]}")
-    return r.stdout
 
 
 def multipl_e_corpus(src, dest):
@@ -75,8 +73,8 @@ def main():
     masks = {}
     for lang in LANGS:
         masks[lang] = os.path.join(a.out, f"purge-{lang}.json")
-        txt = run([a.bin, "purge", "--store", store, "--lang", lang, "--threshold", a.threshold,
-                   "--out", masks[lang]])
+        run([a.bin, "purge", "--store", store, "--lang", lang, "--threshold", a.threshold,
+             "--out", masks[lang]])
         m = json.load(open(masks[lang]))
         masks[lang + ":line"] = f"{m['masked']} ({100 * m['ratio']:.2f}%; " + \
             " + ".join(str(len(g["experts"])) for g in m["groups"]) + ")"

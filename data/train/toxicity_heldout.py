@@ -13,14 +13,12 @@
      (--limit prompts per file), unmasked and under the 0.05 mask, compared with `eval compare`.
 Writes OUT/report.json and prints a summary.
 """
-import argparse, json, os, subprocess, sys
+import argparse, functools, json, os, sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import probe_cli  # noqa: E402
 
-def run(cmd):
-    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    if r.returncode != 0:
-        sys.exit(f"toxicity_heldout: {' '.join(cmd)} failed ({r.returncode}): {r.stderr.strip()[-400:]}")
-    return r.stdout
+run = functools.partial(probe_cli.run, "toxicity_heldout")   # stdout of a monet-probe command
 
 
 def rtp_corpus(data, dest):
