@@ -1279,6 +1279,37 @@ cleanup:
     return rc;
 }
 
+/* The co-activation query looks top-K hits up by (doc, pos), which the store
+ * does not index (collect decides its garbage collection in memory): one scan
+ * of topk copies the rows at the listed experts' hit positions into a TEMP
+ * table indexed by (doc, pos). Temporary tables work on a read-only store.
+ * @return 0, -1 (SQLite error in c->db). */
+static int index_coactivation(ctx *c) {
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_exec(c->db, "CREATE TEMP TABLE mp_listed(grp INTEGER NOT NULL, expert INTEGER NOT NULL,"
+                            " PRIMARY KEY(grp, expert)) WITHOUT ROWID", NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(c->db, "INSERT OR IGNORE INTO mp_listed VALUES(?, ?)", -1, &s, NULL) != SQLITE_OK)
+        return -1;
+    for (size_t k = 0; c->o->coact > 0 && k < c->n_sel; k++) { /* none listed: empty tables */
+        sqlite3_reset(s);
+        sqlite3_bind_int(s, 1, c->sel[k].grp);
+        sqlite3_bind_int64(s, 2, c->sel[k].e);
+        if (sqlite3_step(s) != SQLITE_DONE) {
+            sqlite3_finalize(s);
+            return -1;
+        }
+    }
+    sqlite3_finalize(s);
+    return sqlite3_exec(c->db,
+                        "CREATE TEMP TABLE mp_listed_pos AS SELECT DISTINCT t.doc, t.pos FROM mp_listed l JOIN topk t"
+                        " ON t.grp = l.grp AND t.expert = l.expert;"
+                        "CREATE INDEX temp.mp_listed_pos_i ON mp_listed_pos(doc, pos);"
+                        "CREATE TEMP TABLE mp_hits_at AS SELECT t.doc, t.pos, t.grp, t.expert FROM topk t WHERE EXISTS"
+                        " (SELECT 1 FROM mp_listed_pos p WHERE p.doc = t.doc AND p.pos = t.pos);"
+                        "CREATE INDEX temp.mp_hits_at_i ON mp_hits_at(doc, pos);",
+                        NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+}
+
 /* ---- driver ------------------------------------------------------------------------ */
 
 int mp_browse(mp_store *st, const mp_browse_opts *o, mp_browse_summary *sum, mp_error *err) {
@@ -1337,13 +1368,14 @@ int mp_browse(mp_store *st, const mp_browse_opts *o, mp_browse_summary *sum, mp_
             goto cleanup;
         }
     }
-    if (sqlite3_prepare_v2(c.db,
+    if (index_coactivation(&c) < 0 ||
+        sqlite3_prepare_v2(c.db,
                            "SELECT t.field, t.value, t.n_tokens, IFNULL(s.n_active, 0), IFNULL(s.sum_w, 0) "
                            "FROM label_totals t LEFT JOIN label_stats s ON s.grp = ?1 AND s.expert = ?2 AND "
                            "s.field = t.field AND s.value = t.value ORDER BY t.field, t.value",
                            -1, &c.q_profile, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(c.db,
-                           "SELECT b.grp, b.expert, COUNT(*) AS n FROM topk a JOIN topk b ON b.doc = a.doc AND "
+                           "SELECT b.grp, b.expert, COUNT(*) AS n FROM topk a JOIN mp_hits_at b ON b.doc = a.doc AND "
                            "b.pos = a.pos WHERE a.grp = ?1 AND a.expert = ?2 AND NOT (b.grp = ?1 AND b.expert = ?2) "
                            "GROUP BY b.grp, b.expert ORDER BY n DESC, b.grp, b.expert LIMIT ?3",
                            -1, &c.q_coact, NULL) != SQLITE_OK)

@@ -299,6 +299,7 @@ static int commit(run *r, const job *j, mp_error *err) {
     int rc = 0;
     mp_topk_slot *refs = NULL; /* evidence rows' hits: windows to keep, then windows to collect */
     size_t nrefs = 0, caprefs = 0;
+    uint8_t *live = NULL;     /* [distinct windows to collect] still referenced */
     /* expert order: B-tree inserts in key order */
     if (a->n_dirty) qsort(a->dirty_list, a->n_dirty, sizeof *a->dirty_list, cmp_u32); /* NULL when empty */
     MP_TRY(mp_store_begin(st, err));
@@ -331,10 +332,16 @@ static int commit(run *r, const job *j, mp_error *err) {
         refs[i].w = 0;
     }
     if (nrefs) qsort(refs, nrefs, sizeof *refs, cmp_window);
-    for (size_t i = 0; i < nrefs; i++) {
-        const mp_topk_slot *e = &refs[i];
-        if (i > 0 && e->doc == e[-1].doc && e->pos == e[-1].pos) continue;
-        if ((rc = mp_store_gc_window(st, e->doc, e->pos, r->W, err)) < 0) goto fail;
+    size_t nwin = 0; /* distinct windows, in place */
+    for (size_t i = 0; i < nrefs; i++)
+        if (nwin == 0 || refs[i].doc != refs[nwin - 1].doc || refs[i].pos != refs[nwin - 1].pos) refs[nwin++] = refs[i];
+    if (nwin) {
+        if (!(live = calloc(nwin, 1))) {
+            rc = mp_fail(err, MP_ENOMEM, "out of memory (%zu windows)", nwin);
+            goto fail;
+        }
+        mp_acc_mark_windows(a, refs, nwin, (uint32_t)r->W, live); /* the hits the saved rows hold */
+        if ((rc = mp_store_drop_windows(st, refs, nwin, live, err)) < 0) goto fail;
     }
     r->batches++;
     struct { const char *k; uint64_t v; } pv[] = {
@@ -345,11 +352,13 @@ static int commit(run *r, const job *j, mp_error *err) {
         if ((rc = mp_store_progress_set(st, pv[i].k, (int64_t)pv[i].v, err)) < 0) goto fail;
     if ((rc = mp_store_commit(st, err)) < 0) goto fail;
     free(refs);
+    free(live);
     mp_acc_clear_dirty(a);
     batch_clear(bt);
     return 0;
 fail:
     free(refs);
+    free(live);
     mp_store_rollback(st);
     return rc;
 }
@@ -1138,7 +1147,7 @@ int mp_collect_merge(const char *out, const char *const *inputs, int n_inputs, i
     if (rc == 0) rc = mp_store_progress_set(o, "next_doc", (int64_t)next_doc, err);
     if (rc == 0) rc = mp_store_progress_set(o, "corpus_tokens", (int64_t)corpus_tokens, err);
     if (rc == 0) rc = mp_store_progress_set(o, "finished", 1, err);
-    if (rc == 0) rc = mp_store_gc_all(o, (int)W, err);
+    if (rc == 0) rc = mp_store_gc_all(o, acc, (int)W, err);
     if (rc == 0) rc = mp_store_commit(o, err);
     if (rc < 0) {
         mp_store_rollback(o);

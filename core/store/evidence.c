@@ -103,6 +103,16 @@ int mp_evid_old_refs(const mp_evid *ev, uint64_t first_doc, mp_topk_slot **out, 
     return 0;
 }
 
+void mp_evid_mark_windows(const mp_evid *ev, const mp_topk_slot *wins, size_t n, uint32_t W, uint8_t *live) {
+    const mp_hitsets *sets[2] = {&ev->qs, &ev->ls};
+    for (int k = 0; k < 2; k++)
+        for (size_t i = 0; i < sets[k]->cap; i++) {
+            const mp_hitset *s = &sets[k]->e[i];
+            if (s->key == MP_SMAP_EMPTY) continue;
+            for (int j = 0; j < s->n; j++) mp_windows_mark(wins, n, W, &s->s[j], live);
+        }
+}
+
 void mp_evid_clear_dirty(mp_evid *ev, const mp_acc *a) {
     for (size_t i = 0; i < a->n_dirty; i++) ev->hist_dirty[a->dirty_list[i]] = 0;
     mp_hitsets_clear_dirty(&ev->qs);

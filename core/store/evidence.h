@@ -110,6 +110,10 @@ int mp_evid_new_refs(const mp_evid *ev, uint64_t first_doc, mp_topk_slot **out, 
 int mp_evid_old_refs(const mp_evid *ev, uint64_t first_doc, mp_topk_slot **out, size_t *n, size_t *cap,
                      mp_error *err);
 
+/* mp_windows_mark (topk.h) for every hit of the quantile-sample and label
+ * top-K sets. */
+void mp_evid_mark_windows(const mp_evid *ev, const mp_topk_slot *wins, size_t n, uint32_t W, uint8_t *live);
+
 /* Write the changed rows (all = 1: every row; merge) of hist, qsamples,
  * label_topk and token_index inside the caller's transaction (sets: the hits
  * that entered, doc >= first_doc, and left, doc < first_doc, like topk); add a store's

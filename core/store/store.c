@@ -66,7 +66,6 @@ static const char *SCHEMA =
     " doc INTEGER NOT NULL, pos INTEGER NOT NULL, PRIMARY KEY(grp, expert, doc, pos)) WITHOUT ROWID;"
     "CREATE VIEW topk_ranked AS SELECT grp, expert, row_number() OVER (PARTITION BY grp, expert"
     " ORDER BY w DESC, doc, pos) - 1 AS rank, w, doc, pos FROM topk;"
-    "CREATE INDEX topk_doc ON topk(doc, pos);"
     "CREATE TABLE windows(id INTEGER PRIMARY KEY, doc INTEGER NOT NULL, start INTEGER NOT NULL,"
     " n_tokens INTEGER NOT NULL, ids BLOB NOT NULL, UNIQUE(doc, start));"
     "CREATE TABLE docs(doc INTEGER PRIMARY KEY, source TEXT, line INTEGER, labels TEXT NOT NULL);"
@@ -84,11 +83,9 @@ static const char *SCHEMA =
     " PRIMARY KEY(grp, expert, bin)) WITHOUT ROWID;"
     "CREATE TABLE qsamples(grp INTEGER NOT NULL, expert INTEGER NOT NULL, octave INTEGER NOT NULL, w REAL NOT NULL,"
     " doc INTEGER NOT NULL, pos INTEGER NOT NULL, PRIMARY KEY(grp, expert, octave, doc, pos)) WITHOUT ROWID;"
-    "CREATE INDEX qsamples_doc ON qsamples(doc, pos);"
     "CREATE TABLE label_topk(grp INTEGER NOT NULL, expert INTEGER NOT NULL, field TEXT NOT NULL, value TEXT NOT NULL,"
     " w REAL NOT NULL, doc INTEGER NOT NULL, pos INTEGER NOT NULL,"
     " PRIMARY KEY(grp, expert, field, value, doc, pos)) WITHOUT ROWID;"
-    "CREATE INDEX label_topk_doc ON label_topk(doc, pos);"
     "CREATE TABLE token_index(token INTEGER NOT NULL, grp INTEGER NOT NULL, expert INTEGER NOT NULL,"
     " n INTEGER NOT NULL, max_w REAL NOT NULL, PRIMARY KEY(token, grp, expert)) WITHOUT ROWID;";
 
@@ -533,28 +530,29 @@ int mp_store_get_doc(mp_store *st, uint64_t doc, char **labels_json, char **sour
     return rc;
 }
 
-int mp_store_gc_window(mp_store *st, uint64_t doc, uint32_t start, int window, mp_error *err) {
+int mp_store_drop_windows(mp_store *st, const mp_topk_slot *wins, size_t n, const uint8_t *live, mp_error *err) {
     sqlite3_stmt *s = NULL, *d = NULL;
     int rc = 0;
-    if ((rc = prep(st,
-                   "DELETE FROM windows WHERE doc=?1 AND start=?2 AND NOT EXISTS (SELECT 1 FROM topk WHERE "
-                   "topk.doc=?1 AND topk.pos>=?2 AND topk.pos<?2+?3) AND NOT EXISTS (SELECT 1 FROM qsamples q WHERE "
-                   "q.doc=?1 AND q.pos>=?2 AND q.pos<?2+?3) AND NOT EXISTS (SELECT 1 FROM label_topk l WHERE "
-                   "l.doc=?1 AND l.pos>=?2 AND l.pos<?2+?3)",
-                   &s, err)) < 0 ||
+    if ((rc = prep(st, "DELETE FROM windows WHERE doc=?1 AND start=?2", &s, err)) < 0 ||
         (rc = prep(st, "DELETE FROM docs WHERE doc=?1 AND NOT EXISTS (SELECT 1 FROM windows WHERE windows.doc=?1)",
                    &d, err)) < 0)
         goto cleanup;
-    sqlite3_bind_int64(s, 1, (sqlite3_int64)doc);
-    sqlite3_bind_int64(s, 2, start);
-    sqlite3_bind_int64(s, 3, window);
-    if (sqlite3_step(s) != SQLITE_DONE) {
-        rc = sqerr(st, err, "gc");
-        goto cleanup;
-    }
-    if (sqlite3_changes(st->db) > 0) {
-        sqlite3_bind_int64(d, 1, (sqlite3_int64)doc);
-        if (sqlite3_step(d) != SQLITE_DONE) rc = sqerr(st, err, "gc");
+    for (size_t k = 0; k < n; k++) {
+        if (live[k]) continue;
+        sqlite3_reset(s);
+        sqlite3_bind_int64(s, 1, (sqlite3_int64)wins[k].doc);
+        sqlite3_bind_int64(s, 2, wins[k].pos);
+        if (sqlite3_step(s) != SQLITE_DONE) {
+            rc = sqerr(st, err, "gc");
+            goto cleanup;
+        }
+        if (sqlite3_changes(st->db) == 0) continue;
+        sqlite3_reset(d);
+        sqlite3_bind_int64(d, 1, (sqlite3_int64)wins[k].doc);
+        if (sqlite3_step(d) != SQLITE_DONE) {
+            rc = sqerr(st, err, "gc");
+            goto cleanup;
+        }
     }
 cleanup:
     sqlite3_finalize(s);
@@ -562,16 +560,39 @@ cleanup:
     return rc;
 }
 
-int mp_store_gc_all(mp_store *st, int window, mp_error *err) {
-    char sql[1024];
-    snprintf(sql, sizeof sql,
-             "DELETE FROM windows WHERE NOT EXISTS (SELECT 1 FROM topk WHERE topk.doc=windows.doc AND "
-             "topk.pos>=windows.start AND topk.pos<windows.start+%d) AND NOT EXISTS (SELECT 1 FROM qsamples q WHERE "
-             "q.doc=windows.doc AND q.pos>=windows.start AND q.pos<windows.start+%d) AND NOT EXISTS (SELECT 1 FROM "
-             "label_topk l WHERE l.doc=windows.doc AND l.pos>=windows.start AND l.pos<windows.start+%d);"
-             "DELETE FROM docs WHERE NOT EXISTS (SELECT 1 FROM windows WHERE windows.doc=docs.doc);",
-             window, window, window);
-    return mp_store_exec(st, sql, err);
+int mp_store_gc_all(mp_store *st, const mp_acc *a, int window, mp_error *err) {
+    sqlite3_stmt *s = NULL;
+    mp_topk_slot *wins = NULL;
+    uint8_t *live = NULL;
+    size_t n = 0, cap = 0;
+    int rc = prep(st, "SELECT doc, start FROM windows ORDER BY doc, start", &s, err), step;
+    while (rc == 0 && (step = sqlite3_step(s)) == SQLITE_ROW) {
+        sqlite3_int64 doc = sqlite3_column_int64(s, 0), start = sqlite3_column_int64(s, 1);
+        if (doc < 0 || start < 0 || start > UINT32_MAX || start % window) {
+            rc = mp_store_corrupt(st, "windows", err);
+            break;
+        }
+        if (n == cap) {
+            size_t nc = cap ? cap * 2 : 1024;
+            mp_topk_slot *nw = realloc(wins, nc * sizeof *nw);
+            if (!nw) {
+                rc = mp_fail(err, MP_ENOMEM, "out of memory (%zu windows)", nc);
+                break;
+            }
+            wins = nw;
+            cap = nc;
+        }
+        wins[n++] = (mp_topk_slot){0, (uint32_t)start, (uint64_t)doc};
+    }
+    if (rc == 0 && step != SQLITE_DONE) rc = sqerr(st, err, "windows");
+    sqlite3_finalize(s);
+    if (rc == 0 && n > 0 && !(live = calloc(n, 1))) rc = mp_fail(err, MP_ENOMEM, "out of memory (%zu windows)", n);
+    if (rc == 0) mp_acc_mark_windows(a, wins, n, (uint32_t)window, live);
+    if (rc == 0) rc = mp_store_drop_windows(st, wins, n, live, err);
+    if (rc == 0) rc = mp_store_exec(st, "DELETE FROM docs WHERE NOT EXISTS (SELECT 1 FROM windows WHERE windows.doc=docs.doc)", err);
+    free(wins);
+    free(live);
+    return rc;
 }
 
 int64_t mp_store_file_bytes(const char *path) {

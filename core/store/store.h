@@ -108,11 +108,13 @@ int mp_store_put_doc(mp_store *st, uint64_t doc, const char *source, int64_t lin
 /* labels JSON of a stored document; 1 found, 0 absent. */
 int mp_store_get_doc(mp_store *st, uint64_t doc, char **labels_json, char **source, int64_t *line, mp_error *err);
 
-/* Garbage collection: drop window (doc, start) when no top-K row points into
- * [start, start+window), and the document row when it has no window left. */
-int mp_store_gc_window(mp_store *st, uint64_t doc, uint32_t start, int window, mp_error *err);
-/* Drop every unreferenced window and document (merge; consistency repair). */
-int mp_store_gc_all(mp_store *st, int window, mp_error *err);
+/* Garbage collection, decided in memory (the store has no (doc, pos) index
+ * to ask): drop each window wins[k] (doc, pos = start) with live[k] == 0,
+ * and the document row of a document left without a window. */
+int mp_store_drop_windows(mp_store *st, const mp_topk_slot *wins, size_t n, const uint8_t *live, mp_error *err);
+/* Drop every window no hit of a points into, and the documents left without
+ * one (merge: a holds every hit the store's rows hold). */
+int mp_store_gc_all(mp_store *st, const mp_acc *a, int window, mp_error *err);
 
 /* Write the accumulators: the dirty experts' statistics, the top-K hits that
  * entered (doc >= first_doc: this batch) or left (evicted, doc < first_doc)

@@ -371,3 +371,25 @@ void mp_acc_clear_dirty(mp_acc *a) {
     mp_smap_clear_dirty(&a->label);
     mp_smap_clear_dirty(&a->score);
 }
+
+void mp_windows_mark(const mp_topk_slot *wins, size_t n, uint32_t W, const mp_topk_slot *h, uint8_t *live) {
+    if (n == 0 || h->doc < wins[0].doc || h->doc > wins[n - 1].doc) return;
+    uint32_t start = h->pos - h->pos % W;
+    size_t lo = 0, hi = n; /* first window not before (h->doc, start) */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (wins[mid].doc < h->doc || (wins[mid].doc == h->doc && wins[mid].pos < start)) lo = mid + 1;
+        else hi = mid;
+    }
+    if (lo < n && wins[lo].doc == h->doc && wins[lo].pos == start) live[lo] = 1;
+}
+
+void mp_acc_mark_windows(const mp_acc *a, const mp_topk_slot *wins, size_t n, uint32_t W, uint8_t *live) {
+    if (n == 0) return;
+    size_t ne = (size_t)a->n_groups * a->n_experts;
+    for (size_t x = 0; x < ne; x++) {
+        const mp_topk_slot *h = a->slots + x * (size_t)a->K;
+        for (int r = 0; r < a->count[x]; r++) mp_windows_mark(wins, n, W, &h[r], live);
+    }
+    mp_evid_mark_windows(a->ev, wins, n, W, live);
+}

@@ -174,4 +174,13 @@ static inline void mp_label_key_split(uint64_t k, int *g, int *f, int *v, uint32
 /* Mark every expert clean and forget evictions (after a save). */
 void mp_acc_clear_dirty(mp_acc *a);
 
+/* Window references, for garbage collection without a (doc, pos) index in the
+ * store: wins[0..n) are windows (doc, pos = start, a multiple of W), sorted by
+ * doc then start and distinct. mp_windows_mark sets live[k] when hit h points
+ * into wins[k]; mp_acc_mark_windows does it for every hit a holds (top-K heaps,
+ * quantile samples, label top-K), which are exactly the rows a saved store
+ * holds, so a window left unmarked has no row pointing into it. */
+void mp_windows_mark(const mp_topk_slot *wins, size_t n, uint32_t W, const mp_topk_slot *h, uint8_t *live);
+void mp_acc_mark_windows(const mp_acc *a, const mp_topk_slot *wins, size_t n, uint32_t W, uint8_t *live);
+
 #endif

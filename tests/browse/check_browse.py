@@ -140,6 +140,15 @@ def site_mode():
     check(re.search(r'<td class="num pct">\d+\.\d\d%</td>', hp) is not None, "activation shown as the paper does")
     check("<svg class=\"profile\"" in hp and "<rect" in hp, "per-label activation profile as inline SVG")
     check("Co-activating experts" in hp, "co-activating experts section")
+    got = [(int(a), int(b.replace(",", "")), int(n)) for a, b, n in
+           re.findall(r'\((\d+):#([\d,]+)\)</span></td><td class="num">(\d+)</td>', hp)]
+    want = subprocess.run(["sqlite3", store, "SELECT b.grp, b.expert, COUNT(*) AS n FROM topk a JOIN topk b ON "
+                           f"b.doc = a.doc AND b.pos = a.pos WHERE a.grp = {g} AND a.expert = {e} AND NOT "
+                           f"(b.grp = {g} AND b.expert = {e}) GROUP BY 1, 2 ORDER BY n DESC, 1, 2 LIMIT 12"],
+                          capture_output=True, text=True, check=True).stdout.split()
+    want = [tuple(int(x) for x in r.split("|")) for r in want]
+    check(got == want and len(want) > 0, f"co-activating experts == the self-join of topk on (doc, pos) "
+          f"({len(got)} rows)")
     # evidence panels: histogram (bars add up to n_active), quantile samples, per-label samples
     g_, e_ = int(g), int(e)
     n_act = int(subprocess.run(["sqlite3", store, f"SELECT n_active FROM expert_stats WHERE grp={g_} AND expert={e_}"],

@@ -146,18 +146,18 @@ def close_rows(a, b, rel=1e-9):
     return True
 
 
-def unreferenced_windows(path):
+def unreferenced_windows(path, win=W):
     db = sqlite3.connect(path)
     cond = " AND ".join(f"NOT EXISTS (SELECT 1 FROM {t} t WHERE t.doc = w.doc AND t.pos >= w.start AND "
-                        f"t.pos < w.start + {W})" for t in REFS)
+                        f"t.pos < w.start + {win})" for t in REFS)
     n = db.execute(f"SELECT count(*) FROM windows w WHERE {cond}").fetchone()[0]
     db.close()
     return n
 
 
-def missing_windows(db):
+def missing_windows(db, win=W):
     return sum(db.execute(f"SELECT count(*) FROM {t} t WHERE NOT EXISTS (SELECT 1 FROM windows w WHERE w.doc = t.doc "
-                          f"AND w.start = t.pos - t.pos % {W})").fetchone()[0] for t in REFS)
+                          f"AND w.start = t.pos - t.pos % {win})").fetchone()[0] for t in REFS)
 
 
 # ------------------------------------------------------------------ bruteforce
@@ -265,6 +265,17 @@ def mode_bruteforce(tmp):
     check(worst_doc < 1e-9, f"per-document Pearson r from the store == numpy (max |diff| {worst_doc:.2e})")
     check(unreferenced_windows(store) == 0, "no window without a top-K, sample or label top-K row pointing into it (GC)")
     check(missing_windows(db) == 0, "every top-K, quantile sample and label top-K row has its window")
+    # GC inside a run: 4-token windows, K = 1, a transaction per window, so hits of
+    # committed windows leave their sets and windows must go (decided in memory)
+    gc = os.path.join(tmp, "gc.db")
+    out = json.loads(run("collect", "--model", MODEL, "--corpus", corpus, "--out", gc, "--text-field", "code",
+                         "--label-field", "lang", "--context-window", "4", "--top-k", "1", "--commit-every", "1",
+                         "--quiet", "--json").stdout)
+    gdb = sqlite3.connect(gc)
+    kept = gdb.execute("SELECT count(*) FROM windows").fetchone()[0]
+    check(kept < out["windows"] and unreferenced_windows(gc, 4) == 0 and missing_windows(gdb, 4) == 0,
+          f"GC at every commit: {out['windows']} windows run, {kept} kept == exactly those a row points into")
+    gdb.close()
     check_evidence(db, docs, hits, tok_id)
     meta = dict(db.execute("SELECT key, value FROM meta"))
     cfg = hashlib.sha256(open(os.path.join(MODEL, "config.json"), "rb").read()).hexdigest()
