@@ -9,6 +9,9 @@
 #   label), --max-tokens BENCH_COLLECT_TOKENS, K = 32, window WINDOW, a fresh
 #   store each run. The two alternate, BENCH_REPS (3) times: min / median / max
 #   of each and of the per-round ratio collect / forward (goal >= 0.85).
+#   Also the forward at cores - 1 BLAS threads (what collect's forward gets
+#   beside its store thread): its ratio to the forward is the most collect can
+#   reach on this machine, and collect / it is what the store itself costs.
 # Medium random model as in bench/run.sh: d=512, 8 layers, E=128 (16,384 experts
 # per group, 2 groups), Hm=4, k=8, G=4, V=32000, LLaMA-2 tokenizer.
 # BENCH_COLLECT_MODEL=DIR runs on that checkpoint instead (bench/run.sh: the
@@ -38,9 +41,12 @@ head -2000 "$shared/data/rosettacode/solutions.jsonl" > "$tmp/corpus.jsonl"
 R=${BENCH_REPS:-3}
 timecmd=()
 [[ -x /usr/bin/time ]] && timecmd=(/usr/bin/time -v -o "$tmp/time.txt")
+store_cores=$(( threads > 1 ? threads - 1 : 1 ))   # collect's BLAS threads beside its store thread
 for r in $(seq "$R"); do
   OPENBLAS_NUM_THREADS=$threads "$bdir/bench_forward" "$model" --tokens "$WIN" --reps 1 --decode 0 --no-dense \
       > "$tmp/fwd$r.json"
+  OPENBLAS_NUM_THREADS=$store_cores "$bdir/bench_forward" "$model" --tokens "$WIN" --reps 1 --decode 0 --no-dense \
+      > "$tmp/fwdc$r.json"
   "${collect_env[@]}" "${timecmd[@]}" "$bin" collect --model "$model" --corpus "$tmp/corpus.jsonl" \
       --out "$tmp/s.db" --force-new --text-field code --label-field lang --max-tokens "$N" --context-window "$WIN" \
       --top-k 32 --quiet --json > "$tmp/collect$r.json"
@@ -49,10 +55,11 @@ rss=$(grep -s "Maximum resident set size" "$tmp/time.txt" | awk '{print $NF}' ||
 shape=$($py -c "import sqlite3, sys; m = dict(sqlite3.connect(sys.argv[1]).execute('SELECT key, value FROM meta'))
 print(f\"E={m['moe_experts']} x {m['n_groups']} groups\")" "$tmp/s.db")
 echo "== collect vs forward, ${N} tokens, window ${WIN}, ${threads} cores, ${shape}, K=32 =="
-$py - "$tmp" "$R" "$tmp/s.db" "${rss:-0}" <<'PY'
+$py - "$tmp" "$R" "$tmp/s.db" "${rss:-0}" "$store_cores" <<'PY'
 import json, sqlite3, statistics, sys
-tmp, R = sys.argv[1], int(sys.argv[2])
+tmp, R, store_cores = sys.argv[1], int(sys.argv[2]), int(sys.argv[5])
 fwds = [json.load(open(f"{tmp}/fwd{r}.json")) for r in range(1, R + 1)]
+fwdc = [json.load(open(f"{tmp}/fwdc{r}.json"))["prefill_sparse_tok_s"]["median"] for r in range(1, R + 1)]
 cols = [json.load(open(f"{tmp}/collect{r}.json")) for r in range(1, R + 1)]
 f_ts = [f["prefill_sparse_tok_s"]["median"] for f in fwds]
 c_ts = [c["tokens_per_s"] for c in cols]
@@ -78,6 +85,14 @@ print(f"forward only  {mmm(f_ts)} tok/s")
 print(f"collect       {mmm(c_ts)} tok/s")
 print(f"ratio         {min(ratios):8.2f} {statistics.median(ratios):8.2f} {max(ratios):8.2f}   collect / forward per round"
       " (goal >= 0.85)")
+cap = [c / f for c, f in zip(fwdc, f_ts)]
+own = [c / f for c, f in zip(c_ts, fwdc)]
+th = f"{store_cores} thread{'s' if store_cores > 1 else ''}"
+print(f"{'fwd ' + th:14s}{mmm(fwdc)} tok/s: the forward at collect's BLAS threads (beside its store thread)")
+print(f"ceiling       {min(cap):8.2f} {statistics.median(cap):8.2f} {max(cap):8.2f}   forward at {th} / forward: the ratio "
+      "collect reaches if its store costs nothing")
+print(f"store cost    {min(own):8.2f} {statistics.median(own):8.2f} {max(own):8.2f}   collect / forward at {th} "
+      "(1 = the store never holds the forward up)")
 if all("store_thread_s" in c for c in cols):
     sec = [c["seconds"] for c in cols]
     busy = [c["store_thread_s"] for c in cols]
