@@ -236,7 +236,12 @@ typedef struct job {
     uint64_t next_doc, tokens, windows, corpus_tokens, skipped;
 } job;
 
-enum { N_JOBS = 3 }; /* the reading thread works up to two engine calls ahead */
+/* Jobs in flight: the reading thread works up to n_jobs - 1 engine calls
+ * ahead of the store thread, enough for one whole --commit-every batch, so the
+ * forward goes on while a commit (seconds: every dirty expert's rows) runs.
+ * Memory: the routing of a batch of windows (1.4B shape: about 3 MB a 512-token
+ * window; 64 windows = 192 MB). */
+enum { MIN_JOBS = 3, MAX_JOBS = 1026 };
 
 typedef struct run {
     const mp_collect_opts *o;
@@ -253,7 +258,8 @@ typedef struct run {
     pdoc *nd;
     size_t n_nd, cap_nd;
     mp_engine *eng;
-    job jobs[N_JOBS];
+    job *jobs;        /* [n_jobs] */
+    int n_jobs;
     mp_pipe *pipe;
     uint64_t tokens, windows, next_doc;
     uint64_t corpus_tokens; /* tokens of every document before next_doc, all shards: what --max-tokens caps */
@@ -566,8 +572,8 @@ static int run_job(void *ctx, void *jp, mp_error *err) {
  * done with its previous use. */
 static int next_job(run *r, job **out, mp_error *err) {
     const uint64_t n = mp_pipe_pushed(r->pipe) + 1;
-    if (n > N_JOBS) MP_TRY(mp_pipe_wait(r->pipe, n - N_JOBS, err));
-    job *j = &r->jobs[n % N_JOBS];
+    if (n > (uint64_t)r->n_jobs) MP_TRY(mp_pipe_wait(r->pipe, n - (uint64_t)r->n_jobs, err));
+    job *j = &r->jobs[n % (uint64_t)r->n_jobs];
     for (size_t i = 0; i < j->nd; i++) pdoc_free(&j->docs[i]); /* left by a failed job */
     j->nd = j->nw = 0;
     j->end_all = 0;
@@ -882,7 +888,16 @@ int mp_collect_run(const mp_collect_opts *o, mp_collect_summary *sum, mp_error *
     if ((rc = mp_engine_create_slots(m, o->device, o->batch > 1 ? o->batch : 1, r.W, 0, &r.eng, err)) < 0)
         goto cleanup;
     r.per_call = mp_engine_slots(r.eng);
-    for (int i = 0; i < N_JOBS; i++) {
+    {
+        int every = o->commit_every > 0 ? o->commit_every : 64;
+        long want = (every + r.per_call - 1) / r.per_call + 2L;
+        r.n_jobs = want < MIN_JOBS ? MIN_JOBS : want > MAX_JOBS ? MAX_JOBS : (int)want;
+    }
+    if (!(r.jobs = calloc((size_t)r.n_jobs, sizeof *r.jobs))) {
+        rc = mp_fail(err, MP_ENOMEM, "out of memory");
+        goto cleanup;
+    }
+    for (int i = 0; i < r.n_jobs; i++) {
         job *j = &r.jobs[i];
         j->w = calloc((size_t)r.per_call, sizeof *j->w);
         j->rt = calloc((size_t)r.per_call, sizeof *j->rt);
@@ -909,7 +924,7 @@ int mp_collect_run(const mp_collect_opts *o, mp_collect_summary *sum, mp_error *
         int want = cores > 1 ? (int)cores - 1 : 1;
         if (want < blas_before) openblas_set_num_threads(want);
     }
-    if ((rc = mp_pipe_open(run_job, &r, N_JOBS, !(pl && !strcmp(pl, "0")), &r.pipe, err)) < 0) goto cleanup;
+    if ((rc = mp_pipe_open(run_job, &r, r.n_jobs, !(pl && !strcmp(pl, "0")), &r.pipe, err)) < 0) goto cleanup;
     mp_corpus_opts co;
     memset(&co, 0, sizeof co);
     co.text_field = o->text_field;
@@ -970,7 +985,7 @@ cleanup:
     for (int i = 0; i < 2; i++) batch_free(&r.bufs[i]);
     mp_acc_free(r.acc);
     mp_store_close(r.st);
-    for (int i = 0; i < N_JOBS; i++) {
+    for (int i = 0; r.jobs && i < r.n_jobs; i++) {
         job *j = &r.jobs[i];
         for (int k = 0; j->rt && k < r.per_call; k++) mp_routing_free(&j->rt[k]);
         for (size_t k = 0; k < j->nd; k++) pdoc_free(&j->docs[k]);
@@ -980,6 +995,7 @@ cleanup:
         free(j->ids);
         free(j->off);
     }
+    free(r.jobs);
     for (size_t k = 0; k < r.n_nd; k++) pdoc_free(&r.nd[k]);
     free(r.nd);
     for (size_t k = r.wq_head; k < r.wq_n; k++) pdoc_free(&r.wq[k]);
