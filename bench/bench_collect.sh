@@ -3,8 +3,10 @@
 # same model and window length, store size, bytes per context, peak RSS, and
 # the same figures extrapolated to the public 1.4B shape (6 groups x 262,144
 # experts, K = 32).
-#   forward-only baseline: build/bench_forward --tokens WINDOW (one prefill of
-#   WINDOW tokens, sparse expert compute, last-token logits, no routing record).
+#   forward-only baseline: build/bench_forward --tokens WINDOW (the median of
+#   BENCH_COLLECT_FWD_REPS (5) prefills of WINDOW tokens, sparse expert compute,
+#   last-token logits, no routing record; one prefill alone swung 957-1871 tok/s
+#   on this shared 2-core machine).
 #   collect: monet-probe collect over RosettaCode solutions (code field, lang
 #   label), --max-tokens BENCH_COLLECT_TOKENS, K = 32, window WINDOW, a fresh
 #   store each run. The two alternate, BENCH_REPS (3) times: min / median / max
@@ -39,13 +41,14 @@ collect_env=(env -u OPENBLAS_NUM_THREADS -u OMP_NUM_THREADS)
 [[ -n ${BENCH_THREADS:-} ]] && collect_env=(env OPENBLAS_NUM_THREADS="$threads")
 head -2000 "$shared/data/rosettacode/solutions.jsonl" > "$tmp/corpus.jsonl"
 R=${BENCH_REPS:-3}
+FR=${BENCH_COLLECT_FWD_REPS:-5}
 timecmd=()
 [[ -x /usr/bin/time ]] && timecmd=(/usr/bin/time -v -o "$tmp/time.txt")
 store_cores=$(( threads > 1 ? threads - 1 : 1 ))   # collect's BLAS threads beside its store thread
 for r in $(seq "$R"); do
-  OPENBLAS_NUM_THREADS=$threads "$bdir/bench_forward" "$model" --tokens "$WIN" --reps 1 --decode 0 --no-dense \
+  OPENBLAS_NUM_THREADS=$threads "$bdir/bench_forward" "$model" --tokens "$WIN" --reps "$FR" --decode 0 --no-dense \
       > "$tmp/fwd$r.json"
-  OPENBLAS_NUM_THREADS=$store_cores "$bdir/bench_forward" "$model" --tokens "$WIN" --reps 1 --decode 0 --no-dense \
+  OPENBLAS_NUM_THREADS=$store_cores "$bdir/bench_forward" "$model" --tokens "$WIN" --reps "$FR" --decode 0 --no-dense \
       > "$tmp/fwdc$r.json"
   "${collect_env[@]}" "${timecmd[@]}" "$bin" collect --model "$model" --corpus "$tmp/corpus.jsonl" \
       --out "$tmp/s.db" --force-new --text-field code --label-field lang --max-tokens "$N" --context-window "$WIN" \

@@ -157,7 +157,7 @@ PY
     tokenizer=$(cd .. && pwd)/shared/data/llama2-tokenizer/tokenizer.model
     if [[ -f $tokenizer ]]; then
       cp "$tokenizer" "$tmp/large/tokenizer.model"
-      BENCH_COLLECT_MODEL="$tmp/large" BENCH_COLLECT_TOKENS=${BENCH_LARGE_COLLECT_TOKENS:-2048} \
+      BENCH_COLLECT_MODEL="$tmp/large" BENCH_COLLECT_TOKENS=${BENCH_LARGE_COLLECT_TOKENS:-2048} BENCH_COLLECT_FWD_REPS=1 \
           bench/bench_collect.sh "$bin" | grep -v "^1.4B"
     else
       echo "collect at the 1.4B shape skipped: $tokenizer not found"
@@ -169,6 +169,12 @@ if [[ -x bench/bench_tokenizer.sh ]]; then
   echo "== tokenizer =="
   bench/bench_tokenizer.sh "$bin"
 fi
-if [[ -x bench/bench_collect.sh ]]; then echo "== collect =="; bench/bench_collect.sh "$bin"; fi
+if [[ -x bench/bench_collect.sh ]]; then
+  # short: 16,384 tokens, one commit (every hit is new) at the very end, which nothing can
+  # overlap: start-up cost. long: 65,536 tokens, five commits overlapping the forward:
+  # the throughput of a real collect (docs/store.md)
+  echo "== collect (short run) =="; bench/bench_collect.sh "$bin"
+  echo "== collect (long run) =="; BENCH_COLLECT_TOKENS=65536 bench/bench_collect.sh "$bin" | grep -v "^1.4B"
+fi
 if [[ -x bench/bench_batch.sh ]]; then echo "== batched engine =="; bench/bench_batch.sh "$bin"; fi
 if [[ -x bench/bench_gen.sh ]]; then echo "== generation (eval multipl-e / toxicity) =="; bench/bench_gen.sh "$bin"; fi
