@@ -101,6 +101,8 @@ if all("store_thread_s" in c for c in cols):
     busy = [c["store_thread_s"] for c in cols]
     wait = [c["waited_for_store_s"] for c in cols]
     print(f"store thread  {mmm(busy)} s busy of {mmm(sec)} s; the forward waited {mmm(wait)} s for it")
+    if all("commit_s" in c for c in cols):
+        print(f"  in commits  {mmm([c['commit_s'] for c in cols])} s (SQLite transactions; the rest: accumulators)")
 print(f"store         {size/1e6:.2f} MB ({files/1e6:.2f} MB tokenizer+config), {rows} top-K rows, {nwin} windows "
       f"({ntok} tokens, {blob/max(1,nwin):.0f} zstd bytes/window = {per_tok_blob:.2f} B/token), "
       f"{(size-files)/max(1,nwin):.0f} store bytes per stored context, {rowbytes:.1f} B per top-K row")

@@ -146,13 +146,13 @@ int cmd_collect(int argc, char **argv) {
                "\"documents\": %llu, \"tokens\": %llu, \"new_tokens\": %llu, \"windows\": %llu, \"batches\": %llu, "
                "\"skipped_lines\": %llu, \"tokens_per_s\": %.1f, \"store_bytes\": %lld, \"contexts\": %llu, "
                "\"context_blob_bytes\": %llu, \"topk_rows\": %llu, \"bytes_per_context\": %.1f, \"seconds\": %.3f, "
-               "\"store_thread_s\": %.3f, \"waited_for_store_s\": %.3f, \"groups\": [",
+               "\"store_thread_s\": %.3f, \"commit_s\": %.3f, \"waited_for_store_s\": %.3f, \"groups\": [",
                o.out, s.resumed ? "true" : "false", s.already_finished ? "true" : "false",
                (unsigned long long)s.resumed_at_doc, (unsigned long long)s.documents, (unsigned long long)s.tokens,
                (unsigned long long)s.new_tokens, (unsigned long long)s.windows, (unsigned long long)s.batches,
                (unsigned long long)s.skipped_lines, rate, (long long)s.store_bytes, (unsigned long long)s.n_contexts,
                (unsigned long long)s.context_blob_bytes, (unsigned long long)s.topk_rows, per_ctx, s.seconds,
-               s.store_thread_s, s.waited_s);
+               s.store_thread_s, s.commit_s, s.waited_s);
         for (int g = 0; g < s.n_groups; g++)
             printf("%s{\"group\": %d, \"tokens\": %llu, \"active_experts\": %llu}", g ? ", " : "", g,
                    (unsigned long long)s.group_tokens[g], (unsigned long long)s.group_active[g]);
@@ -166,8 +166,8 @@ int cmd_collect(int argc, char **argv) {
     printf("tokens      %llu in %llu windows of <= %d, %llu batches", (unsigned long long)s.tokens,
            (unsigned long long)s.windows, s.window, (unsigned long long)s.batches);
     if (!s.already_finished)
-        printf(", %.1f tokens/s this run (store thread busy %.1f s, the forward waited %.1f s for it)", rate,
-               s.store_thread_s, s.waited_s);
+        printf(", %.1f tokens/s this run (store thread busy %.1f s, %.1f s of it in commits; the forward waited "
+               "%.1f s for it)", rate, s.store_thread_s, s.commit_s, s.waited_s);
     printf("\n");
     unsigned long long e2 = (unsigned long long)s.E * (unsigned long long)s.E;
     for (int g = 0; g < s.n_groups; g++)

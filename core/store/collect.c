@@ -270,6 +270,7 @@ typedef struct run {
     size_t wq_head, wq_n, wq_cap;
     mp_pairs_buf pairs;
     uint64_t docs, batches;
+    double commit_s;  /* store thread: time in this run's commits */
 } run;
 
 static int cmp_u32(const void *x, const void *y) {
@@ -297,8 +298,17 @@ static int keep_window(run *r, batch *bt, uint64_t doc, uint32_t pos, mp_error *
     return 0;
 }
 
-/* Store thread: commit job j's batch, one transaction. */
+static int commit_batch(run *r, const job *j, mp_error *err);
+
+/* Store thread: commit job j's batch, one transaction (timed). */
 static int commit(run *r, const job *j, mp_error *err) {
+    double t0 = mp_now();
+    int rc = commit_batch(r, j, err);
+    r->commit_s += mp_now() - t0;
+    return rc;
+}
+
+static int commit_batch(run *r, const job *j, mp_error *err) {
     batch *bt = j->b;
     mp_acc *a = r->acc;
     mp_store *st = r->st;
@@ -966,6 +976,7 @@ int mp_collect_run(const mp_collect_opts *o, mp_collect_summary *sum, mp_error *
         (rc = mp_pipe_wait(r.pipe, mp_pipe_pushed(r.pipe), err)) < 0)
         goto cleanup;
     mp_pipe_times(r.pipe, &sum->store_thread_s, &sum->waited_s);
+    sum->commit_s = r.commit_s;
     mp_pipe_close(r.pipe);
     r.pipe = NULL;
     sum->seconds = mp_now() - t0;

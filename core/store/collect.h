@@ -67,6 +67,7 @@ typedef struct mp_collect_summary {
     uint64_t new_tokens;         /* tokens processed by this invocation */
     double seconds;              /* wall time of this invocation's processing */
     double store_thread_s;       /* of which the store thread (accumulators, commits) was busy */
+    double commit_s;             /* of which in commits (SQLite transactions; the rest: accumulators) */
     double waited_s;             /* and the reading thread (tokenizer, forward) waited for it */
     int n_groups, E, K, window;
     uint64_t group_tokens[256], group_active[256];

@@ -275,6 +275,9 @@ def mode_bruteforce(tmp):
     kept = gdb.execute("SELECT count(*) FROM windows").fetchone()[0]
     check(kept < out["windows"] and unreferenced_windows(gc, 4) == 0 and missing_windows(gdb, 4) == 0,
           f"GC at every commit: {out['windows']} windows run, {kept} kept == exactly those a row points into")
+    check(0 < out["commit_s"] <= out["store_thread_s"] and out["batches"] >= out["documents"],
+          f"--json: {out['batches']} commits took {out['commit_s']:.3f} s of the store thread's "
+          f"{out['store_thread_s']:.3f} s")
     gdb.close()
     check_evidence(db, docs, hits, tok_id)
     meta = dict(db.execute("SELECT key, value FROM meta"))
