@@ -18,8 +18,10 @@ int mp_evid_create(int n_groups, uint32_t n_experts, mp_evid **out, mp_error *er
     ev->n_experts = n_experts;
     ev->hist = calloc(ne * MP_HIST_BINS, sizeof *ev->hist);
     ev->hist_dirty = calloc(ne, sizeof *ev->hist_dirty);
+    ev->qcut = malloc(ne * MP_QBINS * sizeof *ev->qcut);
     int rc = 0;
-    if (!ev->hist || !ev->hist_dirty) {
+    if (ev->qcut) memset(ev->qcut, 0xff, ne * MP_QBINS * sizeof *ev->qcut);
+    if (!ev->hist || !ev->hist_dirty || !ev->qcut) {
         rc = mp_fail(err, MP_ENOMEM, "out of memory for the histograms of %zu experts (%.1f MB)", ne,
                      (double)ne * MP_HIST_BINS * sizeof *ev->hist / 1e6);
         goto fail;
@@ -39,10 +41,18 @@ void mp_evid_free(mp_evid *ev) {
     if (!ev) return;
     free(ev->hist);
     free(ev->hist_dirty);
+    free(ev->qcut);
     mp_hitsets_free(&ev->qs);
     mp_hitsets_free(&ev->ls);
     mp_smap_free(&ev->tok);
     free(ev);
+}
+
+/* qcut of the sample set s after it changed (or was loaded) */
+static void qcut_update(mp_evid *ev, const mp_hitset *s) {
+    if (!s || s->n < ev->qs.size) return;
+    ev->qcut[(size_t)(s->key >> 4) * MP_QBINS + (size_t)(s->key & 15)] =
+        (uint16_t)(mp_sample_hash(s->s[s->n - 1].doc, s->s[s->n - 1].pos) >> 48);
 }
 
 int mp_evid_hit(mp_evid *ev, int g, uint32_t e, float w, uint64_t doc, uint32_t pos, int32_t token, mp_error *err) {
@@ -51,7 +61,13 @@ int mp_evid_hit(mp_evid *ev, int g, uint32_t e, float w, uint64_t doc, uint32_t 
     ev->hist[x * MP_HIST_BINS + (size_t)b]++;
     ev->hist_dirty[x] |= 1u << b;
     mp_topk_slot hit = {w, pos, doc};
-    MP_TRY(mp_hitsets_offer(&ev->qs, (uint64_t)x << 4 | (uint64_t)(b / 2), hit, err));
+    size_t qi = x * MP_QBINS + (size_t)(b / 2);
+    if (mp_sample_hash(doc, pos) >> 48 <= ev->qcut[qi]) {
+        uint64_t key = (uint64_t)x << 4 | (uint64_t)(b / 2);
+        int changed = mp_hitsets_offer(&ev->qs, key, hit, err);
+        if (changed < 0) return changed;
+        if (changed) qcut_update(ev, mp_hitsets_get(&ev->qs, key));
+    }
     if (w >= MP_TOKIDX_MIN_W && token >= 0) {
         double *d = mp_smap_get(&ev->tok, (uint64_t)token << 32 | (uint64_t)g << 24 | e, err);
         if (!d) return MP_ENOMEM;
@@ -129,6 +145,8 @@ int mp_evid_save(struct mp_store *st, const mp_acc *a, int all, uint64_t first_d
 int mp_evid_load(struct mp_store *st, mp_acc *a, mp_error *err) {
     MP_TRY(mp_hist_load(st, a, err));
     MP_TRY(mp_samples_load(st, a, err));
+    for (size_t i = 0; i < a->ev->qs.cap; i++)
+        if (a->ev->qs.e[i].key != MP_SMAP_EMPTY) qcut_update(a->ev, &a->ev->qs.e[i]);
     MP_TRY(mp_tokidx_load(st, a, err));
     mp_hitsets_clear_dirty(&a->ev->qs);
     mp_hitsets_clear_dirty(&a->ev->ls);

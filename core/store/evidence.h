@@ -84,6 +84,9 @@ typedef struct mp_evid {
     uint64_t *hist;               /* [n_groups*n_experts][MP_HIST_BINS] counts (calloc) */
     uint32_t *hist_dirty;         /* [n_groups*n_experts] bit b: bin b changed since the last save */
     mp_hitsets qs;                /* key (x << 4 | octave), x = g*n_experts + e; by hash */
+    uint16_t *qcut;               /* [n_groups*n_experts*MP_QBINS] top 16 bits of the worst sample's
+                                     hash in set (x, octave), 0xFFFF while not full: a hit whose
+                                     hash is above it cannot enter, and skips the set lookup */
     mp_hitsets ls;                /* key mp_label_key(g, f, v, e); by w */
     mp_smap tok;                  /* key token << 32 | g << 24 | e -> {n, max w} */
 } mp_evid;
