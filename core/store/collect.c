@@ -315,7 +315,6 @@ static int commit_batch(run *r, const job *j, mp_error *err) {
     int rc = 0;
     mp_topk_slot *refs = NULL; /* evidence rows' hits: windows to keep, then windows to collect */
     size_t nrefs = 0, caprefs = 0;
-    uint8_t *live = NULL;     /* [distinct windows to collect] still referenced */
     /* expert order: B-tree inserts in key order */
     if (a->n_dirty) qsort(a->dirty_list, a->n_dirty, sizeof *a->dirty_list, cmp_u32); /* NULL when empty */
     MP_TRY(mp_store_begin(st, err));
@@ -351,14 +350,7 @@ static int commit_batch(run *r, const job *j, mp_error *err) {
     size_t nwin = 0; /* distinct windows, in place */
     for (size_t i = 0; i < nrefs; i++)
         if (nwin == 0 || refs[i].doc != refs[nwin - 1].doc || refs[i].pos != refs[nwin - 1].pos) refs[nwin++] = refs[i];
-    if (nwin) {
-        if (!(live = calloc(nwin, 1))) {
-            rc = mp_fail(err, MP_ENOMEM, "out of memory (%zu windows)", nwin);
-            goto fail;
-        }
-        mp_acc_mark_windows(a, refs, nwin, (uint32_t)r->W, live); /* the hits the saved rows hold */
-        if ((rc = mp_store_drop_windows(st, refs, nwin, live, err)) < 0) goto fail;
-    }
+    if ((rc = mp_store_gc_windows(st, a, refs, nwin, r->W, err)) < 0) goto fail;
     r->batches++;
     struct { const char *k; uint64_t v; } pv[] = {
         {"next_doc", j->next_doc}, {"documents", r->docs}, {"tokens", j->tokens}, {"windows", j->windows},
@@ -368,13 +360,11 @@ static int commit_batch(run *r, const job *j, mp_error *err) {
         if ((rc = mp_store_progress_set(st, pv[i].k, (int64_t)pv[i].v, err)) < 0) goto fail;
     if ((rc = mp_store_commit(st, err)) < 0) goto fail;
     free(refs);
-    free(live);
     mp_acc_clear_dirty(a);
     batch_clear(bt);
     return 0;
 fail:
     free(refs);
-    free(live);
     mp_store_rollback(st);
     return rc;
 }

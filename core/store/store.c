@@ -530,8 +530,13 @@ int mp_store_get_doc(mp_store *st, uint64_t doc, char **labels_json, char **sour
     return rc;
 }
 
-int mp_store_drop_windows(mp_store *st, const mp_topk_slot *wins, size_t n, const uint8_t *live, mp_error *err) {
+int mp_store_gc_windows(mp_store *st, const mp_acc *a, const mp_topk_slot *wins, size_t n, int window,
+                        mp_error *err) {
+    if (n == 0) return 0;
     sqlite3_stmt *s = NULL, *d = NULL;
+    uint8_t *live = calloc(n, 1);
+    if (!live) return mp_fail(err, MP_ENOMEM, "out of memory (%zu windows)", n);
+    mp_acc_mark_windows(a, wins, n, (uint32_t)window, live);
     int rc = 0;
     if ((rc = prep(st, "DELETE FROM windows WHERE doc=?1 AND start=?2", &s, err)) < 0 ||
         (rc = prep(st, "DELETE FROM docs WHERE doc=?1 AND NOT EXISTS (SELECT 1 FROM windows WHERE windows.doc=?1)",
@@ -557,13 +562,13 @@ int mp_store_drop_windows(mp_store *st, const mp_topk_slot *wins, size_t n, cons
 cleanup:
     sqlite3_finalize(s);
     sqlite3_finalize(d);
+    free(live);
     return rc;
 }
 
 int mp_store_gc_all(mp_store *st, const mp_acc *a, int window, mp_error *err) {
     sqlite3_stmt *s = NULL;
     mp_topk_slot *wins = NULL;
-    uint8_t *live = NULL;
     size_t n = 0, cap = 0;
     int rc = prep(st, "SELECT doc, start FROM windows ORDER BY doc, start", &s, err), step;
     while (rc == 0 && (step = sqlite3_step(s)) == SQLITE_ROW) {
@@ -572,26 +577,13 @@ int mp_store_gc_all(mp_store *st, const mp_acc *a, int window, mp_error *err) {
             rc = mp_store_corrupt(st, "windows", err);
             break;
         }
-        if (n == cap) {
-            size_t nc = cap ? cap * 2 : 1024;
-            mp_topk_slot *nw = realloc(wins, nc * sizeof *nw);
-            if (!nw) {
-                rc = mp_fail(err, MP_ENOMEM, "out of memory (%zu windows)", nc);
-                break;
-            }
-            wins = nw;
-            cap = nc;
-        }
-        wins[n++] = (mp_topk_slot){0, (uint32_t)start, (uint64_t)doc};
+        rc = mp_evid_push_ref(&wins, &n, &cap, (mp_topk_slot){0, (uint32_t)start, (uint64_t)doc}, err);
     }
     if (rc == 0 && step != SQLITE_DONE) rc = sqerr(st, err, "windows");
     sqlite3_finalize(s);
-    if (rc == 0 && n > 0 && !(live = calloc(n, 1))) rc = mp_fail(err, MP_ENOMEM, "out of memory (%zu windows)", n);
-    if (rc == 0) mp_acc_mark_windows(a, wins, n, (uint32_t)window, live);
-    if (rc == 0) rc = mp_store_drop_windows(st, wins, n, live, err);
+    if (rc == 0) rc = mp_store_gc_windows(st, a, wins, n, window, err);
     if (rc == 0) rc = mp_store_exec(st, "DELETE FROM docs WHERE NOT EXISTS (SELECT 1 FROM windows WHERE windows.doc=docs.doc)", err);
     free(wins);
-    free(live);
     return rc;
 }
 

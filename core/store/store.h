@@ -109,9 +109,12 @@ int mp_store_put_doc(mp_store *st, uint64_t doc, const char *source, int64_t lin
 int mp_store_get_doc(mp_store *st, uint64_t doc, char **labels_json, char **source, int64_t *line, mp_error *err);
 
 /* Garbage collection, decided in memory (the store has no (doc, pos) index
- * to ask): drop each window wins[k] (doc, pos = start) with live[k] == 0,
- * and the document row of a document left without a window. */
-int mp_store_drop_windows(mp_store *st, const mp_topk_slot *wins, size_t n, const uint8_t *live, mp_error *err);
+ * to ask): of the distinct windows wins[0..n) (doc, pos = start; sorted by
+ * doc, then start), drop each one no hit of a points into (a holds exactly
+ * the hits the saved rows hold: mp_acc_mark_windows), and the document row of
+ * a document left without a window. */
+int mp_store_gc_windows(mp_store *st, const mp_acc *a, const mp_topk_slot *wins, size_t n, int window,
+                        mp_error *err);
 /* Drop every window no hit of a points into, and the documents left without
  * one (merge: a holds every hit the store's rows hold). */
 int mp_store_gc_all(mp_store *st, const mp_acc *a, int window, mp_error *err);
