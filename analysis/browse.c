@@ -33,6 +33,7 @@
 #include "core/text/tokenizer.h"
 #include "core/text/utf8.h"
 #include "core/util/file.h"
+#include "core/util/readfile.h"
 
 #define ROWS_PER_CHUNK 2000
 #define MAX_BARS 30
@@ -288,32 +289,11 @@ static int label_index(ctx *c, const char *name, mp_error *err) {
 }
 
 static int read_json(const char *path, cJSON **out, mp_error *err) {
-    FILE *f = fopen(path, "rb");
-    MP_FAIL_IF(!f, err, MP_EIO, "%s: cannot open: %s", path, strerror(errno));
     char *buf = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (len + 65536 + 1 > cap) {
-            size_t nc = cap ? cap * 2 : 131072;
-            char *nb = realloc(buf, nc);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                return mp_fail(err, MP_ENOMEM, "out of memory");
-            }
-            buf = nb;
-            cap = nc;
-        }
-        size_t got = fread(buf + len, 1, 65536, f);
-        len += got;
-        if (got < 65536) break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    buf[len] = '\0';
-    *out = bad ? NULL : cJSON_Parse(buf);
+    size_t len = 0;
+    MP_TRY(mp_read_file(path, &buf, &len, err));
+    *out = cJSON_ParseWithLength(buf, len);
     free(buf);
-    MP_FAIL_IF(bad, err, MP_EIO, "%s: read error", path);
     MP_FAIL_IF(!*out, err, MP_EINPUT, "%s: not valid JSON", path);
     return 0;
 }

@@ -16,6 +16,7 @@
 
 #include "core/text/corpus.h"
 #include "core/eval/roberta.h"
+#include "core/util/readfile.h"
 
 /* ---- annotated rows -------------------------------------------------------------------- */
 
@@ -526,29 +527,15 @@ static void read_metrics(const cJSON *root, const char *name, mp_tox_metrics *m)
 
 int mp_tox_linear_load(const char *path, mp_tox_linear **out, mp_error *err) {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return mp_fail(err, MP_EIO, "%s: cannot open: %s (train one with `monet-probe toxicity-scorer train`)",
-                           path, strerror(errno));
     char *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (n + 65536 + 1 > cap) {
-            size_t nc = cap ? cap * 2 : 1 << 20;
-            char *nb = realloc(buf, nc);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                return mp_fail(err, MP_ENOMEM, "out of memory");
-            }
-            buf = nb;
-            cap = nc;
-        }
-        size_t r = fread(buf + n, 1, 65536, f);
-        n += r;
-        if (r < 65536) break;
+    size_t n = 0;
+    int rd = mp_read_file(path, &buf, &n, err);
+    if (rd == MP_EIO) {
+        char why[MP_ERRMSG_MAX];
+        snprintf(why, sizeof why, "%s", err->msg);
+        return mp_fail(err, MP_EIO, "%s (train one with `monet-probe toxicity-scorer train`)", why);
     }
-    fclose(f);
-    buf[n] = '\0';
+    MP_TRY(rd);
     cJSON *root = cJSON_ParseWithLength(buf, n);
     free(buf);
     int rc = 0;
