@@ -33,20 +33,9 @@
 #ifdef MP_HAVE_CUDA
 #include "cuda/forward_cuda.h"
 #endif
+#include "tests/common/test_check.h"
 
 enum { T = 29 };
-
-static int failures;
-
-#define CHECK(cond, ...)                                              \
-    do {                                                              \
-        if (!(cond)) {                                                \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);      \
-            fprintf(stderr, __VA_ARGS__);                             \
-            fputc('\n', stderr);                                      \
-            failures++;                                               \
-        }                                                             \
-    } while (0)
 
 /* max |a-b| <= rel * max|ref| and NMSE <= nmse_tol; prints the first
  * mismatches with their index (non-finite values count as mismatches). */

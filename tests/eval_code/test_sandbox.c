@@ -31,17 +31,7 @@
 
 #include "core/util/progress.h"
 #include "core/eval/sandbox.h"
-
-static int failures;
-#define CHECK(cond, ...)                                  \
-    do {                                                  \
-        if (!(cond)) {                                    \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-            fprintf(stderr, __VA_ARGS__);                 \
-            fputc('\n', stderr);                          \
-            failures++;                                   \
-        }                                                 \
-    } while (0)
+#include "tests/common/test_check.h"
 
 enum {
     T_BOMB, T_LOOP, T_WRITE, T_SOCKET, T_ALLOC, T_OUTPUT, T_ESCAPE, T_FSIZE, T_NOEXE, T_OK, T_UNIX, T_IPC, T_FILL,

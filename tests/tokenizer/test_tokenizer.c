@@ -10,18 +10,7 @@
 #include <string.h>
 
 #include "core/text/tokenizer.h"
-
-static int failures = 0;
-
-#define CHECK(cond, ...)                                          \
-    do {                                                          \
-        if (!(cond)) {                                            \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);  \
-            fprintf(stderr, __VA_ARGS__);                         \
-            fputc('\n', stderr);                                  \
-            failures++;                                           \
-        }                                                         \
-    } while (0)
+#include "tests/common/test_check.h"
 
 static void check_encode(const mp_tokenizer *tok, const char *text, size_t len, int bos,
                          const int32_t *want, size_t n_want) {
