@@ -14,6 +14,9 @@
 #   Also the forward at cores - 1 BLAS threads (what collect's forward gets
 #   beside its store thread): its ratio to the forward is the most collect can
 #   reach on this machine, and collect / it is what the store itself costs.
+#   And the same collect behind a free forward (build/bench_store: a backend
+#   that only routes, random-weight routing of the model's shape): what the
+#   store side sustains whatever the forward's speed (a GPU's), per hit.
 # Medium random model as in bench/run.sh: d=512, 8 layers, E=128 (16,384 experts
 # per group, 2 groups), Hm=4, k=8, G=4, V=32000, LLaMA-2 tokenizer.
 # BENCH_COLLECT_MODEL=DIR runs on that checkpoint instead (bench/run.sh: the
@@ -53,6 +56,13 @@ for r in $(seq "$R"); do
   "${collect_env[@]}" "${timecmd[@]}" "$bin" collect --model "$model" --corpus "$tmp/corpus.jsonl" \
       --out "$tmp/s.db" --force-new --text-field code --label-field lang --max-tokens "$N" --context-window "$WIN" \
       --top-k 32 --quiet --json > "$tmp/collect$r.json"
+  if [[ -x $bdir/bench_store ]]; then   # the same collect behind a free forward (routing only)
+    "$bdir/bench_store" "$model" "$tmp/corpus.jsonl" "$tmp/free.db" --text-field code --label-field lang \
+        --max-tokens "$N" --window "$WIN" --top-k 32 > "$tmp/store$r.json"
+    $py -c "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute(
+        'SELECT sum(n_active) FROM expert_stats').fetchone()[0])" "$tmp/free.db" > "$tmp/hits$r.txt"
+    rm -f "$tmp"/free.db*
+  fi
 done
 rss=$(grep -s "Maximum resident set size" "$tmp/time.txt" | awk '{print $NF}' || true)
 shape=$($py -c "import sqlite3, sys; m = dict(sqlite3.connect(sys.argv[1]).execute('SELECT key, value FROM meta'))
@@ -103,6 +113,19 @@ if all("store_thread_s" in c for c in cols):
     print(f"store thread  {mmm(busy)} s busy of {mmm(sec)} s; the forward waited {mmm(wait)} s for it")
     if all("commit_s" in c for c in cols):
         print(f"  in commits  {mmm([c['commit_s'] for c in cols])} s (SQLite transactions; the rest: accumulators)")
+import os
+if os.path.exists(f"{tmp}/store1.json"):
+    fr = [json.load(open(f"{tmp}/store{r}.json")) for r in range(1, R + 1)]
+    hits = [int(open(f"{tmp}/hits{r}.txt").read()) for r in range(1, R + 1)]
+    f_s = [x["tokens_per_s"] for x in fr]
+    us = [1e6 * x["store_thread_s"] / h for x, h in zip(fr, hits)]
+    print(f"free forward  {mmm(f_s)} tok/s: the same collect on a backend that only routes (bench/bench_store.c;"
+          f" {hits[0] / fr[0]['tokens']:.0f} hits/token): what the store sustains behind a forward of any speed")
+    print(f"  per hit     {min(us):8.2f} {statistics.median(us):8.2f} {max(us):8.2f} us of store thread "
+          f"({mmm([x['commit_s'] for x in fr])} s of it in commits)")
+    vs = [x / f for x, f in zip(f_s, f_ts)]
+    print(f"  vs forward  {min(vs):8.2f} {statistics.median(vs):8.2f} {max(vs):8.2f}   free-forward collect / forward"
+          " per round (> 1: the store keeps up with this forward)")
 print(f"store         {size/1e6:.2f} MB ({files/1e6:.2f} MB tokenizer+config), {rows} top-K rows, {nwin} windows "
       f"({ntok} tokens, {blob/max(1,nwin):.0f} zstd bytes/window = {per_tok_blob:.2f} B/token), "
       f"{(size-files)/max(1,nwin):.0f} store bytes per stored context, {rowbytes:.1f} B per top-K row")

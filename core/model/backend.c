@@ -273,6 +273,9 @@ struct mp_engine {
     int *seen;    /* [n_slots] scratch: slot used in the current batch */
 };
 
+static int engine_new(const mp_backend_ops *ops, mp_device dev, const mp_model *m, int n_slots, int max_ctx,
+                      int max_chunk, mp_engine **out, mp_error *err);
+
 int mp_engine_create(const mp_model *m, mp_device dev, int max_ctx, int max_chunk, mp_engine **out, mp_error *err) {
     return mp_engine_create_slots(m, dev, 1, max_ctx, max_chunk, out, err);
 }
@@ -280,11 +283,22 @@ int mp_engine_create(const mp_model *m, mp_device dev, int max_ctx, int max_chun
 int mp_engine_create_slots(const mp_model *m, mp_device dev, int n_slots, int max_ctx, int max_chunk,
                            mp_engine **out, mp_error *err) {
     *out = NULL;
-    MP_FAIL_IF(n_slots < 1, err, MP_EINPUT, "an engine needs at least one slot (asked %d)", n_slots);
     MP_TRY(mp_device_resolve(dev, &dev, err));
     const mp_backend_ops *ops = &CPU_OPS;
     if (dev == MP_DEVICE_CUDA && !(ops = cuda_ops()))
         return mp_fail(err, MP_EINPUT, "--device cuda: %s", g_cuda.why);
+    return engine_new(ops, dev, m, n_slots, max_ctx, max_chunk, out, err);
+}
+
+int mp_engine_create_ops(const mp_backend_ops *ops, const mp_model *m, int n_slots, int max_ctx, int max_chunk,
+                         mp_engine **out, mp_error *err) {
+    *out = NULL;
+    return engine_new(ops, MP_DEVICE_CPU, m, n_slots, max_ctx, max_chunk, out, err);
+}
+
+static int engine_new(const mp_backend_ops *ops, mp_device dev, const mp_model *m, int n_slots, int max_ctx,
+                      int max_chunk, mp_engine **out, mp_error *err) {
+    MP_FAIL_IF(n_slots < 1, err, MP_EINPUT, "an engine needs at least one slot (asked %d)", n_slots);
     if (ops->max_slots > 0 && n_slots > ops->max_slots) n_slots = ops->max_slots;
     mp_engine *e = calloc(1, sizeof *e);
     if (!e) return mp_fail(err, MP_ENOMEM, "out of memory");

@@ -134,6 +134,11 @@ int mp_engine_create(const mp_model *m, mp_device dev, int max_ctx, int max_chun
  * @return 0, MP_EINPUT (n_slots < 1) or the backend's error codes. */
 int mp_engine_create_slots(const mp_model *m, mp_device dev, int n_slots, int max_ctx, int max_chunk,
                            mp_engine **out, mp_error *err);
+/* As mp_engine_create_slots on the backend table ops instead of a device's
+ * (reported as cpu): what bench/bench_store.c runs collect on, a backend
+ * that routes without a forward. @return 0, MP_EINPUT or ops->create's codes. */
+int mp_engine_create_ops(const mp_backend_ops *ops, const mp_model *m, int n_slots, int max_ctx, int max_chunk,
+                         mp_engine **out, mp_error *err);
 void mp_engine_free(mp_engine *e);
 
 /* KV slots of e (>= 1). */

@@ -885,7 +885,9 @@ int mp_collect_run(const mp_collect_opts *o, mp_collect_summary *sum, mp_error *
             goto summary;
         }
     }
-    if ((rc = mp_engine_create_slots(m, o->device, o->batch > 1 ? o->batch : 1, r.W, 0, &r.eng, err)) < 0)
+    int slots = o->batch > 1 ? o->batch : 1;
+    if ((rc = o->backend ? mp_engine_create_ops(o->backend, m, slots, r.W, 0, &r.eng, err)
+                         : mp_engine_create_slots(m, o->device, slots, r.W, 0, &r.eng, err)) < 0)
         goto cleanup;
     r.per_call = mp_engine_slots(r.eng);
     {

@@ -51,6 +51,7 @@ typedef struct mp_collect_opts {
     int commit_every;            /* windows per committed transaction (0 = 64); store meta "batch" */
     int batch;                   /* windows per engine call, one KV slot each (0 = 1); never changes the store */
     mp_device device;            /* engine device (MP_DEVICE_CPU when zeroed; MP_DEVICE_AUTO) */
+    const mp_backend_ops *backend; /* NULL: device's; else this table (bench/bench_store.c) */
     int shard_i, shard_n;        /* shard_n = 1: no sharding */
     int force_new;               /* overwrite an existing store */
     int strict;                  /* malformed corpus line is an error */
