@@ -194,6 +194,7 @@ int mp_store_open(const char *path, int mode, mp_store **out, mp_error *err) {
     }
     int flags = mode == MP_STORE_READ ? SQLITE_OPEN_READONLY
                                       : SQLITE_OPEN_READWRITE | (mode == MP_STORE_CREATE ? SQLITE_OPEN_CREATE : 0);
+    flags |= SQLITE_OPEN_NOMUTEX; /* one thread at a time uses a store (collect hands it over through its pipe) */
     if (sqlite3_open_v2(path, &st->db, flags, NULL) != SQLITE_OK) {
         rc = mp_fail(err, MP_EIO, "%s: cannot open store: %s", path, st->db ? sqlite3_errmsg(st->db) : "no memory");
         goto fail;
