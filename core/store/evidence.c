@@ -64,9 +64,10 @@ int mp_evid_hit(mp_evid *ev, int g, uint32_t e, float w, uint64_t doc, uint32_t 
     size_t qi = x * MP_QBINS + (size_t)(b / 2);
     if (mp_sample_hash(doc, pos) >> 48 <= ev->qcut[qi]) {
         uint64_t key = (uint64_t)x << 4 | (uint64_t)(b / 2);
-        int changed = mp_hitsets_offer(&ev->qs, key, hit, err);
+        const mp_hitset *set = NULL;
+        int changed = mp_hitsets_offer(&ev->qs, key, hit, &set, err);
         if (changed < 0) return changed;
-        if (changed) qcut_update(ev, mp_hitsets_get(&ev->qs, key));
+        if (changed) qcut_update(ev, set);
     }
     if (w >= MP_TOKIDX_MIN_W && token >= 0) {
         double *d = mp_smap_get(&ev->tok, (uint64_t)token << 32 | (uint64_t)g << 24 | e, err);
@@ -81,7 +82,7 @@ int mp_evid_doc_best(mp_evid *ev, int n_fields, const int *value_ids, int g, uin
                      uint32_t pos, mp_error *err) {
     mp_topk_slot hit = {w, pos, doc};
     for (int f = 0; f < n_fields; f++)
-        if (value_ids[f] >= 0) MP_TRY(mp_hitsets_offer(&ev->ls, mp_label_key(g, f, value_ids[f], e), hit, err));
+        if (value_ids[f] >= 0) MP_TRY(mp_hitsets_offer(&ev->ls, mp_label_key(g, f, value_ids[f], e), hit, NULL, err));
     return 0;
 }
 

@@ -72,8 +72,9 @@ typedef struct mp_hitsets {
 } mp_hitsets;
 int mp_hitsets_init(mp_hitsets *m, int order, int size, mp_error *err);
 void mp_hitsets_free(mp_hitsets *m);
-/* Offer hit to the set of key. @return 1 changed, 0 not, MP_ENOMEM. */
-int mp_hitsets_offer(mp_hitsets *m, uint64_t key, mp_topk_slot hit, mp_error *err);
+/* Offer hit to the set of key; when it changed and set is not NULL, *set is
+ * that set (valid until the next offer). @return 1 changed, 0 not, MP_ENOMEM. */
+int mp_hitsets_offer(mp_hitsets *m, uint64_t key, mp_topk_slot hit, const mp_hitset **set, mp_error *err);
 void mp_hitsets_clear_dirty(mp_hitsets *m);
 /* The set of key (NULL when absent). */
 const mp_hitset *mp_hitsets_get(const mp_hitsets *m, uint64_t key);

@@ -79,7 +79,7 @@ static int sets_grow(mp_hitsets *m, mp_error *err) {
     return 0;
 }
 
-int mp_hitsets_offer(mp_hitsets *m, uint64_t key, mp_topk_slot hit, mp_error *err) {
+int mp_hitsets_offer(mp_hitsets *m, uint64_t key, mp_topk_slot hit, const mp_hitset **set, mp_error *err) {
     if ((m->n + 1) * 10 > m->cap * 7 && sets_grow(m, err) < 0) return MP_ENOMEM;
     size_t i = sets_find(m, key);
     mp_hitset *s = &m->e[i];
@@ -122,6 +122,7 @@ int mp_hitsets_offer(mp_hitsets *m, uint64_t key, mp_topk_slot hit, mp_error *er
         m->dirty_keys[m->n_dirty++] = key;
         s->dirty = 1;
     }
+    if (set) *set = s;
     return 1;
 }
 
@@ -260,7 +261,7 @@ int mp_samples_load(mp_store *st, mp_acc *a, mp_error *err) {
             break;
         }
         uint64_t x = (uint64_t)g * a->n_experts + (uint64_t)e;
-        if ((rc = mp_hitsets_offer(&ev->qs, x << 4 | (uint64_t)o, hit, err)) < 0) break;
+        if ((rc = mp_hitsets_offer(&ev->qs, x << 4 | (uint64_t)o, hit, NULL, err)) < 0) break;
         rc = 0;
     }
     if (rc == 0 && step != SQLITE_DONE) rc = mp_store_sqlerr(st, "qsamples", err);
@@ -280,7 +281,7 @@ int mp_samples_load(mp_store *st, mp_acc *a, mp_error *err) {
         }
         int v = mp_acc_value_id(a, f, vn, err);
         if ((rc = v) < 0) break;
-        if ((rc = mp_hitsets_offer(&ev->ls, mp_label_key((int)g, f, v, (uint32_t)e), hit, err)) < 0) break;
+        if ((rc = mp_hitsets_offer(&ev->ls, mp_label_key((int)g, f, v, (uint32_t)e), hit, NULL, err)) < 0) break;
         rc = 0;
     }
     if (rc == 0 && step != SQLITE_DONE) rc = mp_store_sqlerr(st, "label_topk", err);
